@@ -1,0 +1,123 @@
+"""The terminal chat: the same core as Slack and Discord, one thread per session.
+
+Reads lines (with readline history when interactive), sends each as a Message, renders replies with rich,
+and turns approval requests into a y/N confirmation prompt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import sys
+import uuid
+from contextlib import nullcontext
+from pathlib import Path
+
+from rich.console import Console
+
+from adapters.terminal.render import render_reply
+from core import Agent, Message, Reply, ReplyKind
+
+PROMPT = "pgbot> "
+HISTORY_FILE = Path(os.environ.get("PGBOT_HISTORY_FILE", Path.home() / ".pgbot" / "history"))
+
+
+def terminal_identity() -> str:
+    """The OS user: config maps ``terminal:<os user>`` to a database role."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def new_message(text: str, *, thread: str) -> Message:
+    user = terminal_identity()
+    return Message(platform="terminal", workspace="local", channel="tty", thread=thread, user=user, text=text,
+                   user_name=user)
+
+
+async def ask_once(agent: Agent, text: str, *, thread: str | None = None) -> Reply:
+    """Send one message and return the final reply (the WORKING one is skipped)."""
+    final: Reply | None = None
+    async for reply in agent.handle(new_message(text, thread=thread or uuid.uuid4().hex)):
+        if reply.kind is not ReplyKind.WORKING:
+            final = reply
+    if final is None:
+        raise RuntimeError("the agent returned no reply")  # a bug in core, surfaced by the CLI error policy
+    return final
+
+
+class TerminalChat:
+    def __init__(self, agent: Agent, *, console: Console | None = None, interactive: bool | None = None) -> None:
+        self.agent = agent
+        self.console = console or Console()
+        self.interactive = sys.stdin.isatty() if interactive is None else interactive
+        self.thread = uuid.uuid4().hex
+
+    async def run(self, *, banner: str = "") -> None:
+        if banner:
+            self.console.print(banner, style="dim", markup=False, highlight=False)
+        self._setup_readline()
+        while True:
+            line = await self._read(PROMPT)
+            if line is None:
+                break
+            text = line.strip()
+            if not text:
+                continue
+            if text in {"/quit", "/exit", "\\q"}:
+                break
+            await self.send(text)
+        self._save_readline()
+
+    async def send(self, text: str) -> None:
+        with self.console.status("Working on it…", spinner="dots") if self.interactive else nullcontext():
+            reply = await ask_once(self.agent, text, thread=self.thread)
+        render_reply(self.console, reply)
+        if reply.approval is not None:
+            await self._confirm(reply)
+
+    async def _confirm(self, reply: Reply) -> None:
+        assert reply.approval is not None
+        answer = await self._read("Approve and run it? [y/N] ")
+        approve = (answer or "").strip().lower() in {"y", "yes"}
+        outcome = await self.agent.decide(
+            action_id=reply.approval.action_id, decided_by=f"terminal:{terminal_identity()}", approve=approve
+        )
+        render_reply(self.console, outcome)
+
+    async def _read(self, prompt: str) -> str | None:
+        try:
+            if self.interactive:
+                return await asyncio.to_thread(input, prompt)
+            line = await asyncio.to_thread(sys.stdin.readline)
+            if not line:
+                return None
+            self.console.print(prompt + line.rstrip("\n"), style="dim", markup=False, highlight=False)
+            return line
+        except EOFError:
+            return None
+
+    def _setup_readline(self) -> None:
+        if not self.interactive:
+            return
+        try:
+            import readline
+
+            HISTORY_FILE.parent.mkdir(parents=True, exist_ok=True)
+            if HISTORY_FILE.exists():
+                readline.read_history_file(HISTORY_FILE)
+            readline.set_history_length(1000)
+        except (ImportError, OSError) as exc:
+            self.console.print(f"(no line history: {exc})", style="dim", markup=False)
+
+    def _save_readline(self) -> None:
+        if not self.interactive:
+            return
+        try:
+            import readline
+
+            readline.write_history_file(HISTORY_FILE)
+        except (ImportError, OSError) as exc:
+            self.console.print(f"(history not saved: {exc})", style="dim", markup=False)

@@ -1,0 +1,145 @@
+"""The ``pgbot`` command line. Imports stay lazy so ``--help`` and ``ask`` load no chat SDK."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+LOG_FILE = Path.home() / ".pgbot" / "pgbot.log"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
+                        help="config file (default: $PGBOT_CONFIG or ./pgbot.toml)")
+    parser = argparse.ArgumentParser(
+        prog="pgbot", description="Chat-ops for PostgreSQL: ask, change and manage databases from chat.",
+        parents=[common],
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    chat = sub.add_parser("chat", parents=[common], help="interactive chat in the terminal")
+    chat.add_argument("--db", metavar="NAME", help="database to start with")
+
+    ask = sub.add_parser("ask", parents=[common], help="answer one question and exit (for scripts)")
+    ask.add_argument("question")
+    ask.add_argument("--db", metavar="NAME", help="database to ask (default: the configured default)")
+    ask.add_argument("--format", choices=["table", "csv", "json"], default="table")
+
+    sub.add_parser("check-config", parents=[common], help="validate the config and try every database and the LLM")
+
+    demo = sub.add_parser("demo", parents=[common],
+                          help="chat with the configured database, else an embedded Postgres with sample data")
+    demo.add_argument("--data-dir", metavar="DIR", help="embedded Postgres data dir (default ~/.pgbot/embedded)")
+
+    sub.add_parser("slack", parents=[common], help="run the Slack bot")
+    sub.add_parser("discord", parents=[common], help="run the Discord bot")
+
+    audit = sub.add_parser("audit", parents=[common], help="print the audit trail of changes and decisions")
+    audit.add_argument("--db", metavar="NAME")
+    audit.add_argument("--since", metavar="WHEN", help="ISO date/time, or a span like 24h, 7d")
+    audit.add_argument("--limit", type=int, default=100)
+    audit.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_OK
+    if not hasattr(args, "config"):
+        args.config = None
+    handler = COMMANDS[args.command]
+    try:
+        return asyncio.run(handler(args))
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI's error policy: one line, never a traceback
+        return report_failure(exc)
+
+
+def report_failure(exc: BaseException) -> int:
+    from core.errors import ConfigError, PgbotError
+
+    if isinstance(exc, ConfigError):
+        for line in exc.problems:
+            print(f"pgbot: {line}", file=sys.stderr)
+        return EXIT_CONFIG
+    if isinstance(exc, PgbotError):
+        print(f"pgbot: {exc.user_message}", file=sys.stderr)
+        return EXIT_FAILED
+    from core.render import render_error
+
+    reply = render_error(exc)
+    print(f"pgbot: {reply.text} (log: {LOG_FILE})", file=sys.stderr)
+    return EXIT_FAILED
+
+
+Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+
+
+async def _chat(args: argparse.Namespace) -> int:
+    from bot.commands import chat
+
+    return await chat(config=args.config, database=args.db)
+
+
+async def _ask(args: argparse.Namespace) -> int:
+    from bot.commands import ask
+
+    return await ask(config=args.config, question=args.question, database=args.db, fmt=args.format)
+
+
+async def _check_config(args: argparse.Namespace) -> int:
+    from bot.check_config import check_config
+
+    return await check_config(config=args.config)
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    from bot.demo_command import demo
+
+    return await demo(config=args.config, data_dir=Path(args.data_dir) if args.data_dir else None)
+
+
+async def _slack(args: argparse.Namespace) -> int:
+    from bot.servers import slack
+
+    return await slack(config=args.config)
+
+
+async def _discord(args: argparse.Namespace) -> int:
+    from bot.servers import discord
+
+    return await discord(config=args.config)
+
+
+async def _audit(args: argparse.Namespace) -> int:
+    from bot.audit_command import audit_main
+    from bot.commands import load_for_cli
+
+    settings = load_for_cli(args.config)
+    return await audit_main(settings, database=args.db, since=args.since, limit=args.limit, fmt=args.format)
+
+
+COMMANDS: dict[str, Handler] = {
+    "chat": _chat,
+    "ask": _ask,
+    "check-config": _check_config,
+    "demo": _demo,
+    "slack": _slack,
+    "discord": _discord,
+    "audit": _audit,
+}
+
+if __name__ == "__main__":
+    raise SystemExit(main())

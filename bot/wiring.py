@@ -1,0 +1,47 @@
+"""Build the agent and its parts from settings: the one place that knows every concrete class."""
+
+from __future__ import annotations
+
+from core.agent import Agent
+from core.config import Settings
+from core.context import ContextStore, MemoryContextStore, RedisContextStore
+from core.db.registry import DatabaseRegistry
+from core.llm.base import LlmClient
+from core.sqlguard import SqlGuard
+from core.tools.registry import load_tools
+
+
+def make_llm(settings: Settings) -> LlmClient | None:
+    """An OpenAI-compatible client when a key or a base URL is configured, else None (slash commands only)."""
+    if settings.llm.api_key is None and not settings.llm.base_url:
+        return None
+    from core.llm.openai_client import OpenAIClient
+
+    return OpenAIClient(settings.llm)
+
+
+def make_store(settings: Settings) -> ContextStore:
+    if settings.redis.url is None:
+        return MemoryContextStore(ttl_s=settings.redis.context_ttl_s, max_turns=settings.context.max_history_turns)
+    return RedisContextStore.from_url(
+        settings.redis.url.get_secret_value(),
+        ttl_s=settings.redis.context_ttl_s,
+        max_turns=settings.context.max_history_turns,
+    )
+
+
+def build_agent(
+    settings: Settings, *, llm: LlmClient | None = None, store: ContextStore | None = None, use_llm: bool = True
+) -> Agent:
+    """Wire an :class:`Agent`; tests pass their own ``llm``/``store`` to point at local servers."""
+    databases = DatabaseRegistry(settings)
+    store = store or make_store(settings)
+    tools = load_tools()
+    return Agent(
+        settings=settings,
+        databases=databases,
+        store=store,
+        tools=tools,
+        llm=llm if llm is not None else (make_llm(settings) if use_llm else None),
+        guard=SqlGuard(),
+    )

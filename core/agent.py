@@ -1,0 +1,220 @@
+"""The agent: one message in, replies out. The single way adapters reach core.
+
+``handle`` posts a "working" reply at once, then either runs a slash command (no model needed) or the tool
+loop: the model calls tools until it answers, within a step limit; tool problems the model can fix are fed
+back to it as :class:`ModelHint`; everything else ends the turn with one clear error reply. Messages in one
+thread are handled strictly in order; different threads run concurrently.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import structlog
+
+from core.commands import run_command
+from core.config import Settings
+from core.context import ContextStore
+from core.db.catalog import server_facts
+from core.db.registry import DatabaseRegistry
+from core.errors import ModelHint, PgbotError
+from core.llm.base import ChatTurn, LlmClient, ToolCall
+from core.messages import Message, Reply, ReplyKind, ResultTable, new_id
+from core.permissions import resolve_role
+from core.prompt import build_system_prompt
+from core.render import render_error
+from core.schema_context import SchemaContext
+from core.sqlguard import SqlGuard
+from core.tools.registry import ToolContext, ToolOutput, ToolRegistry
+from core.turns import ThreadLocks
+
+if TYPE_CHECKING:
+    from core.approvals import Approvals
+
+log = structlog.get_logger(__name__)
+
+NO_LLM_MESSAGE = (
+    "No language model is configured, so pgbot cannot answer in plain English yet. Set OPENAI_API_KEY, "
+    "or set [llm] base_url (and model) in pgbot.toml to any OpenAI-compatible endpoint such as Ollama "
+    "(http://127.0.0.1:11434/v1). Slash commands work without a model: /tables, /describe T, /sql SELECT …, "
+    "/db NAME, /help."
+)
+
+
+@dataclass(slots=True)
+class TurnState:
+    """What one turn accumulated: statements run (in order), the last table, a pending change."""
+
+    sql: list[str] = field(default_factory=list)
+    table: ResultTable | None = None
+    output: ToolOutput | None = None
+    last_hint: str | None = None
+    repeated_failures: int = 0
+
+
+class Agent:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        databases: DatabaseRegistry,
+        store: ContextStore,
+        tools: ToolRegistry,
+        llm: LlmClient | None,
+        guard: SqlGuard | None = None,
+        schema: SchemaContext | None = None,
+        approvals: Approvals | None = None,
+    ) -> None:
+        self.settings = settings
+        self.databases = databases
+        self.store = store
+        self.tools = tools
+        self.llm = llm
+        self.guard = guard or SqlGuard()
+        self.schema = schema or SchemaContext()
+        self.approvals = approvals
+        self._locks = ThreadLocks()
+
+    async def handle(self, message: Message) -> AsyncIterator[Reply]:
+        """Answer one message; the first reply is always WORKING so adapters can post it at once."""
+        yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
+        async with self._locks.hold(message.thread_key):
+            database: str | None = None
+            try:
+                ctx = await self._context(message)
+                database = ctx.database.name
+                reply = await self._respond(message, ctx)
+            except (PgbotError, ModelHint) as exc:
+                reply = render_error(exc if isinstance(exc, PgbotError) else PgbotError(exc.hint), database=database)
+            except Exception as exc:  # noqa: BLE001 - the error policy: log it, show an id
+                reply = render_error(exc, database=database)
+            yield reply
+
+    async def _context(self, message: Message) -> ToolContext:
+        limit = self.settings.llm.max_question_chars
+        if len(message.text) > limit:
+            raise PgbotError(f"Your message is {len(message.text):,} characters; pgbot accepts up to {limit:,}.")
+        name = await self.store.get_database(message.thread_key)
+        if name not in self.databases.names:  # never chosen, or removed from the config since
+            name = self.databases.default
+        if name is None:
+            raise PgbotError("No database is configured. Add a [databases.NAME] section with a dsn to pgbot.toml.")
+        database = self.databases.get(name)
+        actor = resolve_role(database=name, settings=database.settings, identity=message.identity)
+        return ToolContext(
+            settings=self.settings, databases=self.databases, database=database, actor=actor,
+            thread_key=message.thread_key, store=self.store, guard=self.guard,
+            log=log.bind(thread=message.thread_key, user=message.identity, database=name), question=message.text,
+        )
+
+    async def _respond(self, message: Message, ctx: ToolContext) -> Reply:
+        text = message.text.strip()
+        if text.startswith("/"):
+            return await run_command(self, ctx, text)
+        if self.llm is None:
+            return Reply(kind=ReplyKind.ERROR, text=NO_LLM_MESSAGE, database=ctx.database.name)
+        return await self._run_turn(ctx, self.llm, text)
+
+    async def _run_turn(self, ctx: ToolContext, llm: LlmClient, question: str) -> Reply:
+        facts = await server_facts(ctx.database, role=ctx.actor.role)
+        schema_text = await self.schema.for_question(ctx.database, role=ctx.actor.role, question=question)
+        system = build_system_prompt(
+            database=ctx.database.name, databases=self.databases.names, facts=facts, schema_context=schema_text
+        )
+        history = await self.store.history(ctx.thread_key)
+        new_turns: list[ChatTurn] = [ChatTurn(role="user", content=question)]
+        state = TurnState()
+        specs = self.tools.specs()
+        for _step in range(self.settings.llm.max_steps):
+            completion = await llm.complete([ChatTurn(role="system", content=system), *history, *new_turns], specs)
+            if not completion.tool_calls:
+                answer = (completion.content or "").strip() or "(The model returned an empty answer.)"
+                new_turns.append(ChatTurn(role="assistant", content=answer))
+                await self.store.append(ctx.thread_key, new_turns)
+                return self._answer(ctx, answer, state)
+            new_turns.append(
+                ChatTurn(role="assistant", content=completion.content or "", tool_calls=completion.tool_calls)
+            )
+            for call in completion.tool_calls:
+                result_text = await self._call_tool(ctx, call, state)
+                new_turns.append(ChatTurn(role="tool", tool_call_id=call.id, name=call.name, content=result_text))
+            if state.output is not None and state.output.pending is not None:
+                # Approval is a pause: store the plan, show it, and end the turn until someone decides.
+                await self.store.append(ctx.thread_key, new_turns)
+                return await self.pending_reply(ctx, state.output)
+            if state.output is not None and state.output.switched_database:
+                ctx = await self._switch(ctx, state.output.switched_database)
+            if state.repeated_failures >= 3:
+                break
+        await self.store.append(ctx.thread_key, [*new_turns, ChatTurn(role="assistant", content="(gave up)")])
+        reason = f" The last problem was: {state.last_hint}" if state.last_hint else ""
+        return Reply(
+            kind=ReplyKind.ERROR,
+            text=f"I could not finish this within {self.settings.llm.max_steps} steps.{reason}",
+            sql=tuple(state.sql), table=state.table, database=ctx.database.name,
+        )
+
+    async def _call_tool(self, ctx: ToolContext, call: ToolCall, state: TurnState) -> str:
+        """Run one tool call; return the text the model sees. Fixable problems come back as hints."""
+        try:
+            output = await self.tools.get(call.name).call(ctx, call.arguments)
+        except ModelHint as hint:
+            state.repeated_failures = state.repeated_failures + 1 if hint.hint == state.last_hint else 1
+            state.last_hint = hint.hint
+            ctx.log.info("tool_hint", tool=call.name, hint=hint.hint[:300])
+            return f"ERROR: {hint.hint}"
+        state.output = output
+        state.sql.extend(output.sql)
+        if output.table is not None and output.sql:
+            state.table = output.table
+        return output.text
+
+    async def _switch(self, ctx: ToolContext, name: str) -> ToolContext:
+        database = self.databases.get(name)
+        actor = resolve_role(database=name, settings=database.settings, identity=ctx.actor.identity)
+        return ToolContext(
+            settings=ctx.settings, databases=ctx.databases, database=database, actor=actor, thread_key=ctx.thread_key,
+            store=ctx.store, guard=ctx.guard, log=ctx.log.bind(database=name), question=ctx.question,
+        )
+
+    async def pending_reply(self, ctx: ToolContext, output: ToolOutput) -> Reply:
+        """Store a proposed change and return the message that shows it with Approve / Reject."""
+        if output.pending is None or self.approvals is None:
+            raise PgbotError("Changes are not enabled in this pgbot.")
+        prompt = await self.approvals.submit(output.pending)
+        return Reply(
+            kind=ReplyKind.APPROVAL, text=output.text, sql=(prompt.sql,), table=prompt.preview, approval=prompt,
+            database=prompt.database,
+        )
+
+    async def decide(self, *, action_id: str, decided_by: str, approve: bool) -> Reply:
+        """An Approve/Reject click from any adapter: (action id, deciding identity, decision) → outcome."""
+        if self.approvals is None:
+            return Reply(kind=ReplyKind.ERROR, text="Changes are not enabled in this pgbot.")
+        try:
+            return await self.approvals.decide(action_id=action_id, decided_by=decided_by, approve=approve)
+        except Exception as exc:  # noqa: BLE001 - the error policy: one reply, traceback logged
+            return render_error(exc)
+
+    def _answer(self, ctx: ToolContext, text: str, state: TurnState) -> Reply:
+        return Reply(
+            kind=ReplyKind.ANSWER, text=text, sql=tuple(state.sql), table=state.table,
+            database=ctx.database.name, answer_id=new_id(),
+        )
+
+    async def aclose(self) -> None:
+        await self.databases.aclose()
+        await self.store.aclose()
+        if self.llm is not None:
+            await self.llm.aclose()
+
+
+def arguments_preview(raw: str) -> str:
+    """Shorten tool-call arguments for logs."""
+    try:
+        return json.dumps(json.loads(raw))[:300]
+    except (ValueError, TypeError):
+        return raw[:300]

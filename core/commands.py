@@ -1,0 +1,100 @@
+"""Slash commands: direct tool calls that need no model (``/tables``, ``/sql SELECT …``)."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from core.errors import ModelHint, PgbotError
+from core.messages import Reply, ReplyKind
+from core.tools.registry import ToolContext, ToolOutput
+
+if TYPE_CHECKING:
+    from core.agent import Agent
+
+HELP = """Ask a question in plain English, or use a command:
+  /tables [schema]     list the tables you can read
+  /describe TABLE      columns, keys, indexes and comments of a table
+  /sql STATEMENT       run one read-only SQL statement as you
+  /db [NAME]           show or switch this thread's database
+  /dbs                 list the configured databases
+  /help                this text"""
+
+Handler = Callable[["Agent", ToolContext, str], Awaitable[Reply]]
+
+
+async def run_command(agent: Agent, ctx: ToolContext, text: str) -> Reply:
+    name, _, arg = text[1:].partition(" ")
+    handler = COMMANDS.get(name.lower())
+    if handler is None:
+        return Reply(kind=ReplyKind.ERROR, text=f"Unknown command /{name[:40]}.\n{HELP}", database=ctx.database.name)
+    try:
+        return await handler(agent, ctx, arg.strip())
+    except ModelHint as hint:  # no model here: the hint is meant for the person
+        raise PgbotError(hint.hint) from None
+
+
+async def _tool(agent: Agent, ctx: ToolContext, tool_name: str, arguments: dict[str, object]) -> ToolOutput:
+    return await agent.tools.get(tool_name).call(ctx, arguments)
+
+
+def _result(ctx: ToolContext, output: ToolOutput, text: str | None = None) -> Reply:
+    return Reply(
+        kind=ReplyKind.RESULT, text=text if text is not None else output.text, sql=output.sql, table=output.table,
+        database=ctx.database.name,
+    )
+
+
+async def _help(agent: Agent, ctx: ToolContext, arg: str) -> Reply:
+    return Reply(kind=ReplyKind.INFO, text=HELP, database=ctx.database.name)
+
+
+async def _tables(agent: Agent, ctx: ToolContext, arg: str) -> Reply:
+    output = await _tool(agent, ctx, "list_tables", {"schema_name": arg or None})
+    if output.table is None:
+        return _result(ctx, output)
+    return _result(ctx, output, text=f"Tables in {ctx.database.name}" + (f" (schema {arg})" if arg else "") + ":")
+
+
+async def _describe(agent: Agent, ctx: ToolContext, arg: str) -> Reply:
+    if not arg:
+        raise PgbotError("Usage: /describe TABLE")
+    output = await _tool(agent, ctx, "describe_table", {"table": arg})
+    return Reply(kind=ReplyKind.RESULT, text=output.text, database=ctx.database.name)
+
+
+async def _sql(agent: Agent, ctx: ToolContext, arg: str) -> Reply:
+    if not arg:
+        raise PgbotError("Usage: /sql SELECT …")
+    if "propose_change" in agent.tools and agent.guard.classify(arg).kind != "read":
+        output = await _tool(agent, ctx, "propose_change", {"sql": arg})
+        return await agent.pending_reply(ctx, output)
+    output = await _tool(agent, ctx, "run_query", {"sql": arg})
+    table = output.table
+    summary = f"{table.row_count} row{'s' if table.row_count != 1 else ''}" if table else ""
+    if table is not None and table.truncated:
+        summary += f" (cut at {table.row_cap}; more rows exist)"
+    return _result(ctx, output, text=summary)
+
+
+async def _db(agent: Agent, ctx: ToolContext, arg: str) -> Reply:
+    if not arg:
+        return Reply(kind=ReplyKind.INFO, text=f"This thread uses database '{ctx.database.name}'.",
+                     database=ctx.database.name)
+    output = await _tool(agent, ctx, "switch_database", {"name": shlex.split(arg)[0] if arg else arg})
+    return Reply(kind=ReplyKind.INFO, text=output.text, database=output.switched_database)
+
+
+async def _dbs(agent: Agent, ctx: ToolContext, arg: str) -> Reply:
+    return _result(ctx, await _tool(agent, ctx, "list_databases", {}), text="Configured databases:")
+
+
+COMMANDS: dict[str, Handler] = {
+    "help": _help,
+    "tables": _tables,
+    "describe": _describe,
+    "sql": _sql,
+    "db": _db,
+    "dbs": _dbs,
+}

@@ -1,0 +1,241 @@
+"""Settings: one TOML file, overridden by ``PGBOT_*`` environment variables and ``.env``.
+
+Precedence (highest first): environment (``PGBOT_LLM__MODEL``), ``.env``, the TOML file, defaults.
+String values in the file may reference the environment as ``${NAME}`` (``api_key = "${OPENAI_API_KEY}"``).
+Every problem is reported as one line naming the file and the key; secrets are ``SecretStr`` and are never
+echoed back.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any, Literal
+
+from dotenv import load_dotenv
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from core.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("pgbot.toml")
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,62}$")
+_ENV_REF_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LlmSettings(_Section):
+    model: str = "gpt-4o-mini"
+    base_url: str | None = None  # None: OpenAI's own endpoint
+    api_key: SecretStr | None = None
+    timeout_s: float = Field(default=60.0, gt=0)
+    max_retries: int = Field(default=2, ge=0, le=10)
+    max_steps: int = Field(default=8, ge=1, le=50)
+    temperature: float | None = Field(default=0.0, ge=0, le=2)
+    # How tools reach the model: "native" tool_calls, "text" (fenced sql block), or "auto" (detect once).
+    tool_mode: Literal["auto", "native", "text"] = "auto"
+    tool_choice: Literal["auto", "required"] = "auto"
+    max_question_chars: int = Field(default=8000, ge=100)
+
+
+class ApproverSettings(_Section):
+    roles: list[str] = Field(default_factory=list)
+    users: list[str] = Field(default_factory=list)
+    allow_self_approval: bool = False
+
+
+class DatabaseSettings(_Section):
+    dsn: SecretStr
+    default: bool = False
+    description: str = ""
+    statement_timeout_ms: int = Field(default=15000, ge=1)
+    lock_timeout_ms: int = Field(default=3000, ge=1)
+    max_rows: int = Field(default=500, ge=1, le=100_000)
+    max_cell_chars: int = Field(default=500, ge=16)
+    pool_min_size: int = Field(default=0, ge=0)
+    pool_max_size: int = Field(default=10, ge=1, le=500)
+    max_concurrent_per_user: int = Field(default=4, ge=1)
+    connect_timeout_s: float = Field(default=5.0, gt=0)
+    migrations_dir: Path | None = None
+    # chat identity -> database role; absent: every statement runs as the login role
+    roles: dict[str, str] | None = None
+    approvers: ApproverSettings = Field(default_factory=ApproverSettings)
+
+    @field_validator("roles")
+    @classmethod
+    def _roles_are_names(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for who, role in (value or {}).items():
+            if not role or len(role) > 63 or "\x00" in role:
+                raise ValueError(f"role for {who!r} must be a role name of 1-63 characters")
+        return value
+
+
+class RedisSettings(_Section):
+    url: SecretStr | None = None
+    context_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
+
+
+class ContextSettings(_Section):
+    max_history_turns: int = Field(default=40, ge=2)
+
+
+class ApprovalSettings(_Section):
+    expiry_s: int = Field(default=3600, ge=10)
+
+
+class LimitsSettings(_Section):
+    max_concurrent_turns: int = Field(default=64, ge=1)
+    queue_per_thread: int = Field(default=100, ge=1)
+
+
+class BackupSettings(_Section):
+    dir: Path = Path("./backups")
+
+
+class ObservabilitySettings(_Section):
+    port: int | None = None
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["console", "json"] = "console"
+
+
+class SlackSettings(_Section):
+    mode: Literal["socket", "http"] = "socket"
+    bot_token: SecretStr | None = None
+    app_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    http_port: int = 3000
+    api_base_url: str = "https://slack.com/api/"
+    allowed_channels: list[str] = Field(default_factory=list)
+
+
+class DiscordSettings(_Section):
+    token: SecretStr | None = None
+    allowed_guilds: list[int] = Field(default_factory=list)
+    api_base_url: str | None = None  # tests point the REST API at a local server
+
+
+class Settings(BaseSettings):
+    """All of pgbot's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PGBOT_", env_nested_delimiter="__", extra="forbid", case_sensitive=False
+    )
+
+    llm: LlmSettings = Field(default_factory=LlmSettings)
+    databases: dict[str, DatabaseSettings] = Field(default_factory=dict)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    context: ContextSettings = Field(default_factory=ContextSettings)
+    approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    backups: BackupSettings = Field(default_factory=BackupSettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
+    discord: DiscordSettings = Field(default_factory=DiscordSettings)
+
+    @model_validator(mode="after")
+    def _one_default_database(self) -> Settings:
+        for name in self.databases:
+            if not _NAME_RE.match(name):
+                raise ValueError(f"database name {name!r} must be letters, digits, '_' or '-'")
+        defaults = [n for n, d in self.databases.items() if d.default]
+        if len(defaults) > 1:
+            raise ValueError(f"only one database may set default = true (found {', '.join(defaults)})")
+        if not defaults and len(self.databases) > 1:
+            raise ValueError("several databases are configured: mark one with default = true")
+        return self
+
+    @property
+    def default_database(self) -> str | None:
+        for name, db in self.databases.items():
+            if db.default:
+                return name
+        return next(iter(self.databases), None)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _TomlSource(settings_cls))
+
+
+_config_path: ContextVar[Path | None] = ContextVar("pgbot_config_path", default=None)
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads the TOML file chosen by :func:`load_settings`, expanding ``${ENV}`` references."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # unused: __call__ returns the whole document
+
+    def __call__(self) -> dict[str, Any]:
+        path = _config_path.get()
+        if path is None or not path.exists():
+            return {}
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        expanded: dict[str, Any] = _expand_env(data)
+        return expanded
+
+
+def _expand_env(value: Any) -> Any:
+    if isinstance(value, str):
+        return _ENV_REF_RE.sub(lambda m: os.environ.get(m.group(1), ""), value)
+    if isinstance(value, dict):
+        return {k: _expand_env(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand_env(v) for v in value]
+    return value
+
+
+def resolve_config_path(path: Path | str | None) -> Path:
+    if path:
+        return Path(path)
+    env = os.environ.get("PGBOT_CONFIG")
+    return Path(env) if env else DEFAULT_CONFIG_PATH
+
+
+def load_settings(path: Path | str | None = None, *, require_file: bool = False) -> Settings:
+    """Load and validate settings, raising :class:`ConfigError` with one line per problem."""
+    load_dotenv(override=False)
+    config_path = resolve_config_path(path)
+    explicit = bool(path) or bool(os.environ.get("PGBOT_CONFIG"))
+    if not config_path.exists() and (explicit or require_file):
+        raise ConfigError(f"{config_path}: file not found (set --config or PGBOT_CONFIG)")
+    token = _config_path.set(config_path)
+    try:
+        settings = Settings()
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{config_path}: not valid TOML: {exc}") from None
+    except ValidationError as exc:
+        raise ConfigError(_describe_validation(exc, config_path)) from None
+    except ValueError as exc:  # env values that are not valid JSON for complex fields
+        raise ConfigError(f"{config_path}: {exc}") from None
+    finally:
+        _config_path.reset(token)
+    if settings.llm.api_key is None and os.environ.get("OPENAI_API_KEY"):
+        settings.llm.api_key = SecretStr(os.environ["OPENAI_API_KEY"])
+    return settings
+
+
+def _describe_validation(exc: ValidationError, path: Path) -> list[str]:
+    lines = []
+    for err in exc.errors(include_url=False, include_input=False):
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling)"
+        elif err["type"] == "missing":
+            msg = "required key is missing"
+        lines.append(f"{path}: {key}: {msg}")
+    return lines

@@ -1,0 +1,271 @@
+"""One configured database: a lazily created asyncpg pool and the only code that runs SQL on it.
+
+Every statement runs inside a transaction that starts with ``SET LOCAL statement_timeout``,
+``SET LOCAL lock_timeout`` and ``SET LOCAL ROLE <mapped role>``, so Postgres itself enforces time limits and
+grants. Reads run in a ``READ ONLY`` transaction and fetch through a server-side cursor, so the row cap is
+applied in the database fetch and a million-row result never reaches Python memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TypeVar
+
+import asyncpg
+import structlog
+
+from core.config import DatabaseSettings
+from core.errors import (
+    DatabaseError,
+    DatabaseUnavailableError,
+    PermissionDeniedError,
+    QueryTimeoutError,
+)
+from core.messages import ResultTable, rows_to_table
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+SQL_TAG = "/* pgbot */ "
+
+
+@dataclass(frozen=True, slots=True)
+class QueryLimits:
+    statement_timeout_ms: int
+    lock_timeout_ms: int
+    max_rows: int
+    max_cell_chars: int = 500
+
+    @classmethod
+    def from_settings(cls, settings: DatabaseSettings) -> QueryLimits:
+        return cls(
+            statement_timeout_ms=settings.statement_timeout_ms,
+            lock_timeout_ms=settings.lock_timeout_ms,
+            max_rows=settings.max_rows,
+            max_cell_chars=settings.max_cell_chars,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class QueryResult:
+    """Rows as Postgres returned them (capped), plus whether the cap cut any."""
+
+    columns: tuple[str, ...]
+    rows: list[tuple[object, ...]]
+    truncated: bool
+    duration_ms: float
+    row_cap: int
+
+    def to_table(self, *, max_cell_chars: int = 500) -> ResultTable:
+        return rows_to_table(
+            self.columns, self.rows, truncated=self.truncated, row_cap=self.row_cap, max_cell_chars=max_cell_chars
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ExecResult:
+    """Outcome of an approved change: Postgres's command status (e.g. ``DELETE 3``) and time taken."""
+
+    status: str
+    rows_affected: int | None
+    duration_ms: float
+
+
+def quote_ident(name: str) -> str:
+    """Quote an identifier exactly as Postgres's quote_ident would (always quoted: safe for any role name)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def rows_from_status(status: str) -> int | None:
+    """``UPDATE 42`` → 42; ``INSERT 0 5`` → 5; DDL → None."""
+    parts = status.split()
+    if parts and parts[-1].isdigit() and parts[0] in {"INSERT", "UPDATE", "DELETE", "MERGE", "SELECT", "COPY"}:
+        return int(parts[-1])
+    return None
+
+
+class PgDatabase:
+    """A named database from the config; the pool is created on first use."""
+
+    def __init__(self, name: str, settings: DatabaseSettings) -> None:
+        self.name = name
+        self.settings = settings
+        self.limits = QueryLimits.from_settings(settings)
+        self._pool: asyncpg.Pool | None = None
+        self._pool_lock = asyncio.Lock()
+
+    async def pool(self) -> asyncpg.Pool:
+        if self._pool is not None:
+            return self._pool
+        async with self._pool_lock:
+            if self._pool is None:
+                self._pool = await self._create_pool()
+        return self._pool
+
+    async def _create_pool(self) -> asyncpg.Pool:
+        try:
+            pool = await asyncpg.create_pool(
+                dsn=self.settings.dsn.get_secret_value(),
+                min_size=self.settings.pool_min_size,
+                max_size=self.settings.pool_max_size,
+                timeout=self.settings.connect_timeout_s,
+                command_timeout=None,
+                server_settings={"application_name": f"pgbot:{self.name}"},
+            )
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            raise DatabaseUnavailableError(
+                f"Database '{self.name}' cannot be reached: {describe_connect_error(exc)}"
+            ) from exc
+        # The pool connects lazily when min_size is 0: prove the database answers now, with a clear error.
+        try:
+            async with pool.acquire(timeout=self.settings.connect_timeout_s) as conn:
+                await conn.fetchval("SELECT 1")
+        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            await pool.close()
+            raise DatabaseUnavailableError(
+                f"Database '{self.name}' cannot be reached: {describe_connect_error(exc)}"
+            ) from exc
+        return pool
+
+    @asynccontextmanager
+    async def transaction(
+        self, *, role: str | None, limits: QueryLimits, read_only: bool
+    ) -> AsyncIterator[asyncpg.Connection]:
+        """A connection inside a transaction with the limits and role applied; errors translated."""
+        pool = await self.pool()
+        try:
+            async with pool.acquire(timeout=self.settings.connect_timeout_s) as conn:
+                tx = conn.transaction(readonly=read_only)
+                await tx.start()
+                try:
+                    await conn.execute(
+                        f"SET LOCAL statement_timeout = {int(limits.statement_timeout_ms)}; "
+                        f"SET LOCAL lock_timeout = {int(limits.lock_timeout_ms)}; "
+                        f"SET LOCAL idle_in_transaction_session_timeout = "
+                        f"{int(limits.statement_timeout_ms) * 4}"
+                    )
+                    if role:
+                        await conn.execute(f"SET LOCAL ROLE {quote_ident(role)}")
+                    yield conn
+                except BaseException:
+                    await _rollback_quietly(tx)
+                    raise
+                else:
+                    await tx.commit()
+        except asyncpg.PostgresError as exc:
+            raise translate_pg_error(exc, database=self.name) from exc
+        except (TimeoutError, OSError, asyncpg.InterfaceError) as exc:
+            raise DatabaseUnavailableError(
+                f"Database '{self.name}' connection failed: {describe_connect_error(exc)}"
+            ) from exc
+
+    async def fetch(self, sql: str, *, role: str | None, limits: QueryLimits | None = None) -> QueryResult:
+        """Run one already-guarded read in a READ ONLY transaction; rows capped in the fetch itself."""
+        limits = limits or self.limits
+        started = time.perf_counter()
+        async with self.transaction(role=role, limits=limits, read_only=True) as conn:
+            stmt = await conn.prepare(SQL_TAG + sql)
+            columns = tuple(a.name for a in stmt.get_attributes())
+            if not columns:  # a statement that returns no rows (e.g. SHOW of nothing): run it plainly
+                await stmt.fetch()
+                rows: list[tuple[object, ...]] = []
+                truncated = False
+            else:
+                cursor = await stmt.cursor()
+                records = await cursor.fetch(limits.max_rows + 1)
+                truncated = len(records) > limits.max_rows
+                rows = [tuple(r) for r in records[: limits.max_rows]]
+        return QueryResult(
+            columns=columns,
+            rows=rows,
+            truncated=truncated,
+            duration_ms=(time.perf_counter() - started) * 1000,
+            row_cap=limits.max_rows,
+        )
+
+    async def run(
+        self,
+        work: Callable[[asyncpg.Connection], Awaitable[T]],
+        *,
+        role: str | None,
+        limits: QueryLimits | None = None,
+        read_only: bool,
+        rollback: bool = False,
+    ) -> T:
+        """Run ``work`` on a connection in a limited transaction; ``rollback`` always undoes it (previews)."""
+        limits = limits or self.limits
+        if not rollback:
+            async with self.transaction(role=role, limits=limits, read_only=read_only) as conn:
+                return await work(conn)
+        result: list[T] = []
+
+        async def undo(conn: asyncpg.Connection) -> None:
+            result.append(await work(conn))
+            raise _Rollback
+
+        try:
+            async with self.transaction(role=role, limits=limits, read_only=read_only) as conn:
+                await undo(conn)
+        except _Rollback:
+            return result[0]
+        raise AssertionError("unreachable: a rollback transaction always raises _Rollback")
+
+    async def execute(self, sql: str, *, role: str | None, limits: QueryLimits | None = None) -> ExecResult:
+        """Run one approved change in its own transaction as ``role``."""
+        started = time.perf_counter()
+
+        async def work(conn: asyncpg.Connection) -> str:
+            status: str = await conn.execute(SQL_TAG + sql)
+            return status
+
+        status = await self.run(work, role=role, limits=limits, read_only=False)
+        return ExecResult(status=status, rows_affected=rows_from_status(status),
+                          duration_ms=(time.perf_counter() - started) * 1000)
+
+    async def aclose(self) -> None:
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            await pool.close()
+
+
+class _Rollback(Exception):
+    """Raised inside a preview transaction so it is always rolled back."""
+
+
+async def _rollback_quietly(tx: asyncpg.transaction.Transaction) -> None:
+    try:
+        await tx.rollback()
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        # The connection is already broken; the pool discards it on release.
+        log.debug("rollback_failed", error=type(exc).__name__)
+
+
+def translate_pg_error(exc: asyncpg.PostgresError, *, database: str) -> DatabaseError:
+    """Map Postgres's error to the user-facing type, keeping Postgres's own message (it is safe and useful)."""
+    message = getattr(exc, "message", None) or str(exc)
+    detail = getattr(exc, "detail", None)
+    hint = getattr(exc, "hint", None)
+    text = message + (f" ({detail})" if detail else "") + (f" Hint: {hint}" if hint else "")
+    if isinstance(exc, asyncpg.QueryCanceledError | asyncpg.LockNotAvailableError):
+        return QueryTimeoutError(f"The query on '{database}' was cancelled: {message}.")
+    if isinstance(exc, asyncpg.InsufficientPrivilegeError):
+        return PermissionDeniedError(f"Postgres refused on '{database}': {text}")
+    if isinstance(exc, asyncpg.InvalidCatalogNameError | asyncpg.InvalidAuthorizationSpecificationError):
+        return DatabaseUnavailableError(f"Database '{database}' cannot be reached: {message}")
+    return DatabaseError(f"Postgres error on '{database}': {text}")
+
+
+def describe_connect_error(exc: BaseException) -> str:
+    """A one-line, secret-free reason a connection failed."""
+    if isinstance(exc, asyncio.TimeoutError):
+        return "connection timed out"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is the server running?)"
+    if isinstance(exc, asyncpg.PostgresError):
+        return getattr(exc, "message", None) or type(exc).__name__
+    text = str(exc) or type(exc).__name__
+    # asyncpg/OS messages may include the host, never the password; keep them one line.
+    return text.splitlines()[0][:200]

@@ -1,0 +1,111 @@
+"""One exception root, split by audience.
+
+Every error a user may see derives from :class:`PgbotError` and carries a ``user_message`` that is safe
+to post in chat (no secrets, no tracebacks). Hints meant for the model are a separate type,
+:class:`ModelHint`, which users never see: the agent feeds it back so the model can correct itself.
+
+    PgbotError
+    ├── ConfigError            bad or missing config (file, key)
+    ├── UnknownDatabaseError   a database name the config does not define
+    ├── AccessDeniedError      chat user mapped to no database role
+    ├── GuardError             SQL refused by the guard (writes on the read path, several statements, ...)
+    ├── DatabaseError          anything Postgres or the connection said
+    │   ├── DatabaseUnavailableError   cannot connect / pool closed
+    │   ├── QueryTimeoutError          statement_timeout or lock_timeout hit
+    │   └── PermissionDeniedError      Postgres refused the role (insufficient privilege)
+    ├── LlmError               the model endpoint failed
+    │   ├── LlmUnavailableError        connection refused, timeout, 5xx after retries
+    │   ├── LlmAuthError               401 / 403
+    │   ├── LlmRateLimitError          429 after retries
+    │   └── LlmResponseError           a reply that is not a usable completion
+    ├── ApprovalError          approval refused: not allowed, expired, decided, forged, altered
+    └── BusyError              more work than the configured limits allow right now
+
+    ModelHint                  not a PgbotError: text for the model, never shown to users
+"""
+
+from __future__ import annotations
+
+
+class PgbotError(Exception):
+    """Base of every error whose ``user_message`` may be shown in chat."""
+
+    default_message = "Something went wrong."
+
+    def __init__(self, user_message: str | None = None) -> None:
+        self.user_message = user_message or self.default_message
+        super().__init__(self.user_message)
+
+
+class ConfigError(PgbotError):
+    """The config file or environment is invalid; ``problems`` holds one line per problem."""
+
+    default_message = "The configuration is invalid."
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class UnknownDatabaseError(PgbotError):
+    default_message = "That database is not configured."
+
+
+class AccessDeniedError(PgbotError):
+    default_message = "You are not mapped to a database role here, so pgbot cannot run anything for you."
+
+
+class GuardError(PgbotError):
+    default_message = "That SQL was refused."
+
+
+class DatabaseError(PgbotError):
+    default_message = "The database reported an error."
+
+
+class DatabaseUnavailableError(DatabaseError):
+    default_message = "The database cannot be reached right now."
+
+
+class QueryTimeoutError(DatabaseError):
+    default_message = "The query took too long and was cancelled."
+
+
+class PermissionDeniedError(DatabaseError):
+    default_message = "Postgres refused: your database role lacks the privilege."
+
+
+class LlmError(PgbotError):
+    default_message = "The language model endpoint failed."
+
+
+class LlmUnavailableError(LlmError):
+    default_message = "The language model endpoint cannot be reached."
+
+
+class LlmAuthError(LlmError):
+    default_message = "The language model endpoint rejected the API key (check llm.api_key)."
+
+
+class LlmRateLimitError(LlmError):
+    default_message = "The language model endpoint is rate limiting pgbot; try again shortly."
+
+
+class LlmResponseError(LlmError):
+    default_message = "The language model sent a reply pgbot could not use."
+
+
+class ApprovalError(PgbotError):
+    default_message = "That approval cannot be carried out."
+
+
+class BusyError(PgbotError):
+    default_message = "pgbot is busy with other requests; your message is not lost, try again in a moment."
+
+
+class ModelHint(Exception):
+    """A problem the model can fix (bad SQL, unknown table); fed back as the tool's result."""
+
+    def __init__(self, hint: str) -> None:
+        self.hint = hint
+        super().__init__(hint)

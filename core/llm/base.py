@@ -1,0 +1,67 @@
+"""The LLM boundary: chat turns in, a completion (text and/or tool calls) out.
+
+``LlmClient`` is the only thing the agent knows about models. ``OpenAIClient`` implements it with the
+official ``openai`` SDK; ``ScriptedLlm`` (in ``core.llm.memory``) implements it for unit tests of the loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+class ToolCall(BaseModel):
+    """A tool call as the model sent it; ``arguments`` stays raw JSON text so bad JSON reaches the loop."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+
+class ChatTurn(BaseModel):
+    """One entry of the conversation sent to the model (OpenAI chat format, minus SDK types)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: Role
+    content: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+class ToolSpec(BaseModel):
+    """What the model is told about one tool."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    description: str
+    parameters: dict[str, object] = Field(default_factory=dict)
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class Completion(BaseModel):
+    """The model's reply: final text, tool calls, or both."""
+
+    content: str | None = None
+    tool_calls: tuple[ToolCall, ...] = ()
+    usage: Usage = Field(default_factory=Usage)
+
+
+class LlmClient(Protocol):
+    """Anything that can complete a chat with tools."""
+
+    async def complete(self, messages: Sequence[ChatTurn], tools: Sequence[ToolSpec]) -> Completion: ...
+
+    async def aclose(self) -> None: ...

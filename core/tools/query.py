@@ -1,0 +1,30 @@
+"""The read path: one guarded SELECT in a READ ONLY transaction as the user's role."""
+
+from __future__ import annotations
+
+from core.errors import DatabaseError, GuardError, ModelHint, PermissionDeniedError, QueryTimeoutError
+from core.tools.format import table_for_model
+from core.tools.registry import ToolContext, ToolKind, ToolOutput, tool
+
+
+@tool(kind=ToolKind.READ)
+async def run_query(ctx: ToolContext, sql: str) -> ToolOutput:
+    """Run one read-only SQL query (SELECT, WITH, VALUES, SHOW, EXPLAIN) on the current database and
+    return its rows. Writes, schema changes and several statements are refused here.
+
+    Args:
+        sql: exactly one read-only PostgreSQL statement
+    """
+    try:
+        checked = ctx.guard.check_read(sql)
+    except GuardError as exc:
+        raise ModelHint(f"Refused: {exc.user_message}") from None
+    try:
+        result = await ctx.database.fetch(checked.sql, role=ctx.actor.role)
+    except (PermissionDeniedError, QueryTimeoutError):
+        raise  # the model cannot fix these: the user must see them as they are
+    except DatabaseError as exc:
+        raise ModelHint(f"Postgres error: {exc.user_message}\nSQL was: {checked.sql}") from None
+    table = result.to_table(max_cell_chars=ctx.database.settings.max_cell_chars)
+    ctx.log.info("query_ran", rows=table.row_count, truncated=table.truncated, ms=round(result.duration_ms, 1))
+    return ToolOutput(text=table_for_model(table), sql=(checked.sql,), table=table)

@@ -1,0 +1,203 @@
+"""Tools the model (and slash commands) can call: one typed async function each.
+
+A tool's JSON schema comes from its signature and the ``Args:`` section of its docstring, so adding a tool
+never edits the agent loop. Built-in tools register through the same ``pgbot.tools`` entry-point group a
+third-party package would use.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, get_type_hints
+
+import structlog
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+from core.errors import ModelHint
+from core.llm.base import ToolSpec
+from core.messages import ResultTable
+
+if TYPE_CHECKING:
+    from core.approvals import PendingAction
+    from core.config import Settings
+    from core.context import ContextStore
+    from core.db.postgres import PgDatabase
+    from core.db.registry import DatabaseRegistry
+    from core.permissions import Actor
+    from core.sqlguard import SqlGuard
+
+
+class ToolKind(enum.StrEnum):
+    READ = "read"  # runs at once, read-only, as the user's role
+    WRITE = "write"  # DML: becomes a PendingAction
+    DDL = "ddl"  # schema change: becomes a PendingAction
+    ADMIN = "admin"  # maintenance, backups: becomes a PendingAction or needs an approver
+
+
+@dataclass(slots=True)
+class ToolContext:
+    """Everything a tool may use; passed explicitly as the first argument."""
+
+    settings: Settings
+    databases: DatabaseRegistry
+    database: PgDatabase
+    actor: Actor
+    thread_key: str
+    store: ContextStore
+    guard: SqlGuard
+    log: structlog.stdlib.BoundLogger
+    question: str = ""
+
+
+@dataclass(slots=True)
+class ToolOutput:
+    """A tool's result: text for the model, and what the user should see (SQL run, a table)."""
+
+    text: str
+    sql: tuple[str, ...] = ()
+    table: ResultTable | None = None
+    pending: PendingAction | None = None
+    switched_database: str | None = None
+
+
+ToolFunc = Callable[..., Awaitable[ToolOutput]]
+
+
+@dataclass(frozen=True, slots=True)
+class Tool:
+    name: str
+    kind: ToolKind
+    description: str
+    arguments: type[BaseModel]
+    func: ToolFunc
+
+    def spec(self) -> ToolSpec:
+        schema = self.arguments.model_json_schema()
+        schema.pop("title", None)
+        for prop in schema.get("properties", {}).values():
+            prop.pop("title", None)
+        return ToolSpec(name=self.name, description=self.description, parameters=schema)
+
+    def parse_arguments(self, raw: str | dict[str, Any]) -> BaseModel:
+        """Validate the model's arguments; problems become a :class:`ModelHint` so the model can retry."""
+        try:
+            if isinstance(raw, dict):
+                return self.arguments.model_validate(raw)
+            return self.arguments.model_validate_json(raw or "{}")
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'arguments'}: {e['msg']}"
+                for e in exc.errors(include_url=False, include_input=False)
+            )
+            raise ModelHint(f"Invalid arguments for {self.name}: {problems}. Send valid JSON.") from None
+
+    async def call(self, ctx: ToolContext, raw_arguments: str | dict[str, Any]) -> ToolOutput:
+        args = self.parse_arguments(raw_arguments)
+        return await self.func(ctx, **args.model_dump())
+
+
+_TOOL_ATTR = "__pgbot_tool__"
+
+
+def tool(*, kind: ToolKind, name: str | None = None) -> Callable[[ToolFunc], ToolFunc]:
+    """Mark an async function ``(ctx: ToolContext, **typed args) -> ToolOutput`` as a tool."""
+
+    def mark(func: ToolFunc) -> ToolFunc:
+        setattr(func, _TOOL_ATTR, build_tool(func, kind=kind, name=name))
+        return func
+
+    return mark
+
+
+def build_tool(func: ToolFunc, *, kind: ToolKind, name: str | None = None) -> Tool:
+    if not inspect.iscoroutinefunction(func):
+        raise TypeError(f"tool {func.__name__} must be async")
+    doc = inspect.getdoc(func) or ""
+    description, arg_docs = _split_docstring(doc)
+    hints = get_type_hints(func)
+    params = list(inspect.signature(func).parameters.values())[1:]  # first is the ToolContext
+    fields: dict[str, Any] = {}
+    for param in params:
+        annotation = hints.get(param.name, str)
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        from pydantic import Field
+
+        fields[param.name] = (annotation, Field(default, description=arg_docs.get(param.name)))
+    model = create_model(  # type: ignore[call-overload]
+        f"{func.__name__}_arguments", __config__=ConfigDict(extra="forbid"), **fields
+    )
+    return Tool(name=name or func.__name__, kind=kind, description=description, arguments=model, func=func)
+
+
+def _split_docstring(doc: str) -> tuple[str, dict[str, str]]:
+    """Description = text before ``Args:``; each ``name: text`` line under it documents an argument."""
+    head, _, args_block = doc.partition("\nArgs:")
+    arg_docs: dict[str, str] = {}
+    current: str | None = None
+    for line in args_block.splitlines():
+        match = re.match(r"^\s{2,}(\w+):\s*(.*)$", line)
+        if match:
+            current = match.group(1)
+            arg_docs[current] = match.group(2).strip()
+        elif current and line.strip():
+            arg_docs[current] += " " + line.strip()
+    return " ".join(head.split()), arg_docs
+
+
+class ToolRegistry:
+    """Tools by name; the agent offers :meth:`specs` to the model and dispatches calls by name."""
+
+    def __init__(self, tools: Iterable[Tool] = ()) -> None:
+        self._tools: dict[str, Tool] = {}
+        for t in tools:
+            self.add(t)
+
+    def add(self, new: Tool) -> None:
+        if new.name in self._tools:
+            raise ValueError(f"tool {new.name} registered twice")
+        self._tools[new.name] = new
+
+    def add_module(self, module: ModuleType) -> None:
+        for value in vars(module).values():
+            found = getattr(value, _TOOL_ATTR, None)
+            if isinstance(found, Tool):
+                self.add(found)
+
+    def get(self, name: str) -> Tool:
+        try:
+            return self._tools[name]
+        except KeyError:
+            known = ", ".join(sorted(self._tools))
+            raise ModelHint(f"There is no tool named {name[:60]!r}. Available tools: {known}.") from None
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._tools
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._tools)
+
+    def specs(self) -> list[ToolSpec]:
+        return [t.spec() for t in self._tools.values()]
+
+
+ENTRY_POINT_GROUP = "pgbot.tools"
+BUILTIN_TOOL_MODULES = ("core.tools.query", "core.tools.schema", "core.tools.databases")
+
+
+def load_tools(*, extra_modules: Iterable[str] = ()) -> ToolRegistry:
+    """Built-in tools plus any module registered in the ``pgbot.tools`` entry-point group."""
+    import importlib
+
+    registry = ToolRegistry()
+    names = list(BUILTIN_TOOL_MODULES) + list(extra_modules)
+    names += [ep.value for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.value not in names]
+    for module_name in names:
+        registry.add_module(importlib.import_module(module_name))
+    return registry

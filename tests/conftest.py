@@ -1,0 +1,73 @@
+"""Shared fixtures: real PostgreSQL, real Redis, a scripted OpenAI-compatible server; a clean environment."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+
+from tests.services import dsn_for_database, find_or_start_postgres, find_or_start_redis
+
+_PG_DSN, _PG_SERVER = None, None
+
+
+@pytest.fixture(autouse=True, scope="session")
+def clean_environ() -> Iterator[None]:
+    """No PGBOT_* setting or OpenAI key leaks in from the developer's shell; real LLM calls are impossible."""
+    keep = {"PGBOT_TEST_DSN", "PGBOT_REDIS_URL"}
+    saved = dict(os.environ)
+    for key in list(os.environ):
+        if (key.startswith("PGBOT_") and key not in keep) or key.startswith("OPENAI_") or key.startswith("SLACK_") \
+                or key.startswith("DISCORD_"):
+            del os.environ[key]
+    os.environ["OPENAI_BASE_URL"] = "http://127.0.0.1:9/v1-real-llm-calls-are-disabled-in-tests"
+    os.environ["PGBOT_HISTORY_FILE"] = os.devnull
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn() -> Iterator[str]:
+    dsn, server = find_or_start_postgres()
+    yield dsn
+    if server is not None:
+        server.cleanup()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def fresh_db(pg_admin_dsn: str) -> AsyncIterator[str]:
+    """A new, empty database for one test; dropped afterwards."""
+    name = f"pgbot_test_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(pg_admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield dsn_for_database(pg_admin_dsn, name)
+    admin = await asyncpg.connect(pg_admin_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    url, proc = find_or_start_redis()
+    yield url
+    if proc is not None:
+        proc.kill()
+
+
+@pytest.fixture
+async def llm_server() -> AsyncIterator[object]:
+    from tests.llm_server import ScriptedLlmServer
+
+    server = ScriptedLlmServer()
+    await server.start()
+    yield server
+    await server.stop()

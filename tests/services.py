@@ -1,0 +1,87 @@
+"""Find or start the real services tests need: PostgreSQL and Redis.
+
+PostgreSQL: ``PGBOT_TEST_DSN``, else postgresql://postgres@127.0.0.1:5432/postgres, else a throwaway server
+from the ``pgserver`` wheel. Redis: ``PGBOT_REDIS_URL``, else redis://127.0.0.1:6379/0, else a throwaway
+``redis-server`` on a free port. Nothing is skipped silently: if neither works, the fixture fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+import redis
+
+DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+async def _pg_answers(dsn: str) -> bool:
+    try:
+        conn = await asyncpg.connect(dsn, timeout=3)
+    except (TimeoutError, OSError, asyncpg.PostgresError):
+        return False
+    await conn.close()
+    return True
+
+
+def find_or_start_postgres() -> tuple[str, object | None]:
+    """Return an admin DSN and, when we started one, the server object to stop later."""
+    explicit = os.environ.get("PGBOT_TEST_DSN")
+    if explicit:
+        return explicit, None
+    if asyncio.run(_pg_answers(DEFAULT_PG_DSN)):
+        return DEFAULT_PG_DSN, None
+    import pgserver  # the wheel ships PostgreSQL 16 binaries
+
+    data_dir = Path(tempfile.mkdtemp(prefix="pgbot-test-pg-"))
+    server = pgserver.get_server(data_dir, cleanup_mode="delete")
+    return server.get_uri(), server
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def find_or_start_redis() -> tuple[str, subprocess.Popen[bytes] | None]:
+    explicit = os.environ.get("PGBOT_REDIS_URL")
+    if explicit:
+        return explicit, None
+    try:
+        redis.Redis.from_url(DEFAULT_REDIS_URL, socket_connect_timeout=2).ping()
+        return DEFAULT_REDIS_URL, None
+    except (redis.RedisError, OSError):
+        pass
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise RuntimeError("No Redis: set PGBOT_REDIS_URL, run one on 127.0.0.1:6379, or install redis-server")
+    port = _free_port()
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            redis.Redis.from_url(url).ping()
+            return url, proc
+        except (redis.RedisError, OSError):
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("redis-server did not start")
+
+
+def dsn_for_database(admin_dsn: str, database: str) -> str:
+    """The admin DSN with another database name (keeps host, port, user and query options)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(admin_dsn)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
