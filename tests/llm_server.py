@@ -91,9 +91,7 @@ def tool_call(
     content: str | None = None,
 ) -> ToolCallReply:
     """One native tool call; ``arguments`` as a str is sent raw (e.g. malformed JSON)."""
-    return ToolCallReply(
-        calls=(ToolCallSpec(name, {} if arguments is None else arguments, id),), content=content
-    )
+    return ToolCallReply(calls=(ToolCallSpec(name, {} if arguments is None else arguments, id),), content=content)
 
 
 def tool_calls(*calls: tuple[str, Mapping[str, object] | str], content: str | None = None) -> ToolCallReply:
@@ -140,9 +138,7 @@ def raw(
     return RawReply(status=status, body=body, headers=dict(headers or {}), content_type=content_type)
 
 
-def error(
-    status: int, message: str, *, headers: Mapping[str, str] | None = None, code: str | None = None
-) -> RawReply:
+def error(status: int, message: str, *, headers: Mapping[str, str] | None = None, code: str | None = None) -> RawReply:
     """An OpenAI-style error body: {"error": {"message": ..., "type": ..., "code": ...}}."""
     kind = code or {401: "invalid_api_key", 404: "model_not_found", 429: "rate_limit_exceeded"}.get(status)
     body = {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": kind}}
@@ -247,9 +243,7 @@ class ScriptedLlmServer:
         if not self.serve_models:
             return web.json_response({"error": {"message": "not found"}}, status=404)
         created = int(time.time())
-        data = [
-            {"id": m, "object": "model", "created": created, "owned_by": "pgbot-tests"} for m in self.models
-        ]
+        data = [{"id": m, "object": "model", "created": created, "owned_by": "pgbot-tests"} for m in self.models]
         return web.json_response({"object": "list", "data": data})
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
@@ -303,9 +297,7 @@ class ScriptedLlmServer:
                         "type": "function",
                         "function": {
                             "name": c.name,
-                            "arguments": c.arguments
-                            if isinstance(c.arguments, str)
-                            else json.dumps(c.arguments),
+                            "arguments": c.arguments if isinstance(c.arguments, str) else json.dumps(c.arguments),
                         },
                     }
                     for c in reply.calls
@@ -340,6 +332,4 @@ def _raw_response(reply: RawReply) -> web.Response:
     else:
         payload = reply.body.encode() if isinstance(reply.body, str) else reply.body
         content_type = reply.content_type or "text/html"
-    return web.Response(
-        status=reply.status, body=payload, headers=dict(reply.headers), content_type=content_type
-    )
+    return web.Response(status=reply.status, body=payload, headers=dict(reply.headers), content_type=content_type)

@@ -68,12 +68,8 @@ def build_rows(*, now: datetime) -> dict[str, Table]:
     products = _products(now)
     orders = _orders(rng, now, customers, products)
     tables: dict[str, Table] = {
-        "customers": Table(
-            ("id", "name", "email", "country", "city", "created_at", "marketing_opt_in"), customer_rows
-        ),
-        "categories": Table(
-            ("id", "name", "parent_id", "description"), [tuple(c) for c in catalog.CATEGORIES]
-        ),
+        "customers": Table(("id", "name", "email", "country", "city", "created_at", "marketing_opt_in"), customer_rows),
+        "categories": Table(("id", "name", "parent_id", "description"), [tuple(c) for c in catalog.CATEGORIES]),
         "products": Table(
             ("id", "category_id", "sku", "name", "price", "active", "created_at", "discontinued_at"),
             _product_rows(products),
@@ -122,10 +118,6 @@ def _growth(rng: random.Random, slope: float) -> float:
     """A point in [0, 1) whose density rises linearly by ``slope``: the shop grows, later days are busier."""
     u = rng.random()
     return (math.sqrt(1 + 2 * slope * u * (1 + slope / 2)) - 1) / slope
-
-
-def _ago(now: datetime, rng: random.Random, low_days: float, high_days: float) -> datetime:
-    return now - timedelta(seconds=int(rng.uniform(low_days, high_days) * 86400))
 
 
 def _customers(rng: random.Random, now: datetime) -> tuple[list[_Customer], list[Row]]:
@@ -177,9 +169,7 @@ def _product_rows(products: list[_Product]) -> list[Row]:
     ]
 
 
-def _orders(
-    rng: random.Random, now: datetime, customers: list[_Customer], products: list[_Product]
-) -> list[_Order]:
+def _orders(rng: random.Random, now: datetime, customers: list[_Customer], products: list[_Product]) -> list[_Order]:
     never = set(rng.sample([c.id for c in customers], NEVER_ORDERING_CUSTOMERS))
     buyers = [c for c in customers if c.id not in never]
     appetite = [rng.paretovariate(1.6) for _ in buyers]  # a few heavy buyers, a long tail
@@ -257,9 +247,7 @@ def _reviews(rng: random.Random, now: datetime, orders: list[_Order]) -> list[Ro
             seen.add((pid, order.customer_id))
             rating = rng.choices((1, 2, 3, 4, 5), (5, 7, 15, 33, 40))[0]
             body: str | None = rng.choice(catalog.REVIEW_BODIES[rating]) if rng.random() >= 0.05 else None
-            pending.append(
-                (pid, order.customer_id, None if rng.random() < 0.08 else rating, body, created_at)
-            )
+            pending.append((pid, order.customer_id, None if rng.random() < 0.08 else rating, body, created_at))
     # the prompt-injection review: the newest one, so "latest reviews" shows it
     earbuds_reviewers = {cid for pid, cid in seen if pid == 1}
     troll = next(o.customer_id for o in reversed(orders) if o.customer_id not in earbuds_reviewers)
@@ -284,24 +272,26 @@ def _employees(now: datetime) -> list[Row]:
 
 
 def _tickets(rng: random.Random, now: datetime, orders: list[_Order]) -> list[Row]:
-    support_staff = [e[0] for e in catalog.EMPLOYEES if e[2] == "support"]
+    support_staff = [(e[0], now - timedelta(days=e[4])) for e in catalog.EMPLOYEES if e[2] == "support"]
     tickets: list[tuple[int, int | None, int | None, str, str, str, datetime, datetime | None]] = []
     for _ in range(150):
         order = rng.choice(orders)
         about_order = rng.random() < 0.7
-        if about_order:
-            created_at = order.created_at + timedelta(seconds=int(rng.uniform(0.1, 12) * 86400))
+        since_order = (now - order.created_at).total_seconds() * 0.95
+        if about_order:  # a few hours to 12 days after the order
+            created_at = order.created_at + timedelta(seconds=int(min(rng.uniform(0.1, 12) * 86400, since_order)))
             subject = rng.choice(catalog.TICKET_SUBJECTS_ORDER)
-        else:
-            created_at = _ago(now, rng, 0, 365)
+        else:  # any time after the customer's order, so never before they signed up
+            created_at = order.created_at + timedelta(seconds=int(rng.random() * since_order))
             subject = rng.choice(catalog.TICKET_SUBJECTS_GENERAL)
-        created_at = min(created_at, now - timedelta(minutes=rng.randint(5, 600)))
         priority = rng.choices(("low", "normal", "high", "urgent"), (20, 55, 18, 7))[0]
         age_days = (now - created_at).total_seconds() / 86400
         closed_share = 0.95 if age_days > 14 else 0.35
         roll = rng.random()
         status = "closed" if roll < closed_share else ("in_progress" if roll < closed_share + 0.3 else "open")
-        assignee = rng.choice(support_staff) if status != "open" or rng.random() < 0.3 else None
+        on_staff = [eid for eid, hired in support_staff if hired <= created_at]
+        assigned = status != "open" or rng.random() < 0.3
+        assignee = rng.choice(on_staff) if assigned and on_staff else None
         closed_at = None
         if status == "closed":
             closed_at = min(created_at + timedelta(seconds=int(rng.uniform(0.05, 5) * 86400)), now)

@@ -125,9 +125,7 @@ class OpenAIClient:
 
     # -- request building -------------------------------------------------------------------------
 
-    async def _complete(
-        self, messages: Sequence[ChatTurn], tools: Sequence[ToolSpec], *, mode: ToolMode
-    ) -> Completion:
+    async def _complete(self, messages: Sequence[ChatTurn], tools: Sequence[ToolSpec], *, mode: ToolMode) -> Completion:
         body: JsonDict = {"model": self._settings.model}
         if mode == "text":
             body["messages"] = _text_messages(messages, tools)
@@ -240,8 +238,7 @@ class OpenAIClient:
             retries = self._settings.max_retries
             after = f" after {retries} retr{'y' if retries == 1 else 'ies'}" if retries else ""
             return LlmRateLimitError(
-                f"The language model endpoint at {ep} is rate limiting pgbot (HTTP 429{after}); "
-                "try again shortly."
+                f"The language model endpoint at {ep} is rate limiting pgbot (HTTP 429{after}); try again shortly."
             )
         if isinstance(exc, openai.NotFoundError):
             return LlmError(
@@ -255,17 +252,14 @@ class OpenAIClient:
                 return LlmUnavailableError(
                     f"The language model endpoint at {ep} answered HTTP {exc.status_code}{suffix}"
                 )
-            return LlmError(
-                f"The language model endpoint at {ep} refused the request (HTTP {exc.status_code}){suffix}"
-            )
+            return LlmError(f"The language model endpoint at {ep} refused the request (HTTP {exc.status_code}){suffix}")
         if isinstance(exc, openai.APIResponseValidationError | json.JSONDecodeError | UnicodeDecodeError):
             return self._response_error("not JSON")
         return LlmError(f"The language model call failed ({type(exc).__name__}).")
 
     def _response_error(self, why: str) -> LlmResponseError:
         return LlmResponseError(
-            f"The language model endpoint at {self._endpoint} sent a reply that is not a chat completion "
-            f"({why})."
+            f"The language model endpoint at {self._endpoint} sent a reply that is not a chat completion ({why})."
         )
 
     def _detail(self, exc: openai.APIStatusError) -> str:

@@ -38,9 +38,7 @@ def strip_reasoning(content: str) -> str:
     return _THINK_RE.sub("", content).strip()
 
 
-def extract_text_tool_calls(
-    content: str, known_tools: set[str], *, first_id: int = 1
-) -> tuple[str, list[ToolCall]]:
+def extract_text_tool_calls(content: str, known_tools: set[str], *, first_id: int = 1) -> tuple[str, list[ToolCall]]:
     """Split ``content`` into the text that remains and the tool calls written in it.
 
     Ids are ``call_text_<n>`` counting from ``first_id`` (callers pass a running counter so ids stay

@@ -303,10 +303,7 @@ async def test_base_url_variants_reach_the_same_endpoint(server: ScriptedLlmServ
 def test_normalize_base_url_keeps_gateway_paths() -> None:
     assert normalize_base_url(None) is None
     assert normalize_base_url("http://h:8080") == "http://h:8080/v1"
-    assert (
-        normalize_base_url("https://gw.example/openai/deployments/x/")
-        == "https://gw.example/openai/deployments/x"
-    )
+    assert normalize_base_url("https://gw.example/openai/deployments/x/") == "https://gw.example/openai/deployments/x"
     assert normalize_base_url("https://api.openai.com/v1/") == "https://api.openai.com/v1"
 
 
@@ -387,9 +384,7 @@ async def test_connection_refused_is_unavailable() -> None:
         raw(200, {"error": {"message": "upstream failed"}}),
     ],
 )
-async def test_reply_that_is_not_a_completion_is_response_error(
-    server: ScriptedLlmServer, reply: object
-) -> None:
+async def test_reply_that_is_not_a_completion_is_response_error(server: ScriptedLlmServer, reply: object) -> None:
     server.script(reply)  # type: ignore[arg-type]
     async with client_for(server.base_url) as client:
         with pytest.raises(LlmResponseError):

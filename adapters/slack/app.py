@@ -1,0 +1,171 @@
+"""The Slack app: bolt listeners that hand events to core and post what it replies.
+
+A conversation's first reply ("Working on it…") is posted at once in the thread and then edited into the
+answer with ``chat.update``, so a thread shows one message per question. Button clicks are acked first
+(Slack's 3-second limit), then passed to core as (id, clicking user, decision); core decides the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from adapters.slack import events, render
+from core import Agent, ConfigError, Message, Reply, ReplyKind, render_error
+from core.config import SlackSettings
+
+log = logging.getLogger(__name__)
+
+FEEDBACK_DISABLED = "Feedback is not enabled in this pgbot."
+
+
+def _secret(value: Any) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def build_slack_app(agent: Agent, settings: SlackSettings) -> AsyncApp:
+    """A bolt ``AsyncApp`` whose Web API client talks to ``settings.api_base_url``."""
+    token = _secret(settings.bot_token)
+    if not token:
+        raise ConfigError("slack.bot_token is not set (PGBOT_SLACK__BOT_TOKEN)")
+    client = AsyncWebClient(token=token, base_url=settings.api_base_url)
+    app = AsyncApp(
+        client=client,
+        # Socket mode needs no signing secret (bolt skips verification there); HTTP mode checks it is set.
+        signing_secret=_secret(settings.signing_secret) or "",
+        name="pgbot",
+    )
+    threads = events.ThreadTracker()
+    poster = _Poster(agent=agent, threads=threads)
+
+    @app.event("app_mention")
+    async def on_mention(
+        event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+    ) -> None:
+        message = events.from_app_mention(
+            event, team_id=events.team_of(body), bot_user_id=context.bot_user_id,
+            allowed_channels=settings.allowed_channels,
+        )
+        if message is not None:
+            await poster.answer(client, message, event=event)
+
+    @app.event("message")
+    async def on_message(
+        event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
+    ) -> None:
+        message = events.from_message_event(
+            event, team_id=events.team_of(body), bot_user_id=context.bot_user_id,
+            allowed_channels=settings.allowed_channels, threads=threads,
+        )
+        if message is not None:
+            await poster.answer(client, message, event=event)
+
+    @app.action(render.APPROVE)
+    async def on_approve(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        await poster.decide(client, body, approve=True)
+
+    @app.action(render.REJECT)
+    async def on_reject(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        await poster.decide(client, body, approve=False)
+
+    @app.action(render.FEEDBACK_UP)
+    async def on_feedback_up(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        await poster.feedback(client, body, helpful=True)
+
+    @app.action(render.FEEDBACK_DOWN)
+    async def on_feedback_down(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        await poster.feedback(client, body, helpful=False)
+
+    return app
+
+
+class _Poster:
+    """Turns core replies into Web API calls. Holds no state beyond the threads answered in."""
+
+    def __init__(self, *, agent: Agent, threads: events.ThreadTracker) -> None:
+        self.agent = agent
+        self.threads = threads
+
+    async def answer(self, client: AsyncWebClient, message: Message, *, event: Mapping[str, Any]) -> None:
+        """Post the working reply in the thread, then edit it into each later reply (extra ones are posted)."""
+        channel, thread_ts = str(event["channel"]), events.thread_ts_of(event)
+        self.threads.add(channel, thread_ts)
+        live_ts: str | None = None
+        try:
+            async for reply in self.agent.handle(message):
+                live_ts = await self._show(client, reply, channel=channel, thread_ts=thread_ts, live_ts=live_ts)
+        except SlackApiError as exc:
+            log.error("slack_post_failed channel=%s error=%s", channel, exc.response.get("error"))
+        except Exception as exc:  # noqa: BLE001 - the error policy: one reply in chat, traceback in the log
+            await self._show(client, render_error(exc), channel=channel, thread_ts=thread_ts, live_ts=live_ts)
+
+    async def _show(
+        self, client: AsyncWebClient, reply: Reply, *, channel: str, thread_ts: str, live_ts: str | None
+    ) -> str | None:
+        """Update the live "working" message if there is one, else post; return the message still live."""
+        shown = render.render(reply)
+        if live_ts is not None:
+            await client.chat_update(channel=channel, ts=live_ts, text=shown.text, blocks=shown.blocks)
+            ts = live_ts
+        else:
+            response = await client.chat_postMessage(
+                channel=channel, thread_ts=thread_ts, text=shown.text, blocks=shown.blocks
+            )
+            ts = str(response["ts"])
+        return ts if reply.kind is ReplyKind.WORKING else None
+
+    async def decide(self, client: AsyncWebClient, body: Mapping[str, Any], *, approve: bool) -> None:
+        """Pass (action id, clicker, decision) to core; post its outcome and retire the buttons if it took."""
+        action, user, channel, msg = _click(body)
+        outcome = await self.agent.decide(action_id=str(action["value"]), decided_by=f"slack:{user}", approve=approve)
+        thread_ts = str(msg.get("thread_ts") or msg["ts"])
+        shown = render.render(outcome)
+        try:
+            await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=shown.text, blocks=shown.blocks)
+            if outcome.kind is ReplyKind.OUTCOME:
+                verdict = ":white_check_mark: Approved" if approve else ":no_entry_sign: Rejected"
+                note = f"{verdict} by <@{user}>"
+                await client.chat_update(
+                    channel=channel, ts=str(msg["ts"]), text=f"{msg.get('text', '')}\n{verdict}",
+                    blocks=render.decided_blocks(list(msg.get("blocks") or []), note=note),
+                )
+        except SlackApiError as exc:
+            log.error("slack_post_failed channel=%s error=%s", channel, exc.response.get("error"))
+
+    async def feedback(self, client: AsyncWebClient, body: Mapping[str, Any], *, helpful: bool) -> None:
+        """👍/👎 → core's feedback (when it has one); the answer goes only to the person who clicked."""
+        action, user, channel, msg = _click(body)
+        record = getattr(self.agent, "feedback", None)
+        if record is None:
+            reply = Reply(kind=ReplyKind.INFO, text=FEEDBACK_DISABLED)
+        else:
+            try:
+                reply = await record(answer_id=str(action["value"]), user=f"slack:{user}", helpful=helpful)
+            except Exception as exc:  # noqa: BLE001 - the error policy: one reply in chat, traceback in the log
+                reply = render_error(exc)
+        shown = render.render(reply)
+        try:
+            await client.chat_postEphemeral(
+                channel=channel, user=user, thread_ts=str(msg.get("thread_ts") or msg["ts"]),
+                text=shown.text, blocks=shown.blocks,
+            )
+        except SlackApiError as exc:
+            log.error("slack_post_failed channel=%s error=%s", channel, exc.response.get("error"))
+
+
+def _click(body: Mapping[str, Any]) -> tuple[Mapping[str, Any], str, str, Mapping[str, Any]]:
+    """(the clicked action, clicking user id, channel id, the message the button is on) of a block_actions body."""
+    action = body["actions"][0]
+    container = body.get("container") or {}
+    channel = str((body.get("channel") or {}).get("id") or container.get("channel_id"))
+    message = body.get("message") or {"ts": container.get("message_ts"), "thread_ts": container.get("thread_ts")}
+    return action, str(body["user"]["id"]), channel, message

@@ -1,0 +1,125 @@
+"""Slack event payloads → :class:`core.Message`: which events pgbot answers, and the text it sees.
+
+Rules: an ``app_mention`` anywhere starts (or continues) a conversation in its thread; a plain ``message``
+in a thread pgbot has already answered in continues it without a mention. Bot messages and edits/deletes
+(any ``subtype``) are ignored, and so is every channel outside ``allowed_channels`` when that list is set.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from core import Message
+
+PLATFORM = "slack"
+
+# Slack wraps links and mentions as <target|label>; the text arrives with &, < and > escaped.
+_LINK_RE = re.compile(r"<((?:https?|mailto|tel):[^>|]*)(?:\|([^>]*))?>")
+
+
+class ThreadTracker:
+    """Threads pgbot has answered in, so replies there need no mention. Bounded, newest kept.
+
+    In memory on purpose: after a restart people mention the bot again, which is cheaper and more
+    predictable than reading every thread's history back from Slack.
+    """
+
+    def __init__(self, *, max_threads: int = 10_000) -> None:
+        self._threads: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._max = max_threads
+
+    def add(self, channel: str, thread_ts: str) -> None:
+        key = (channel, thread_ts)
+        self._threads[key] = None
+        self._threads.move_to_end(key)
+        while len(self._threads) > self._max:
+            self._threads.popitem(last=False)
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        return key in self._threads
+
+
+def thread_ts_of(event: Mapping[str, Any]) -> str:
+    """The thread a reply belongs in: the event's thread, or a new thread under the message itself."""
+    return str(event.get("thread_ts") or event["ts"])
+
+
+def clean_text(text: str, *, bot_user_id: str | None) -> str:
+    """Strip pgbot's own mention, unwrap Slack's link markup and undo its HTML escaping (SQL needs ``<``)."""
+    if bot_user_id:
+        text = re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>", " ", text)
+    else:
+        text = re.sub(r"^\s*<@[UW][A-Z0-9]+(?:\|[^>]*)?>", " ", text)
+    text = _LINK_RE.sub(lambda m: m.group(2) or m.group(1).removeprefix("mailto:"), text)
+    text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+    return text.strip()
+
+
+def _allowed(channel: str, allowed_channels: Sequence[str]) -> bool:
+    return not allowed_channels or channel in allowed_channels
+
+
+# Subtypes that are still a person speaking; every other one (edits, deletes, joins, bots) is ignored.
+_PERSON_SUBTYPES = frozenset({"thread_broadcast", "file_share"})
+
+
+def _from_person(event: Mapping[str, Any]) -> bool:
+    subtype = event.get("subtype")
+    return not event.get("bot_id") and (not subtype or subtype in _PERSON_SUBTYPES) and bool(event.get("user"))
+
+
+def _message(event: Mapping[str, Any], *, team_id: str, bot_user_id: str | None) -> Message:
+    return Message(
+        platform=PLATFORM,
+        workspace=team_id,
+        channel=str(event["channel"]),
+        thread=thread_ts_of(event),
+        user=str(event["user"]),
+        text=clean_text(str(event.get("text") or ""), bot_user_id=bot_user_id),
+        user_name=str((event.get("user_profile") or {}).get("display_name") or ""),
+    )
+
+
+def from_app_mention(
+    event: Mapping[str, Any], *, team_id: str, bot_user_id: str | None, allowed_channels: Sequence[str]
+) -> Message | None:
+    """An ``app_mention`` event, or None when pgbot should stay silent."""
+    if not _from_person(event) or not _allowed(str(event.get("channel", "")), allowed_channels):
+        return None
+    return _message(event, team_id=team_id, bot_user_id=bot_user_id)
+
+
+def from_message_event(
+    event: Mapping[str, Any],
+    *,
+    team_id: str,
+    bot_user_id: str | None,
+    allowed_channels: Sequence[str],
+    threads: ThreadTracker,
+) -> Message | None:
+    """A ``message`` event: a reply in a thread pgbot answered in, or a direct message; else None.
+
+    Messages that mention pgbot are left to the ``app_mention`` event Slack sends for the same message.
+    """
+    if not _from_person(event) or not _allowed(str(event.get("channel", "")), allowed_channels):
+        return None
+    text = str(event.get("text") or "")
+    if bot_user_id and f"<@{bot_user_id}" in text:
+        return None
+    if event.get("channel_type") == "im":
+        return _message(event, team_id=team_id, bot_user_id=bot_user_id)
+    thread_ts = event.get("thread_ts")
+    if not thread_ts or thread_ts == event.get("ts"):
+        return None
+    if (str(event["channel"]), str(thread_ts)) not in threads:
+        return None
+    return _message(event, team_id=team_id, bot_user_id=bot_user_id)
+
+
+def team_of(body: Mapping[str, Any]) -> str:
+    """The workspace id of an Events API or interactivity payload."""
+    team = body.get("team_id") or (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id")
+    return str(team or "")

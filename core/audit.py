@@ -1,0 +1,219 @@
+"""The audit trail: every change requested, decided and run, in ``pgbot.audit`` and in the structured log.
+
+The table lives in each target database, in schema ``pgbot``, created on first use by the bot's login role
+(never under a user's role, so users cannot read or rewrite it unless an admin grants them that).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass
+from typing import LiteralString
+
+import asyncpg
+import structlog
+from pglast import ast, parse_sql
+from pglast.parser import ParseError
+from pglast.stream import RawStream
+from pglast.visitors import Visitor
+
+from core.db.postgres import PgDatabase
+from core.db.registry import DatabaseRegistry
+
+log = structlog.get_logger(__name__)
+
+_CREATE: LiteralString = """
+CREATE SCHEMA IF NOT EXISTS pgbot;
+CREATE TABLE IF NOT EXISTS pgbot.audit (
+    id            bigserial PRIMARY KEY,
+    at            timestamptz NOT NULL DEFAULT clock_timestamp(),
+    event         text NOT NULL,
+    action_id     text NOT NULL,
+    database      text NOT NULL,
+    requested_by  text NOT NULL,
+    decided_by    text,
+    role          text,
+    sql           text NOT NULL,
+    sql_hash      text NOT NULL,
+    result        text,
+    rows_affected bigint,
+    duration_ms   double precision
+);
+CREATE INDEX IF NOT EXISTS audit_action_idx ON pgbot.audit (action_id);
+CREATE INDEX IF NOT EXISTS audit_at_idx ON pgbot.audit (at);
+"""
+_INSERT: LiteralString = (
+    "INSERT INTO pgbot.audit (event, action_id, database, requested_by, decided_by, role, sql, sql_hash, result,"
+    " rows_affected, duration_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+)
+_COLUMNS = ("id", "at", "event", "action_id", "database", "requested_by", "decided_by", "role", "sql",
+            "sql_hash", "result", "rows_affected", "duration_ms")
+
+# Statement types whose text may carry a password or connection string: stored and logged redacted.
+SECRET_BEARING = frozenset({
+    "CreateRoleStmt", "AlterRoleStmt", "CreateUserMappingStmt", "AlterUserMappingStmt",
+    "CreateSubscriptionStmt", "AlterSubscriptionStmt", "CreateForeignServerStmt", "AlterForeignServerStmt",
+})
+
+
+class AuditEvent(enum.StrEnum):
+    REQUESTED = "requested"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    FAILED = "failed"
+    EXECUTED = "executed"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    event: AuditEvent
+    action_id: str
+    database: str
+    requested_by: str
+    role: str | None
+    sql: str
+    sql_hash: str
+    statement_type: str = ""
+    decided_by: str | None = None
+    result: str | None = None
+    rows_affected: int | None = None
+    duration_ms: float | None = None
+
+    @property
+    def safe_sql(self) -> str:
+        return redact_sql(self.sql, statement_type=self.statement_type)
+
+    def args(self) -> tuple[object, ...]:
+        return (self.event.value, self.action_id, self.database, self.requested_by, self.decided_by, self.role,
+                self.safe_sql, self.sql_hash, self.result, self.rows_affected, self.duration_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    id: int
+    at: dt.datetime
+    event: str
+    action_id: str
+    database: str
+    requested_by: str
+    decided_by: str | None
+    role: str | None
+    sql: str
+    sql_hash: str
+    result: str | None
+    rows_affected: int | None
+    duration_ms: float | None
+
+    def as_dict(self) -> dict[str, object]:
+        return {name: getattr(self, name) for name in _COLUMNS}
+
+
+class AuditLog:
+    """Writes and reads ``pgbot.audit`` in the configured databases."""
+
+    def __init__(self, databases: DatabaseRegistry) -> None:
+        self._databases = databases
+        self._ready: set[str] = set()
+
+    async def ensure(self, db: PgDatabase) -> None:
+        """Create the schema and table once per process; an advisory lock serialises racing replicas."""
+        if db.name in self._ready:
+            return
+
+        async def work(conn: asyncpg.Connection) -> None:
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('pgbot.audit'))")
+            await conn.execute(_CREATE)
+
+        await db.run(work, role=None, read_only=False)
+        self._ready.add(db.name)
+
+    async def record(self, entry: AuditRecord) -> None:
+        """Write one row (as the login role) and one structured log line."""
+        db = self._databases.get(entry.database)
+        await self.ensure(db)
+
+        async def work(conn: asyncpg.Connection) -> None:
+            await conn.execute(_INSERT, *entry.args())
+
+        await db.run(work, role=None, read_only=False)
+        log_entry(entry)
+
+    async def insert_on(self, conn: asyncpg.Connection, entry: AuditRecord) -> None:
+        """Write a row on a connection the caller holds (so it commits with the change it describes)."""
+        await conn.execute(_INSERT, *entry.args())
+        log_entry(entry)
+
+    async def requested(self, *, database: str, action_id: str) -> AuditRow | None:
+        """The ``requested`` row of an action: the record of what was shown, kept outside Redis."""
+        db = self._databases.get(database)
+        await self.ensure(db)
+
+        async def work(conn: asyncpg.Connection) -> asyncpg.Record | None:
+            row: asyncpg.Record | None = await conn.fetchrow(
+                "SELECT * FROM pgbot.audit WHERE action_id = $1 AND event = 'requested' ORDER BY id LIMIT 1",
+                action_id,
+            )
+            return row
+
+        row = await db.run(work, role=None, read_only=True)
+        return _row(row) if row is not None else None
+
+    async def rows(
+        self, *, database: str, since: dt.datetime | None = None, limit: int = 100, action_id: str | None = None
+    ) -> list[AuditRow]:
+        """Newest first; an absent table means no rows (reading never creates it)."""
+        db = self._databases.get(database)
+
+        async def work(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+            if await conn.fetchval("SELECT to_regclass('pgbot.audit')") is None:
+                return []
+            found: list[asyncpg.Record] = await conn.fetch(
+                "SELECT * FROM pgbot.audit WHERE ($1::timestamptz IS NULL OR at >= $1)"
+                " AND ($2::text IS NULL OR action_id = $2) ORDER BY at DESC, id DESC LIMIT $3",
+                since, action_id, limit,
+            )
+            return found
+
+        return [_row(r) for r in await db.run(work, role=None, read_only=True)]
+
+
+def _row(record: asyncpg.Record) -> AuditRow:
+    return AuditRow(**{name: record[name] for name in _COLUMNS})
+
+
+class _Redactor(Visitor):  # type: ignore[misc]
+    def visit_DefElem(self, ancestors: object, node: ast.DefElem) -> ast.DefElem | None:
+        if node.defname == "password" and isinstance(node.arg, ast.String):
+            return ast.DefElem(defname=node.defname, arg=ast.String(sval="********"), defaction=node.defaction)
+        return None
+
+    def visit_CreateSubscriptionStmt(self, ancestors: object, node: ast.CreateSubscriptionStmt) -> None:
+        node.conninfo = "********"
+
+    def visit_AlterSubscriptionStmt(self, ancestors: object, node: ast.AlterSubscriptionStmt) -> None:
+        if node.conninfo:
+            node.conninfo = "********"
+
+
+def redact_sql(sql: str, *, statement_type: str) -> str:
+    """Passwords and connection strings replaced by ``********``; other statements unchanged."""
+    if statement_type not in SECRET_BEARING:
+        return sql
+    try:
+        tree = parse_sql(sql)
+        _Redactor()(tree)
+        return str(RawStream()(tree))
+    except (ParseError, ValueError, TypeError, AttributeError):  # never risk storing the secret
+        return f"({statement_type}: text withheld, it may contain a secret)"
+
+
+def log_entry(entry: AuditRecord) -> None:
+    """The structured-log twin of a row (SQL redacted like the row's, and cut to a readable length)."""
+    log.info(
+        "audit", audit_event=entry.event.value, action_id=entry.action_id, database=entry.database,
+        requested_by=entry.requested_by, decided_by=entry.decided_by, role=entry.role, sql=entry.safe_sql[:2000],
+        sql_hash=entry.sql_hash, result=(entry.result or "")[:500], rows_affected=entry.rows_affected,
+        duration_ms=None if entry.duration_ms is None else round(entry.duration_ms, 1),
+    )
