@@ -80,6 +80,8 @@ class EmbeddedPostgres:
         if others:
             _log.info("embedded_postgres.left_running", data_dir=str(self.data_dir), sessions=others)
             return
+        if not await asyncio.to_thread(_is_running, self._pgserver, self.data_dir):
+            return  # stopped by someone else already: the outcome the caller wants
         try:
             await asyncio.to_thread(
                 self._pgserver.pg_ctl,
@@ -89,9 +91,7 @@ class EmbeddedPostgres:
                 timeout=30,
             )
         except (subprocess.SubprocessError, OSError) as exc:
-            raise DatabaseUnavailableError(
-                f"Embedded Postgres did not stop cleanly; see {self._log_path}."
-            ) from exc
+            raise DatabaseUnavailableError(f"Embedded Postgres did not stop cleanly; see {self._log_path}.") from exc
         _log.info("embedded_postgres.stopped", data_dir=str(self.data_dir))
 
     async def _other_sessions(self) -> int:
@@ -148,11 +148,15 @@ def _import_pgserver() -> ModuleType:
     return pgserver
 
 
+def _is_running(pgserver: ModuleType, data_dir: Path) -> bool:
+    info = pgserver.postgres_server.PostmasterInfo.read_from_pgdata(data_dir)
+    return info is not None and bool(info.is_running())
+
+
 def _start_blocking(pgserver: ModuleType, data_dir: Path) -> _Running:
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
-        before = pgserver.postgres_server.PostmasterInfo.read_from_pgdata(data_dir)
-        already_running = before is not None and before.is_running()
+        already_running = _is_running(pgserver, data_dir)
         # The constructor, unlike get_server(), never returns a cached handle to a server stopped since;
         # cleanup_mode=None: our stop() decides, not pgserver's atexit hook.
         server = pgserver.PostgresServer(data_dir, cleanup_mode=None)

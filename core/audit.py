@@ -141,9 +141,11 @@ class AuditLog:
         log_entry(entry)
 
     async def insert_on(self, conn: asyncpg.Connection, entry: AuditRecord) -> None:
-        """Write a row on a connection the caller holds (so it commits with the change it describes)."""
+        """Write a row on a connection the caller holds, so it commits with the change it describes.
+
+        The caller logs it (:func:`log_entry`) once the transaction has committed.
+        """
         await conn.execute(_INSERT, *entry.args())
-        log_entry(entry)
 
     async def requested(self, *, database: str, action_id: str) -> AuditRow | None:
         """The ``requested`` row of an action: the record of what was shown, kept outside Redis."""

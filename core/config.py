@@ -88,6 +88,8 @@ class ContextSettings(_Section):
 
 class ApprovalSettings(_Section):
     expiry_s: int = Field(default=3600, ge=10)
+    # How long a decided or expired action (and who decided it) stays answerable after its expiry.
+    keep_decided_s: int = Field(default=24 * 3600, ge=60)
 
 
 class LimitsSettings(_Section):

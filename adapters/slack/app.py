@@ -33,7 +33,8 @@ def build_slack_app(agent: Agent, settings: SlackSettings) -> AsyncApp:
     token = _secret(settings.bot_token)
     if not token:
         raise ConfigError("slack.bot_token is not set (PGBOT_SLACK__BOT_TOKEN)")
-    client = AsyncWebClient(token=token, base_url=settings.api_base_url)
+    # urljoin drops the last path segment of a base URL without a trailing slash ("/api" → "/chat.postMessage").
+    client = AsyncWebClient(token=token, base_url=settings.api_base_url.rstrip("/") + "/")
     app = AsyncApp(
         client=client,
         # Socket mode needs no signing secret (bolt skips verification there); HTTP mode checks it is set.

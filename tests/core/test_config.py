@@ -45,7 +45,8 @@ def test_environment_overrides_file_and_env_refs_expand(tmp_path: Path, monkeypa
     [
         ("[llm\nmodel=1", "not valid TOML"),
         ('[databases.a]\nmax_rows = 5\n', "databases.a.dsn: required key is missing"),
-        ('[databases.a]\ndsn = "postgresql://x/a"\nmax_rows = "many"\n', "databases.a.max_rows: Input should be a valid integer"),
+        ('[databases.a]\ndsn = "postgresql://x/a"\nmax_rows = "many"\n',
+         "databases.a.max_rows: Input should be a valid integer"),
         ('[databases.a]\ndsn = "postgresql://x/a"\nmax_rowz = 5\n', "databases.a.max_rowz: unknown key"),
         ('[llm]\ntimeout_s = -1\n', "llm.timeout_s: Input should be greater than 0"),
         ('[databases.a]\ndsn = "x"\n[databases.b]\ndsn = "y"\n', "mark one with default = true"),

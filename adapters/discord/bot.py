@@ -1,0 +1,85 @@
+"""The Discord client: a mention opens a thread, "Working on it…" is posted there and edited into the answer."""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+import discord.http
+
+from adapters.discord.events import thread_name, to_core_message
+from adapters.discord.render import render
+from adapters.discord.views import DecisionButton, FeedbackButton, view_for
+from core import Agent, Message, Reply, ReplyKind, render_error
+from core.config import DiscordSettings
+
+log = logging.getLogger(__name__)
+
+THREAD_ARCHIVE_MINUTES = 1440
+
+
+class PgbotClient(discord.Client):
+    """A ``discord.Client`` that answers through core; no slash commands, no business logic."""
+
+    def __init__(self, *, agent: Agent, settings: DiscordSettings) -> None:
+        intents = discord.Intents.default()
+        intents.message_content = True  # privileged: enable "Message Content Intent" in the developer portal
+        # Text from the model or the database must never ping @everyone, roles or users.
+        super().__init__(intents=intents, allowed_mentions=discord.AllowedMentions.none())
+        self.agent = agent
+        self.settings = settings
+        self.add_dynamic_items(DecisionButton, FeedbackButton)
+
+    async def on_message(self, message: discord.Message) -> None:
+        if self.user is None:
+            return
+        incoming = to_core_message(message, bot_user_id=self.user.id, allowed_guilds=self.settings.allowed_guilds)
+        if incoming is None:
+            return
+        channel = await self._conversation(message, incoming)
+        await self.answer(incoming, channel)
+
+    async def _conversation(self, message: discord.Message, incoming: Message) -> discord.abc.Messageable:
+        """Where the replies go: the thread or DM it came from, else a new thread on the message."""
+        if message.guild is None or isinstance(message.channel, discord.Thread):
+            return message.channel
+        try:
+            return await message.create_thread(
+                name=thread_name(incoming.text), auto_archive_duration=THREAD_ARCHIVE_MINUTES
+            )
+        except discord.HTTPException as exc:  # no thread permission or a channel without threads
+            log.warning("discord_thread_create_failed channel=%s status=%s", message.channel.id, exc.status)
+            return message.channel
+
+    async def answer(self, incoming: Message, channel: discord.abc.Messageable) -> None:
+        """Post the working reply, then edit it into each later reply (extra ones are posted)."""
+        live: discord.Message | None = None
+        try:
+            async for reply in self.agent.handle(incoming):
+                live = await self._show(channel, reply, live)
+        except discord.HTTPException as exc:
+            log.error("discord_post_failed status=%s code=%s", exc.status, exc.code)
+        except Exception as exc:  # noqa: BLE001 - the error policy: one reply in chat, traceback in the log
+            await self._show(channel, render_error(exc), live)
+
+    async def _show(
+        self, channel: discord.abc.Messageable, reply: Reply, live: discord.Message | None
+    ) -> discord.Message | None:
+        """Edit the live "working" message if there is one, else send; return the message still live."""
+        shown = render(reply)
+        view = view_for(reply)
+        if live is not None:
+            message = await live.edit(content=shown.content, embeds=shown.embeds, view=view)
+        elif view is not None:
+            message = await channel.send(content=shown.content, embeds=shown.embeds, view=view)
+        else:
+            message = await channel.send(content=shown.content, embeds=shown.embeds)
+        return message if reply.kind is ReplyKind.WORKING else None
+
+
+def build_discord_client(agent: Agent, settings: DiscordSettings) -> PgbotClient:
+    """The client, not yet logged in. ``settings.api_base_url`` (tests, proxies) redirects discord.py's REST
+    calls for the whole process, since discord.py keeps its base URL in a class attribute."""
+    if settings.api_base_url:
+        discord.http.Route.BASE = settings.api_base_url.rstrip("/")
+    return PgbotClient(agent=agent, settings=settings)

@@ -1,0 +1,26 @@
+"""Run the Discord bot until cancelled, with one-line errors for the usual setup mistakes."""
+
+from __future__ import annotations
+
+import discord
+
+from adapters.discord.bot import build_discord_client
+from core import Agent, ConfigError
+from core.config import DiscordSettings
+
+
+async def run_discord(agent: Agent, settings: DiscordSettings) -> None:
+    """Log in and stay connected to the gateway until cancelled."""
+    if settings.token is None or not settings.token.get_secret_value():
+        raise ConfigError("discord.token is not set (PGBOT_DISCORD__TOKEN)")
+    client = build_discord_client(agent, settings)
+    try:
+        async with client:
+            await client.start(settings.token.get_secret_value())
+    except discord.LoginFailure:
+        raise ConfigError("discord.token was rejected by Discord (check PGBOT_DISCORD__TOKEN)") from None
+    except discord.PrivilegedIntentsRequired:
+        raise ConfigError(
+            "Discord refused the Message Content intent: enable it for the bot in the Developer Portal "
+            "(Bot → Privileged Gateway Intents)"
+        ) from None

@@ -1,0 +1,138 @@
+"""Buttons: Approve/Reject (``pgbot:approve:<action_id>`` / ``pgbot:reject:<action_id>``) and 👍/👎
+(``pgbot:fb:up:<answer_id>`` / ``pgbot:fb:down:<answer_id>``).
+
+They are :class:`discord.ui.DynamicItem` s registered on the client, so a click is understood from its
+``custom_id`` alone: buttons on messages posted before a restart still work. A click is acknowledged at
+once (Discord's 3-second limit), then passed to core as (id, clicking user, decision); core decides
+whether it is allowed, expired or already done.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any, Self
+
+import discord
+
+from adapters.discord.render import CONTENT_LIMIT, cut, render
+from core import Agent, Reply, ReplyKind, render_error
+
+if TYPE_CHECKING:
+    from adapters.discord.bot import PgbotClient
+
+log = logging.getLogger(__name__)
+
+FEEDBACK_DISABLED = "Feedback is not enabled in this pgbot."
+_ID = r"[A-Za-z0-9_.-]{1,80}"  # custom_id is at most 100 characters
+
+
+def _client(interaction: discord.Interaction[Any]) -> PgbotClient:
+    from adapters.discord.bot import PgbotClient
+
+    client = interaction.client
+    if not isinstance(client, PgbotClient):
+        raise TypeError("pgbot buttons need the client made by build_discord_client")
+    return client
+
+
+class DecisionButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=rf"pgbot:(?P<decision>approve|reject):(?P<action_id>{_ID})",
+):
+    """Approve or Reject one pending change; the action id travels in the custom_id."""
+
+    def __init__(self, *, decision: str, action_id: str) -> None:
+        approve = decision == "approve"
+        super().__init__(
+            discord.ui.Button(
+                label="Approve" if approve else "Reject",
+                style=discord.ButtonStyle.success if approve else discord.ButtonStyle.danger,
+                custom_id=f"pgbot:{decision}:{action_id}",
+            )
+        )
+        self.approve = approve
+        self.action_id = action_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        return cls(decision=match["decision"], action_id=match["action_id"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        agent = _client(interaction).agent
+        await interaction.response.defer()  # a deferred update: the change may take longer than 3 s
+        outcome = await agent.decide(
+            action_id=self.action_id, decided_by=f"discord:{interaction.user.id}", approve=self.approve
+        )
+        shown = render(outcome)
+        await interaction.followup.send(content=shown.content, embeds=shown.embeds)
+        if outcome.kind is ReplyKind.OUTCOME and interaction.message is not None:
+            verdict = "✅ Approved" if self.approve else "🚫 Rejected"
+            note = f"{verdict} by {interaction.user.mention}"
+            await interaction.edit_original_response(
+                content=cut(f"{interaction.message.content}\n{note}", CONTENT_LIMIT), view=None
+            )
+
+
+class FeedbackButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=rf"pgbot:fb:(?P<vote>up|down):(?P<answer_id>{_ID})",
+):
+    """👍 or 👎 on one answer; only the person who clicked sees the acknowledgement."""
+
+    def __init__(self, *, vote: str, answer_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(
+                emoji="👍" if vote == "up" else "👎",
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"pgbot:fb:{vote}:{answer_id}",
+            )
+        )
+        self.helpful = vote == "up"
+        self.answer_id = answer_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        return cls(vote=match["vote"], answer_id=match["answer_id"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        agent = _client(interaction).agent
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        reply = await record_feedback(
+            agent, answer_id=self.answer_id, user=f"discord:{interaction.user.id}", helpful=self.helpful
+        )
+        shown = render(reply)
+        await interaction.followup.send(content=shown.content, embeds=shown.embeds, ephemeral=True)
+
+
+async def record_feedback(agent: Agent, *, answer_id: str, user: str, helpful: bool) -> Reply:
+    """core's ``Agent.feedback`` when this core has it; otherwise say feedback is not enabled."""
+    feedback = getattr(agent, "feedback", None)
+    if feedback is None:
+        return Reply(kind=ReplyKind.INFO, text=FEEDBACK_DISABLED)
+    try:
+        reply: Reply = await feedback(answer_id=answer_id, user=user, helpful=helpful)
+    except Exception as exc:  # noqa: BLE001 - the error policy: one reply in chat, traceback in the log
+        return render_error(exc)
+    return reply
+
+
+def view_for(reply: Reply) -> discord.ui.View | None:
+    """The buttons a reply needs, or None (which also clears buttons when a message is edited)."""
+    items: list[discord.ui.Item[discord.ui.View]] = []
+    if reply.approval is not None:
+        items.append(DecisionButton(decision="approve", action_id=reply.approval.action_id))
+        items.append(DecisionButton(decision="reject", action_id=reply.approval.action_id))
+    if reply.answer_id:
+        items.append(FeedbackButton(vote="up", answer_id=reply.answer_id))
+        items.append(FeedbackButton(vote="down", answer_id=reply.answer_id))
+    if not items:
+        return None
+    view = discord.ui.View(timeout=None)
+    for item in items:
+        view.add_item(item)
+    return view

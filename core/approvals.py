@@ -1,0 +1,388 @@
+"""Changes wait for a person: a :class:`PendingAction` is stored, shown with Approve/Reject, and run once.
+
+:meth:`Approvals.decide` applies the rules in order and refuses at the first that fails, running nothing:
+
+1. the id is known (forged, unknown and long-gone ids all read "unknown or expired");
+2. the action is still undecided (later clicks are told who decided what, and when);
+3. it has not expired (the first click after expiry records "expired" once);
+4. the decider may approve on that database (approvers by user or role; self-approval is a switch, off by
+   default); the requester may always reject their own request;
+5. the SQL is the SQL that was shown: its SHA-256 matches the stored hash *and* the ``requested`` audit row
+   in Postgres (which Redis cannot rewrite), and the requester still maps to the stored role;
+6. the decision is claimed atomically in the store *before* anything runs, so exactly one click wins.
+
+The approved statement then runs once, as the requester's role, and its ``executed`` audit row commits in
+the same transaction. Every decision is audited and appended to the thread's history for follow-ups.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import secrets
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import asyncpg
+import structlog
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from core.approval_store import ActionStatus, ApprovalStore, ApprovalStoreUnavailableError, Decision
+from core.audit import AuditEvent, AuditLog, AuditRecord, log_entry
+from core.db.postgres import (
+    SQL_TAG,
+    PgDatabase,
+    describe_connect_error,
+    quote_ident,
+    rows_from_status,
+    translate_pg_error,
+)
+from core.errors import AccessDeniedError, DatabaseUnavailableError, PgbotError
+from core.llm.base import ChatTurn
+from core.messages import ApprovalPrompt, Reply, ReplyKind, ResultTable
+from core.permissions import Actor, may_approve, resolve_role
+
+if TYPE_CHECKING:
+    from core.config import Settings
+    from core.context import ContextStore
+    from core.db.registry import DatabaseRegistry
+
+log = structlog.get_logger(__name__)
+
+_ID_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
+UNKNOWN = "Unknown or expired action: there is no pending change with that id. Nothing was run."
+ALTERED = ("Refused: the SQL of this change is not the SQL that was shown for approval (it was altered "
+           "after the request). Nothing was run; ask for the change again.")
+
+
+def sql_hash(sql: str) -> str:
+    """SHA-256 of the exact SQL text, hex: what the approver saw is what runs."""
+    return hashlib.sha256(sql.encode("utf-8")).hexdigest()
+
+
+def new_action_id() -> str:
+    """Unguessable: a click can only name an action someone was shown."""
+    return secrets.token_urlsafe(16)
+
+
+class PendingAction(BaseModel):
+    """One proposed change, exactly as shown to approvers."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(default_factory=new_action_id)
+    database: str
+    thread_key: str
+    requested_by: str
+    role: str | None  # None: the bot's login role (no roles table configured)
+    sql: str
+    sql_hash: str
+    kind: str  # write / ddl / admin
+    statement_type: str = ""
+    summary: str
+    preview: ResultTable | None = None
+    before: ResultTable | None = None
+    tables: tuple[str, ...] = ()
+    lock: str | None = None
+    outside_transaction: bool = False  # VACUUM, CREATE INDEX CONCURRENTLY, ...: cannot run in a transaction
+    created_at: float
+    expires_at: float
+
+    def prompt(self) -> ApprovalPrompt:
+        return ApprovalPrompt(
+            action_id=self.id, database=self.database, role=self.role, requested_by=self.requested_by,
+            sql=self.sql, sql_hash=self.sql_hash, kind=self.kind, summary=self.summary, preview=self.preview,
+            expires_at=self.expires_at,
+        )
+
+    def audit(self, event: AuditEvent, **outcome: object) -> AuditRecord:
+        return AuditRecord(
+            event=event, action_id=self.id, database=self.database, requested_by=self.requested_by,
+            role=self.role, sql=self.sql, sql_hash=self.sql_hash, statement_type=self.statement_type,
+            **outcome,  # type: ignore[arg-type]
+        )
+
+
+def when(stamp: float) -> str:
+    return dt.datetime.fromtimestamp(stamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def role_label(role: str | None) -> str:
+    return f"role {role}" if role else "the bot's login role"
+
+
+class Approvals:
+    """Submit proposed changes and carry out decisions on them; platform-independent."""
+
+    def __init__(
+        self, *, settings: Settings, databases: DatabaseRegistry, store: ApprovalStore, audit: AuditLog,
+        context: ContextStore | None = None, clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._settings = settings
+        self._databases = databases
+        self._store = store
+        self._audit = audit
+        self._context = context
+        self._clock = clock
+
+    async def submit(self, action: PendingAction) -> ApprovalPrompt:
+        """Audit the request, then store it; if either fails nothing is offered for approval."""
+        if sql_hash(action.sql) != action.sql_hash:
+            raise PgbotError("This change's SQL does not match its hash; it was not stored.")
+        await self._audit.record(action.audit(AuditEvent.REQUESTED))
+        remaining = max(action.expires_at - self._clock(), 0.0)
+        try:
+            await self._store.put(
+                action.id, action.model_dump_json(),
+                ttl_s=int(remaining) + self._settings.approvals.keep_decided_s + 1,
+            )
+        except ApprovalStoreUnavailableError:
+            await self._audit_quietly(action.audit(AuditEvent.FAILED, result="approval store unavailable"))
+            raise
+        return action.prompt()
+
+    async def decide(self, *, action_id: str, decided_by: str, approve: bool) -> Reply:
+        """Apply the rules (module docstring) and return the outcome; never runs anything twice."""
+        if not _ID_RE.fullmatch(action_id or ""):
+            log.warning("approval_refused", reason="malformed id", decided_by=decided_by)
+            return _error(UNKNOWN)
+        try:
+            return await self._decide(action_id, decided_by=decided_by, approve=approve)
+        except ApprovalStoreUnavailableError as exc:
+            log.warning("approval_store_unavailable", action_id=action_id, decided_by=decided_by)
+            return _error(exc.user_message)
+
+    async def _decide(self, action_id: str, *, decided_by: str, approve: bool) -> Reply:
+        stored = await self._store.get(action_id)
+        if stored is None:
+            log.info("approval_refused", action_id=action_id, reason="unknown", decided_by=decided_by)
+            return _error(UNKNOWN)
+        action = _parse(stored.payload)
+        if action is None or action.id != action_id:
+            log.error("approval_refused", action_id=action_id, reason="stored action unreadable")
+            await self._store.claim(action_id, self._decision(ActionStatus.FAILED, decided_by,
+                                                               result="stored action unreadable"))
+            return _error(ALTERED)
+        if stored.decision is not None:
+            return _error(already(stored.decision), action)
+        if self._clock() >= action.expires_at:
+            return await self._expire(action, decided_by)
+        if action.database not in self._databases.names:
+            return _error(f"Database '{action.database}' is no longer configured; nothing was run.", action)
+        reason = self._refusal(action, decided_by=decided_by, approve=approve)
+        if reason is not None:
+            log.warning("approval_refused", action_id=action.id, decided_by=decided_by, reason=reason)
+            verb = "approve" if approve else "reject"
+            return _error(f"You ({decided_by}) cannot {verb} this change: {reason}. Nothing was run.", action)
+        problem, altered = await self._verify(action)
+        if problem is not None:
+            claim = await self._store.claim(action.id, self._decision(ActionStatus.FAILED, decided_by,
+                                                                      result=problem))
+            if claim.won:
+                await self._audit_quietly(action.audit(AuditEvent.FAILED, decided_by=decided_by, result=problem))
+            log.warning("approval_refused", action_id=action.id, decided_by=decided_by, reason=problem)
+            return _error(ALTERED if altered else f"Refused: {problem}. Nothing was run.", action)
+        if not approve:
+            return await self._reject(action, decided_by)
+        return await self._approve(action, decided_by)
+
+    def _refusal(self, action: PendingAction, *, decided_by: str, approve: bool) -> str | None:
+        if not approve and decided_by == action.requested_by:
+            return None  # withdrawing your own request is always allowed
+        settings = self._databases.get(action.database).settings
+        try:
+            decider = resolve_role(database=action.database, settings=settings, identity=decided_by)
+        except AccessDeniedError:  # an approver listed by identity need not be mapped to a role
+            decider = Actor(identity=decided_by, role=None, database=action.database)
+        return may_approve(settings=settings, approver=decider, requested_by=action.requested_by)
+
+    async def _verify(self, action: PendingAction) -> tuple[str | None, bool]:
+        """(why the stored action cannot run, whether it was altered); Redis is checked against Postgres."""
+        if sql_hash(action.sql) != action.sql_hash:
+            return "the SQL was altered after it was shown (hash mismatch)", True
+        row = await self._audit.requested(database=action.database, action_id=action.id)
+        if row is None or (row.sql_hash, row.requested_by, row.role) != (
+                action.sql_hash, action.requested_by, action.role):
+            return "the SQL, requester or role differs from the audited request", True
+        settings = self._databases.get(action.database).settings
+        try:
+            now = resolve_role(database=action.database, settings=settings, identity=action.requested_by)
+        except AccessDeniedError:
+            return f"{action.requested_by} no longer has access to '{action.database}'", False
+        if now.role != action.role:
+            return (f"{action.requested_by} now maps to {role_label(now.role)}, not {role_label(action.role)} "
+                    "as when the change was requested; ask for it again"), False
+        return None, False
+
+    async def _expire(self, action: PendingAction, decided_by: str) -> Reply:
+        result = f"expired at {when(action.expires_at)}; first click after expiry by {decided_by}"
+        claim = await self._store.claim(action.id, self._decision(ActionStatus.EXPIRED, decided_by, result=result))
+        if not claim.won:
+            return _error(already(claim.standing) if claim.standing else UNKNOWN, action)
+        await self._audit_quietly(action.audit(AuditEvent.EXPIRED, decided_by=decided_by, result=result))
+        return _error(f"This change expired at {when(action.expires_at)} without a decision; nothing was run. "
+                      "Ask for it again if it is still needed.", action)
+
+    async def _reject(self, action: PendingAction, decided_by: str) -> Reply:
+        claim = await self._store.claim(action.id, self._decision(ActionStatus.REJECTED, decided_by))
+        if not claim.won:
+            return _error(already(claim.standing) if claim.standing else UNKNOWN, action)
+        await self._audit_quietly(action.audit(AuditEvent.REJECTED, decided_by=decided_by))
+        text = f"Change {action.id} was rejected by {decided_by}; nothing was run."
+        await self._note(action, decided_by, "Reject", text)
+        return Reply(kind=ReplyKind.OUTCOME, text=text, sql=(action.sql,), database=action.database)
+
+    async def _approve(self, action: PendingAction, decided_by: str) -> Reply:
+        claim = await self._store.claim(action.id, self._decision(ActionStatus.EXECUTING, decided_by))
+        if not claim.won:
+            return _error(already(claim.standing) if claim.standing else UNKNOWN, action)
+        try:
+            await self._audit.record(action.audit(AuditEvent.APPROVED, decided_by=decided_by))
+        except PgbotError as exc:
+            problem = f"the audit trail could not be written ({exc.user_message})"
+            await self._store.finish(action.id, self._decision(ActionStatus.FAILED, decided_by, result=problem))
+            return _error(f"Approved by {decided_by}, but not run: {problem}.", action)
+        db = self._databases.get(action.database)
+        try:
+            status, duration_ms = await self._execute(db, action, decided_by)
+        except PgbotError as exc:
+            return await self._failed(action, decided_by, exc.user_message)
+        except BaseException:
+            # Unexpected: the claim stays, so it never runs again; record why for later clicks.
+            await self._finish_quietly(action, self._decision(ActionStatus.FAILED, decided_by,
+                                                              result="internal error while running"))
+            raise
+        rows = rows_from_status(status)
+        decision = self._decision(ActionStatus.EXECUTED, decided_by, result=status, rows_affected=rows,
+                                  duration_ms=duration_ms)
+        saved = await self._finish_quietly(action, decision)
+        text = (f"Change {action.id} was approved by {decided_by} and executed as {role_label(action.role)} on "
+                f"'{action.database}': {status} ({duration_ms:.0f} ms).")
+        await self._note(action, decided_by, "Approve", text)
+        if not saved:
+            text += " (The outcome could not be saved to Redis; later clicks will see it as still running.)"
+        return Reply(kind=ReplyKind.OUTCOME, text=text, sql=(action.sql,), database=action.database,
+                     meta={"action_id": action.id, "status": status})
+
+    async def _execute(self, db: PgDatabase, action: PendingAction, decided_by: str) -> tuple[str, float]:
+        """Run the approved SQL once as the requester's role; its audit row commits with it."""
+        if action.outside_transaction:
+            status, duration_ms = await run_outside_transaction(db, action.sql, role=action.role)
+            rows = rows_from_status(status)
+            await self._audit_quietly(action.audit(AuditEvent.EXECUTED, decided_by=decided_by, result=status,
+                                                   rows_affected=rows, duration_ms=duration_ms))
+            return status, duration_ms
+        entry: list[AuditRecord] = []
+
+        async def work(conn: asyncpg.Connection) -> tuple[str, float]:
+            started = time.perf_counter()
+            status: str = await conn.execute(SQL_TAG + action.sql)
+            duration_ms = (time.perf_counter() - started) * 1000
+            await conn.execute("RESET ROLE")  # the audit table belongs to the login role, not the user's
+            entry.append(action.audit(AuditEvent.EXECUTED, decided_by=decided_by, result=status,
+                                      rows_affected=rows_from_status(status), duration_ms=duration_ms))
+            await self._audit.insert_on(conn, entry[0])
+            return status, duration_ms
+
+        outcome = await db.run(work, role=action.role, read_only=False)
+        log_entry(entry[0])
+        return outcome
+
+    async def _failed(self, action: PendingAction, decided_by: str, message: str) -> Reply:
+        await self._finish_quietly(action, self._decision(ActionStatus.FAILED, decided_by, result=message))
+        await self._audit_quietly(action.audit(AuditEvent.FAILED, decided_by=decided_by, result=message))
+        undone = "" if action.outside_transaction else " Its transaction was rolled back, so nothing changed."
+        text = f"Change {action.id} was approved by {decided_by} but failed: {message}{undone}"
+        await self._note(action, decided_by, "Approve", text)
+        return _error(text, action)
+
+    def _decision(self, status: ActionStatus, decided_by: str, **outcome: object) -> Decision:
+        return Decision(status=status, decided_by=decided_by, decided_at=self._clock(), **outcome)  # type: ignore[arg-type]
+
+    async def _finish_quietly(self, action: PendingAction, decision: Decision) -> bool:
+        try:
+            await self._store.finish(action.id, decision)
+        except ApprovalStoreUnavailableError:
+            log.error("approval_outcome_not_saved", action_id=action.id, status=decision.status.value)
+            return False
+        return True
+
+    async def _audit_quietly(self, entry: AuditRecord) -> None:
+        """Audit after the fact: a failure is logged loudly but cannot undo what already happened."""
+        try:
+            await self._audit.record(entry)
+        except PgbotError as exc:
+            log_entry(entry)
+            log.error("audit_write_failed", action_id=entry.action_id, audit_event=entry.event.value,
+                      error=exc.user_message)
+
+    async def _note(self, action: PendingAction, decided_by: str, button: str, text: str) -> None:
+        """Tell the thread's history, so a follow-up question knows what happened."""
+        if self._context is None:
+            return
+        turns = [ChatTurn(role="user", content=f"[{decided_by} pressed {button} on change {action.id}]"),
+                 ChatTurn(role="assistant", content=text)]
+        try:
+            await self._context.append(action.thread_key, turns)
+        except PgbotError as exc:
+            log.warning("thread_note_failed", action_id=action.id, error=exc.user_message)
+
+    async def aclose(self) -> None:
+        await self._store.aclose()
+
+
+def already(decision: Decision) -> str:
+    """What a late click is told."""
+    by, at = decision.decided_by, when(decision.decided_at)
+    match decision.status:
+        case ActionStatus.EXECUTING:
+            return (f"This change was already approved by {by} at {at} and is running (or was interrupted); "
+                    "it will not run again.")
+        case ActionStatus.EXECUTED:
+            return f"This change was already approved by {by} at {at} and executed: {decision.result}."
+        case ActionStatus.REJECTED:
+            return f"This change was already rejected by {by} at {at}; nothing was run."
+        case ActionStatus.EXPIRED:
+            return f"This change expired without a decision ({decision.result}); nothing was run."
+    return f"This change already failed at {at}: {decision.result}. It will not run again."
+
+
+def _parse(payload: str) -> PendingAction | None:
+    try:
+        return PendingAction.model_validate_json(payload)
+    except ValidationError:
+        return None
+
+
+def _error(text: str, action: PendingAction | None = None) -> Reply:
+    if action is None:
+        return Reply(kind=ReplyKind.ERROR, text=text)
+    return Reply(kind=ReplyKind.ERROR, text=text, sql=(action.sql,), database=action.database,
+                 meta={"action_id": action.id})
+
+
+async def run_outside_transaction(db: PgDatabase, sql: str, *, role: str | None) -> tuple[str, float]:
+    """For statements Postgres refuses inside a transaction block: session-level role and limits, reset after."""
+    limits = db.limits
+    pool = await db.pool()
+    started = time.perf_counter()
+    try:
+        async with pool.acquire(timeout=db.settings.connect_timeout_s) as conn:
+            await conn.execute(f"SET statement_timeout = {int(limits.statement_timeout_ms)}; "
+                               f"SET lock_timeout = {int(limits.lock_timeout_ms)}")
+            try:
+                if role:
+                    await conn.execute(f"SET ROLE {quote_ident(role)}")
+                status: str = await conn.execute(SQL_TAG + sql)
+            finally:
+                # The pool's own reset runs RESET ALL too; this makes the intent explicit and immediate.
+                await conn.execute("RESET ROLE; RESET statement_timeout; RESET lock_timeout")
+    except asyncpg.PostgresError as exc:
+        raise translate_pg_error(exc, database=db.name) from exc
+    except (OSError, asyncpg.InterfaceError, TimeoutError) as exc:
+        raise DatabaseUnavailableError(
+            f"Database '{db.name}' connection failed: {describe_connect_error(exc)}"
+        ) from exc
+    return status, (time.perf_counter() - started) * 1000

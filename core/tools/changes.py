@@ -1,0 +1,130 @@
+"""The write path: propose one change, preview it (rolled back), and pause for approval.
+
+Nothing here runs a change for real. The tool returns a :class:`PendingAction`; the agent stores it and
+shows Approve/Reject; :class:`core.approvals.Approvals` runs it once someone allowed to approves.
+"""
+
+from __future__ import annotations
+
+import time
+
+from core.approvals import PendingAction, role_label, sql_hash
+from core.db.preview import ChangePreview, preview_change
+from core.errors import (
+    DatabaseError,
+    DatabaseUnavailableError,
+    GuardError,
+    ModelHint,
+    PermissionDeniedError,
+    QueryTimeoutError,
+)
+from core.sqlguard import Classification, must_run_outside_transaction
+from core.tools.format import table_for_model
+from core.tools.registry import ToolContext, ToolKind, ToolOutput, tool
+
+PREVIEW_FAILED = "The preview of this change failed, so it is not offered for approval."
+# SQLSTATE classes the model can fix by rewriting the SQL: data exceptions (22) and syntax/unknown names (42).
+_FIXABLE_CLASSES = ("22", "42")
+LOCK_EFFECT = {
+    "ACCESS EXCLUSIVE": "blocks every read and write of it while the statement runs",
+    "EXCLUSIVE": "blocks writes to it while the statement runs; reads continue",
+    "SHARE ROW EXCLUSIVE": "blocks writes to it while the statement runs; reads continue",
+    "SHARE": "blocks writes to it while the statement runs; reads continue",
+    "SHARE UPDATE EXCLUSIVE": "reads and writes continue; other schema changes and VACUUM wait",
+    "ROW EXCLUSIVE": "the usual lock for writes: reads and other writes continue; changed rows are locked",
+    "ROW SHARE": "the selected rows are locked against writes; everything else continues",
+    "ACCESS SHARE": "only conflicts with ACCESS EXCLUSIVE locks",
+}
+
+
+@tool(kind=ToolKind.WRITE)
+async def propose_change(ctx: ToolContext, sql: str) -> ToolOutput:
+    """Propose one change to the current database: INSERT, UPDATE, DELETE, MERGE, or a schema or admin
+    statement (CREATE, ALTER, DROP, CREATE INDEX, VACUUM, GRANT ...). Nothing runs now: pgbot previews it in
+    a transaction that is rolled back, shows the preview with Approve / Reject, and runs exactly this SQL,
+    as the user's database role, only after someone allowed to approve presses Approve.
+
+    Args:
+        sql: exactly one PostgreSQL statement that changes data or schema
+    """
+    try:
+        checked = ctx.guard.check_change(sql)
+    except GuardError as exc:
+        raise ModelHint(f"Refused: {exc.user_message}") from None
+    if checked.statement_type == "CopyStmt":
+        raise ModelHint("Refused: COPY ... FROM STDIN needs a data stream chat cannot supply; use INSERT.")
+    try:
+        preview = await preview_change(ctx.database, checked, role=ctx.actor.role)
+    except (PermissionDeniedError, QueryTimeoutError, DatabaseUnavailableError) as exc:
+        raise type(exc)(f"{PREVIEW_FAILED} {exc.user_message}") from exc
+    except DatabaseError as exc:
+        if _model_can_fix(exc):
+            raise ModelHint(f"Postgres refused the statement in the preview: {exc.user_message}\n"
+                            f"SQL was: {checked.sql}") from None
+        raise DatabaseError(f"{PREVIEW_FAILED} {exc.user_message}") from exc
+    now = time.time()
+    action = PendingAction(
+        database=ctx.database.name, thread_key=ctx.thread_key, requested_by=ctx.actor.identity,
+        role=ctx.actor.role, sql=checked.sql, sql_hash=sql_hash(checked.sql), kind=checked.kind.value,
+        statement_type=checked.statement_type, summary=short_summary(checked, preview),
+        preview=preview.sample, before=preview.before, tables=checked.tables, lock=checked.lock,
+        outside_transaction=must_run_outside_transaction(checked),
+        created_at=now, expires_at=now + ctx.settings.approvals.expiry_s,
+    )
+    text = describe(checked, preview, role=ctx.actor.role, database=ctx.database.name)
+    approvers = ctx.database.settings.approvers
+    if ctx.database.settings.roles is not None and not approvers.users and not approvers.roles:
+        text += (f"\nNote: no approvers are configured for '{ctx.database.name}' "
+                 f"([databases.{ctx.database.name}.approvers]), so nobody can approve this yet.")
+    text += f"\nNothing has run yet: change {action.id} waits for Approve or Reject."
+    ctx.log.info("change_proposed", action_id=action.id, statement=checked.statement_type,
+                 rows=preview.rows_affected, sql_hash=action.sql_hash)
+    return ToolOutput(text=text, sql=(), pending=action)
+
+
+def _model_can_fix(exc: DatabaseError) -> bool:
+    state = getattr(exc.__cause__, "sqlstate", None)
+    return isinstance(state, str) and state[:2] in _FIXABLE_CLASSES
+
+
+def _label(checked: Classification) -> str:
+    return checked.statement_type.removesuffix("Stmt").upper()
+
+
+def short_summary(checked: Classification, preview: ChangePreview) -> str:
+    """One line for the approval card: what, how much, where."""
+    where = f" on {', '.join(checked.tables[:3])}" if checked.tables else ""
+    if preview.rows_affected is not None:
+        amount = f": {preview.rows_affected} row{'s' if preview.rows_affected != 1 else ''}"
+    else:
+        amount = ""
+    return f"{_label(checked)}{amount}{where}"
+
+
+def describe(checked: Classification, preview: ChangePreview, *, role: str | None, database: str) -> str:
+    """The full preview text shown with the approval (and to the model)."""
+    objects = ", ".join(checked.tables) or "no table"
+    lines: list[str] = []
+    if preview.ran:
+        if preview.rows_affected is not None:
+            plural = "s" if preview.rows_affected != 1 else ""
+            lines.append(f"This {_label(checked)} on {objects} would affect {preview.rows_affected} row{plural} "
+                         f"(tried as {role_label(role)} on '{database}' in a transaction that was rolled back).")
+        else:
+            lines.append(f"This statement on {objects} was tried as {role_label(role)} on '{database}' in a "
+                         "transaction that was rolled back.")
+        if preview.before is not None and preview.before.rows:
+            lines.append("Before (up to 5 matching rows now):\n" + table_for_model(preview.before))
+        if preview.sample is not None and preview.sample.rows:
+            lines.append("After (up to 5 of the rows as the change leaves them):\n" + table_for_model(preview.sample))
+    else:
+        lines.append(f"This {_label(checked)} touches: {objects}. It will run as {role_label(role)} on "
+                     f"'{database}'.")
+    if checked.lock:
+        effect = LOCK_EFFECT.get(checked.lock, "")
+        lines.append(f"Lock: {checked.lock} on {objects}" + (f" ({effect})." if effect else "."))
+    if must_run_outside_transaction(checked):
+        lines.append("It cannot run inside a transaction, so it runs on its own; if it fails part-way it may "
+                     "leave something to clean up (e.g. an invalid index).")
+    lines.extend(preview.notes)
+    return "\n".join(lines)

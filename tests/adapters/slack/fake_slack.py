@@ -1,0 +1,200 @@
+"""A local stand-in for Slack: the Web API methods pgbot calls, a Socket Mode WebSocket, and signed requests.
+
+The Web API part answers the way Slack does (``{"ok": true, "channel": ..., "ts": ...}``) and records every
+call, so tests assert on what pgbot really sent over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+BOT_USER_ID = "U0BOT00001"
+BOT_ID = "B0BOT00001"
+TEAM_ID = "T0TEAM0001"
+APP_ID = "A0APP00001"
+SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+
+
+@dataclass(frozen=True, slots=True)
+class ApiCall:
+    method: str
+    args: dict[str, Any]
+    authorization: str
+
+
+class FakeSlack:
+    """Web API methods under ``/api/``, and ``/link`` for Socket Mode."""
+
+    def __init__(self) -> None:
+        self.calls: list[ApiCall] = []
+        self.acks: list[dict[str, Any]] = []  # Socket Mode envelope acknowledgements from the app
+        self._ts = itertools.count(1)
+        self._socket: web.WebSocketResponse | None = None
+        self._socket_ready = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/api/{method}", self._api)
+        app.router.add_get("/link", self._link)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        if self._socket is not None:
+            await self._socket.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _api(self, request: web.Request) -> web.Response:
+        method = request.match_info["method"]
+        if request.content_type == "application/json":
+            args: dict[str, Any] = await request.json()
+        else:
+            args = dict(await request.post())  # type: ignore[arg-type]
+        if isinstance(args.get("blocks"), str):
+            args["blocks"] = json.loads(args["blocks"])
+        self.calls.append(ApiCall(method, args, request.headers.get("Authorization", "")))
+        return web.json_response(self._answer(method, args))
+
+    def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        if method == "auth.test":
+            return {"ok": True, "url": "https://pgbot-test.slack.com/", "team": "pgbot test", "user": "pgbot",
+                    "team_id": TEAM_ID, "user_id": BOT_USER_ID, "bot_id": BOT_ID, "is_enterprise_install": False}
+        if method == "apps.connections.open":
+            return {"ok": True, "url": f"ws://127.0.0.1:{self.port}/link?ticket=test-ticket"}
+        if method == "chat.postMessage":
+            ts = f"{int(time.time())}.{next(self._ts):06d}"
+            message = {"type": "message", "text": args.get("text", ""), "user": BOT_USER_ID, "bot_id": BOT_ID,
+                       "ts": ts, "blocks": args.get("blocks", [])}
+            if args.get("thread_ts"):
+                message["thread_ts"] = args["thread_ts"]
+            return {"ok": True, "channel": args["channel"], "ts": ts, "message": message}
+        if method == "chat.update":
+            return {"ok": True, "channel": args["channel"], "ts": args["ts"], "text": args.get("text", "")}
+        if method == "chat.postEphemeral":
+            return {"ok": True, "message_ts": f"{int(time.time())}.{next(self._ts):06d}"}
+        return {"ok": False, "error": "unknown_method"}
+
+    def of(self, method: str) -> list[ApiCall]:
+        return [c for c in self.calls if c.method == method]
+
+    async def wait_for(self, done: Callable[[FakeSlack], bool], *, timeout: float = 10.0) -> None:
+        """Bolt runs listeners after it has acknowledged the request, so tests wait for the calls to land."""
+        deadline = time.monotonic() + timeout
+        while not done(self):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out; calls so far: {[c.method for c in self.calls]}")
+            await asyncio.sleep(0.02)
+
+    async def settle(self, *, quiet: float = 0.3) -> None:
+        """Wait until no new call has arrived for ``quiet`` seconds (to assert that nothing more is sent)."""
+        count = -1
+        while count != len(self.calls):
+            count = len(self.calls)
+            await asyncio.sleep(quiet)
+
+    # --- Socket Mode -----------------------------------------------------------------------------------
+
+    async def _link(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=True)
+        await ws.prepare(request)
+        self._socket = ws
+        await ws.send_json({"type": "hello", "num_connections": 1,
+                            "debug_info": {"host": "applink-test", "approximate_connection_time": 18060},
+                            "connection_info": {"app_id": APP_ID}})
+        self._socket_ready.set()
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                self.acks.append(json.loads(msg.data))
+        return ws
+
+    async def send_envelope(self, envelope_type: str, payload: dict[str, Any], envelope_id: str) -> None:
+        await asyncio.wait_for(self._socket_ready.wait(), timeout=10)
+        assert self._socket is not None
+        await self._socket.send_json({"envelope_id": envelope_id, "type": envelope_type, "payload": payload,
+                                      "accepts_response_payload": False, "retry_attempt": 0, "retry_reason": ""})
+
+
+def signed_headers(body: str, *, content_type: str, secret: str = SIGNING_SECRET) -> dict[str, str]:
+    """Headers Slack sends: v0 HMAC-SHA256 over ``v0:{timestamp}:{body}`` with the signing secret."""
+    timestamp = str(int(time.time()))
+    digest = hmac.new(secret.encode(), f"v0:{timestamp}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {"content-type": content_type, "x-slack-request-timestamp": timestamp, "x-slack-signature": f"v0={digest}"}
+
+
+def event_body(event: dict[str, Any]) -> str:
+    """An Events API ``event_callback`` envelope, as Slack posts it (JSON)."""
+    return json.dumps({
+        "token": "XXYYZZ", "team_id": TEAM_ID, "context_team_id": TEAM_ID, "api_app_id": APP_ID,
+        "event": event, "type": "event_callback", "event_id": f"Ev{abs(hash(event['ts'])) % 10**10:010d}",
+        "event_time": int(float(event["ts"])),
+        "authorizations": [{"enterprise_id": None, "team_id": TEAM_ID, "user_id": BOT_USER_ID, "is_bot": True,
+                            "is_enterprise_install": False}],
+        "is_ext_shared_channel": False, "event_context": "4-eyJldCI6ImFwcF9tZW50aW9uIn0",
+    })
+
+
+def app_mention(text: str, *, ts: str, channel: str = "C0CHAN0001", user: str = "U0USER0001",
+                thread_ts: str | None = None) -> dict[str, Any]:
+    """An ``app_mention`` event as Slack sends it (text keeps the ``<@BOT>`` markup and HTML escaping)."""
+    event: dict[str, Any] = {
+        "client_msg_id": "c0ffee00-0000-4000-8000-000000000001", "type": "app_mention", "text": text,
+        "user": user, "ts": ts, "team": TEAM_ID,
+        "blocks": [{"type": "rich_text", "block_id": "Xy1", "elements": [
+            {"type": "rich_text_section", "elements": [{"type": "text", "text": text}]}]}],
+        "channel": channel, "event_ts": ts,
+    }
+    if thread_ts:
+        event["thread_ts"] = thread_ts
+    return event
+
+
+def thread_message(text: str, *, ts: str, thread_ts: str, channel: str = "C0CHAN0001",
+                   user: str = "U0USER0001", **extra: Any) -> dict[str, Any]:
+    """A ``message`` event for a reply in a thread."""
+    return {
+        "client_msg_id": "c0ffee00-0000-4000-8000-000000000002", "type": "message", "text": text, "user": user,
+        "ts": ts, "team": TEAM_ID, "thread_ts": thread_ts, "parent_user_id": user, "channel": channel,
+        "event_ts": ts, "channel_type": "channel", **extra,
+    }
+
+
+def block_actions(*, action_id: str, value: str, message: dict[str, Any], user: str = "U0APPROVER",
+                  channel: str = "C0CHAN0001") -> str:
+    """A ``block_actions`` interaction, form-encoded as ``payload=<json>`` like Slack posts it."""
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user, "username": "approver", "name": "approver", "team_id": TEAM_ID},
+        "api_app_id": APP_ID, "token": "XXYYZZ",
+        "container": {"type": "message", "message_ts": message["ts"], "channel_id": channel, "is_ephemeral": False,
+                      **({"thread_ts": message["thread_ts"]} if "thread_ts" in message else {})},
+        "trigger_id": "13345224609.738474920.8088930838d88f008e0",
+        "team": {"id": TEAM_ID, "domain": "pgbot-test"}, "enterprise": None, "is_enterprise_install": False,
+        "channel": {"id": channel, "name": "db-ops"},
+        "message": message,
+        "state": {"values": {}},
+        "response_url": "https://hooks.slack.com/actions/T0TEAM0001/1/abc",
+        "actions": [{"action_id": action_id, "block_id": "pgbot_decision", "value": value, "type": "button",
+                     "text": {"type": "plain_text", "text": "x", "emoji": True}, "action_ts": "1700000000.000100"}],
+    }
+    return urllib.parse.urlencode({"payload": json.dumps(payload)})

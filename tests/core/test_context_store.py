@@ -1,0 +1,95 @@
+"""Redis and in-memory context stores pass the same suite (Redis: the real server)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from core.context import ContextStore, ContextUnavailableError, MemoryContextStore, RedisContextStore, trim_history
+from core.llm.base import ChatTurn, ToolCall
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def store(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[ContextStore]:
+    if request.param == "memory":
+        yield MemoryContextStore(ttl_s=60, max_turns=6)
+        return
+    prefix = f"pgbot:test:{uuid.uuid4().hex}"
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    yield RedisContextStore(client, ttl_s=60, max_turns=6, prefix=prefix)
+    cleanup = aioredis.Redis.from_url(redis_url)
+    keys = [k async for k in cleanup.scan_iter(f"{prefix}:*")]
+    if keys:
+        await cleanup.delete(*keys)
+    await cleanup.aclose()
+    await client.aclose()
+
+
+def user(text: str) -> ChatTurn:
+    return ChatTurn(role="user", content=text)
+
+
+async def test_history_round_trips_with_tool_calls(store: ContextStore) -> None:
+    turns = [
+        user("how many orders?"),
+        ChatTurn(role="assistant", content="",
+                 tool_calls=(ToolCall(id="c1", name="run_query", arguments='{"sql": "SELECT 1"}'),)),
+        ChatTurn(role="tool", tool_call_id="c1", name="run_query", content="count\n3"),
+        ChatTurn(role="assistant", content="3 orders."),
+    ]
+    await store.append("t1", turns)
+    assert await store.history("t1") == turns
+    assert await store.history("other") == []
+
+
+async def test_history_is_trimmed_at_a_user_turn(store: ContextStore) -> None:
+    for i in range(5):
+        await store.append("t2", [user(f"q{i}"), ChatTurn(role="tool", tool_call_id="x", content="r"),
+                                  ChatTurn(role="assistant", content=f"a{i}")])
+    history = await store.history("t2")
+    assert len(history) <= 6
+    assert history[0].role == "user"
+    assert history[-1].content == "a4"
+
+
+async def test_database_choice_is_per_thread(store: ContextStore) -> None:
+    assert await store.get_database("t3") is None
+    await store.set_database("t3", "analytics")
+    assert await store.get_database("t3") == "analytics"
+    assert await store.get_database("t4") is None
+
+
+async def test_concurrent_appends_lose_nothing(store: ContextStore) -> None:
+    await asyncio.gather(*(store.append("t5", [user(f"m{i}")]) for i in range(6)))
+    history = await store.history("t5")
+    assert sorted(t.content or "" for t in history) == [f"m{i}" for i in range(6)]
+
+
+async def test_redis_keys_carry_a_ttl(redis_url: str) -> None:
+    prefix = f"pgbot:test:{uuid.uuid4().hex}"
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    store = RedisContextStore(client, ttl_s=120, max_turns=10, prefix=prefix)
+    try:
+        await store.append("t", [user("hi")])
+        await store.set_database("t", "db")
+        for key in [k async for k in client.scan_iter(f"{prefix}:*")]:
+            assert 0 < await client.ttl(key) <= 120
+            await client.delete(key)
+    finally:
+        await client.aclose()
+
+
+async def test_redis_down_is_a_clear_error() -> None:
+    store = RedisContextStore.from_url("redis://127.0.0.1:9/0", ttl_s=60, max_turns=4)
+    with pytest.raises(ContextUnavailableError, match="context store"):
+        await store.history("t")
+    await store.aclose()
+
+
+def test_trim_drops_orphaned_tool_results() -> None:
+    turns = [ChatTurn(role="tool", tool_call_id="a", content="x"), ChatTurn(role="assistant", content="y"), user("z")]
+    assert trim_history(turns, 10) == [user("z")]
