@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from core.agent import Agent
+from core.approval_store import ApprovalStore, MemoryApprovalStore, RedisApprovalStore
+from core.approvals import Approvals
+from core.audit import AuditLog
 from core.config import Settings
 from core.context import ContextStore, MemoryContextStore, RedisContextStore
 from core.db.registry import DatabaseRegistry
@@ -30,13 +33,25 @@ def make_store(settings: Settings) -> ContextStore:
     )
 
 
+def make_approval_store(settings: Settings) -> ApprovalStore:
+    """Redis when configured (shared by replicas, survives restarts), else in memory (the terminal)."""
+    if settings.redis.url is None:
+        return MemoryApprovalStore()
+    return RedisApprovalStore.from_url(settings.redis.url.get_secret_value())
+
+
 def build_agent(
-    settings: Settings, *, llm: LlmClient | None = None, store: ContextStore | None = None, use_llm: bool = True
+    settings: Settings, *, llm: LlmClient | None = None, store: ContextStore | None = None, use_llm: bool = True,
+    approval_store: ApprovalStore | None = None,
 ) -> Agent:
-    """Wire an :class:`Agent`; tests pass their own ``llm``/``store`` to point at local servers."""
+    """Wire an :class:`Agent`; tests pass their own ``llm``/``store``/``approval_store`` (local servers)."""
     databases = DatabaseRegistry(settings)
     store = store or make_store(settings)
     tools = load_tools()
+    approvals = Approvals(
+        settings=settings, databases=databases, store=approval_store or make_approval_store(settings),
+        audit=AuditLog(databases), context=store,
+    )
     return Agent(
         settings=settings,
         databases=databases,
@@ -44,4 +59,5 @@ def build_agent(
         tools=tools,
         llm=llm if llm is not None else (make_llm(settings) if use_llm else None),
         guard=SqlGuard(),
+        approvals=approvals,
     )

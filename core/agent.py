@@ -208,6 +208,8 @@ class Agent:
     async def aclose(self) -> None:
         await self.databases.aclose()
         await self.store.aclose()
+        if self.approvals is not None:
+            await self.approvals.aclose()
         if self.llm is not None:
             await self.llm.aclose()
 

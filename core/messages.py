@@ -122,7 +122,7 @@ def new_id() -> str:
 def to_cell(value: object, *, max_chars: int = 2000) -> Cell:
     """Convert one Postgres value for display; huge text and bytea are cut so chat stays readable."""
     if value is None or isinstance(value, bool | int):
-        return value  # type: ignore[return-value]
+        return value
     if isinstance(value, float):
         return value
     if isinstance(value, decimal.Decimal):

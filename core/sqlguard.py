@@ -178,7 +178,7 @@ _LABELS = {
     "ALTER DATABASE", "AlterDatabaseRefreshCollStmt": "ALTER DATABASE", "RuleStmt": "CREATE RULE",
     "CreateTrigStmt": "CREATE TRIGGER", "CreatePLangStmt": "CREATE LANGUAGE", "CommentStmt": "COMMENT ON",
     "RefreshMatViewStmt": "REFRESH MATERIALIZED VIEW", "CheckPointStmt": "CHECKPOINT",
-    "DeclareCursorStmt": "DECLARE CURSOR", "ClosePortalStmt": "CLOSE", "DefineStmt": "CREATE",
+    "DeclareCursorStmt": "DECLARE CURSOR", "ClosePortalStmt": "CLOSE",
     "CreateFdwStmt": "CREATE FOREIGN DATA WRAPPER", "CreateStatsStmt": "CREATE STATISTICS",
     "ConstraintsSetStmt": "SET CONSTRAINTS", "ReassignOwnedStmt": "REASSIGN OWNED",
     "AlterRoleSetStmt": "ALTER ROLE", "SecLabelStmt": "SECURITY LABEL", "DoStmt": "DO",
@@ -238,6 +238,8 @@ def _label(node: ast.Node) -> str:
         return "GRANT" if node.is_grant else "REVOKE"
     if isinstance(node, ast.FetchStmt):
         return "MOVE" if node.ismove else "FETCH"
+    if isinstance(node, ast.DefineStmt):
+        return f"CREATE {_object_word(node.kind)}"
     if isinstance(node, ast.CreateFunctionStmt):
         return "CREATE PROCEDURE" if node.is_procedure else "CREATE FUNCTION"
     if name in _LABELS:

@@ -202,8 +202,8 @@ def render(reply: Reply) -> SlackMessage:
         blocks.extend(section(chunk) for chunk in _chunks(icon + to_mrkdwn(reply.text), max_chunks=4))
     actions: list[Block] = []
     if reply.approval is not None:
-        body = approval_blocks(reply.approval)
-        blocks.extend(body[:-1])
+        body = approval_blocks(reply.approval)  # header first, then the text, the facts and the SQL
+        blocks = [body[0], *blocks, *body[1:-1]]
         actions.append(body[-1])
     else:
         blocks.extend(code_block(sql) for sql in reply.sql)

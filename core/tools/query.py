@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from core.errors import DatabaseError, GuardError, ModelHint, PermissionDeniedError, QueryTimeoutError
+from core.errors import (
+    DatabaseError,
+    DatabaseUnavailableError,
+    GuardError,
+    ModelHint,
+    PermissionDeniedError,
+    QueryTimeoutError,
+)
 from core.tools.format import table_for_model
 from core.tools.registry import ToolContext, ToolKind, ToolOutput, tool
 
@@ -21,7 +28,7 @@ async def run_query(ctx: ToolContext, sql: str) -> ToolOutput:
         raise ModelHint(f"Refused: {exc.user_message}") from None
     try:
         result = await ctx.database.fetch(checked.sql, role=ctx.actor.role)
-    except (PermissionDeniedError, QueryTimeoutError):
+    except (PermissionDeniedError, QueryTimeoutError, DatabaseUnavailableError):
         raise  # the model cannot fix these: the user must see them as they are
     except DatabaseError as exc:
         raise ModelHint(f"Postgres error: {exc.user_message}\nSQL was: {checked.sql}") from None

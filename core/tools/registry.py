@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, get_type_hints
 
 import structlog
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from core.errors import ModelHint
 from core.llm.base import ToolSpec
@@ -126,10 +126,8 @@ def build_tool(func: ToolFunc, *, kind: ToolKind, name: str | None = None) -> To
     for param in params:
         annotation = hints.get(param.name, str)
         default = ... if param.default is inspect.Parameter.empty else param.default
-        from pydantic import Field
-
         fields[param.name] = (annotation, Field(default, description=arg_docs.get(param.name)))
-    model = create_model(  # type: ignore[call-overload]
+    model = create_model(
         f"{func.__name__}_arguments", __config__=ConfigDict(extra="forbid"), **fields
     )
     return Tool(name=name or func.__name__, kind=kind, description=description, arguments=model, func=func)

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
-from slack_bolt.async_app import AsyncApp
-from slack_bolt.request.async_request import AsyncBoltRequest
-from slack_bolt.response import BoltResponse
 
-from adapters.slack.app import build_slack_app
 from bot.wiring import build_agent
 from core import Agent, Settings
-from core.config import SlackSettings
-from tests.adapters.agent_double import ApprovalAgentDouble
-from tests.adapters.slack.fake_slack import SIGNING_SECRET, FakeSlack, signed_headers
+from tests.adapters.slack.agent_double import ApprovalAgentDouble
+from tests.adapters.slack.fake_slack import FakeSlack
 
 
 @pytest.fixture
@@ -24,14 +19,6 @@ async def fake_slack() -> AsyncIterator[FakeSlack]:
     await server.start()
     yield server
     await server.stop()
-
-
-def slack_settings(fake: FakeSlack, **overrides: object) -> SlackSettings:
-    values: dict[str, object] = {
-        "bot_token": "xoxb-1111-2222-test", "signing_secret": SIGNING_SECRET, "api_base_url": fake.api_url,
-    }
-    values.update(overrides)
-    return SlackSettings.model_validate(values)
 
 
 @pytest.fixture
@@ -47,15 +34,19 @@ def agent_double() -> ApprovalAgentDouble:
     return ApprovalAgentDouble()
 
 
-async def dispatch(app: AsyncApp, body: str, *, content_type: str = "application/json") -> BoltResponse:
-    """Hand a signed request to bolt exactly as its HTTP adapters do."""
-    return await app.async_dispatch(
-        AsyncBoltRequest(body=body, headers=signed_headers(body, content_type=content_type))
-    )
+APPROVER = "U0APPROVER"
 
 
-def new_ts() -> str:
-    return f"{time.time():.6f}"
-
-
-__all__ = ["build_slack_app", "dispatch", "new_ts", "slack_settings"]
+@pytest.fixture
+async def shop_agent(fresh_db: str) -> AsyncIterator[Agent]:
+    """The real Agent on a fresh database with one table; changes need approval by ``slack:U0APPROVER``."""
+    conn = await asyncpg.connect(fresh_db)
+    try:
+        await conn.execute("CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL);"
+                           "INSERT INTO items SELECT g, g * 10 FROM generate_series(1, 300) g;")
+    finally:
+        await conn.close()
+    settings = Settings(databases={"shop": {"dsn": fresh_db, "approvers": {"users": [f"slack:{APPROVER}"]}}})
+    agent = build_agent(settings, use_llm=False)
+    yield agent
+    await agent.aclose()

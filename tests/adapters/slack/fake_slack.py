@@ -18,6 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import WSMsgType, web
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.request.async_request import AsyncBoltRequest
+from slack_bolt.response import BoltResponse
+
+from core.config import SlackSettings
 
 BOT_USER_ID = "U0BOT00001"
 BOT_ID = "B0BOT00001"
@@ -198,3 +203,25 @@ def block_actions(*, action_id: str, value: str, message: dict[str, Any], user: 
                      "text": {"type": "plain_text", "text": "x", "emoji": True}, "action_ts": "1700000000.000100"}],
     }
     return urllib.parse.urlencode({"payload": json.dumps(payload)})
+
+
+def slack_settings(fake: FakeSlack, **overrides: object) -> SlackSettings:
+    values: dict[str, object] = {
+        "bot_token": "xoxb-1111-2222-test", "signing_secret": SIGNING_SECRET, "api_base_url": fake.api_url,
+    }
+    values.update(overrides)
+    return SlackSettings.model_validate(values)
+
+
+async def dispatch(app: AsyncApp, body: str, *, content_type: str = "application/json") -> BoltResponse:
+    """Hand a signed request to bolt exactly as its HTTP adapters do."""
+    return await app.async_dispatch(AsyncBoltRequest(body=body, headers=signed_headers(body, content_type=content_type)))
+
+
+_TS = itertools.count(int(time.time()) * 1_000_000)
+
+
+def new_ts() -> str:
+    """A fresh, unique Slack message timestamp."""
+    n = next(_TS)
+    return f"{n // 1_000_000}.{n % 1_000_000:06d}"

@@ -1,0 +1,68 @@
+"""TEST DOUBLE for core.Agent, used by the Slack and Discord adapter tests.
+
+Only for flows core does not offer yet (approvals are not wired in ``build_agent``, ``Agent.feedback`` does
+not exist): it keeps core's contract (WORKING first, then one final reply; ``decide`` returns an OUTCOME or
+ERROR reply) and records what the adapter passed in. Everything else uses the real Agent.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from core import ApprovalPrompt, Message, Reply, ReplyKind, ResultTable
+
+ACTION_ID = "a1b2c3d4e5f6"
+ANSWER_ID = "0a1b2c3d4e5f"
+CHANGE_SQL = "UPDATE orders SET status = 'cancelled' WHERE id = 42"
+
+
+def approval_reply() -> Reply:
+    prompt = ApprovalPrompt(
+        action_id=ACTION_ID, database="shop", role="analyst", requested_by="slack:U0USER0001", sql=CHANGE_SQL,
+        sql_hash="f" * 64, kind="write", summary="Cancel order 42 (1 row)",
+        preview=ResultTable(columns=("id", "status"), rows=((42, "pending"),)), expires_at=time.time() + 3600,
+    )
+    return Reply(kind=ReplyKind.APPROVAL, text="This change needs approval.", sql=(CHANGE_SQL,),
+                 table=prompt.preview, approval=prompt, database="shop")
+
+
+@dataclass
+class ApprovalAgentDouble:
+    """Answers every message with an approval request (or ``answers`` in order), and records clicks."""
+
+    answers: list[Reply] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    decisions: list[tuple[str, str, bool]] = field(default_factory=list)
+    feedbacks: list[tuple[str, str, bool]] = field(default_factory=list)
+    decide_kind: ReplyKind = ReplyKind.OUTCOME
+
+    async def handle(self, message: Message) -> AsyncIterator[Reply]:
+        self.messages.append(message)
+        yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
+        yield self.answers.pop(0) if self.answers else approval_reply()
+
+    async def decide(self, *, action_id: str, decided_by: str, approve: bool) -> Reply:
+        self.decisions.append((action_id, decided_by, approve))
+        if self.decide_kind is ReplyKind.ERROR:
+            return Reply(kind=ReplyKind.ERROR, text=f"{decided_by} may not approve changes on shop.")
+        verb = "Approved" if approve else "Rejected"
+        return Reply(kind=ReplyKind.OUTCOME, text=f"{verb} by {decided_by}: 1 row updated.", sql=(CHANGE_SQL,),
+                     database="shop")
+
+    async def feedback(self, *, answer_id: str, user: str, helpful: bool) -> Reply:
+        self.feedbacks.append((answer_id, user, helpful))
+        return Reply(kind=ReplyKind.INFO, text="Thanks, noted.")
+
+
+@dataclass
+class NoFeedbackAgentDouble:
+    """TEST DOUBLE of an Agent from before ``feedback`` existed: only ``handle`` and ``decide``."""
+
+    async def handle(self, message: Message) -> AsyncIterator[Reply]:
+        yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
+        yield Reply(kind=ReplyKind.ANSWER, text="42", answer_id=ANSWER_ID)
+
+    async def decide(self, *, action_id: str, decided_by: str, approve: bool) -> Reply:
+        return Reply(kind=ReplyKind.ERROR, text="not used")

@@ -1,0 +1,106 @@
+"""Reply → Block Kit: content, escaping, and Slack's size limits."""
+
+from __future__ import annotations
+
+import json
+
+from adapters.slack import render
+from core import Reply, ReplyKind, ResultTable
+from tests.adapters.slack.agent_double import ACTION_ID, CHANGE_SQL, approval_reply
+
+
+def _texts(blocks: list[dict[str, object]]) -> list[str]:
+    out = []
+    for block in blocks:
+        text = block.get("text")
+        if isinstance(text, dict):
+            out.append(str(text["text"]))
+        for element in block.get("elements", []) or []:  # type: ignore[attr-defined]
+            if isinstance(element, dict) and element.get("type") == "mrkdwn":
+                out.append(str(element["text"]))
+    return out
+
+
+def test_answer_has_text_sql_table_and_feedback_buttons() -> None:
+    table = ResultTable(columns=("country", "orders"), rows=(("FR", 72), ("DE", 8), (None, 10)))
+    reply = Reply(kind=ReplyKind.ANSWER, text="**72** orders come from FR", sql=("SELECT country, count(*) FROM o",),
+                  table=table, database="shop", answer_id="ans123")
+    shown = render.render(reply)
+    texts = _texts(shown.blocks)
+    assert texts[0] == "*72* orders come from FR"
+    assert "```\nSELECT country, count(*) FROM o\n```" in texts
+    grid = next(t for t in texts if t.startswith("```\ncountry"))
+    assert grid.splitlines()[1:6] == ["country | orders", "--------+-------", "FR      |     72",
+                                      "DE      |      8", "NULL    |     10"]
+    actions = shown.blocks[-1]
+    assert actions["type"] == "actions"
+    assert [(e["action_id"], e["value"]) for e in actions["elements"]] == [
+        ("pgbot_feedback_up", "ans123"), ("pgbot_feedback_down", "ans123"),
+    ]
+    assert shown.text == "**72** orders come from FR"
+
+
+def test_markup_characters_are_escaped_everywhere() -> None:
+    reply = Reply(kind=ReplyKind.RESULT, text="a <b> & c", sql=("SELECT 1 WHERE 2 > 1 AND '<@U1>' <> ''",),
+                  table=ResultTable(columns=("x<y",), rows=(("<!channel>",),)))
+    body = json.dumps(render.render(reply).blocks)
+    assert "<b>" not in body and "<!channel>" not in body and "<@U1>" not in body
+    assert "a &lt;b&gt; &amp; c" in body and "2 &gt; 1" in body
+
+
+def test_big_table_is_cut_to_section_limit_with_a_note() -> None:
+    rows = tuple((i, "x" * 50, None) for i in range(1000))
+    table = ResultTable(columns=("id", "pad", "empty"), rows=rows, truncated=True, row_cap=1000)
+    blocks = render.table_blocks(table)
+    assert len(blocks[0]["text"]["text"]) <= render.SECTION_LIMIT
+    assert blocks[0]["text"]["text"].endswith("\n```")
+    note = blocks[1]["elements"][0]["text"]
+    shown = blocks[0]["text"]["text"].count("\n") - 3
+    assert note == f"… {1000 - shown} more rows · result cut at 1000 rows; more exist"
+
+
+def test_escaping_growth_still_fits() -> None:
+    table = ResultTable(columns=("v",), rows=tuple(("<" * 50,) for _ in range(200)))
+    text = render.table_blocks(table)[0]["text"]["text"]
+    assert len(text) <= render.SECTION_LIMIT and "&lt;" in text and text.endswith("```")
+
+
+def test_long_text_and_many_statements_respect_block_limits() -> None:
+    reply = Reply(kind=ReplyKind.ANSWER, text="word " * 5000, sql=tuple(f"SELECT {i}" for i in range(80)),
+                  answer_id="a1")
+    shown = render.render(reply)
+    assert len(shown.blocks) == render.MAX_BLOCKS
+    assert all(len(t) <= render.SECTION_LIMIT for t in _texts(shown.blocks))
+    assert shown.blocks[-1]["block_id"] == render.FEEDBACK_BLOCK  # the buttons survive the cut
+    assert "more blocks not shown" in _texts(shown.blocks[-2:-1])[0]
+    assert len(shown.text) <= render.FALLBACK_LIMIT
+
+
+def test_approval_message_shows_sql_summary_preview_and_buttons() -> None:
+    shown = render.render(approval_reply())
+    assert shown.blocks[0]["type"] == "header"
+    texts = _texts(shown.blocks)
+    assert f"```\n{CHANGE_SQL}\n```" in texts
+    assert "Cancel order 42 (1 row)" in texts
+    assert any(t.startswith("```\nid | status") and "42 | pending" in t for t in texts)
+    fields = [f["text"] for b in shown.blocks for f in b.get("fields", [])]
+    assert "*Requested by:* <@U0USER0001>" in fields and "*Runs as:* analyst" in fields
+    buttons = shown.blocks[-1]["elements"]
+    assert [(b["action_id"], b["value"], b.get("style")) for b in buttons] == [
+        ("pgbot_approve", ACTION_ID, "primary"), ("pgbot_reject", ACTION_ID, "danger"),
+    ]
+
+
+def test_decided_blocks_replace_buttons_with_who_decided() -> None:
+    blocks = render.render(approval_reply()).blocks
+    after = render.decided_blocks(blocks, note="Approved by <@U9>")
+    assert not any(b.get("block_id") == render.DECISION_BLOCK for b in after)
+    assert after[-1]["elements"][0]["text"] == "Approved by <@U9>"
+    assert after[:-1] == blocks[:-1]
+
+
+def test_working_and_error_replies() -> None:
+    working = render.render(Reply(kind=ReplyKind.WORKING, text="Working on it…"))
+    assert working.blocks == [render.section(":hourglass_flowing_sand: Working on it…")]
+    error = render.render(Reply(kind=ReplyKind.ERROR, text="Internal error, id=abc.", error_id="abc"))
+    assert _texts(error.blocks) == [":warning: Internal error, id=abc.", "error id: abc"]
