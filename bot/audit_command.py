@@ -18,6 +18,7 @@ from core.db.registry import DatabaseRegistry
 from core.errors import PgbotError
 
 _SPAN_RE = re.compile(r"(\d+)\s*([smhdw])")
+_SPANS_RE = re.compile(r"(?:\d+[smhdw])+")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _TABLE_COLUMNS = ("at", "event", "database", "action_id", "requested_by", "decided_by", "role", "rows_affected",
                   "duration_ms", "result", "sql")
@@ -29,7 +30,7 @@ def parse_since(value: str | None, *, now: dt.datetime | None = None) -> dt.date
         return None
     now = now or dt.datetime.now(dt.UTC)
     text = value.strip().lower()
-    if _SPAN_RE.fullmatch(text.replace(" ", "")):
+    if _SPANS_RE.fullmatch(text.replace(" ", "")):
         spans = _SPAN_RE.findall(text)
         return now - sum((dt.timedelta(**{_UNITS[unit]: int(n)}) for n, unit in spans), dt.timedelta())
     try:

@@ -15,19 +15,20 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from core.accuracy import Accuracy, TurnPrompt
 from core.commands import run_command
 from core.config import Settings
 from core.context import ContextStore
-from core.db.catalog import server_facts
 from core.db.registry import DatabaseRegistry
 from core.errors import ModelHint, PgbotError
+from core.feedback import AnswerRecord
 from core.llm.base import ChatTurn, LlmClient, ToolCall
 from core.messages import Message, Reply, ReplyKind, ResultTable, new_id
 from core.permissions import resolve_role
-from core.prompt import build_system_prompt
 from core.render import render_error
 from core.schema_context import SchemaContext
 from core.sqlguard import SqlGuard
+from core.tools.clarify import CLARIFY_TOOL, clarification_text
 from core.tools.registry import ToolContext, ToolOutput, ToolRegistry
 from core.turns import ThreadLocks
 
@@ -53,6 +54,9 @@ class TurnState:
     output: ToolOutput | None = None
     last_hint: str | None = None
     repeated_failures: int = 0
+    failures: int = 0
+    tools_called: int = 0
+    clarification: str | None = None  # set when the model asked the user a question instead of answering
 
 
 class Agent:
@@ -67,6 +71,7 @@ class Agent:
         guard: SqlGuard | None = None,
         schema: SchemaContext | None = None,
         approvals: Approvals | None = None,
+        accuracy: Accuracy | None = None,
     ) -> None:
         self.settings = settings
         self.databases = databases
@@ -76,6 +81,7 @@ class Agent:
         self.guard = guard or SqlGuard()
         self.schema = schema or SchemaContext()
         self.approvals = approvals
+        self.accuracy = accuracy or Accuracy(settings=settings)
         self._locks = ThreadLocks()
 
     async def handle(self, message: Message) -> AsyncIterator[Reply]:
@@ -119,53 +125,74 @@ class Agent:
         return await self._run_turn(ctx, self.llm, text)
 
     async def _run_turn(self, ctx: ToolContext, llm: LlmClient, question: str) -> Reply:
-        facts = await server_facts(ctx.database, role=ctx.actor.role)
         schema_text = await self.schema.for_question(ctx.database, role=ctx.actor.role, question=question)
-        system = build_system_prompt(
-            database=ctx.database.name, databases=self.databases.names, facts=facts, schema_context=schema_text
+        specs = self.accuracy.tool_specs(self.tools)
+        prompt = await self.accuracy.prepare(
+            db=ctx.database, role=ctx.actor.role, question=question, databases=self.databases.names,
+            schema_text=schema_text, clarify_tool=any(spec.name == CLARIFY_TOOL for spec in specs),
         )
         history = await self.store.history(ctx.thread_key)
         new_turns: list[ChatTurn] = [ChatTurn(role="user", content=question)]
         state = TurnState()
-        specs = self.tools.specs()
+        bound = self.settings.accuracy
         for _step in range(self.settings.llm.max_steps):
-            completion = await llm.complete([ChatTurn(role="system", content=system), *history, *new_turns], specs)
+            system = ChatTurn(role="system", content=prompt.system)
+            completion = await llm.complete([system, *history, *new_turns], specs)
             if not completion.tool_calls:
                 answer = (completion.content or "").strip() or "(The model returned an empty answer.)"
                 new_turns.append(ChatTurn(role="assistant", content=answer))
                 await self.store.append(ctx.thread_key, new_turns)
-                return self._answer(ctx, answer, state)
+                return await self._final_answer(ctx, question, answer, state, prompt)
             new_turns.append(
                 ChatTurn(role="assistant", content=completion.content or "", tool_calls=completion.tool_calls)
             )
             for call in completion.tool_calls:
                 result_text = await self._call_tool(ctx, call, state)
                 new_turns.append(ChatTurn(role="tool", tool_call_id=call.id, name=call.name, content=result_text))
+            if state.clarification is not None:
+                # A question back is a pause too: the reply continues this thread, with this history.
+                new_turns.append(ChatTurn(role="assistant", content=state.clarification))
+                await self.store.append(ctx.thread_key, new_turns)
+                return Reply(kind=ReplyKind.INFO, text=state.clarification, database=ctx.database.name,
+                             meta={"clarification": "yes"})
             if state.output is not None and state.output.pending is not None:
                 # Approval is a pause: store the plan, show it, and end the turn until someone decides.
                 await self.store.append(ctx.thread_key, new_turns)
                 return await self.pending_reply(ctx, state.output)
             if state.output is not None and state.output.switched_database:
                 ctx = await self._switch(ctx, state.output.switched_database)
-            if state.repeated_failures >= 3:
+            if state.repeated_failures >= bound.max_repeated_failures or (state.failures and not bound.sql_retries):
                 break
         await self.store.append(ctx.thread_key, [*new_turns, ChatTurn(role="assistant", content="(gave up)")])
+        return self._gave_up(ctx, state)
+
+    def _gave_up(self, ctx: ToolContext, state: TurnState) -> Reply:
+        if state.repeated_failures >= self.settings.accuracy.max_repeated_failures:
+            why = f"the same problem came up {state.repeated_failures} times in a row, so I stopped."
+        elif state.failures and not self.settings.accuracy.sql_retries:
+            why = "the query failed and retries are switched off ([accuracy] sql_retries)."
+        else:
+            why = f"it took more than {self.settings.llm.max_steps} steps."
         reason = f" The last problem was: {state.last_hint}" if state.last_hint else ""
         return Reply(
-            kind=ReplyKind.ERROR,
-            text=f"I could not finish this within {self.settings.llm.max_steps} steps.{reason}",
+            kind=ReplyKind.ERROR, text=f"I could not finish this: {why}{reason}",
             sql=tuple(state.sql), table=state.table, database=ctx.database.name,
         )
 
     async def _call_tool(self, ctx: ToolContext, call: ToolCall, state: TurnState) -> str:
         """Run one tool call; return the text the model sees. Fixable problems come back as hints."""
+        state.tools_called += 1
         try:
             output = await self.tools.get(call.name).call(ctx, call.arguments)
         except ModelHint as hint:
+            state.failures += 1
             state.repeated_failures = state.repeated_failures + 1 if hint.hint == state.last_hint else 1
             state.last_hint = hint.hint
             ctx.log.info("tool_hint", tool=call.name, hint=hint.hint[:300])
             return f"ERROR: {hint.hint}"
+        if call.name == CLARIFY_TOOL:
+            args = self.tools.get(CLARIFY_TOOL).parse_arguments(call.arguments).model_dump()
+            state.clarification = clarification_text(str(args["question"]))
         state.output = output
         state.sql.extend(output.sql)
         if output.table is not None and output.sql:
@@ -199,15 +226,36 @@ class Agent:
         except Exception as exc:  # noqa: BLE001 - the error policy: one reply, traceback logged
             return render_error(exc)
 
-    def _answer(self, ctx: ToolContext, text: str, state: TurnState) -> Reply:
+    async def _final_answer(
+        self, ctx: ToolContext, question: str, answer: str, state: TurnState, prompt: TurnPrompt
+    ) -> Reply:
+        """The model's prose: a clarifying question (INFO), or an ANSWER with notes, remembered for 👍/👎."""
+        if self.accuracy.is_clarifying(answer, ran_sql=bool(state.sql), called_tools=state.tools_called > 0):
+            return Reply(kind=ReplyKind.INFO, text=answer, database=ctx.database.name, meta={"clarification": "yes"})
+        text, meta = self.accuracy.finish_answer(answer, prompt=prompt, ran_sql=bool(state.sql))
+        answer_id = new_id()
+        await self.accuracy.remember(AnswerRecord(
+            answer_id=answer_id, database=ctx.database.name, question=question, sql=tuple(state.sql),
+            thread_key=ctx.thread_key, asked_by=ctx.actor.identity,
+        ))
         return Reply(
             kind=ReplyKind.ANSWER, text=text, sql=tuple(state.sql), table=state.table,
-            database=ctx.database.name, answer_id=new_id(),
+            database=ctx.database.name, answer_id=answer_id, meta=meta,
         )
+
+    async def feedback(self, *, answer_id: str, user: str, helpful: bool) -> Reply:
+        """👍/👎 from any adapter: (answer id from ``Reply.answer_id``, voting identity, vote) → a short reply."""
+        try:
+            return await self.accuracy.feedback(
+                databases=self.databases, answer_id=answer_id, user=user, helpful=helpful
+            )
+        except Exception as exc:  # noqa: BLE001 - the error policy: one reply, traceback logged
+            return render_error(exc)
 
     async def aclose(self) -> None:
         await self.databases.aclose()
         await self.store.aclose()
+        await self.accuracy.aclose()
         if self.approvals is not None:
             await self.approvals.aclose()
         if self.llm is not None:

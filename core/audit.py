@@ -20,6 +20,7 @@ from pglast.visitors import Visitor
 
 from core.db.postgres import PgDatabase
 from core.db.registry import DatabaseRegistry
+from core.errors import PermissionDeniedError
 
 log = structlog.get_logger(__name__)
 
@@ -123,10 +124,19 @@ class AuditLog:
             return
 
         async def work(conn: asyncpg.Connection) -> None:
+            if await conn.fetchval("SELECT to_regclass('pgbot.audit')") is not None:
+                return  # created before (maybe by an admin): CREATE SCHEMA would need CREATE on the database
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext('pgbot.audit'))")
             await conn.execute(_CREATE)
 
-        await db.run(work, role=None, read_only=False)
+        try:
+            await db.run(work, role=None, read_only=False)
+        except PermissionDeniedError as exc:
+            raise PermissionDeniedError(
+                f"pgbot cannot create its audit table pgbot.audit on '{db.name}', so it will not offer changes "
+                f"there: {exc.user_message}. Let its login role create it (GRANT CREATE ON DATABASE ... TO "
+                "<login role>) or create schema pgbot owned by that role."
+            ) from exc
         self._ready.add(db.name)
 
     async def record(self, entry: AuditRecord) -> None:
@@ -185,7 +195,7 @@ def _row(record: asyncpg.Record) -> AuditRow:
     return AuditRow(**{name: record[name] for name in _COLUMNS})
 
 
-class _Redactor(Visitor):  # type: ignore[misc]
+class _Redactor(Visitor):
     def visit_DefElem(self, ancestors: object, node: ast.DefElem) -> ast.DefElem | None:
         if node.defname == "password" and isinstance(node.arg, ast.String):
             return ast.DefElem(defname=node.defname, arg=ast.String(sval="********"), defaction=node.defaction)

@@ -45,6 +45,25 @@ class LlmSettings(_Section):
     max_question_chars: int = Field(default=8000, ge=100)
 
 
+class AccuracySettings(_Section):
+    """Techniques that make answers more accurate; each one can be switched off to measure what it buys."""
+
+    server_version: bool = True  # name the PostgreSQL version in the prompt (dialect: MERGE, JSON functions, ...)
+    value_hints: bool = True  # a few distinct values of low-cardinality text columns of the tables in play
+    value_hints_max_distinct: int = Field(default=25, ge=1, le=500)  # more distinct values: not "low cardinality"
+    value_hints_max_values: int = Field(default=12, ge=1, le=100)  # values shown per column
+    value_hints_max_columns: int = Field(default=40, ge=1, le=1000)
+    value_hints_ttl_s: int = Field(default=600, ge=0)
+    explain_first: bool = True  # EXPLAIN each query before running it: errors come back without executing
+    sql_retries: bool = True  # feed Postgres errors back so the model can fix its SQL
+    max_repeated_failures: int = Field(default=3, ge=1, le=20)  # the same failure this often ends the turn
+    relative_dates: bool = True  # resolve "last month" from the database's now() and TimeZone; state it
+    clarifying_questions: bool = True  # offer ask_clarification: an ambiguous request gets a question back
+    examples: bool = True  # put 👍 question/SQL pairs of this database into the prompt for similar questions
+    max_examples: int = Field(default=3, ge=0, le=20)
+    unverified_note: bool = True  # say so when an answer quotes numbers without any query behind it
+
+
 class ApproverSettings(_Section):
     roles: list[str] = Field(default_factory=list)
     users: list[str] = Field(default_factory=list)
@@ -62,6 +81,12 @@ class DatabaseSettings(_Section):
     pool_min_size: int = Field(default=0, ge=0)
     pool_max_size: int = Field(default=10, ge=1, le=500)
     max_concurrent_per_user: int = Field(default=4, ge=1)
+    max_concurrent_turns: int = Field(default=32, ge=1)  # conversations working on this database at once
+    # Waiting for a free pooled connection (all busy) is not "unreachable": a longer wait, then a busy reply.
+    pool_acquire_timeout_s: float = Field(default=30.0, gt=0)
+    schema_context_tokens: int = Field(default=2000, ge=200)  # schema text per question (estimated tokens)
+    schema_detail_tables: int = Field(default=8, ge=1, le=100)  # tables shown with columns per question
+    export_timeout_ms: int | None = Field(default=None, ge=1)  # CSV export statement_timeout; None: as reads
     connect_timeout_s: float = Field(default=5.0, gt=0)
     migrations_dir: Path | None = None
     # chat identity -> database role; absent: every statement runs as the login role
@@ -95,6 +120,11 @@ class ApprovalSettings(_Section):
 class LimitsSettings(_Section):
     max_concurrent_turns: int = Field(default=64, ge=1)
     queue_per_thread: int = Field(default=100, ge=1)
+    max_queued_turns: int = Field(default=1000, ge=0)  # waiting for a slot beyond this: a "busy" reply
+    queue_timeout_s: float = Field(default=120.0, gt=0)  # waited this long for a slot: a "busy" reply
+    schema_recheck_s: float = Field(default=5.0, ge=0)  # how often the catalog fingerprint is compared
+    export_dir: Path = Path("./exports")
+    export_max_bytes: int = Field(default=1 << 30, ge=1024)
 
 
 class BackupSettings(_Section):
@@ -131,6 +161,7 @@ class Settings(BaseSettings):
     )
 
     llm: LlmSettings = Field(default_factory=LlmSettings)
+    accuracy: AccuracySettings = Field(default_factory=AccuracySettings)
     databases: dict[str, DatabaseSettings] = Field(default_factory=dict)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     context: ContextSettings = Field(default_factory=ContextSettings)

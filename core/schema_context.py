@@ -1,82 +1,217 @@
-"""The schema text the model sees for a question: a compact catalog, never a full dump.
+"""The schema text the model sees for one question: never a full dump.
 
-One set-based query reads every visible column; the result is cached per (database, role) and refreshed
-when the catalog changes (a cheap fingerprint of pg_class/pg_attribute is compared at most every few
-seconds).
+Small schemas (everything fits the token budget) are shown whole. Bigger ones get, within the budget:
+1. full detail (columns with types, keys, short comments, foreign-key neighbours) of the tables the
+   question most likely needs: ranked by :mod:`core.ranking`, then widened along foreign keys, because
+   the table a question names is rarely the only one its SQL joins;
+2. a compact catalog: the other table names grouped by schema, the most relevant first, cut with a count
+   when even the names do not fit; ``list_tables`` and ``describe_table`` look up the rest.
+The catalog itself comes from :class:`core.catalog_cache.CatalogCache` (set-based, cached, DDL-aware).
 """
 
 from __future__ import annotations
 
-import time
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import asyncpg
+from core.catalog_cache import Catalog, CatalogCache, Table, estimate_tokens
+from core.ranking import terms
 
-from core.db.postgres import PgDatabase
+if TYPE_CHECKING:
+    from core.db.postgres import PgDatabase
 
-CATALOG_SQL = """
-SELECT n.nspname AS schema, c.relname AS name, obj_description(c.oid, 'pg_class') AS comment,
-       string_agg(a.attname || ' ' || format_type(a.atttypid, a.atttypmod), ', ' ORDER BY a.attnum) AS columns
-FROM pg_class c
-JOIN pg_namespace n ON n.oid = c.relnamespace
-JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition
-  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgbot')
-  AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
-  AND has_schema_privilege(n.oid, 'USAGE')
-  AND (has_table_privilege(c.oid, 'SELECT') OR has_any_column_privilege(c.oid, 'SELECT'))
-GROUP BY n.nspname, c.relname, c.oid
-ORDER BY n.nspname, c.relname
-"""
-
-# Any DDL or COMMENT rewrites rows of these catalogs, so the newest xmin and the row counts change.
-FINGERPRINT_SQL = """
-SELECT concat_ws(':', (SELECT max(xmin::text::bigint) FROM pg_class), (SELECT count(*) FROM pg_class),
-                 (SELECT max(xmin::text::bigint) FROM pg_attribute), (SELECT count(*) FROM pg_attribute),
-                 (SELECT max(xmin::text::bigint) FROM pg_description))
-"""
+DEFAULT_TOKENS = 2000
+DEFAULT_DETAIL_TABLES = 8
+DETAIL_SHARE = 0.6  # of the budget, at most, for detailed tables; the catalog of names gets the rest
+MAX_COLUMNS = 40
+TABLE_COMMENT_CHARS = 200
+COLUMN_COMMENT_CHARS = 80
+MAX_REFERENCED_BY = 6
+NEIGHBOUR_BOOST = 0.3  # a detailed table's foreign-key neighbour inherits this share of its score
+RELATIVE_CUTOFF = 0.15  # tables scoring under this share of the best one stay names only
 
 
-@dataclass(slots=True)
-class _Entry:
-    text: str
-    fingerprint: str
-    checked_at: float
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which tables get detail (best first) and the priority order of all the others."""
+
+    detail: list[Table]
+    others: list[Table]
 
 
 class SchemaContext:
-    """Builds and caches the compact catalog per database and role."""
+    """Builds the per-question schema text; one instance is shared by every conversation."""
 
-    def __init__(self, *, max_chars: int = 12000, recheck_s: float = 5.0) -> None:
-        self._cache: dict[tuple[str, str | None], _Entry] = {}
-        self._max_chars = max_chars
-        self._recheck_s = recheck_s
+    def __init__(
+        self,
+        *,
+        cache: CatalogCache | None = None,
+        max_tokens: int | None = None,
+        detail_tables: int | None = None,
+        recheck_s: float = 5.0,
+    ) -> None:
+        self.cache = cache or CatalogCache(recheck_s=recheck_s)
+        self._max_tokens = max_tokens
+        self._detail_tables = detail_tables
 
-    async def for_question(self, db: PgDatabase, *, role: str | None, question: str) -> str:
-        key = (db.name, role)
-        entry = self._cache.get(key)
-        now = time.monotonic()
-        if entry and now - entry.checked_at < self._recheck_s:
-            return entry.text
+    async def for_question(
+        self, db: PgDatabase, *, role: str | None, question: str, previous: Sequence[str] = ()
+    ) -> str:
+        """Schema text for ``question``; ``previous`` (earlier questions in the thread) helps follow-ups."""
+        catalog = await self.cache.get(db, role=role)
+        tokens = self._max_tokens or db.settings.schema_context_tokens
+        detail = self._detail_tables or db.settings.schema_detail_tables
+        return render_context(catalog, question=question, previous=previous, max_tokens=tokens,
+                              detail_tables=detail)
 
-        async def work(conn: asyncpg.Connection) -> _Entry:
-            fingerprint = str(await conn.fetchval(FINGERPRINT_SQL))
-            if entry and entry.fingerprint == fingerprint:
-                return _Entry(entry.text, fingerprint, now)
-            rows = await conn.fetch(CATALOG_SQL)
-            return _Entry(self._render(rows), fingerprint, now)
 
-        fresh = await db.run(work, role=role, read_only=True)
-        self._cache[key] = fresh
-        return fresh.text
+def render_context(
+    catalog: Catalog, *, question: str, previous: Sequence[str] = (), max_tokens: int = DEFAULT_TOKENS,
+    detail_tables: int = DEFAULT_DETAIL_TABLES,
+) -> str:
+    """The schema text within ``max_tokens`` (estimated): whole when it fits, else detail + catalog."""
+    if not catalog.tables:
+        return ""
+    budget = max_tokens * 4  # characters, the inverse of estimate_tokens
+    if sum(len(render_table(catalog, t)) + 1 for t in catalog.tables) <= budget:
+        return "\n".join(render_table(catalog, t) for t in catalog.tables)
+    chosen = select_tables(catalog, question=question, previous=previous, detail_tables=detail_tables)
+    wanted = set(terms(question))
+    blocks: list[str] = []
+    used = 0
+    for table in chosen.detail:
+        block = render_table(catalog, table, wanted=wanted)
+        if blocks and used + len(block) + 1 > budget * DETAIL_SHARE:
+            chosen.others.insert(0, table)  # did not fit: at least its name is listed
+            continue
+        blocks.append(block)
+        used += len(block) + 1
+    header = "Other tables (names only; describe_table shows columns):"
+    catalog_text = render_names(chosen.others, budget=budget - used - len(header) - 2)
+    parts = []
+    if blocks:
+        parts.append("Tables most relevant to this question:\n" + "\n".join(blocks))
+    if catalog_text:
+        parts.append(header + "\n" + catalog_text)
+    return "\n".join(parts)
 
-    def _render(self, rows: list[asyncpg.Record]) -> str:
-        lines = []
-        for r in rows:
-            comment = f"  -- {r['comment'][:120]}" if r["comment"] else ""
-            lines.append(f"{r['schema']}.{r['name']}({r['columns']}){comment}")
-        text = "\n".join(lines)
-        if len(text) <= self._max_chars:
-            return text
-        names = ", ".join(f"{r['schema']}.{r['name']}" for r in rows)
-        return (names[: self._max_chars] + " …") + "\n(Large schema: use describe_table for columns.)"
+
+def select_tables(
+    catalog: Catalog, *, question: str, previous: Sequence[str] = (), detail_tables: int = DEFAULT_DETAIL_TABLES
+) -> Selection:
+    """Rank tables for the question, widen along foreign keys, split into detail and names."""
+    tables = catalog.tables
+    position = {t.oid: i for i, t in enumerate(tables)}
+    ranked = catalog.index.rank(question, previous=previous)
+    score: dict[int, float] = defaultdict(float)
+    for i, value in ranked:
+        score[i] += value
+    if not ranked:  # nothing in the question matches: show the hubs of the schema
+        for rank, i in enumerate(catalog.index.central(3)):
+            score[i] = 1.0 / (rank + 1)
+    seeds = sorted(score.items(), key=lambda item: -item[1])[:5]
+    touched: dict[int, int] = defaultdict(int)
+    for i, value in seeds:
+        for oid in catalog.neighbours(tables[i].oid):
+            j = position[oid]
+            score[j] += NEIGHBOUR_BOOST * value
+            touched[j] += 1
+    for j, count in touched.items():  # a table joining two of the best ones is a bridge the SQL needs
+        if count >= 2:
+            score[j] += NEIGHBOUR_BOOST * min(v for _, v in seeds)
+    order = sorted(score, key=lambda i: (-score[i], tables[i].schema, tables[i].name))
+    best = score[order[0]] if order else 0.0
+    detail_idx = [i for i in order if score[i] >= RELATIVE_CUTOFF * best][:detail_tables]
+    detail = [tables[i] for i in detail_idx]
+    shown = set(detail_idx)
+    rest = [tables[i] for i in order if i not in shown]
+    scored = set(order)
+    rest += sorted((t for i, t in enumerate(tables) if i not in scored),
+                   key=lambda t: (-(len(t.referenced_by) + len(t.foreign_keys)), t.schema, t.name))
+    return Selection(detail=detail, others=rest)
+
+
+def render_table(catalog: Catalog, table: Table, *, wanted: set[str] | None = None) -> str:
+    """``schema.table(col type PK, col type → other.table(col) /* comment */, …)  -- comment``."""
+    fk_of = {fk.columns[0]: fk for fk in table.foreign_keys if len(fk.columns) == 1}
+    columns = table.columns
+    hidden = 0
+    if len(columns) > MAX_COLUMNS:  # keys and the columns the question mentions first, then table order
+        keys = set(table.primary_key) | set(fk_of)
+        wanted = wanted or set()
+        picked = [c for c in columns if c.sql_name in keys or wanted & set(terms(c.name))]
+        picked += [c for c in columns if c not in picked][: max(0, MAX_COLUMNS - len(picked))]
+        order = {c.name: i for i, c in enumerate(columns)}
+        hidden = len(columns) - len(picked)
+        columns = sorted(picked, key=lambda c: order[c.name])
+    cells = []
+    for c in columns:
+        cell = f"{c.sql_name} {c.type}"
+        if c.sql_name in table.primary_key:
+            cell += " PK"
+        fk = fk_of.get(c.sql_name)
+        if fk is not None:
+            target = catalog.by_oid[fk.target]
+            cell += f" → {target.qualified}({', '.join(fk.target_columns)})"
+        if c.comment:
+            cell += f" /* {_cut(c.comment, COLUMN_COMMENT_CHARS).replace('*/', '* /')} */"
+        cells.append(cell)
+    if hidden:
+        cells.append(f"… {hidden} more columns")
+    kind = {"v": " [view]", "m": " [materialized view]", "f": " [foreign table]"}.get(table.kind, "")
+    line = f"{table.qualified}({', '.join(cells)}){kind}"
+    if table.comment:
+        line += f"  -- {_cut(table.comment, TABLE_COMMENT_CHARS)}"
+    for fk in table.foreign_keys:
+        if len(fk.columns) > 1:
+            target = catalog.by_oid[fk.target]
+            line += f"\n  FK ({', '.join(fk.columns)}) → {target.qualified}({', '.join(fk.target_columns)})"
+    if table.referenced_by:
+        names = [catalog.by_oid[o].qualified for o in table.referenced_by[:MAX_REFERENCED_BY]]
+        more = len(table.referenced_by) - len(names)
+        line += "\n  referenced by: " + ", ".join(names) + (f" (+{more} more)" if more > 0 else "")
+    return line
+
+
+def render_names(tables: Sequence[Table], *, budget: int) -> str:
+    """Names grouped by schema, the first tables in ``tables`` kept when they do not all fit."""
+    if not tables or budget <= 0:
+        return f"({len(tables)} more tables; list_tables shows them)" if tables else ""
+    kept: dict[str, list[str]] = defaultdict(list)
+    totals: dict[str, int] = defaultdict(int)
+    for t in tables:
+        totals[t.sql_schema] += 1
+    reserve = 80 + 12 * len(totals)  # room for the "+N more" notes
+    used = 0
+    for t in tables:
+        cost = len(t.sql_name) + 2 + (0 if t.sql_schema in kept else len(t.sql_schema) + 16)
+        if used + cost > budget - reserve:
+            break
+        kept[t.sql_schema].append(t.sql_name)
+        used += cost
+    lines = []
+    for schema in sorted(kept):
+        names = sorted(kept[schema])
+        more = totals[schema] - len(names)
+        lines.append(f"{schema}: {', '.join(names)}" + (f" (+{more} more)" if more else ""))
+    missing = {s: n for s, n in totals.items() if s not in kept}
+    if missing:
+        count = sum(missing.values())
+        listed = ", ".join(sorted(missing)[:8]) + (", …" if len(missing) > 8 else "")
+        lines.append(f"(+{count} more tables in schemas {listed}; list_tables shows them)")
+    return "\n".join(lines)
+
+
+def full_dump(catalog: Catalog) -> str:
+    """Every table in full detail: what sending the whole schema would cost (the benchmark's baseline)."""
+    return "\n".join(render_table(catalog, t) for t in catalog.tables)
+
+
+def context_tokens(text: str) -> int:
+    return estimate_tokens(text)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"

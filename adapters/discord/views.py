@@ -123,7 +123,7 @@ async def record_feedback(agent: Agent, *, answer_id: str, user: str, helpful: b
 
 def view_for(reply: Reply) -> discord.ui.View | None:
     """The buttons a reply needs, or None (which also clears buttons when a message is edited)."""
-    items: list[discord.ui.Item[discord.ui.View]] = []
+    items: list[discord.ui.Item[Any]] = []
     if reply.approval is not None:
         items.append(DecisionButton(decision="approve", action_id=reply.approval.action_id))
         items.append(DecisionButton(decision="reject", action_id=reply.approval.action_id))

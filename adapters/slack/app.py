@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from contextlib import aclosing
 from typing import Any
 
+from pydantic import SecretStr
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
@@ -24,7 +26,7 @@ log = logging.getLogger(__name__)
 FEEDBACK_DISABLED = "Feedback is not enabled in this pgbot."
 
 
-def _secret(value: Any) -> str | None:
+def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
@@ -41,7 +43,7 @@ def build_slack_app(agent: Agent, settings: SlackSettings) -> AsyncApp:
         signing_secret=_secret(settings.signing_secret) or "",
         name="pgbot",
     )
-    threads = events.ThreadTracker()
+    threads = events.RecentKeys()
     poster = _Poster(agent=agent, threads=threads)
 
     @app.event("app_mention")
@@ -90,20 +92,24 @@ def build_slack_app(agent: Agent, settings: SlackSettings) -> AsyncApp:
 
 
 class _Poster:
-    """Turns core replies into Web API calls. Holds no state beyond the threads answered in."""
+    """Turns core replies into Web API calls. Its only state: threads answered in and messages seen."""
 
-    def __init__(self, *, agent: Agent, threads: events.ThreadTracker) -> None:
+    def __init__(self, *, agent: Agent, threads: events.RecentKeys) -> None:
         self.agent = agent
         self.threads = threads
+        self.seen = events.RecentKeys()  # (channel, ts) of messages already answered
 
     async def answer(self, client: AsyncWebClient, message: Message, *, event: Mapping[str, Any]) -> None:
         """Post the working reply in the thread, then edit it into each later reply (extra ones are posted)."""
         channel, thread_ts = str(event["channel"]), events.thread_ts_of(event)
+        if not self.seen.first_time(channel, str(event["ts"])):
+            return  # a retried delivery, or the message + app_mention pair Slack sends for one message
         self.threads.add(channel, thread_ts)
         live_ts: str | None = None
         try:
-            async for reply in self.agent.handle(message):
-                live_ts = await self._show(client, reply, channel=channel, thread_ts=thread_ts, live_ts=live_ts)
+            async with aclosing(self.agent.handle(message)) as replies:
+                async for reply in replies:
+                    live_ts = await self._show(client, reply, channel=channel, thread_ts=thread_ts, live_ts=live_ts)
         except SlackApiError as exc:
             log.error("slack_post_failed channel=%s error=%s", channel, exc.response.get("error"))
         except Exception as exc:  # noqa: BLE001 - the error policy: one reply in chat, traceback in the log
@@ -114,15 +120,26 @@ class _Poster:
     ) -> str | None:
         """Update the live "working" message if there is one, else post; return the message still live."""
         shown = render.render(reply)
+        try:
+            ts = await self._put(client, shown, channel=channel, thread_ts=thread_ts, live_ts=live_ts)
+        except SlackApiError as exc:
+            if reply.kind is ReplyKind.WORKING:
+                raise
+            # Blocks Slack refuses (a limit we missed) must not leave "Working on it…" forever: send text only.
+            log.warning("slack_blocks_refused channel=%s error=%s", channel, exc.response.get("error"))
+            plain = render.SlackMessage(text=shown.text, blocks=[render.section(render.escape(reply.text))])
+            ts = await self._put(client, plain, channel=channel, thread_ts=thread_ts, live_ts=live_ts)
+        return ts if reply.kind is ReplyKind.WORKING else None
+
+    async def _put(
+        self, client: AsyncWebClient, shown: render.SlackMessage, *, channel: str, thread_ts: str, live_ts: str | None
+    ) -> str:
         if live_ts is not None:
             await client.chat_update(channel=channel, ts=live_ts, text=shown.text, blocks=shown.blocks)
-            ts = live_ts
-        else:
-            response = await client.chat_postMessage(
-                channel=channel, thread_ts=thread_ts, text=shown.text, blocks=shown.blocks
-            )
-            ts = str(response["ts"])
-        return ts if reply.kind is ReplyKind.WORKING else None
+            return live_ts
+        response = await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=shown.text,
+                                                 blocks=shown.blocks)
+        return str(response["ts"])
 
     async def decide(self, client: AsyncWebClient, body: Mapping[str, Any], *, approve: bool) -> None:
         """Pass (action id, clicker, decision) to core; post its outcome and retire the buttons if it took."""

@@ -20,26 +20,34 @@ PLATFORM = "slack"
 _LINK_RE = re.compile(r"<((?:https?|mailto|tel):[^>|]*)(?:\|([^>]*))?>")
 
 
-class ThreadTracker:
-    """Threads pgbot has answered in, so replies there need no mention. Bounded, newest kept.
+class RecentKeys:
+    """A bounded set of (channel, ts) pairs, newest kept: the threads pgbot answered in (replies there need
+    no mention), and the messages it has seen (so a retried delivery is answered once).
 
     In memory on purpose: after a restart people mention the bot again, which is cheaper and more
     predictable than reading every thread's history back from Slack.
     """
 
-    def __init__(self, *, max_threads: int = 10_000) -> None:
-        self._threads: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._max = max_threads
+    def __init__(self, *, max_keys: int = 10_000) -> None:
+        self._keys: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._max = max_keys
 
-    def add(self, channel: str, thread_ts: str) -> None:
-        key = (channel, thread_ts)
-        self._threads[key] = None
-        self._threads.move_to_end(key)
-        while len(self._threads) > self._max:
-            self._threads.popitem(last=False)
+    def add(self, channel: str, ts: str) -> None:
+        key = (channel, ts)
+        self._keys[key] = None
+        self._keys.move_to_end(key)
+        while len(self._keys) > self._max:
+            self._keys.popitem(last=False)
 
     def __contains__(self, key: tuple[str, str]) -> bool:
-        return key in self._threads
+        return key in self._keys
+
+    def first_time(self, channel: str, ts: str) -> bool:
+        """Record (channel, ts); True only the first time it is seen."""
+        if (channel, ts) in self._keys:
+            return False
+        self.add(channel, ts)
+        return True
 
 
 def thread_ts_of(event: Mapping[str, Any]) -> str:
@@ -98,7 +106,7 @@ def from_message_event(
     team_id: str,
     bot_user_id: str | None,
     allowed_channels: Sequence[str],
-    threads: ThreadTracker,
+    threads: RecentKeys,
 ) -> Message | None:
     """A ``message`` event: a reply in a thread pgbot answered in, or a direct message; else None.
 

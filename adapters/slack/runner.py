@@ -41,11 +41,11 @@ async def run_slack(agent: Agent, settings: SlackSettings, *, host: str = "0.0.0
         assert settings.app_token is not None  # check_settings
         handler = AsyncSocketModeHandler(app, settings.app_token.get_secret_value())
         try:
-            await handler.connect_async()
+            await handler.connect_async()  # type: ignore[no-untyped-call]
             log.info("slack_socket_mode_connected")
             await asyncio.Event().wait()
         finally:
-            await handler.close_async()
+            await handler.close_async()  # type: ignore[no-untyped-call]
     else:
         runner = await serve_http(app, host=host, port=settings.http_port)
         try:

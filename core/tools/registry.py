@@ -186,7 +186,9 @@ class ToolRegistry:
 
 
 ENTRY_POINT_GROUP = "pgbot.tools"
-BUILTIN_TOOL_MODULES = ("core.tools.query", "core.tools.schema", "core.tools.databases", "core.tools.changes")
+BUILTIN_TOOL_MODULES = (
+    "core.tools.query", "core.tools.schema", "core.tools.databases", "core.tools.changes", "core.tools.clarify",
+)
 
 
 def load_tools(*, extra_modules: Iterable[str] = ()) -> ToolRegistry:

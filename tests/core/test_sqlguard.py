@@ -597,7 +597,15 @@ def test_allowed_functions_policy_lifts_only_those_names() -> None:
     assert lenient.check_change("INSERT INTO orders (id) VALUES (nextval('orders_id_seq'))").kind is WRITE
     assert lenient.check_read("SELECT set_config('application_name', 'x', true)").kind is READ
     assert lenient.classify("SELECT lo_import('/etc/passwd')").kind is FORBIDDEN
-    assert SqlGuard().classify("INSERT INTO orders (id) VALUES (nextval('orders_id_seq'))").kind is FORBIDDEN
+    assert SqlGuard().classify("SELECT nextval('orders_id_seq')").kind is FORBIDDEN
+
+
+def test_sequences_may_advance_only_in_approved_changes() -> None:
+    guard = SqlGuard()
+    assert guard.check_change("INSERT INTO orders (id) VALUES (nextval('orders_id_seq'))").kind is WRITE
+    assert guard.check_change("ALTER TABLE t ALTER id SET DEFAULT nextval('s')").kind is DDL
+    assert guard.classify("SELECT * FROM orders WHERE id = nextval('s')").kind is FORBIDDEN
+    assert guard.classify("UPDATE t SET x = pg_read_file('/etc/passwd')").kind is FORBIDDEN
 
 
 def test_deeply_nested_queries_are_walked(guard: SqlGuard) -> None:

@@ -105,8 +105,8 @@ class ChangeEnv:
             await client.aclose()
 
 
-@pytest.fixture
-async def change_env(fresh_db: str, pg_admin_dsn: str, redis_url: str) -> AsyncIterator[ChangeEnv]:
+@pytest.fixture(name="change_env")
+async def change_env_fixture(fresh_db: str, pg_admin_dsn: str, redis_url: str) -> AsyncIterator[ChangeEnv]:
     suffix = uuid.uuid4().hex[:8]
     roles = {name: f"pgbot_t_{name}_{suffix}" for name in ("analyst", "dba", "other")}
     admin = await asyncpg.connect(pg_admin_dsn)
@@ -126,6 +126,7 @@ async def change_env(fresh_db: str, pg_admin_dsn: str, redis_url: str) -> AsyncI
             GRANT SELECT ON items TO {o};
             GRANT ALL ON items, secrets, parents, children, notes TO {d};
             ALTER TABLE notes OWNER TO {a};
+            GRANT CREATE ON SCHEMA public TO {a};
         """)
     finally:
         await conn.close()

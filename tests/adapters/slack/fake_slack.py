@@ -103,9 +103,9 @@ class FakeSlack:
     def of(self, method: str) -> list[ApiCall]:
         return [c for c in self.calls if c.method == method]
 
-    async def wait_for(self, done: Callable[[FakeSlack], bool], *, timeout: float = 10.0) -> None:
+    async def wait_for(self, done: Callable[[FakeSlack], bool], *, within_s: float = 10.0) -> None:
         """Bolt runs listeners after it has acknowledged the request, so tests wait for the calls to land."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within_s
         while not done(self):
             if time.monotonic() > deadline:
                 raise AssertionError(f"timed out; calls so far: {[c.method for c in self.calls]}")
@@ -215,7 +215,8 @@ def slack_settings(fake: FakeSlack, **overrides: object) -> SlackSettings:
 
 async def dispatch(app: AsyncApp, body: str, *, content_type: str = "application/json") -> BoltResponse:
     """Hand a signed request to bolt exactly as its HTTP adapters do."""
-    return await app.async_dispatch(AsyncBoltRequest(body=body, headers=signed_headers(body, content_type=content_type)))
+    headers = signed_headers(body, content_type=content_type)
+    return await app.async_dispatch(AsyncBoltRequest(body=body, headers=headers))
 
 
 _TS = itertools.count(int(time.time()) * 1_000_000)

@@ -38,7 +38,7 @@ def test_bots_and_subtypes_and_other_channels_are_ignored() -> None:
                                    allowed_channels=["C0ELSEWHERE"]) is None
     assert events.from_app_mention(mention, team_id=TEAM_ID, bot_user_id=BOT_USER_ID,
                                    allowed_channels=["C0CHAN0001"]) is not None
-    threads = events.ThreadTracker()
+    threads = events.RecentKeys()
     threads.add("C0CHAN0001", "1700000000.000100")
     reply = thread_message("and now?", ts="1700000010.000300", thread_ts="1700000000.000100")
     edited = {**reply, "subtype": "message_changed", "hidden": True}
@@ -51,7 +51,7 @@ def test_bots_and_subtypes_and_other_channels_are_ignored() -> None:
 
 
 def test_thread_replies_only_in_threads_the_bot_answered_and_without_mention() -> None:
-    threads = events.ThreadTracker(max_threads=2)
+    threads = events.RecentKeys(max_keys=2)
     reply = thread_message("and now?", ts="1700000010.000300", thread_ts="1700000000.000100")
     kwargs = {"team_id": TEAM_ID, "bot_user_id": BOT_USER_ID, "allowed_channels": [], "threads": threads}
     assert events.from_message_event(reply, **kwargs) is None  # type: ignore[arg-type]
@@ -74,5 +74,5 @@ def test_direct_messages_need_no_mention() -> None:
     event = {"type": "message", "channel": "D0DM000001", "user": "U0USER0001", "text": "/tables",
              "ts": "1700000000.000900", "event_ts": "1700000000.000900", "channel_type": "im"}
     message = events.from_message_event(event, team_id=TEAM_ID, bot_user_id=BOT_USER_ID, allowed_channels=[],
-                                        threads=events.ThreadTracker())
+                                        threads=events.RecentKeys())
     assert message is not None and message.channel == "D0DM000001" and message.thread == "1700000000.000900"

@@ -1,0 +1,163 @@
+"""The accuracy techniques around one turn, each switched by ``[accuracy]`` in the config.
+
+Before the model is called, :meth:`Accuracy.prepare` builds the system prompt: the PostgreSQL version,
+resolved relative dates, value hints for the tables in play, and examples the team marked right. After it
+answered, :meth:`Accuracy.finish_answer` adds the notes people need to trust it (the dates used, or that no
+query backs the numbers) and :meth:`Accuracy.remember` keeps what was asked and run for a later 👍/👎.
+The optional parts never fail a turn: a problem is logged and the prompt goes without that part.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import structlog
+
+from core.config import AccuracySettings, Settings
+from core.db.catalog import server_facts
+from core.db.postgres import PgDatabase
+from core.db.registry import DatabaseRegistry
+from core.errors import DatabaseError, PgbotError
+from core.examples import RankedExample, rank, render
+from core.feedback import AnswerLog, AnswerRecord, FeedbackStore, MemoryAnswerLog
+from core.llm.base import ToolSpec
+from core.messages import Reply, ReplyKind
+from core.permissions import resolve_role
+from core.prompt import build_system_prompt
+from core.relative_dates import ResolvedDates, resolve_dates
+from core.tools.clarify import CLARIFY_TOOL
+from core.tools.registry import ToolRegistry
+from core.value_hints import ValueHints
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+_DIGIT = re.compile(r"\d")
+UNVERIFIED_NOTE = "(No query was run for this answer, so its numbers are not checked against the database.)"
+MAX_CLARIFYING_PROSE = 400
+
+
+@dataclass(frozen=True, slots=True)
+class TurnPrompt:
+    """The system prompt of one turn and what the answer must state afterwards."""
+
+    system: str
+    dates: ResolvedDates | None = None
+    examples: int = 0
+    parts: tuple[str, ...] = field(default_factory=tuple)  # which optional parts made it in (logs, tests)
+
+
+class Accuracy:
+    def __init__(self, *, settings: Settings, answers: AnswerLog | None = None,
+                 feedback: FeedbackStore | None = None) -> None:
+        self.config: AccuracySettings = settings.accuracy
+        self.answers = answers or MemoryAnswerLog(ttl_s=settings.redis.context_ttl_s)
+        self.feedback_store = feedback or FeedbackStore()
+        cfg = self.config
+        self.value_hints = ValueHints(
+            max_distinct=cfg.value_hints_max_distinct, max_values=cfg.value_hints_max_values,
+            max_columns=cfg.value_hints_max_columns, ttl_s=cfg.value_hints_ttl_s,
+        )
+
+    # -- before the model -------------------------------------------------------------------------
+
+    def tool_specs(self, tools: ToolRegistry) -> list[ToolSpec]:
+        """The tools offered to the model: ask_clarification only when clarifying questions are on."""
+        return [s for s in tools.specs() if self.config.clarifying_questions or s.name != CLARIFY_TOOL]
+
+    async def prepare(
+        self, *, db: PgDatabase, role: str | None, question: str, databases: Sequence[str], schema_text: str,
+        clarify_tool: bool = True,
+    ) -> TurnPrompt:
+        cfg = self.config
+        facts = await server_facts(db, role=role)
+        dates = await self._optional("relative_dates", db, resolve_dates(db, role=role, question=question)) \
+            if cfg.relative_dates else None
+        hints = await self._optional("value_hints", db, self.value_hints.for_question(db, role=role,
+                                                                                        question=question)) \
+            if cfg.value_hints else None
+        examples = await self._examples(db, question) if cfg.examples and cfg.max_examples else []
+        system = build_system_prompt(
+            database=db.name, databases=databases, facts=facts, schema_context=schema_text,
+            examples=render(examples), value_hints=hints or "", dates=dates.prompt_text() if dates else "",
+            show_version=cfg.server_version, show_clock=cfg.relative_dates,
+            clarify=cfg.clarifying_questions, clarify_tool=clarify_tool,
+        )
+        parts = tuple(name for name, present in (
+            ("version", cfg.server_version), ("dates", dates is not None), ("value_hints", bool(hints)),
+            ("examples", bool(examples)),
+        ) if present)
+        return TurnPrompt(system=system, dates=dates, examples=len(examples), parts=parts)
+
+    async def _examples(self, db: PgDatabase, question: str) -> list[RankedExample]:
+        candidates = await self._optional("examples", db, self.feedback_store.positive(db))
+        return rank(question, candidates or [], limit=self.config.max_examples)
+
+    @staticmethod
+    async def _optional(part: str, db: PgDatabase, work: Awaitable[T]) -> T | None:
+        """Await ``work``; a database problem drops this part of the prompt (logged), never the turn."""
+        try:
+            return await work
+        except DatabaseError as exc:
+            log.warning("prompt_part_skipped", part=part, database=db.name, error=exc.user_message[:200])
+            return None
+
+    # -- after the model --------------------------------------------------------------------------
+
+    def is_clarifying(self, answer: str, *, ran_sql: bool, called_tools: bool) -> bool:
+        """A short prose question with no tool use at all is a clarifying question (text-only models)."""
+        text = answer.strip()
+        return (self.config.clarifying_questions and not ran_sql and not called_tools
+                and text.endswith("?") and len(text) <= MAX_CLARIFYING_PROSE)
+
+    def finish_answer(self, answer: str, *, prompt: TurnPrompt, ran_sql: bool) -> tuple[str, dict[str, str]]:
+        """The answer as posted, plus reply metadata: the dates used, or that no query backs it."""
+        notes: list[str] = []
+        meta: dict[str, str] = {}
+        if prompt.dates is not None and ran_sql:
+            note = prompt.dates.answer_note()
+            notes.append(note)
+            meta["dates"] = note
+        if not ran_sql and self.config.unverified_note and _DIGIT.search(answer):
+            notes.append(UNVERIFIED_NOTE)
+            meta["verified"] = "no"
+        if prompt.examples:
+            meta["examples"] = str(prompt.examples)
+        return "\n\n".join([answer, *notes]), meta
+
+    async def remember(self, record: AnswerRecord) -> None:
+        """Keep an answer for later feedback; a context-store outage must not lose the answer itself."""
+        try:
+            await self.answers.remember(record)
+        except PgbotError as exc:
+            log.warning("answer_not_remembered", answer_id=record.answer_id, error=exc.user_message)
+
+    # -- feedback ---------------------------------------------------------------------------------
+
+    async def feedback(self, *, databases: DatabaseRegistry, answer_id: str, user: str, helpful: bool) -> Reply:
+        record = await self.answers.recall(answer_id)
+        if record is None:
+            return Reply(
+                kind=ReplyKind.INFO,
+                text="pgbot no longer remembers that answer (answers are kept as long as their thread's context), "
+                     "so the vote was not recorded.",
+            )
+        db = databases.get(record.database)
+        resolve_role(database=record.database, settings=db.settings, identity=user)  # no access, no vote
+        await self.feedback_store.record(db, answer=record, voted_by=user, helpful=helpful)
+        if helpful and record.sql:
+            text = ("Thanks! 👍 recorded: this question and its SQL will help answer similar questions on "
+                    f"'{record.database}'.")
+        elif helpful:
+            text = "Thanks! 👍 recorded."
+        else:
+            text = ("Thanks, 👎 recorded: this answer will not be used as an example. Rephrasing the question or "
+                    "naming the tables and columns you mean often helps.")
+        return Reply(kind=ReplyKind.INFO, text=text, database=record.database,
+                     meta={"feedback": "up" if helpful else "down", "answer_id": answer_id})
+
+    async def aclose(self) -> None:
+        await self.answers.aclose()

@@ -1,0 +1,313 @@
+"""The whole visible catalog of a database, read in three set-based queries and cached per (database, role).
+
+Why set-based: a schema with thousands of tables must not cost thousands of round trips; three queries
+(relations, columns, keys) read everything a role can see, whatever the table count. Why per role: what a
+role may SELECT decides what it should be told exists. Why a fingerprint: DDL, COMMENT and GRANT rewrite
+rows of a handful of catalogs, so ``count(*)`` and ``sum(xmin)`` of those change; comparing them is one
+cheap query (about 20 ms on a 5,000-table database), run at most every ``recheck_s`` seconds per database
+however many conversations ask, and the full reload happens only when it differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from core.ranking import TableDoc, TableIndex
+
+if TYPE_CHECKING:
+    from core.db.postgres import PgDatabase
+
+COMMENT_CHARS = 1000  # comments are cut in SQL: a 1 MB comment must not reach Python, let alone a prompt
+
+_VISIBLE = """
+  c.relkind IN ('r', 'p', 'v', 'm', 'f') AND NOT c.relispartition
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgbot')
+  AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'
+  AND has_schema_privilege(n.oid, 'USAGE')
+  AND (has_table_privilege(c.oid, 'SELECT') OR has_any_column_privilege(c.oid, 'SELECT'))
+"""
+
+TABLES_SQL = f"""
+SELECT c.oid, n.nspname AS schema, c.relname AS name, quote_ident(n.nspname) AS sql_schema,
+       quote_ident(c.relname) AS sql_name, c.relkind::text AS kind,
+       greatest(c.reltuples, 0)::bigint AS row_estimate, left(d.description, $1) AS comment
+FROM pg_class c
+JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_description d ON d.objoid = c.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0
+WHERE {_VISIBLE}
+ORDER BY n.nspname, c.relname
+"""
+
+COLUMNS_SQL = """
+SELECT a.attrelid AS oid, a.attname AS name, quote_ident(a.attname) AS sql_name,
+       format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS not_null, left(d.description, $1) AS comment
+FROM pg_attribute a
+LEFT JOIN pg_description d ON d.objoid = a.attrelid AND d.classoid = 'pg_class'::regclass
+     AND d.objsubid = a.attnum
+WHERE a.attrelid = ANY($2::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
+  AND has_column_privilege(a.attrelid, a.attnum, 'SELECT')
+ORDER BY a.attrelid, a.attnum
+"""
+
+KEYS_SQL = """
+SELECT con.conrelid AS oid, con.contype::text AS type, con.confrelid AS target,
+       ARRAY(SELECT quote_ident(a.attname) FROM unnest(con.conkey) WITH ORDINALITY k(num, i)
+             JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num ORDER BY k.i) AS columns,
+       ARRAY(SELECT quote_ident(a.attname) FROM unnest(con.confkey) WITH ORDINALITY k(num, i)
+             JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.i) AS target_columns
+FROM pg_constraint con
+WHERE con.contype IN ('p', 'f') AND con.conrelid = ANY($1::oid[])
+ORDER BY con.conrelid, con.contype, con.conname
+"""
+
+# DDL, COMMENT and GRANT (relacl, nspacl, pg_auth_members) all rewrite rows here; a changed row gets a new xmin.
+FINGERPRINT_SQL = """
+SELECT concat_ws(':',
+  (SELECT count(*) || '.' || coalesce(sum(xmin::text::bigint), 0) FROM pg_class),
+  (SELECT count(*) || '.' || coalesce(sum(xmin::text::bigint), 0) FROM pg_attribute),
+  (SELECT count(*) || '.' || coalesce(sum(xmin::text::bigint), 0) FROM pg_description),
+  (SELECT count(*) || '.' || coalesce(sum(xmin::text::bigint), 0) FROM pg_constraint),
+  (SELECT count(*) || '.' || coalesce(sum(xmin::text::bigint), 0) FROM pg_namespace),
+  (SELECT count(*) || '.' || coalesce(sum(xmin::text::bigint), 0) FROM pg_auth_members))
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    name: str
+    sql_name: str  # quoted by Postgres's own quote_ident when needed
+    type: str
+    not_null: bool
+    comment: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ForeignKey:
+    columns: tuple[str, ...]
+    target: int  # oid of the referenced table
+    target_columns: tuple[str, ...]
+
+
+@dataclass(slots=True)
+class Table:
+    oid: int
+    schema: str
+    name: str
+    sql_schema: str
+    sql_name: str
+    kind: str
+    row_estimate: int
+    comment: str | None
+    columns: list[Column] = field(default_factory=list)
+    primary_key: tuple[str, ...] = ()
+    foreign_keys: list[ForeignKey] = field(default_factory=list)
+    referenced_by: list[int] = field(default_factory=list)  # oids of tables with a foreign key to this one
+
+    @property
+    def qualified(self) -> str:
+        """The name to write in SQL: ``schema.table``, each part quoted only when Postgres needs it."""
+        return f"{self.sql_schema}.{self.sql_name}"
+
+
+@dataclass(slots=True)
+class Catalog:
+    """Every table a role can read, with columns and keys, plus a search index over them."""
+
+    tables: list[Table]
+    fingerprint: str
+    loaded_ms: float = 0.0
+    by_oid: dict[int, Table] = field(default_factory=dict)
+    index: TableIndex = field(default_factory=lambda: TableIndex([]))
+
+    def neighbours(self, oid: int) -> set[int]:
+        """Tables one foreign key away, in either direction."""
+        table = self.by_oid[oid]
+        out = {fk.target for fk in table.foreign_keys if fk.target in self.by_oid}
+        out.update(o for o in table.referenced_by if o in self.by_oid)
+        out.discard(oid)
+        return out
+
+
+def build_catalog(
+    tables: Sequence[asyncpg.Record],
+    columns: Sequence[asyncpg.Record],
+    keys: Sequence[asyncpg.Record],
+    *,
+    fingerprint: str,
+) -> Catalog:
+    """Assemble the catalog and its search index (CPU work: callers run it in a thread for big schemas)."""
+    found = [
+        Table(oid=int(r["oid"]), schema=str(r["schema"]), name=str(r["name"]), sql_schema=str(r["sql_schema"]),
+              sql_name=str(r["sql_name"]), kind=str(r["kind"]), row_estimate=int(r["row_estimate"]),
+              comment=_clean(r["comment"]))
+        for r in tables
+    ]
+    by_oid = {t.oid: t for t in found}
+    for r in columns:
+        table = by_oid.get(int(r["oid"]))
+        if table is not None:
+            table.columns.append(Column(str(r["name"]), str(r["sql_name"]), _short_type(str(r["type"])),
+                                        bool(r["not_null"]), _clean(r["comment"])))
+    for r in keys:
+        table = by_oid.get(int(r["oid"]))
+        if table is None:
+            continue
+        cols = tuple(r["columns"] or ())
+        if r["type"] == "p":
+            table.primary_key = cols
+        elif int(r["target"]) in by_oid:  # a hidden target is not mentioned
+            target = int(r["target"])
+            table.foreign_keys.append(ForeignKey(cols, target, tuple(r["target_columns"] or ())))
+            if table.oid not in by_oid[target].referenced_by:
+                by_oid[target].referenced_by.append(table.oid)
+    docs = [
+        TableDoc(
+            schema=t.schema, name=t.name, comment=t.comment or "",
+            columns=tuple(c.name for c in t.columns),
+            column_comments=tuple(c.comment for c in t.columns if c.comment),
+            links=len(t.referenced_by) + len(t.foreign_keys),
+        )
+        for t in found
+    ]
+    return Catalog(tables=found, fingerprint=fingerprint, by_oid=by_oid, index=TableIndex(docs))
+
+
+def _clean(value: object) -> str | None:
+    """One line, no control characters: comments are data shown inside a prompt, never layout."""
+    if value is None:
+        return None
+    text = " ".join(str(value).split())
+    return text or None
+
+
+_TYPE_ABBREVIATIONS = (
+    ("timestamp with time zone", "timestamptz"),
+    ("timestamp without time zone", "timestamp"),
+    ("time with time zone", "timetz"),
+    ("time without time zone", "time"),
+    ("character varying", "varchar"),
+    ("double precision", "float8"),
+    ("integer", "int"),
+    ("boolean", "bool"),
+)
+
+
+def _short_type(name: str) -> str:
+    """Postgres's own short spellings: fewer tokens, same meaning to the model."""
+    for long, short in _TYPE_ABBREVIATIONS:
+        if name.startswith(long):
+            return short + name[len(long):]
+    return name
+
+
+async def load_catalog(db: PgDatabase, *, role: str | None, fingerprint: str = "") -> Catalog:
+    """Read the catalog as ``role`` (so it sees exactly what the role may read) in one transaction."""
+    started = time.perf_counter()
+
+    async def work(conn: asyncpg.Connection) -> tuple[list[asyncpg.Record], ...]:
+        tables = await conn.fetch(TABLES_SQL, COMMENT_CHARS)
+        oids = [r["oid"] for r in tables]
+        columns = await conn.fetch(COLUMNS_SQL, COMMENT_CHARS, oids)
+        keys = await conn.fetch(KEYS_SQL, oids)
+        return tables, columns, keys
+
+    tables, columns, keys = await db.run(work, role=role, read_only=True)
+    if len(tables) + len(columns) > 2000:  # big: build off the event loop so other conversations keep moving
+        catalog = await asyncio.to_thread(build_catalog, tables, columns, keys, fingerprint=fingerprint)
+    else:
+        catalog = build_catalog(tables, columns, keys, fingerprint=fingerprint)
+    catalog.loaded_ms = (time.perf_counter() - started) * 1000
+    return catalog
+
+
+async def catalog_fingerprint(db: PgDatabase) -> str:
+    """A cheap value that changes whenever tables, columns, comments, keys or grants change."""
+
+    async def work(conn: asyncpg.Connection) -> str:
+        return str(await conn.fetchval(FINGERPRINT_SQL))
+
+    return await db.run(work, role=None, read_only=True)
+
+
+@dataclass(slots=True)
+class _Checked:
+    fingerprint: str
+    at: float
+
+
+class CatalogCache:
+    """Catalogs per (database, role), reloaded only when the database's fingerprint changes.
+
+    Concurrent callers share one fingerprint check and one reload (single flight), so a burst of 200
+    conversations on a cold cache costs one introspection, not 200.
+    """
+
+    def __init__(self, *, recheck_s: float = 5.0, max_entries: int = 64) -> None:
+        self._recheck_s = recheck_s
+        self._max_entries = max_entries
+        self._catalogs: OrderedDict[tuple[str, str | None], Catalog] = OrderedDict()
+        self._checked: dict[str, _Checked] = {}
+        self._locks: dict[tuple[str, str | None], asyncio.Lock] = {}
+        self.loads = 0  # how many full introspections ran (tests and benchmarks read it)
+
+    def _lock(self, key: tuple[str, str | None]) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    async def fingerprint(self, db: PgDatabase) -> str:
+        checked = self._checked.get(db.name)
+        if checked is not None and time.monotonic() - checked.at < self._recheck_s:
+            return checked.fingerprint
+        async with self._lock((db.name, "\x00fingerprint")):
+            checked = self._checked.get(db.name)
+            if checked is not None and time.monotonic() - checked.at < self._recheck_s:
+                return checked.fingerprint
+            value = await catalog_fingerprint(db)
+            self._checked[db.name] = _Checked(value, time.monotonic())
+            return value
+
+    async def get(self, db: PgDatabase, *, role: str | None) -> Catalog:
+        key = (db.name, role)
+        fingerprint = await self.fingerprint(db)
+        cached = self._catalogs.get(key)
+        if cached is not None and cached.fingerprint == fingerprint:
+            self._catalogs.move_to_end(key)
+            return cached
+        async with self._lock(key):
+            cached = self._catalogs.get(key)
+            if cached is not None and cached.fingerprint == fingerprint:
+                return cached
+            catalog = await load_catalog(db, role=role, fingerprint=fingerprint)
+            self.loads += 1
+            self._catalogs[key] = catalog
+            self._catalogs.move_to_end(key)
+            while len(self._catalogs) > self._max_entries:
+                old, _ = self._catalogs.popitem(last=False)
+                self._locks.pop(old, None)
+            return catalog
+
+    def invalidate(self, database: str | None = None) -> None:
+        """Forget cached catalogs (all, or one database's): the next question reloads."""
+        for key in [k for k in self._catalogs if database is None or k[0] == database]:
+            del self._catalogs[key]
+        for name in [n for n in self._checked if database is None or n == database]:
+            del self._checked[name]
+
+
+def estimate_tokens(text: str) -> int:
+    """Tokens as chars/4, the usual rule of thumb for English and SQL with OpenAI tokenizers.
+
+    An approximation on purpose: exact tokenizers need a per-model vocabulary download. Comparisons made
+    with it (prompt vs full dump) are ratios of similar text, where the constant cancels out.
+    """
+    return math.ceil(len(text) / 4)

@@ -1,0 +1,78 @@
+"""Examples for the prompt: question/SQL pairs the team marked right, most similar to the new question.
+
+Ranking is word overlap (a weighted Jaccard of light-stemmed words without stopwords), computed in Python:
+no extension is needed in the user's database, it is deterministic and takes microseconds for the few
+hundred candidates kept per database. A pair must share a real word with the question to be shown at all.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from core.feedback import Example
+
+MIN_SCORE = 0.2
+MAX_EXAMPLE_CHARS = 1500  # one example's SQL, so a huge query cannot crowd out the schema
+
+_WORD = re.compile(r"[a-z0-9]+")
+_STOPWORD_TEXT = """
+a an the of in on for to by with and or is are was were be been how many much what which who whom whose when
+where why show me list give get find tell all each every per from that this these those there their they we
+our us i my you your do does did have has had it its as at than then not no any some can could would should
+please about so if
+"""
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+
+
+@dataclass(frozen=True, slots=True)
+class RankedExample:
+    example: Example
+    score: float
+
+
+def words(text: str) -> set[str]:
+    out = set()
+    for word in _WORD.findall(text.lower()):
+        if word in _STOPWORDS:
+            continue
+        if len(word) > 4 and word.endswith("ies"):
+            word = word[:-3] + "y"
+        elif len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+            word = word[:-1]
+        out.add(word)
+    return out
+
+
+def similarity(a: set[str], b: set[str]) -> float:
+    """Jaccard overlap; numbers count half (\"last 7 days\" vs \"last 30 days\" is still the same question)."""
+    if not a or not b:
+        return 0.0
+
+    def weight(items: set[str]) -> float:
+        return sum(0.5 if w.isdigit() else 1.0 for w in items)
+
+    shared = a & b
+    if not any(not w.isdigit() for w in shared):
+        return 0.0
+    return weight(shared) / weight(a | b)
+
+
+def rank(question: str, candidates: Sequence[Example], *, limit: int, min_score: float = MIN_SCORE
+         ) -> list[RankedExample]:
+    """The ``limit`` best candidates scoring at least ``min_score``; ties go to more 👍, then newer."""
+    asked = words(question)
+    scored = [RankedExample(c, similarity(asked, words(c.question))) for c in candidates]
+    chosen = [r for r in scored if r.score >= min_score]
+    chosen.sort(key=lambda r: (-r.score, -r.example.votes))  # stable: candidates come newest first
+    return chosen[:limit]
+
+
+def render(examples: Sequence[RankedExample]) -> str:
+    blocks = []
+    for r in examples:
+        sql = r.example.sql if len(r.example.sql) <= MAX_EXAMPLE_CHARS else r.example.sql[:MAX_EXAMPLE_CHARS] + " …"
+        question = " ".join(r.example.question.split())[:500]
+        blocks.append(f"Q: {question}\nSQL: {sql}")
+    return "\n\n".join(blocks)

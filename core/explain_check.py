@@ -1,0 +1,67 @@
+"""EXPLAIN before running, and short hints that help the model fix a failed query.
+
+Planning a query catches unknown tables and columns, type mismatches and ambiguous names without running
+anything: a wrong guess against a large table costs milliseconds instead of a statement timeout. EXPLAIN
+(without ANALYZE) never executes the statement; it still checks the role's privileges, so a permission
+problem surfaces exactly as it would when running.
+"""
+
+from __future__ import annotations
+
+import re
+
+import asyncpg
+
+from core.db.postgres import SQL_TAG, PgDatabase
+from core.errors import (
+    DatabaseError,
+    DatabaseUnavailableError,
+    ModelHint,
+    PermissionDeniedError,
+    QueryTimeoutError,
+)
+
+# Statements EXPLAIN accepts on the read path (SELECT, WITH … SELECT, VALUES, TABLE all parse as SelectStmt).
+EXPLAINABLE = frozenset({"SelectStmt"})
+
+_RETRY_HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r'relation "[^"]+" does not exist'),
+     "Check the table name against the schema in the prompt, or call list_tables."),
+    (re.compile(r'column "[^"]+" does not exist'),
+     "Call describe_table for the table to see its exact column names."),
+    (re.compile(r"must appear in the GROUP BY clause"),
+     "Every selected column that is not aggregated must be in GROUP BY."),
+    (re.compile(r"operator does not exist"),
+     "Cast one side so both operands have the same type (e.g. ::text, ::numeric, ::date)."),
+    (re.compile(r"is ambiguous"), "Qualify the column with its table alias."),
+    (re.compile(r"function .* does not exist"),
+     "Use a function this PostgreSQL version has, or add explicit casts to the arguments."),
+)
+
+
+def retry_hint(message: str) -> str:
+    """One short suggestion for a Postgres error message, or ""."""
+    for pattern, hint in _RETRY_HINTS:
+        if pattern.search(message):
+            return hint
+    return ""
+
+
+async def explain_first(db: PgDatabase, *, role: str | None, sql: str, statement_type: str) -> None:
+    """Plan ``sql`` (as ``role``, read-only); a planning error becomes a :class:`ModelHint` for a retry."""
+    if statement_type not in EXPLAINABLE:
+        return
+
+    async def work(conn: asyncpg.Connection) -> None:
+        await conn.fetch(f"{SQL_TAG}EXPLAIN {sql}")
+
+    try:
+        await db.run(work, role=role, read_only=True)
+    except (PermissionDeniedError, QueryTimeoutError, DatabaseUnavailableError):
+        raise  # the model cannot fix these: the user must see them as they are
+    except DatabaseError as exc:
+        hint = retry_hint(exc.user_message)
+        raise ModelHint(
+            f"Postgres rejected the query while planning it (EXPLAIN; nothing ran): {exc.user_message}"
+            + (f"\n{hint}" if hint else "") + f"\nSQL was: {sql}"
+        ) from None

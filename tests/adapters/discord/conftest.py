@@ -1,0 +1,63 @@
+"""Fixtures for the Discord adapter: the fake REST API, logged-in clients fed real gateway payloads, and a
+real Agent on a fresh Postgres database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import asyncpg
+import discord.http
+import pytest
+
+from adapters.discord.bot import PgbotClient, build_discord_client
+from bot.wiring import build_agent
+from core import Agent, Settings
+from core.config import DiscordSettings
+from tests.adapters.discord.fake_discord import APPROVER_ID, FakeDiscord, guild_create, ready
+
+ClientFactory = Callable[..., Awaitable[PgbotClient]]
+
+
+@pytest.fixture
+async def fake_discord() -> AsyncIterator[FakeDiscord]:
+    """The fake REST API; discord.py's class-level base URL is restored afterwards."""
+    original = discord.http.Route.BASE
+    server = FakeDiscord()
+    await server.start()
+    yield server
+    discord.http.Route.BASE = original
+    await server.stop()
+
+
+@pytest.fixture
+async def make_client(fake_discord: FakeDiscord) -> AsyncIterator[ClientFactory]:
+    """Build a client with build_discord_client, log it in against the fake, and replay READY + GUILD_CREATE."""
+    clients: list[PgbotClient] = []
+
+    async def make(agent: object, **settings: object) -> PgbotClient:
+        values: dict[str, object] = {"token": "test-token", "api_base_url": fake_discord.api_url, **settings}
+        client = build_discord_client(agent, DiscordSettings.model_validate(values))  # type: ignore[arg-type]
+        clients.append(client)
+        await client.login("test-token")
+        client._connection.parse_ready(ready())
+        client._connection.parse_guild_create(guild_create())
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+@pytest.fixture
+async def shop_agent(fresh_db: str) -> AsyncIterator[Agent]:
+    """The real Agent on a fresh database with one table; changes need approval by the approver's Discord id."""
+    conn = await asyncpg.connect(fresh_db)
+    try:
+        await conn.execute("CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL);"
+                           "INSERT INTO items SELECT g, g * 10 FROM generate_series(1, 300) g;")
+    finally:
+        await conn.close()
+    settings = Settings(databases={"shop": {"dsn": fresh_db, "approvers": {"users": [f"discord:{APPROVER_ID}"]}}})
+    agent = build_agent(settings, use_llm=False)
+    yield agent
+    await agent.aclose()

@@ -1,0 +1,270 @@
+"""A local stand-in for Discord's REST API plus builders for real gateway payloads.
+
+discord.py's HTTP client is pointed here (``DiscordSettings.api_base_url`` → ``Route.BASE``); gateway
+events are fed to the client's real ``ConnectionState`` parsers, so discord.py's own dispatch runs pgbot's
+handlers. Every REST call is recorded; answers have the shapes Discord documents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+
+GUILD_ID = "1200000000000000001"
+CHANNEL_ID = "1200000000000000002"
+BOT_ID = "1200000000000000003"
+APP_ID = BOT_ID  # for bots created since 2021 the application id is the bot user id
+BOT_ROLE_ID = "1200000000000000004"
+USER_ID = "1200000000000000005"
+APPROVER_ID = "1200000000000000006"
+DM_CHANNEL_ID = "1200000000000000007"
+OTHER_BOT_ID = "1200000000000000008"
+
+_snowflakes = itertools.count(1300000000000000000 + int(time.time() * 1000) % 10**9 * 1000)
+
+
+def _json(data: Any, *, status: int = 200) -> web.Response:
+    """JSON exactly as Discord labels it: discord.py compares the content type without parameters."""
+    return web.Response(body=json.dumps(data).encode(), status=status, headers={"Content-Type": "application/json"})
+
+
+def _ok(data: Any, *, status: int = 200) -> tuple[int, Any]:
+    return status, data
+
+
+def snowflake() -> str:
+    return str(next(_snowflakes))
+
+
+def now_iso() -> str:
+    return dt.datetime.now(dt.UTC).isoformat()
+
+
+def user(user_id: str, name: str, *, bot: bool = False) -> dict[str, Any]:
+    data: dict[str, Any] = {"id": user_id, "username": name, "global_name": name.title(), "discriminator": "0",
+                            "avatar": None, "public_flags": 0, "flags": 0, "banner": None, "accent_color": None,
+                            "avatar_decoration_data": None, "primary_guild": None, "collectibles": None}
+    if bot:
+        data["bot"] = True
+    return data
+
+
+BOT_USER = user(BOT_ID, "pgbot", bot=True)
+
+
+def member(person: dict[str, Any] | None = None, *, roles: list[str] | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {"roles": roles or [], "joined_at": "2024-01-01T00:00:00+00:00", "deaf": False,
+                            "mute": False, "flags": 0, "pending": False, "premium_since": None, "nick": None,
+                            "avatar": None, "banner": None, "communication_disabled_until": None}
+    if person is not None:
+        data["user"] = person
+    return data
+
+
+@dataclass(slots=True)
+class RestCall:
+    method: str
+    path: str
+    query: dict[str, str]
+    json: Any
+    response: Any = None
+
+
+class FakeDiscord:
+    """The REST endpoints pgbot's Discord adapter reaches, answering like Discord."""
+
+    def __init__(self) -> None:
+        self.calls: list[RestCall] = []
+        self.messages: dict[str, dict[str, Any]] = {}
+        self._interaction_message: dict[str, dict[str, Any]] = {}  # token → the message clicked on
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v10"
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_route("*", "/api/v10/{tail:.*}", self._handle)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        path = "/" + request.match_info["tail"]
+        body = await request.json() if request.can_read_body else None
+        call = RestCall(request.method, path, dict(request.query), body)
+        if request.headers.get("Authorization") == "Bot rejected-token":
+            return _json({"message": "401: Unauthorized", "code": 0}, status=401)
+        status, call.response = self._answer(request.method, path, body)
+        self.calls.append(call)
+        return _json(call.response, status=status)
+
+    def _answer(self, method: str, path: str, body: Any) -> tuple[int, Any]:
+        parts = path.strip("/").split("/")
+        route = (method, *[p if not p.isdigit() and p != "@original" else "#" for p in parts])
+        if route == ("GET", "users", "@me"):
+            return _ok(BOT_USER)
+        if route == ("GET", "oauth2", "applications", "@me"):
+            return _ok({
+                "id": APP_ID, "name": "pgbot", "icon": None, "description": "", "bot_public": False,
+                "bot_require_code_grant": False, "verify_key": "0" * 64, "flags": 0, "owner": user(USER_ID, "owner"),
+                "team": None, "summary": "", "rpc_origins": [], "bot": BOT_USER,
+            })
+        if route == ("POST", "channels", "#", "messages", "#", "threads"):
+            return _ok(thread_channel(thread_id=parts[3], name=body["name"], parent_id=parts[1]), status=201)
+        if route == ("POST", "channels", "#", "messages"):
+            return _ok(self._store(snowflake(), parts[1], body, author=BOT_USER))
+        if route == ("PATCH", "channels", "#", "messages", "#"):
+            return _ok(self._store(parts[3], parts[1], body, author=BOT_USER))
+        if route == ("POST", "interactions", "#", parts[2], "callback"):
+            response_type = body["type"]
+            return _ok({
+                "interaction": {"id": parts[1], "type": 3, "response_message_loading": response_type == 5,
+                                "response_message_ephemeral": bool((body.get("data") or {}).get("flags", 0) & 64)},
+                "resource": {"type": response_type},
+            })
+        if route == ("POST", "webhooks", "#", parts[2]):
+            channel = self._interaction_message[parts[2]]["channel_id"]
+            return _ok(self._store(snowflake(), channel, body, author=BOT_USER, webhook=APP_ID))
+        if route == ("PATCH", "webhooks", "#", parts[2], "messages", "#"):
+            original = self._interaction_message.get(parts[2])
+            if original is None:
+                return _ok({"message": "Unknown Message", "code": 10008}, status=404)
+            return _ok(self._store(original["id"], original["channel_id"], body, author=BOT_USER))
+        return _ok({"message": "404: Not Found", "code": 0}, status=404)
+
+    def _store(self, message_id: str, channel_id: str, body: dict[str, Any], *, author: dict[str, Any],
+               webhook: str | None = None) -> dict[str, Any]:
+        old = self.messages.get(message_id, {})
+        message = {
+            "id": message_id, "channel_id": channel_id, "author": author, "type": 0, "flags": body.get("flags", 0),
+            "content": body.get("content", old.get("content", "")),
+            "embeds": body.get("embeds", old.get("embeds", [])),
+            "components": body.get("components", old.get("components", [])),
+            "timestamp": old.get("timestamp", now_iso()), "edited_timestamp": now_iso() if old else None,
+            "tts": False, "mention_everyone": False, "mentions": [], "mention_roles": [], "attachments": [],
+            "pinned": False,
+        }
+        if webhook:
+            message["webhook_id"] = webhook
+        self.messages[message_id] = message
+        return message
+
+    def click(self, custom_id: str, *, message: dict[str, Any], thread: dict[str, Any],
+              clicker: dict[str, Any]) -> dict[str, Any]:
+        """INTERACTION_CREATE for a click on ``message``; the fake remembers the token like Discord does."""
+        payload = interaction_create(custom_id, message=message, thread=thread, clicker=clicker)
+        self._interaction_message[payload["token"]] = message
+        return payload
+
+    def of(self, method: str, *path_start: str) -> list[RestCall]:
+        prefix = "/" + "/".join(path_start)
+        return [c for c in self.calls if c.method == method and c.path.startswith(prefix)]
+
+    async def wait_for(self, done: Callable[[FakeDiscord], bool], *, within_s: float = 10.0) -> None:
+        deadline = time.monotonic() + within_s
+        while not done(self):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out; calls so far: {[(c.method, c.path) for c in self.calls]}")
+            await asyncio.sleep(0.02)
+
+    async def settle(self, *, quiet: float = 0.3) -> None:
+        count = -1
+        while count != len(self.calls):
+            count = len(self.calls)
+            await asyncio.sleep(quiet)
+
+
+# --- gateway payloads --------------------------------------------------------------------------------------
+
+def ready() -> dict[str, Any]:
+    """READY, as the gateway sends it to a bot (guilds arrive as unavailable, then GUILD_CREATE each)."""
+    return {"v": 10, "user": BOT_USER, "guilds": [{"id": GUILD_ID, "unavailable": True}],
+            "session_id": "0123456789abcdef0123456789abcdef", "resume_gateway_url": "wss://gateway.invalid",
+            "shard": [0, 1], "application": {"id": APP_ID, "flags": 0}, "private_channels": [],
+            "user_settings": {}, "relationships": [], "presences": [], "guild_join_requests": [],
+            "geo_ordered_rtc_regions": [], "auth": {}}
+
+
+def guild_create() -> dict[str, Any]:
+    everyone = {"id": GUILD_ID, "name": "@everyone", "permissions": "2248473465835073", "position": 0,
+                "color": 0, "hoist": False, "managed": False, "mentionable": False, "flags": 0, "icon": None,
+                "unicode_emoji": None}
+    bot_role = {**everyone, "id": BOT_ROLE_ID, "name": "pgbot", "managed": True, "position": 1,
+                "tags": {"bot_id": BOT_ID}}
+    channel = {"id": CHANNEL_ID, "type": 0, "guild_id": GUILD_ID, "name": "db-ops", "position": 0,
+               "permission_overwrites": [], "parent_id": None, "nsfw": False, "topic": None,
+               "rate_limit_per_user": 0, "last_message_id": None, "flags": 0}
+    return {
+        "id": GUILD_ID, "name": "pgbot test", "icon": None, "splash": None, "discovery_splash": None,
+        "owner_id": USER_ID, "afk_channel_id": None, "afk_timeout": 300, "verification_level": 0,
+        "default_message_notifications": 0, "explicit_content_filter": 0, "roles": [everyone, bot_role],
+        "emojis": [], "stickers": [], "features": [], "mfa_level": 0, "application_id": None,
+        "system_channel_id": None, "system_channel_flags": 0, "rules_channel_id": None, "vanity_url_code": None,
+        "description": None, "banner": None, "premium_tier": 0, "preferred_locale": "en-US",
+        "public_updates_channel_id": None, "nsfw_level": 0, "premium_progress_bar_enabled": False,
+        "joined_at": "2024-01-01T00:00:00+00:00", "large": False, "unavailable": False, "member_count": 3,
+        "voice_states": [], "members": [member(BOT_USER, roles=[BOT_ROLE_ID])], "channels": [channel],
+        "threads": [], "presences": [], "stage_instances": [], "guild_scheduled_events": [],
+        "soundboard_sounds": [], "lazy": True,
+    }
+
+
+def thread_channel(*, thread_id: str, name: str, parent_id: str = CHANNEL_ID, owner_id: str = BOT_ID) -> dict[str, Any]:
+    """A public thread (type 11) as returned by "start thread from message" and sent in THREAD_CREATE."""
+    return {"id": thread_id, "type": 11, "guild_id": GUILD_ID, "parent_id": parent_id, "owner_id": owner_id,
+            "name": name, "last_message_id": None, "rate_limit_per_user": 0, "flags": 0, "member_count": 1,
+            "message_count": 0, "total_message_sent": 0,
+            "thread_metadata": {"archived": False, "auto_archive_duration": 1440, "archive_timestamp": now_iso(),
+                                "locked": False, "create_timestamp": now_iso()}}
+
+
+def message_create(content: str, *, channel_id: str = CHANNEL_ID, author: dict[str, Any] | None = None,
+                   mentions: list[dict[str, Any]] | None = None, mention_roles: list[str] | None = None,
+                   guild: bool = True, message_type: int = 0) -> dict[str, Any]:
+    """MESSAGE_CREATE for a message a person typed (guild text channel, thread, or DM)."""
+    author = author or user(USER_ID, "alice")
+    data: dict[str, Any] = {
+        "type": message_type, "tts": False, "timestamp": now_iso(), "pinned": False, "nonce": snowflake(),
+        "mentions": mentions or [], "mention_roles": mention_roles or [], "mention_everyone": False,
+        "id": snowflake(), "flags": 0, "embeds": [], "edited_timestamp": None, "content": content,
+        "components": [], "channel_id": channel_id, "author": author, "attachments": [],
+    }
+    if guild:
+        data["guild_id"] = GUILD_ID
+        data["member"] = member()
+        data["channel_type"] = 0 if channel_id == CHANNEL_ID else 11
+    else:
+        data["channel_type"] = 1
+    return data
+
+
+def interaction_create(custom_id: str, *, message: dict[str, Any], thread: dict[str, Any],
+                       clicker: dict[str, Any]) -> dict[str, Any]:
+    """INTERACTION_CREATE for a button click (type 3, component_type 2) on one of pgbot's messages."""
+    return {
+        "type": 3, "id": snowflake(), "application_id": APP_ID, "token": f"aW50ZXJhY3Rpb246{snowflake()}",
+        "version": 1, "guild_id": GUILD_ID, "guild": {"id": GUILD_ID, "locale": "en-US", "features": []},
+        "channel_id": thread["id"], "channel": {**thread, "permissions": "2248473465835073"},
+        "member": {**member(clicker), "permissions": "2248473465835073"},
+        "data": {"custom_id": custom_id, "component_type": 2},
+        "message": message, "app_permissions": "2248473465835073", "locale": "en-US", "guild_locale": "en-US",
+        "entitlements": [], "authorizing_integration_owners": {"0": GUILD_ID}, "context": 0,
+        "attachment_size_limit": 10485760,
+    }

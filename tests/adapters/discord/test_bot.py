@@ -1,0 +1,216 @@
+"""The Discord client end to end: real gateway payloads through discord.py's ConnectionState, the real core
+Agent and Postgres behind it, and every REST call checked on a local fake Discord."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from core import Agent, Message, Reply, ReplyKind
+from tests.adapters.discord.conftest import ClientFactory
+from tests.adapters.discord.fake_discord import (
+    APPROVER_ID,
+    BOT_ID,
+    BOT_ROLE_ID,
+    BOT_USER,
+    CHANNEL_ID,
+    DM_CHANNEL_ID,
+    GUILD_ID,
+    OTHER_BOT_ID,
+    USER_ID,
+    FakeDiscord,
+    RestCall,
+    message_create,
+    thread_channel,
+    user,
+)
+from tests.adapters.slack.agent_double import ANSWER_ID, ApprovalAgentDouble, NoFeedbackAgentDouble
+
+ALICE = user(USER_ID, "alice")
+
+
+def custom_ids(body: dict[str, Any]) -> list[str]:
+    return [c["custom_id"] for row in body.get("components", []) for c in row["components"]]
+
+
+async def mention(fake: FakeDiscord, client: Any, text: str) -> tuple[dict[str, Any], RestCall, RestCall, RestCall]:
+    """Mention pgbot in #db-ops; return (the message, thread creation, working post, the edit that answered)."""
+    patches = len(fake.of("PATCH", "channels"))
+    data = message_create(f"<@{BOT_ID}> {text}", mentions=[BOT_USER])
+    client._connection.parse_message_create(data)
+    await fake.wait_for(lambda f: len(f.of("PATCH", "channels")) > patches)
+    thread = fake.of("POST", "channels", CHANNEL_ID, "messages", data["id"], "threads")[-1]
+    post = fake.of("POST", "channels", data["id"], "messages")[-1]
+    return data, thread, post, fake.of("PATCH", "channels")[-1]
+
+
+async def test_mention_opens_a_thread_and_edits_working_into_the_result(
+    fake_discord: FakeDiscord, make_client: ClientFactory, shop_agent: Agent
+) -> None:
+    client = await make_client(shop_agent)
+    data, thread, post, edit = await mention(
+        fake_discord, client, "/sql SELECT id, qty FROM items WHERE id < 3 ORDER BY id"
+    )
+    assert thread.json["name"] == "/sql SELECT id, qty FROM items WHERE id < 3 ORDER BY id"
+    assert thread.json["auto_archive_duration"] == 1440
+    assert post.json["content"] == "⏳ Working on it…"
+    assert post.json["allowed_mentions"] == {"parse": []}
+    assert edit.path == f"/channels/{data['id']}/messages/{post.response['id']}"
+    assert edit.json["content"] == "2 rows"
+    sql, table = edit.json["embeds"]
+    assert sql["title"] == "SQL" and sql["description"] == (
+        "```sql\nSELECT id, qty FROM items WHERE id < 3 ORDER BY id;\n```"
+    )
+    assert table["description"].splitlines()[1:5] == ["id | qty", "---+----", " 1 |  10", " 2 |  20"]
+    assert table["author"]["name"] == "database: shop"
+    assert edit.json["components"] == []
+    await fake_discord.settle()
+    assert len(fake_discord.of("POST", "channels")) == 2  # one thread, one message: edited, never re-posted
+
+
+async def test_thread_replies_need_no_mention_and_stay_in_the_thread(
+    fake_discord: FakeDiscord, make_client: ClientFactory, shop_agent: Agent
+) -> None:
+    client = await make_client(shop_agent)
+    data, thread, _, _ = await mention(fake_discord, client, "/sql SELECT 1 AS one")
+    client._connection.parse_thread_create({**thread.response, "newly_created": True})  # what the gateway sends
+
+    client._connection.parse_message_create(message_create("/sql SELECT count(*) AS n FROM items",
+                                                           channel_id=data["id"]))
+    await fake_discord.wait_for(lambda f: len(f.of("PATCH", "channels")) == 2)
+    assert len(fake_discord.of("POST", "channels", CHANNEL_ID, "messages")) == 1  # no second thread
+    posts = fake_discord.of("POST", "channels", data["id"], "messages")
+    assert len(posts) == 2
+    edit = fake_discord.of("PATCH", "channels")[-1]
+    assert edit.path == f"/channels/{data['id']}/messages/{posts[1].response['id']}"
+    assert "300" in edit.json["embeds"][1]["description"]
+
+
+async def test_messages_pgbot_must_not_answer(
+    fake_discord: FakeDiscord, make_client: ClientFactory, shop_agent: Agent
+) -> None:
+    client = await make_client(shop_agent)
+    someone_elses = thread_channel(thread_id="1200000000000000099", name="chat", owner_id=USER_ID)
+    client._connection.parse_thread_create({**someone_elses, "newly_created": True})
+    ignored = [
+        message_create("/sql SELECT 1"),  # no mention in a channel
+        message_create("/sql SELECT 1", channel_id=someone_elses["id"]),  # a thread pgbot did not create
+        message_create(f"<@{BOT_ID}> /sql SELECT 1", mentions=[BOT_USER],
+                       author=user(OTHER_BOT_ID, "otherbot", bot=True)),  # bots
+        message_create(f"<@{BOT_ID}> /sql SELECT 1", mentions=[BOT_USER], author=BOT_USER),  # itself
+        message_create("@everyone /sql SELECT 1"),
+        {**message_create("", mentions=[BOT_USER]), "type": 7},  # a system message (member joined)
+    ]
+    for data in ignored:
+        client._connection.parse_message_create(data)
+    await fake_discord.settle()
+    assert not fake_discord.of("POST", "channels") and not fake_discord.of("PATCH", "channels")
+
+    # Mentioned inside someone else's thread: answered there, no new thread.
+    client._connection.parse_message_create(
+        message_create(f"<@!{BOT_ID}> /sql SELECT 5 AS five", channel_id=someone_elses["id"], mentions=[BOT_USER])
+    )
+    await fake_discord.wait_for(lambda f: len(f.of("PATCH", "channels")) == 1)
+    assert [c.path for c in fake_discord.of("POST", "channels")] == [f"/channels/{someone_elses['id']}/messages"]
+
+
+async def test_role_mentions_and_direct_messages_are_answered(
+    fake_discord: FakeDiscord, make_client: ClientFactory, shop_agent: Agent
+) -> None:
+    client = await make_client(shop_agent)
+    data = message_create(f"<@&{BOT_ROLE_ID}> /sql SELECT 'role' AS via", mention_roles=[BOT_ROLE_ID])
+    client._connection.parse_message_create(data)
+    await fake_discord.wait_for(lambda f: len(f.of("PATCH", "channels")) == 1)
+    assert fake_discord.of("POST", "channels", CHANNEL_ID, "messages", data["id"], "threads")[0].json["name"] == (
+        "/sql SELECT 'role' AS via"
+    )
+
+    client._connection.parse_message_create(message_create("/sql SELECT 'dm' AS via", channel_id=DM_CHANNEL_ID,
+                                                           guild=False))
+    await fake_discord.wait_for(lambda f: len(f.of("PATCH", "channels")) == 2)
+    assert fake_discord.of("POST", "channels", DM_CHANNEL_ID, "messages")
+    assert "dm" in fake_discord.of("PATCH", "channels", DM_CHANNEL_ID)[0].json["embeds"][1]["description"]
+
+
+async def test_guilds_outside_allowed_guilds_and_dms_are_ignored(
+    fake_discord: FakeDiscord, make_client: ClientFactory, shop_agent: Agent
+) -> None:
+    client = await make_client(shop_agent, allowed_guilds=[1200000000000000777])
+    client._connection.parse_message_create(message_create(f"<@{BOT_ID}> /sql SELECT 1", mentions=[BOT_USER]))
+    client._connection.parse_message_create(message_create("/sql SELECT 1", channel_id=DM_CHANNEL_ID, guild=False))
+    await fake_discord.settle()
+    assert not fake_discord.of("POST", "channels")
+
+
+async def test_approval_buttons_work_across_a_restart(
+    fake_discord: FakeDiscord, make_client: ClientFactory, shop_agent: Agent, fresh_db: str
+) -> None:
+    client = await make_client(shop_agent)
+    data, thread, post, edit = await mention(fake_discord, client, "/sql UPDATE items SET qty = 0 WHERE id = 7")
+    approval, sql, preview = edit.json["embeds"]
+    assert approval["title"] == "Approval needed"
+    assert {f["name"]: f["value"] for f in approval["fields"]}["Requested by"] == f"<@{USER_ID}>"
+    assert sql["description"] == "```sql\nUPDATE items SET qty = 0 WHERE id = 7;\n```"
+    assert preview["title"] == "Preview" and "\n 7 |" in preview["description"]
+    approve_id, reject_id = custom_ids(edit.json)
+    action_id = approve_id.removeprefix("pgbot:approve:")
+    assert reject_id == f"pgbot:reject:{action_id}"
+    thread_data, shown = thread.response, fake_discord.messages[post.response["id"]]
+
+    # A stranger clicks Approve: acknowledged at once, core refuses, the buttons stay.
+    eve = user("1200000000000000555", "eve")
+    stranger = fake_discord.click(approve_id, message=shown, thread=thread_data, clicker=eve)
+    client._connection.parse_interaction_create(stranger)
+    await fake_discord.wait_for(lambda f: len(f.of("POST", "webhooks")) == 1)
+    callback = fake_discord.of("POST", "interactions", stranger["id"])[0]
+    assert callback.json == {"type": 6} and callback.query == {"with_response": "1"}
+    refusal = fake_discord.of("POST", "webhooks", BOT_ID, stranger["token"])[0]
+    assert "cannot approve" in refusal.json["content"]
+    await fake_discord.settle()
+    assert not fake_discord.of("PATCH", "webhooks")
+
+    # pgbot restarts: a brand-new client still understands the old buttons (custom_id carries the action id).
+    restarted = await make_client(shop_agent)
+    click = fake_discord.click(approve_id, message=shown, thread=thread_data, clicker=user(APPROVER_ID, "dba"))
+    restarted._connection.parse_interaction_create(click)
+    await fake_discord.wait_for(lambda f: len(f.of("PATCH", "webhooks")) == 1)
+    outcome = fake_discord.of("POST", "webhooks", BOT_ID, click["token"])[0]
+    assert outcome.response["channel_id"] == data["id"]  # posted in the thread
+    retired = fake_discord.of("PATCH", "webhooks", BOT_ID, click["token"], "messages", "@original")[0]
+    assert retired.json["components"] == []
+    assert retired.json["content"].endswith(f"✅ Approved by <@{APPROVER_ID}>")
+    conn = await asyncpg.connect(fresh_db)
+    try:
+        assert await conn.fetchval("SELECT qty FROM items WHERE id = 7") == 0
+    finally:
+        await conn.close()
+
+
+async def test_feedback_buttons_reach_core_and_answer_only_the_clicker(
+    fake_discord: FakeDiscord, make_client: ClientFactory
+) -> None:
+    double = ApprovalAgentDouble(answers=[Reply(kind=ReplyKind.ANSWER, text="42 orders", answer_id=ANSWER_ID)])
+    client = await make_client(double)
+    data, thread, post, edit = await mention(fake_discord, client, "how many orders?")
+    assert custom_ids(edit.json) == [f"pgbot:fb:up:{ANSWER_ID}", f"pgbot:fb:down:{ANSWER_ID}"]
+    assert double.messages == [Message(platform="discord", workspace=GUILD_ID, channel=CHANNEL_ID, thread=data["id"],
+                                       user=USER_ID, text="how many orders?", user_name="Alice")]
+    click = fake_discord.click(f"pgbot:fb:up:{ANSWER_ID}", message=fake_discord.messages[post.response["id"]],
+                               thread=thread.response, clicker=user(APPROVER_ID, "dba"))
+    client._connection.parse_interaction_create(click)
+    await fake_discord.wait_for(lambda f: len(f.of("POST", "webhooks")) == 1)
+    assert double.feedbacks == [(ANSWER_ID, f"discord:{APPROVER_ID}", True)]
+    assert fake_discord.of("POST", "interactions", click["id"])[0].json == {"type": 5, "data": {"flags": 64}}
+    followup = fake_discord.of("POST", "webhooks")[0].json
+    assert followup["content"] == "Thanks, noted." and followup["flags"] & 64
+
+
+async def test_feedback_without_core_support_says_so(fake_discord: FakeDiscord, make_client: ClientFactory) -> None:
+    client = await make_client(NoFeedbackAgentDouble())
+    _, thread, post, _ = await mention(fake_discord, client, "anything")
+    click = fake_discord.click(f"pgbot:fb:down:{ANSWER_ID}", message=fake_discord.messages[post.response["id"]],
+                               thread=thread.response, clicker=ALICE)
+    client._connection.parse_interaction_create(click)
+    await fake_discord.wait_for(lambda f: len(f.of("POST", "webhooks")) == 1)
+    assert fake_discord.of("POST", "webhooks")[0].json["content"] == "Feedback is not enabled in this pgbot."

@@ -1,0 +1,61 @@
+"""Reply → content + embeds within Discord's limits, and the buttons each reply gets."""
+
+from __future__ import annotations
+
+from adapters.discord import render
+from adapters.discord.views import view_for
+from core import Reply, ReplyKind, ResultTable
+from tests.adapters.slack.agent_double import ACTION_ID, CHANGE_SQL, approval_reply
+
+
+def test_answer_content_sql_and_aligned_table() -> None:
+    table = ResultTable(columns=("country", "orders"), rows=(("FR", 72), ("DE", 8), (None, 10)))
+    shown = render.render(Reply(kind=ReplyKind.ANSWER, text="**72** orders come from FR", sql=("SELECT 1;", "SELECT 2"),
+                                table=table, database="shop", answer_id="a1"))
+    assert shown.content == "**72** orders come from FR"  # Discord speaks markdown already
+    sql, grid = shown.embeds
+    assert sql.description == "```sql\nSELECT 1;\n\nSELECT 2;\n```"
+    assert (grid.description or "").splitlines() == ["```", "country | orders", "--------+-------",
+                                                     "FR      |     72", "DE      |      8", "NULL    |     10", "```"]
+    assert grid.footer.text == "3 rows"
+
+
+def test_everything_stays_within_discord_limits() -> None:
+    rows = tuple((i, "x" * 55, "```") for i in range(5000))
+    table = ResultTable(columns=("id", "pad", "fence"), rows=rows, truncated=True, row_cap=5000)
+    reply = Reply(kind=ReplyKind.RESULT, text="t" * 5000, sql=("SELECT '```' " + "x" * 5000,), table=table)
+    shown = render.render(reply)
+    assert len(shown.content) <= render.CONTENT_LIMIT
+    assert all(len(e.description or "") <= render.DESCRIPTION_LIMIT for e in shown.embeds)
+    assert sum(len(e) for e in shown.embeds) <= render.EMBEDS_TOTAL_LIMIT
+    sql, grid = shown.embeds
+    for embed in (sql, grid):
+        body = embed.description or ""
+        assert body.endswith("\n```") and body.count("```") == 2  # inner fences broken, closing fence kept
+    shown_rows = len((grid.description or "").splitlines()) - 4
+    assert grid.footer.text == f"5000 rows · … {5000 - shown_rows} more rows · cut at 5000 rows; more exist"
+
+
+def test_approval_embeds_and_buttons() -> None:
+    reply = approval_reply()
+    shown = render.render(reply)
+    facts, sql, preview = shown.embeds
+    assert facts.title == "Approval needed" and facts.description == "Cancel order 42 (1 row)"
+    assert {f.name: f.value for f in facts.fields} == {
+        "Database": "shop", "Runs as": "analyst", "Requested by": "slack:U0USER0001",
+        "Expires": f"<t:{int(reply.approval.expires_at)}:R>",  # type: ignore[union-attr]
+    }
+    assert sql.description == f"```sql\n{CHANGE_SQL};\n```"
+    assert "42 | pending" in (preview.description or "")
+    view = view_for(reply)
+    assert view is not None and view.timeout is None and view.is_persistent()
+    assert [item.custom_id for item in view.children] == [  # type: ignore[attr-defined]
+        f"pgbot:approve:{ACTION_ID}", f"pgbot:reject:{ACTION_ID}",
+    ]
+
+
+def test_working_and_error_replies_have_no_buttons() -> None:
+    working = Reply(kind=ReplyKind.WORKING, text="Working on it…")
+    assert render.render(working).content == "⏳ Working on it…" and view_for(working) is None
+    error = render.render(Reply(kind=ReplyKind.ERROR, text="Internal error, id=abc.", error_id="abc"))
+    assert error.content == "⚠️ Internal error, id=abc.\n-# error id: abc"

@@ -1,0 +1,266 @@
+"""The Slack app end to end: signed Slack payloads into bolt's real AsyncApp, real core Agent and Postgres
+behind it, and the Web API calls it makes checked on a local fake Slack."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from adapters.slack.app import build_slack_app
+from core import Agent, Message, Reply, ReplyKind
+from tests.adapters.slack.agent_double import ANSWER_ID, ApprovalAgentDouble, NoFeedbackAgentDouble
+from tests.adapters.slack.conftest import APPROVER
+from tests.adapters.slack.fake_slack import (
+    BOT_ID,
+    BOT_USER_ID,
+    SIGNING_SECRET,
+    TEAM_ID,
+    ApiCall,
+    FakeSlack,
+    app_mention,
+    block_actions,
+    dispatch,
+    event_body,
+    new_ts,
+    signed_headers,
+    slack_settings,
+    thread_message,
+)
+
+CHANNEL = "C0CHAN0001"
+FORM = "application/x-www-form-urlencoded"
+
+
+def texts(blocks: list[dict[str, Any]]) -> list[str]:
+    out = []
+    for block in blocks:
+        if isinstance(block.get("text"), dict):
+            out.append(block["text"]["text"])
+        out.extend(f["text"] for f in block.get("fields", []))
+        out.extend(e["text"] for e in block.get("elements", []) if e.get("type") == "mrkdwn")
+    return out
+
+
+def buttons(blocks: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(e["action_id"], e["value"]) for b in blocks if b["type"] == "actions" for e in b["elements"]]
+
+
+def bot_message(post: ApiCall, update: ApiCall) -> dict[str, Any]:
+    """The bot's message as Slack includes it in a block_actions payload (after the working reply was edited)."""
+    message = {"bot_id": BOT_ID, "type": "message", "text": update.args["text"], "user": BOT_USER_ID,
+               "ts": update.args["ts"], "app_id": "A0APP00001", "blocks": update.args["blocks"], "team": TEAM_ID,
+               "thread_ts": post.args["thread_ts"], "parent_user_id": "U0USER0001"}
+    return message
+
+
+async def ask(fake: FakeSlack, app: Any, text: str, *, ts: str | None = None) -> tuple[ApiCall, ApiCall]:
+    """Mention the bot with ``text`` in a new thread; return the working post and the update that answered."""
+    ts = ts or new_ts()
+    posts, updates = len(fake.of("chat.postMessage")), len(fake.of("chat.update"))
+    response = await dispatch(app, event_body(app_mention(f"<@{BOT_USER_ID}> {text}", ts=ts)))
+    assert response.status == 200
+    await fake.wait_for(lambda f: len(f.of("chat.update")) > updates)
+    assert len(fake.of("chat.postMessage")) == posts + 1
+    return fake.of("chat.postMessage")[-1], fake.of("chat.update")[-1]
+
+
+async def test_mention_posts_working_in_thread_then_edits_it_into_the_result(
+    fake_slack: FakeSlack, shop_agent: Agent
+) -> None:
+    app = build_slack_app(shop_agent, slack_settings(fake_slack))
+    ts = new_ts()
+    # Slack sends "<" escaped as &lt; — core must get real SQL, and Slack must get it escaped back.
+    post, update = await ask(fake_slack, app, "/sql SELECT id, qty FROM items WHERE id &lt; 3 ORDER BY id", ts=ts)
+
+    assert fake_slack.of("auth.test")[0].authorization == "Bearer xoxb-1111-2222-test"
+    assert post.args["channel"] == CHANNEL and post.args["thread_ts"] == ts
+    assert "Working on it" in post.args["text"]
+    assert update.args["channel"] == CHANNEL
+    assert update.args["ts"] != ts  # the bot's own message, not the question
+    shown = texts(update.args["blocks"])
+    assert "```\nSELECT id, qty FROM items WHERE id &lt; 3 ORDER BY id\n```" in shown
+    table = next(t for t in shown if t.startswith("```\nid | qty"))
+    assert table.splitlines()[3:5] == [" 1 |  10", " 2 |  20"]
+    assert "database: shop" in shown
+    await fake_slack.settle()
+    assert len(fake_slack.of("chat.postMessage")) == 1  # edited in place, never a second message
+
+
+async def test_thread_reply_without_mention_is_answered_in_the_same_thread(
+    fake_slack: FakeSlack, shop_agent: Agent
+) -> None:
+    app = build_slack_app(shop_agent, slack_settings(fake_slack))
+    thread = new_ts()
+    await ask(fake_slack, app, "/sql SELECT 1 AS one", ts=thread)
+
+    reply = thread_message("/sql SELECT count(*) AS n FROM items", ts=new_ts(), thread_ts=thread)
+    assert (await dispatch(app, event_body(reply))).status == 200
+    await fake_slack.wait_for(lambda f: len(f.of("chat.update")) == 2)
+    post, update = fake_slack.of("chat.postMessage")[1], fake_slack.of("chat.update")[1]
+    assert post.args["thread_ts"] == thread
+    assert update.args["ts"] != fake_slack.of("chat.update")[0].args["ts"]
+    assert any(t.startswith("```\n  n\n---\n300") for t in texts(update.args["blocks"]))
+
+
+async def test_messages_pgbot_must_not_answer(fake_slack: FakeSlack, shop_agent: Agent) -> None:
+    app = build_slack_app(shop_agent, slack_settings(fake_slack))
+    thread = new_ts()
+    await ask(fake_slack, app, "/sql SELECT 1 AS one", ts=thread)
+    ignored = [
+        thread_message("/sql SELECT 2", ts=new_ts(), thread_ts=new_ts()),  # a thread pgbot never joined
+        thread_message("/sql SELECT 2", ts=new_ts(), thread_ts=thread, bot_id="B0OTHERBOT", subtype="bot_message"),
+        thread_message("/sql SELECT 2", ts=new_ts(), thread_ts=thread, user=BOT_USER_ID, bot_id=BOT_ID),  # itself
+        {"type": "message", "subtype": "message_changed", "hidden": True, "channel": CHANNEL, "ts": new_ts(),
+         "event_ts": new_ts(), "channel_type": "channel",
+         "message": {"type": "message", "user": "U0USER0001", "text": "/sql SELECT 3", "ts": thread,
+                     "edited": {"user": "U0USER0001", "ts": new_ts()}},
+         "previous_message": {"type": "message", "user": "U0USER0001", "text": "/sql SELECT 1", "ts": thread}},
+    ]
+    for event in ignored:
+        assert (await dispatch(app, event_body(event))).status == 200
+    # A thread reply that mentions pgbot arrives twice (message + app_mention) and is answered once.
+    ts = new_ts()
+    text = f"<@{BOT_USER_ID}> /sql SELECT 4 AS four"
+    await dispatch(app, event_body(thread_message(text, ts=ts, thread_ts=thread)))
+    await dispatch(app, event_body(app_mention(text, ts=ts, thread_ts=thread)))
+    await fake_slack.settle()
+    assert len(fake_slack.of("chat.postMessage")) == 2 and len(fake_slack.of("chat.update")) == 2
+    assert any("four" in t for t in texts(fake_slack.of("chat.update")[1].args["blocks"]))
+
+
+async def test_channels_outside_allowed_channels_are_ignored(fake_slack: FakeSlack, shop_agent: Agent) -> None:
+    app = build_slack_app(shop_agent, slack_settings(fake_slack, allowed_channels=["C0ELSEWHERE"]))
+    assert (await dispatch(app, event_body(app_mention(f"<@{BOT_USER_ID}> /tables", ts=new_ts())))).status == 200
+    await fake_slack.settle()
+    assert not fake_slack.of("chat.postMessage")
+
+
+async def test_requests_with_a_bad_signature_are_refused(fake_slack: FakeSlack, shop_agent: Agent) -> None:
+    app = build_slack_app(shop_agent, slack_settings(fake_slack))
+    body = event_body(app_mention(f"<@{BOT_USER_ID}> /sql SELECT 1", ts=new_ts()))
+    from slack_bolt.request.async_request import AsyncBoltRequest
+
+    forged = signed_headers(body, content_type="application/json", secret="not-" + SIGNING_SECRET)
+    response = await app.async_dispatch(AsyncBoltRequest(body=body, headers=forged))
+    assert response.status == 401
+    await fake_slack.settle()
+    assert fake_slack.calls == []
+
+
+async def test_big_results_are_cut_to_slack_limits_with_a_note(fake_slack: FakeSlack, shop_agent: Agent) -> None:
+    app = build_slack_app(shop_agent, slack_settings(fake_slack))
+    _, update = await ask(fake_slack, app, "/sql SELECT id, qty, repeat('x', 40) AS pad FROM items ORDER BY id")
+    blocks = update.args["blocks"]
+    assert len(blocks) <= 50
+    assert all(len(t) <= 3000 for t in texts(blocks))
+    table = next(t for t in texts(blocks) if t.startswith("```\n id |  qty | pad"))
+    shown = len(table.splitlines()) - 4  # fences, header and rule
+    assert 10 < shown < 300
+    assert f"… {300 - shown} more rows" in texts(blocks)
+
+
+async def test_approval_flow_through_buttons(fake_slack: FakeSlack, shop_agent: Agent, fresh_db: str) -> None:
+    app = build_slack_app(shop_agent, slack_settings(fake_slack))
+    thread = new_ts()
+    post, update = await ask(fake_slack, app, "/sql UPDATE items SET qty = 0 WHERE id = 7", ts=thread)
+    blocks = update.args["blocks"]
+    assert blocks[0]["type"] == "header"
+    assert "```\nUPDATE items SET qty = 0 WHERE id = 7\n```" in texts(blocks)
+    (approve_id, action_id), (reject_id, reject_value) = buttons(blocks)
+    assert (approve_id, reject_id) == ("pgbot_approve", "pgbot_reject") and reject_value == action_id
+    approval_message = bot_message(post, update)
+
+    # Someone who is not an approver: core refuses, the refusal goes in the thread, the buttons stay.
+    click = block_actions(action_id="pgbot_approve", value=action_id, message=approval_message, user="U0STRANGER")
+    assert (await dispatch(app, click, content_type=FORM)).status == 200
+    await fake_slack.wait_for(lambda f: len(f.of("chat.postMessage")) == 2)
+    refusal = fake_slack.of("chat.postMessage")[1]
+    assert refusal.args["thread_ts"] == thread and "cannot approve" in refusal.args["text"]
+    await fake_slack.settle()
+    assert len(fake_slack.of("chat.update")) == 1
+
+    # The approver: the change runs, the outcome is posted in the thread, the buttons become "Approved by".
+    click = block_actions(action_id="pgbot_approve", value=action_id, message=approval_message, user=APPROVER)
+    assert (await dispatch(app, click, content_type=FORM)).status == 200
+    await fake_slack.wait_for(lambda f: len(f.of("chat.update")) == 2)
+    outcome = fake_slack.of("chat.postMessage")[2]
+    assert outcome.args["channel"] == CHANNEL and outcome.args["thread_ts"] == thread
+    retired = fake_slack.of("chat.update")[1]
+    assert retired.args["ts"] == update.args["ts"]
+    assert buttons(retired.args["blocks"]) == []
+    assert texts(retired.args["blocks"])[-1] == f":white_check_mark: Approved by <@{APPROVER}>"
+    assert retired.args["blocks"][:3] == blocks[:3]
+    conn = await asyncpg.connect(fresh_db)
+    try:
+        assert await conn.fetchval("SELECT qty FROM items WHERE id = 7") == 0
+    finally:
+        await conn.close()
+
+    # A late click on a stale copy of the buttons: core says it is already decided; nothing else changes.
+    click = block_actions(action_id="pgbot_reject", value=action_id, message=approval_message, user=APPROVER)
+    await dispatch(app, click, content_type=FORM)
+    await fake_slack.wait_for(lambda f: len(f.of("chat.postMessage")) == 4)
+    assert fake_slack.of("chat.postMessage")[3].args["text"].startswith(":warning:")
+    await fake_slack.settle()
+    assert len(fake_slack.of("chat.update")) == 2
+
+
+async def test_requester_can_withdraw_with_reject(fake_slack: FakeSlack, shop_agent: Agent) -> None:
+    app = build_slack_app(shop_agent, slack_settings(fake_slack))
+    post, update = await ask(fake_slack, app, "/sql DELETE FROM items WHERE id = 9")
+    (_, action_id), _ = buttons(update.args["blocks"])
+    click = block_actions(action_id="pgbot_reject", value=action_id, message=bot_message(post, update),
+                          user="U0USER0001")
+    await dispatch(app, click, content_type=FORM)
+    await fake_slack.wait_for(lambda f: len(f.of("chat.update")) == 2)
+    retired = fake_slack.of("chat.update")[1]
+    assert texts(retired.args["blocks"])[-1] == ":no_entry_sign: Rejected by <@U0USER0001>"
+
+
+async def test_feedback_buttons_reach_core_and_answer_only_the_clicker(fake_slack: FakeSlack) -> None:
+    double = ApprovalAgentDouble(answers=[Reply(kind=ReplyKind.ANSWER, text="42 orders", answer_id=ANSWER_ID)])
+    app = build_slack_app(double, slack_settings(fake_slack))  # type: ignore[arg-type]
+    post, update = await ask(fake_slack, app, "how many orders?")
+    assert buttons(update.args["blocks"]) == [("pgbot_feedback_up", ANSWER_ID), ("pgbot_feedback_down", ANSWER_ID)]
+    assert double.messages[0] == Message(platform="slack", workspace=TEAM_ID, channel=CHANNEL,
+                                         thread=post.args["thread_ts"], user="U0USER0001", text="how many orders?")
+    click = block_actions(action_id="pgbot_feedback_down", value=ANSWER_ID, message=bot_message(post, update),
+                          user="U0READER01")
+    assert (await dispatch(app, click, content_type=FORM)).status == 200
+    await fake_slack.wait_for(lambda f: len(f.of("chat.postEphemeral")) == 1)
+    assert double.feedbacks == [(ANSWER_ID, "slack:U0READER01", False)]
+    note = fake_slack.of("chat.postEphemeral")[0].args
+    assert (note["channel"], note["user"], note["thread_ts"]) == (CHANNEL, "U0READER01", post.args["thread_ts"])
+    assert "Thanks, noted." in note["text"]
+
+
+async def test_feedback_without_core_support_says_so(fake_slack: FakeSlack) -> None:
+    app = build_slack_app(NoFeedbackAgentDouble(), slack_settings(fake_slack))  # type: ignore[arg-type]
+    post, update = await ask(fake_slack, app, "anything")
+    click = block_actions(action_id="pgbot_feedback_up", value=ANSWER_ID, message=bot_message(post, update))
+    await dispatch(app, click, content_type=FORM)
+    await fake_slack.wait_for(lambda f: len(f.of("chat.postEphemeral")) == 1)
+    assert fake_slack.of("chat.postEphemeral")[0].args["text"] == "Feedback is not enabled in this pgbot."
+
+
+class ExplodingAgentDouble:
+    """TEST DOUBLE: core failing after the working reply (core normally turns errors into replies itself)."""
+
+    async def handle(self, message: Message) -> AsyncIterator[Reply]:
+        yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
+        raise RuntimeError("secret-dsn-password-should-not-leak")
+
+    async def decide(self, *, action_id: str, decided_by: str, approve: bool) -> Reply:
+        raise AssertionError("not used")
+
+
+@pytest.mark.filterwarnings("ignore")
+async def test_unexpected_failure_becomes_one_error_reply(fake_slack: FakeSlack) -> None:
+    app = build_slack_app(ExplodingAgentDouble(), slack_settings(fake_slack))  # type: ignore[arg-type]
+    _, update = await ask(fake_slack, app, "boom")
+    body = json.dumps(update.args)
+    assert "Internal error, id=" in body and "secret-dsn-password" not in body
