@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.accuracy import Accuracy
 from core.agent import Agent
 from core.approval_store import ApprovalStore, MemoryApprovalStore, RedisApprovalStore
 from core.approvals import Approvals
@@ -9,6 +10,7 @@ from core.audit import AuditLog
 from core.config import Settings
 from core.context import ContextStore, MemoryContextStore, RedisContextStore
 from core.db.registry import DatabaseRegistry
+from core.feedback import AnswerLog, MemoryAnswerLog, RedisAnswerLog
 from core.llm.base import LlmClient
 from core.sqlguard import SqlGuard
 from core.tools.registry import load_tools
@@ -40,6 +42,13 @@ def make_approval_store(settings: Settings) -> ApprovalStore:
     return RedisApprovalStore.from_url(settings.redis.url.get_secret_value())
 
 
+def make_answer_log(settings: Settings) -> AnswerLog:
+    """Where answers wait for 👍/👎: Redis when configured (any replica takes the click), else memory."""
+    if settings.redis.url is None:
+        return MemoryAnswerLog(ttl_s=settings.redis.context_ttl_s)
+    return RedisAnswerLog.from_url(settings.redis.url.get_secret_value(), ttl_s=settings.redis.context_ttl_s)
+
+
 def build_agent(
     settings: Settings, *, llm: LlmClient | None = None, store: ContextStore | None = None, use_llm: bool = True,
     approval_store: ApprovalStore | None = None,
@@ -60,4 +69,5 @@ def build_agent(
         llm=llm if llm is not None else (make_llm(settings) if use_llm else None),
         guard=SqlGuard(),
         approvals=approvals,
+        accuracy=Accuracy(settings=settings, answers=make_answer_log(settings)),
     )

@@ -9,7 +9,7 @@ thread are handled strictly in order; different threads run concurrently.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -20,8 +20,9 @@ from core.commands import run_command
 from core.config import Settings
 from core.context import ContextStore
 from core.db.registry import DatabaseRegistry
-from core.errors import ModelHint, PgbotError
+from core.errors import BusyError, ModelHint, PgbotError
 from core.feedback import AnswerRecord
+from core.limits import TurnLimiter
 from core.llm.base import ChatTurn, LlmClient, ToolCall
 from core.messages import Message, Reply, ReplyKind, ResultTable, new_id
 from core.permissions import resolve_role
@@ -82,22 +83,39 @@ class Agent:
         self.schema = schema or SchemaContext()
         self.approvals = approvals
         self.accuracy = accuracy or Accuracy(settings=settings)
-        self._locks = ThreadLocks()
+        self._locks = ThreadLocks(max_waiting=settings.limits.queue_per_thread)
+        self.limiter = TurnLimiter.from_settings(settings)
 
-    async def handle(self, message: Message) -> AsyncIterator[Reply]:
-        """Answer one message; the first reply is always WORKING so adapters can post it at once."""
-        yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
-        async with self._locks.hold(message.thread_key):
-            database: str | None = None
-            try:
-                ctx = await self._context(message)
-                database = ctx.database.name
-                reply = await self._respond(message, ctx)
-            except (PgbotError, ModelHint) as exc:
-                reply = render_error(exc if isinstance(exc, PgbotError) else PgbotError(exc.hint), database=database)
-            except Exception as exc:  # noqa: BLE001 - the error policy: log it, show an id
-                reply = render_error(exc, database=database)
-            yield reply
+    async def handle(self, message: Message) -> AsyncGenerator[Reply, None]:
+        """Answer one message; the first reply is always WORKING so adapters can post it at once.
+
+        The message takes its place in its thread's line before anything is awaited, so arrival order is
+        kept; a full line, or a turn over the concurrency limits (core.limits), gets a BusyError reply:
+        every message is answered, none is dropped. Cancelling the consumer cancels the running query.
+        """
+        try:
+            ticket = self._locks.enter(message.thread_key)
+        except BusyError as exc:
+            yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
+            yield render_error(exc)
+            return
+        try:
+            yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
+            async with ticket:
+                database: str | None = None
+                try:
+                    ctx = await self._context(message)
+                    database = ctx.database.name
+                    async with self.limiter.slot(user=message.identity, database=database):
+                        reply = await self._respond(message, ctx)
+                except (PgbotError, ModelHint) as exc:
+                    reply = render_error(exc if isinstance(exc, PgbotError) else PgbotError(exc.hint),
+                                         database=database)
+                except Exception as exc:  # noqa: BLE001 - the error policy: log it, show an id
+                    reply = render_error(exc, database=database)
+                yield reply
+        finally:
+            ticket.release()
 
     async def _context(self, message: Message) -> ToolContext:
         limit = self.settings.llm.max_question_chars
@@ -125,13 +143,16 @@ class Agent:
         return await self._run_turn(ctx, self.llm, text)
 
     async def _run_turn(self, ctx: ToolContext, llm: LlmClient, question: str) -> Reply:
-        schema_text = await self.schema.for_question(ctx.database, role=ctx.actor.role, question=question)
+        history = await self.store.history(ctx.thread_key)
+        previous = [t.content for t in history if t.role == "user" and t.content][-2:]  # follow-ups keep tables
+        schema_text = await self.schema.for_question(
+            ctx.database, role=ctx.actor.role, question=question, previous=previous
+        )
         specs = self.accuracy.tool_specs(self.tools)
         prompt = await self.accuracy.prepare(
             db=ctx.database, role=ctx.actor.role, question=question, databases=self.databases.names,
             schema_text=schema_text, clarify_tool=any(spec.name == CLARIFY_TOOL for spec in specs),
         )
-        history = await self.store.history(ctx.thread_key)
         new_turns: list[ChatTurn] = [ChatTurn(role="user", content=question)]
         state = TurnState()
         bound = self.settings.accuracy

@@ -110,6 +110,8 @@ class Table:
     primary_key: tuple[str, ...] = ()
     foreign_keys: list[ForeignKey] = field(default_factory=list)
     referenced_by: list[int] = field(default_factory=list)  # oids of tables with a foreign key to this one
+    variant_of: int | None = None  # orders_archive_2019, stg_orders → the oid of orders (same schema)
+    variants: list[int] = field(default_factory=list)
 
     @property
     def qualified(self) -> str:
@@ -168,6 +170,7 @@ def build_catalog(
             table.foreign_keys.append(ForeignKey(cols, target, tuple(r["target_columns"] or ())))
             if table.oid not in by_oid[target].referenced_by:
                 by_oid[target].referenced_by.append(table.oid)
+    _link_variants(found)
     docs = [
         TableDoc(
             schema=t.schema, name=t.name, comment=t.comment or "",
@@ -178,6 +181,40 @@ def build_catalog(
         for t in found
     ]
     return Catalog(tables=found, fingerprint=fingerprint, by_oid=by_oid, index=TableIndex(docs))
+
+
+def _link_variants(tables: list[Table]) -> None:
+    """Mark copies: a table whose name is another table's name plus ``_``-separated affixes, same schema.
+
+    Real databases collect such copies (backups, yearly archives, staging loads). Shown in full they crowd
+    the real table out of the prompt; shown as a name next to it they still tell the model they exist.
+    """
+    by_name = {(t.schema, t.name): t for t in tables}
+    base_of: dict[int, Table] = {}
+    for t in tables:
+        parts = t.name.split("_")
+        mine = {c.name for c in t.columns}
+        for size in range(len(parts) - 1, 0, -1):
+            found = None
+            for start in range(len(parts) - size + 1):
+                base = by_name.get((t.schema, "_".join(parts[start:start + size])))
+                theirs = {c.name for c in base.columns} if base is not None else set()
+                # A copy has (nearly) the base's columns: user_roles is not a copy of user.
+                if base is not None and base is not t and theirs and len(mine & theirs) >= 0.8 * len(theirs):
+                    found = base
+                    break
+            if found is not None:
+                base_of[t.oid] = found
+                break
+    for t in tables:
+        root = base_of.get(t.oid)
+        seen = {t.oid}
+        while root is not None and root.oid in base_of and root.oid not in seen:
+            seen.add(root.oid)
+            root = base_of[root.oid]
+        if root is not None and root.oid != t.oid:
+            t.variant_of = root.oid
+            root.variants.append(t.oid)
 
 
 def _clean(value: object) -> str | None:
@@ -194,6 +231,7 @@ _TYPE_ABBREVIATIONS = (
     ("time with time zone", "timetz"),
     ("time without time zone", "time"),
     ("character varying", "varchar"),
+    ("character", "char"),
     ("double precision", "float8"),
     ("integer", "int"),
     ("boolean", "bool"),

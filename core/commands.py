@@ -19,6 +19,7 @@ HELP = """Ask a question in plain English, or use a command:
   /sql STATEMENT       run one read-only SQL statement as you
   /db [NAME]           show or switch this thread's database
   /dbs                 list the configured databases
+  /good, /bad          👍 or 👎 on this thread's last answer (👍 pairs teach pgbot)
   /help                this text"""
 
 Handler = Callable[["Agent", ToolContext, str], Awaitable[Reply]]
@@ -90,6 +91,23 @@ async def _dbs(agent: Agent, ctx: ToolContext, arg: str) -> Reply:
     return _result(ctx, await _tool(agent, ctx, "list_databases", {}), text="Configured databases:")
 
 
+async def _vote(agent: Agent, ctx: ToolContext, helpful: bool) -> Reply:
+    """The terminal's 👍/👎: a vote on the thread's last answer, through the same path as chat buttons."""
+    last = await agent.accuracy.answers.last_in_thread(ctx.thread_key)
+    if last is None:
+        return Reply(kind=ReplyKind.INFO, text="There is no answer in this thread to rate yet.",
+                     database=ctx.database.name)
+    return await agent.feedback(answer_id=last.answer_id, user=ctx.actor.identity, helpful=helpful)
+
+
+async def _good(agent: Agent, ctx: ToolContext, arg: str) -> Reply:
+    return await _vote(agent, ctx, True)
+
+
+async def _bad(agent: Agent, ctx: ToolContext, arg: str) -> Reply:
+    return await _vote(agent, ctx, False)
+
+
 COMMANDS: dict[str, Handler] = {
     "help": _help,
     "tables": _tables,
@@ -97,4 +115,6 @@ COMMANDS: dict[str, Handler] = {
     "sql": _sql,
     "db": _db,
     "dbs": _dbs,
+    "good": _good,
+    "bad": _bad,
 }

@@ -22,19 +22,13 @@ Answer questions about the data by calling tools; never invent numbers.
 - Keep the final answer short: the result in a sentence or two. The user sees the SQL and the table
   separately, so do not repeat the whole table."""
 
-DATES_RULE = (
-    '- Relative dates ("last week", "this month") are relative to the database\'s now() given below; '
-    "say which dates you used."
-)
-CLARIFY_RULE = (
-    "- If the request is ambiguous in a way that changes the answer (which measure, which period, which "
-    "definition), call ask_clarification with one short question instead of guessing. Do not ask when a "
-    "sensible default exists: then state the assumption in the answer."
-)
-CLARIFY_RULE_NO_TOOL = (
-    "- If the request is ambiguous in a way that changes the answer, ask one short clarifying question "
-    "instead of guessing."
-)
+DATES_RULE = """- Relative dates ("last week", "this month") are relative to the database's now() given below;
+  say which dates you used."""
+CLARIFY_RULE = """- If the request is ambiguous in a way that changes the answer (which measure, which period, which
+  definition), call ask_clarification with one short question instead of guessing. Do not ask when a
+  sensible default exists: use it and state the assumption in the answer."""
+CLARIFY_RULE_NO_TOOL = """- If the request is ambiguous in a way that changes the answer, reply with one short
+  clarifying question instead of guessing."""
 
 
 def build_system_prompt(

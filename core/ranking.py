@@ -21,13 +21,14 @@ from dataclasses import dataclass
 _WORD_RE = re.compile(r"[^\W_]+")
 _CAMEL_RE = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])")
 
-STOPWORDS = frozenset("""
+_STOP_TEXT = """
 a an the of in on for to by with and or is are was were be been being how many much what which who whom whose
 when where why show me list give get find tell all each every per from that this these those there their they
 we our us i my you your do does did have has had it its as at than then most more less least top not no any
 some between over under into out up down can could would should please about did done make made want need
 let lets also only just like same other others one ones them him her his she he so if else use using via
-""".split())
+"""
+STOPWORDS = frozenset(_STOP_TEXT.split())
 
 # Generic business English only: domain words belong in the schema's own names and comments.
 SYNONYMS: dict[str, tuple[str, ...]] = {
@@ -52,7 +53,11 @@ COLUMN_WEIGHT = 1.0
 COLUMN_COMMENT_WEIGHT = 0.4
 COVERAGE_BONUS = 3.0  # times the share of the table's name words the question mentions
 PREVIOUS_WEIGHT = 0.4  # earlier questions in the thread: follow-ups ("and by month?") keep their tables
+SECOND_FIELD_SHARE = 0.25
 MIN_AFFIX = 4  # shorter words match exactly only ("cat" must not match "category")
+# A prefix match must end in a real English suffix: ship ~ shipment, pay ~ payment, but count !~ country.
+SUFFIXES = frozenset(("s", "es", "ed", "d", "ing", "er", "ers", "or", "ors", "ee", "ees", "ment", "ments", "ion",
+                      "ions", "ation", "ations", "al", "ly", "ity", "ness", "ive", "age", "ance", "ence", "ship", "y"))
 
 
 def words(text: str) -> list[str]:
@@ -114,7 +119,6 @@ class TableIndex:
         postings: dict[str, dict[int, float]] = defaultdict(dict)
         self._name_terms: list[tuple[str, ...]] = []
         for i, doc in enumerate(self.docs):
-            weights: dict[str, float] = defaultdict(float)
             name_terms = tuple(dict.fromkeys(terms(doc.name)))
             self._name_terms.append(name_terms or (doc.name.lower(),))
             fields = (
@@ -124,11 +128,14 @@ class TableIndex:
                 (terms(" ".join(doc.columns)), COLUMN_WEIGHT),
                 (terms(" ".join(doc.column_comments)), COLUMN_COMMENT_WEIGHT),
             )
+            per_term: dict[str, list[float]] = defaultdict(list)
             for field_terms, weight in fields:
                 for term in set(field_terms):
-                    weights[term] += weight
-            for term, weight in weights.items():
-                postings[term][i] = weight
+                    per_term[term].append(weight)
+            for term, found in per_term.items():
+                # The best field counts; others add a little. Clutter such as a comment "Copy of
+                # sales.orders" must not outweigh the table actually named orders.
+                postings[term][i] = max(found) + SECOND_FIELD_SHARE * (sum(found) - max(found))
         self._postings = dict(postings)
         n = max(len(self.docs), 1)
         self._idf = {t: math.log(1 + n / len(p)) for t, p in self._postings.items()}
@@ -172,12 +179,14 @@ class TableIndex:
             add(synonym, 0.6)
         if len(word) >= MIN_AFFIX and word.isalpha():
             i = bisect_left(self._vocab, word)
-            for term in self._vocab[i:i + 20]:  # catalog words that extend it: ship → shipment
+            for term in self._vocab[i:i + 50]:  # catalog words that extend it: ship → shipment
                 if not term.startswith(word):
                     break
-                add(term, 0.7)
-            for end in range(MIN_AFFIX, len(word)):  # catalog words it extends: shipments → ship
-                add(word[:end], 0.6)
+                if term[len(word):] in SUFFIXES:
+                    add(term, 0.7)
+            for end in range(MIN_AFFIX, len(word)):  # catalog words it extends: payment → pay
+                if word[end:] in SUFFIXES:
+                    add(word[:end], 0.6)
         if not found and len(word) >= 5 and word.isalpha():
             for term, factor in self._fuzzy(word).items():
                 add(term, factor)

@@ -31,6 +31,8 @@ COLUMN_COMMENT_CHARS = 80
 MAX_REFERENCED_BY = 6
 NEIGHBOUR_BOOST = 0.3  # a detailed table's foreign-key neighbour inherits this share of its score
 RELATIVE_CUTOFF = 0.15  # tables scoring under this share of the best one stay names only
+COPY_DISCOUNT = 0.3  # orders_archive_2019 ranks below orders, whose detail line names it
+MAX_VARIANTS = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,7 @@ def render_context(
     chosen = select_tables(catalog, question=question, previous=previous, detail_tables=detail_tables)
     wanted = set(terms(question))
     blocks: list[str] = []
+    shown: list[Table] = []
     used = 0
     for table in chosen.detail:
         block = render_table(catalog, table, wanted=wanted)
@@ -87,9 +90,11 @@ def render_context(
             chosen.others.insert(0, table)  # did not fit: at least its name is listed
             continue
         blocks.append(block)
+        shown.append(table)
         used += len(block) + 1
     header = "Other tables (names only; describe_table shows columns):"
-    catalog_text = render_names(chosen.others, budget=budget - used - len(header) - 2)
+    named = {t.oid for t in shown} | {o for t in shown for o in t.variants}
+    catalog_text = render_names(chosen.others, budget=budget - used - len(header) - 2, named=named)
     parts = []
     if blocks:
         parts.append("Tables most relevant to this question:\n" + "\n".join(blocks))
@@ -111,6 +116,12 @@ def select_tables(
     if not ranked:  # nothing in the question matches: show the hubs of the schema
         for rank, i in enumerate(catalog.index.central(3)):
             score[i] = 1.0 / (rank + 1)
+    for i in list(score):  # a copy's relevance is its base table's: show the base, name the copy beside it
+        base = tables[i].variant_of
+        if base is not None:
+            j = position[base]
+            score[j] = max(score[j], score[i])
+            score[i] *= COPY_DISCOUNT
     seeds = sorted(score.items(), key=lambda item: -item[1])[:5]
     touched: dict[int, int] = defaultdict(int)
     for i, value in seeds:
@@ -133,7 +144,7 @@ def select_tables(
     return Selection(detail=detail, others=rest)
 
 
-def render_table(catalog: Catalog, table: Table, *, wanted: set[str] | None = None) -> str:
+def render_table(catalog: Catalog, table: Table, *, wanted: set[str] | None = None, notes: bool = True) -> str:
     """``schema.table(col type PK, col type → other.table(col) /* comment */, …)  -- comment``."""
     fk_of = {fk.columns[0]: fk for fk in table.foreign_keys if len(fk.columns) == 1}
     columns = table.columns
@@ -168,33 +179,55 @@ def render_table(catalog: Catalog, table: Table, *, wanted: set[str] | None = No
         if len(fk.columns) > 1:
             target = catalog.by_oid[fk.target]
             line += f"\n  FK ({', '.join(fk.columns)}) → {target.qualified}({', '.join(fk.target_columns)})"
+    if not notes:  # the plain dump: no "referenced by"/"copies" lines (foreign keys already point both ways)
+        return line
     if table.referenced_by:
         names = [catalog.by_oid[o].qualified for o in table.referenced_by[:MAX_REFERENCED_BY]]
         more = len(table.referenced_by) - len(names)
         line += "\n  referenced by: " + ", ".join(names) + (f" (+{more} more)" if more > 0 else "")
+    if table.variants:
+        names = sorted(catalog.by_oid[o].sql_name for o in table.variants)
+        more = len(names) - MAX_VARIANTS
+        line += "\n  copies: " + ", ".join(names[:MAX_VARIANTS]) + (f" (+{more} more)" if more > 0 else "")
     return line
 
 
-def render_names(tables: Sequence[Table], *, budget: int) -> str:
-    """Names grouped by schema, the first tables in ``tables`` kept when they do not all fit."""
-    if not tables or budget <= 0:
-        return f"({len(tables)} more tables; list_tables shows them)" if tables else ""
+def render_names(tables: Sequence[Table], *, budget: int, named: set[int] | None = None) -> str:
+    """Names grouped by schema, the first tables in ``tables`` kept when they do not all fit.
+
+    Copies (``variant_of``) are counted beside their base table instead of listed; ``named`` are tables
+    already shown elsewhere in the prompt (detail lines and their copies), left out here.
+    """
+    named = named or set()
+    copies: dict[int, int] = defaultdict(int)
+    listed: list[Table] = []
+    for t in tables:
+        if t.oid in named:
+            continue
+        if t.variant_of is not None:
+            copies[t.variant_of] += 1
+            if t.variant_of not in named:
+                continue
+        listed.append(t)
+    if not listed or budget <= 0:
+        return f"({len(listed)} more tables; list_tables shows them)" if listed else ""
     kept: dict[str, list[str]] = defaultdict(list)
     totals: dict[str, int] = defaultdict(int)
-    for t in tables:
-        totals[t.sql_schema] += 1
+    for t in listed:
+        totals[t.sql_schema] += 1 + (copies[t.oid] if t.variant_of is None else 0)
     reserve = 80 + 12 * len(totals)  # room for the "+N more" notes
     used = 0
-    for t in tables:
-        cost = len(t.sql_name) + 2 + (0 if t.sql_schema in kept else len(t.sql_schema) + 16)
+    for t in listed:
+        name = t.sql_name + (f" (+{copies[t.oid]} copies)" if copies.get(t.oid) else "")
+        cost = len(name) + 2 + (0 if t.sql_schema in kept else len(t.sql_schema) + 16)
         if used + cost > budget - reserve:
             break
-        kept[t.sql_schema].append(t.sql_name)
+        kept[t.sql_schema].append(name)
         used += cost
     lines = []
     for schema in sorted(kept):
         names = sorted(kept[schema])
-        more = totals[schema] - len(names)
+        more = totals[schema] - sum(1 + _copies_in(n) for n in names)
         lines.append(f"{schema}: {', '.join(names)}" + (f" (+{more} more)" if more else ""))
     missing = {s: n for s, n in totals.items() if s not in kept}
     if missing:
@@ -204,9 +237,14 @@ def render_names(tables: Sequence[Table], *, budget: int) -> str:
     return "\n".join(lines)
 
 
+def _copies_in(name: str) -> int:
+    _, sep, tail = name.rpartition(" (+")
+    return int(tail.split(" ")[0]) if sep and tail.endswith(" copies)") else 0
+
+
 def full_dump(catalog: Catalog) -> str:
     """Every table in full detail: what sending the whole schema would cost (the benchmark's baseline)."""
-    return "\n".join(render_table(catalog, t) for t in catalog.tables)
+    return "\n".join(render_table(catalog, t, notes=False) for t in catalog.tables)
 
 
 def context_tokens(text: str) -> int:

@@ -48,7 +48,10 @@ FALLBACK_SCAN_ROWS = 100_000
 FALLBACK_TIMEOUT_MS = 2000
 FALLBACK_MAX_TABLES = 8
 _IDENTIFIER_LIKE = re.compile(r"(e?mail|password|passwd|token|secret|hash|uuid|guid|sku|url|phone|iban)s?$", re.I)
+_FREE_TEXT_NAME = re.compile(r"(body|description|comment|notes?|text|message|content|summary|bio|review)s?$", re.I)
 _WORD = re.compile(r"[a-z0-9]+")
+_ANY_WORD = re.compile(r"\w+")
+MAX_MEDIAN_WORDS = 4  # values of more words are sentences: free text, not categories
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +139,7 @@ class ValueHints:
         rows = await db.run(work, role=role, read_only=True)
         candidates = []
         for r in rows:
-            if _IDENTIFIER_LIKE.search(r["column"]):
+            if _IDENTIFIER_LIKE.search(r["column"]) or _FREE_TEXT_NAME.search(r["column"]):
                 continue
             candidate = _Candidate(r["schema"], r["table"], r["column"], r["kind"], r["reltuples"], r["bytes"],
                                    r["has_stats"], None)
@@ -159,7 +162,7 @@ class ValueHints:
             if value is not None:
                 seen.setdefault(value, None)
         listed = [v for v in seen if _usable(v)]
-        if not listed or len(listed) < len(seen) / 2:
+        if not listed or len(listed) < len(seen) / 2 or _is_prose(list(seen)):
             return None  # mostly long or multi-line values: free text, not categories
         shown = tuple(listed[: self._max_values])
         complete = len(seen) >= distinct and len(shown) == len(seen)
@@ -214,7 +217,7 @@ class ValueHints:
         for col, values in zip(columns, row.values(), strict=True):
             values = list(values or ())
             usable = [v for v in values if _usable(v)]
-            if not values or len(values) > self._max_distinct or len(usable) < len(values) / 2:
+            if not values or len(values) > self._max_distinct or len(usable) < len(values) / 2 or _is_prose(values):
                 found[col] = None
                 continue
             shown = tuple(usable[: self._max_values])
@@ -241,6 +244,11 @@ class ValueHints:
 
 def _usable(value: str) -> bool:
     return 0 < len(value) <= MAX_VALUE_CHARS and "\n" not in value and "\r" not in value
+
+
+def _is_prose(values: list[str]) -> bool:
+    counts = sorted(len(_ANY_WORD.findall(v)) for v in values)
+    return bool(counts) and counts[len(counts) // 2] > MAX_MEDIAN_WORDS
 
 
 def _literal(value: str) -> str:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import logging
+from contextlib import aclosing
 from typing import Literal
 
 import discord
 import discord.http
+import structlog
 
 from adapters.discord.events import thread_name, to_core_message
 from adapters.discord.render import render
@@ -14,7 +15,7 @@ from adapters.discord.views import DecisionButton, FeedbackButton, view_for
 from core import Agent, Message, Reply, ReplyKind, render_error
 from core.config import DiscordSettings
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 THREAD_ARCHIVE_MINUTES: Literal[1440] = 1440  # a day of quiet before Discord archives the thread
 
@@ -49,17 +50,19 @@ class PgbotClient(discord.Client):
                 name=thread_name(incoming.text), auto_archive_duration=THREAD_ARCHIVE_MINUTES
             )
         except discord.HTTPException as exc:  # no thread permission or a channel without threads
-            log.warning("discord_thread_create_failed channel=%s status=%s", message.channel.id, exc.status)
+            log.warning("discord_thread_create_failed", channel=message.channel.id, status=exc.status)
             return message.channel
 
     async def answer(self, incoming: Message, channel: discord.abc.Messageable) -> None:
         """Post the working reply, then edit it into each later reply (extra ones are posted)."""
         live: discord.Message | None = None
         try:
-            async for reply in self.agent.handle(incoming):
-                live = await self._show(channel, reply, live)
+            # Closed at once if posting fails, so core releases the thread's turn lock without waiting for GC.
+            async with aclosing(self.agent.handle(incoming)) as replies:
+                async for reply in replies:
+                    live = await self._show(channel, reply, live)
         except discord.HTTPException as exc:
-            log.error("discord_post_failed status=%s code=%s", exc.status, exc.code)
+            log.error("discord_post_failed", status=exc.status, code=exc.code)
         except Exception as exc:  # noqa: BLE001 - the error policy: one reply in chat, traceback in the log
             await self._show(channel, render_error(exc), live)
 
@@ -69,13 +72,26 @@ class PgbotClient(discord.Client):
         """Edit the live "working" message if there is one, else send; return the message still live."""
         shown = render(reply)
         view = view_for(reply)
-        if live is not None:
-            message = await live.edit(content=shown.content, embeds=shown.embeds, view=view)
-        elif view is not None:
-            message = await channel.send(content=shown.content, embeds=shown.embeds, view=view)
-        else:
-            message = await channel.send(content=shown.content, embeds=shown.embeds)
+        try:
+            message = await _put(channel, live, content=shown.content, embeds=shown.embeds, view=view)
+        except discord.HTTPException as exc:
+            if reply.kind is ReplyKind.WORKING or exc.status != 400:
+                raise
+            # Embeds Discord refuses (a limit we missed) must not leave "Working on it…" forever: text only.
+            log.warning("discord_embeds_refused", code=exc.code)
+            message = await _put(channel, live, content=shown.content, embeds=[], view=view)
         return message if reply.kind is ReplyKind.WORKING else None
+
+
+async def _put(
+    channel: discord.abc.Messageable, live: discord.Message | None, *, content: str, embeds: list[discord.Embed],
+    view: discord.ui.View | None,
+) -> discord.Message:
+    if live is not None:
+        return await live.edit(content=content, embeds=embeds, view=view)
+    if view is not None:
+        return await channel.send(content=content, embeds=embeds, view=view)
+    return await channel.send(content=content, embeds=embeds)
 
 
 def build_discord_client(agent: Agent, settings: DiscordSettings) -> PgbotClient:

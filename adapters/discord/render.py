@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import discord
 
+from adapters.text_table import cut, text_table
 from core import ApprovalPrompt, Reply, ReplyKind, ResultTable
 
 CONTENT_LIMIT = 2000
@@ -19,7 +20,6 @@ DESCRIPTION_LIMIT = 4096
 EMBEDS_TOTAL_LIMIT = 6000
 SQL_BUDGET = 1800
 TABLE_BUDGET = 3300  # SQL + table + titles/fields stay under the 6000 total
-MAX_CELL = 60
 SUMMARY_LIMIT = 600
 FACT_LIMIT = 100
 
@@ -42,49 +42,12 @@ class DiscordMessage:
     embeds: list[discord.Embed] = field(default_factory=list)
 
 
-def cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
 
 def fence(code: str, *, lang: str = "", limit: int) -> str:
     """A code block that stays a code block: inner fences are broken and the cut keeps the closing fence."""
     body = code.replace("```", "``\u200b`")
     head, tail = f"```{lang}\n", "\n```"
     return head + cut(body, limit - len(head) - len(tail)) + tail
-
-
-def _cell(value: object) -> str:
-    text = "NULL" if value is None else str(value)
-    return cut(text.replace("\r", "").replace("\n", "⏎").replace("\t", " "), MAX_CELL)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def text_table(table: ResultTable, *, max_chars: int) -> tuple[str, int]:
-    """Monospace, aligned table text within ``max_chars``; returns (text, rows shown)."""
-    cells = [[_cell(v) for v in row] for row in table.rows[:500]]
-    widths = [len(c) for c in table.columns]
-    for row in cells:
-        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=False)]
-    numeric = [all(_is_number(row[i]) for row in table.rows if row[i] is not None) for i in range(len(widths))]
-
-    def line(values: list[str]) -> str:
-        parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=False)]
-        return " | ".join(parts).rstrip()
-
-    lines = [line(list(table.columns)), "-+-".join("-" * w for w in widths)]
-    used = sum(len(x) + 1 for x in lines)
-    shown = 0
-    for row in cells:
-        text = line(row)
-        if used + len(text) + 1 > max_chars:
-            break
-        lines.append(text)
-        used += len(text) + 1
-        shown += 1
-    return "\n".join(lines)[:max_chars], shown
 
 
 def table_embed(table: ResultTable, *, title: str, colour: discord.Colour | None) -> discord.Embed:

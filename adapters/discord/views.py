@@ -9,7 +9,6 @@ whether it is allowed, expired or already done.
 
 from __future__ import annotations
 
-import logging
 import re
 from typing import TYPE_CHECKING, Any, Self
 
@@ -20,8 +19,6 @@ from core import Agent, Reply, ReplyKind, render_error
 
 if TYPE_CHECKING:
     from adapters.discord.bot import PgbotClient
-
-log = logging.getLogger(__name__)
 
 FEEDBACK_DISABLED = "Feedback is not enabled in this pgbot."
 _ID = r"[A-Za-z0-9_.-]{1,80}"  # custom_id is at most 100 characters

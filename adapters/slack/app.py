@@ -7,11 +7,11 @@ answer with ``chat.update``, so a thread shows one message per question. Button 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from contextlib import aclosing
 from typing import Any
 
+import structlog
 from pydantic import SecretStr
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
 from slack_sdk.errors import SlackApiError
@@ -21,7 +21,7 @@ from adapters.slack import events, render
 from core import Agent, ConfigError, Message, Reply, ReplyKind, render_error
 from core.config import SlackSettings
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 FEEDBACK_DISABLED = "Feedback is not enabled in this pgbot."
 
@@ -107,11 +107,12 @@ class _Poster:
         self.threads.add(channel, thread_ts)
         live_ts: str | None = None
         try:
+            # Closed at once if posting fails, so core releases the thread's turn lock without waiting for GC.
             async with aclosing(self.agent.handle(message)) as replies:
                 async for reply in replies:
                     live_ts = await self._show(client, reply, channel=channel, thread_ts=thread_ts, live_ts=live_ts)
         except SlackApiError as exc:
-            log.error("slack_post_failed channel=%s error=%s", channel, exc.response.get("error"))
+            log.error("slack_post_failed", channel=channel, error=exc.response.get("error"))
         except Exception as exc:  # noqa: BLE001 - the error policy: one reply in chat, traceback in the log
             await self._show(client, render_error(exc), channel=channel, thread_ts=thread_ts, live_ts=live_ts)
 
@@ -126,7 +127,7 @@ class _Poster:
             if reply.kind is ReplyKind.WORKING:
                 raise
             # Blocks Slack refuses (a limit we missed) must not leave "Working on it…" forever: send text only.
-            log.warning("slack_blocks_refused channel=%s error=%s", channel, exc.response.get("error"))
+            log.warning("slack_blocks_refused", channel=channel, error=exc.response.get("error"))
             plain = render.SlackMessage(text=shown.text, blocks=[render.section(render.escape(reply.text))])
             ts = await self._put(client, plain, channel=channel, thread_ts=thread_ts, live_ts=live_ts)
         return ts if reply.kind is ReplyKind.WORKING else None
@@ -157,7 +158,7 @@ class _Poster:
                     blocks=render.decided_blocks(list(msg.get("blocks") or []), note=note),
                 )
         except SlackApiError as exc:
-            log.error("slack_post_failed channel=%s error=%s", channel, exc.response.get("error"))
+            log.error("slack_post_failed", channel=channel, error=exc.response.get("error"))
 
     async def feedback(self, client: AsyncWebClient, body: Mapping[str, Any], *, helpful: bool) -> None:
         """👍/👎 → core's feedback (when it has one); the answer goes only to the person who clicked."""
@@ -177,7 +178,7 @@ class _Poster:
                 text=shown.text, blocks=shown.blocks,
             )
         except SlackApiError as exc:
-            log.error("slack_post_failed channel=%s error=%s", channel, exc.response.get("error"))
+            log.error("slack_post_failed", channel=channel, error=exc.response.get("error"))
 
 
 def _click(body: Mapping[str, Any]) -> tuple[Mapping[str, Any], str, str, Mapping[str, Any]]:

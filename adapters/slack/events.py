@@ -110,15 +110,15 @@ def from_message_event(
 ) -> Message | None:
     """A ``message`` event: a reply in a thread pgbot answered in, or a direct message; else None.
 
-    Messages that mention pgbot are left to the ``app_mention`` event Slack sends for the same message.
+    In channels, messages that mention pgbot are left to the ``app_mention`` event Slack sends for the same
+    message (and the app drops a second delivery of one message anyway).
     """
     if not _from_person(event) or not _allowed(str(event.get("channel", "")), allowed_channels):
         return None
-    text = str(event.get("text") or "")
-    if bot_user_id and f"<@{bot_user_id}" in text:
-        return None
-    if event.get("channel_type") == "im":
+    if event.get("channel_type") == "im":  # Slack sends no app_mention in DMs: every DM is for pgbot
         return _message(event, team_id=team_id, bot_user_id=bot_user_id)
+    if bot_user_id and f"<@{bot_user_id}" in str(event.get("text") or ""):
+        return None
     thread_ts = event.get("thread_ts")
     if not thread_ts or thread_ts == event.get("ts"):
         return None

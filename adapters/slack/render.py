@@ -11,12 +11,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from adapters.text_table import cut, text_table
 from core import ApprovalPrompt, Reply, ReplyKind, ResultTable
 
 SECTION_LIMIT = 3000
 MAX_BLOCKS = 50
 FALLBACK_LIMIT = 3000  # the notification text; the blocks carry the full message
-MAX_CELL = 60
 
 APPROVE = "pgbot_approve"
 REJECT = "pgbot_reject"
@@ -47,14 +47,13 @@ def escape(text: str) -> str:
 
 
 def to_mrkdwn(text: str) -> str:
-    """Markdown as models write it → Slack mrkdwn (bold and links differ), escaped."""
+    """Markdown as models write it → Slack mrkdwn (bold, headings, links and fence languages differ), escaped."""
     text = escape(text)
+    text = re.sub(r"```[A-Za-z0-9_+-]+\n", "```\n", text)
+    text = re.sub(r"^#{1,6} +(.+)$", r"*\1*", text, flags=re.MULTILINE)
     text = re.sub(r"\*\*(.+?)\*\*", r"*\1*", text)
     return re.sub(r"\[([^\]]+)\]\((https?://[^)\s]+)\)", r"<\2|\1>", text)
 
-
-def _cut(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _chunks(text: str, *, max_chunks: int) -> list[str]:
@@ -74,53 +73,18 @@ def _chunks(text: str, *, max_chunks: int) -> list[str]:
 
 
 def section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": _cut(text, SECTION_LIMIT)}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": cut(text, SECTION_LIMIT)}}
 
 
 def context(text: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(text, SECTION_LIMIT)}]}
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": cut(text, SECTION_LIMIT)}]}
 
 
 def code_block(code: str) -> Block:
     """A ``` block whose fences survive truncation."""
     body = escape(code.replace("```", "` ` `"))
     room = SECTION_LIMIT - 8
-    return section(f"```\n{_cut(body, room)}\n```")
-
-
-def _cell(value: object) -> str:
-    text = "NULL" if value is None else str(value)
-    text = text.replace("\r", "").replace("\n", "⏎").replace("\t", " ")
-    return _cut(text, MAX_CELL)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def text_table(table: ResultTable, *, max_chars: int) -> tuple[str, int]:
-    """Monospace, aligned table text within ``max_chars``; returns (text, rows shown)."""
-    cells = [[_cell(v) for v in row] for row in table.rows[:500]]
-    widths = [len(c) for c in table.columns]
-    for row in cells:
-        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=False)]
-    numeric = [all(_is_number(row[i]) for row in table.rows if row[i] is not None) for i in range(len(widths))]
-
-    def line(values: list[str]) -> str:
-        parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=False)]
-        return " | ".join(parts).rstrip()
-
-    lines = [line(list(table.columns)), "-+-".join("-" * w for w in widths)]
-    used = sum(len(x) + 1 for x in lines)
-    shown = 0
-    for row in cells:
-        text = line(row)
-        if used + len(text) + 1 > max_chars:
-            break
-        lines.append(text)
-        used += len(text) + 1
-        shown += 1
-    return "\n".join(lines)[:max_chars], shown
+    return section(f"```\n{cut(body, room)}\n```")
 
 
 def table_blocks(table: ResultTable) -> list[Block]:
@@ -173,7 +137,7 @@ def approval_blocks(prompt: ApprovalPrompt) -> list[Block]:
         code_block(prompt.sql),
     ]
     if prompt.preview is not None:
-        blocks.append(context("Preview of the rows it touches:"))
+        blocks.append(context("Preview:"))
         blocks.extend(table_blocks(prompt.preview))
     blocks.append({
         "type": "actions",
@@ -219,7 +183,7 @@ def render(reply: Reply) -> SlackMessage:
     if len(blocks) > room:
         blocks = [*blocks[: room - 1], context(f"… {len(blocks) - room + 1} more blocks not shown")]
     fallback = f"{icon}{reply.text}".strip() or reply.kind.value
-    return SlackMessage(text=_cut(escape(fallback), FALLBACK_LIMIT), blocks=[*blocks, *actions])
+    return SlackMessage(text=cut(escape(fallback), FALLBACK_LIMIT), blocks=[*blocks, *actions])
 
 
 def decided_blocks(blocks: list[Block], *, note: str) -> list[Block]:

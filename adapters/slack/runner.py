@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
+import structlog
 from aiohttp import web
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
@@ -13,7 +13,7 @@ from adapters.slack.app import build_slack_app
 from core import Agent, ConfigError
 from core.config import SlackSettings
 
-log = logging.getLogger(__name__)
+log = structlog.get_logger(__name__)
 
 EVENTS_PATH = "/slack/events"
 
@@ -59,5 +59,5 @@ async def serve_http(app: AsyncApp, *, host: str, port: int) -> web.AppRunner:
     runner = web.AppRunner(app.server(port=port, path=EVENTS_PATH, host=host).web_app)
     await runner.setup()
     await web.TCPSite(runner, host=host, port=port).start()
-    log.info("slack_http_listening host=%s port=%s path=%s", host, port, EVENTS_PATH)
+    log.info("slack_http_listening", host=host, port=port, path=EVENTS_PATH)
     return runner

@@ -20,6 +20,7 @@ import structlog
 
 from core.config import DatabaseSettings
 from core.errors import (
+    BusyError,
     DatabaseError,
     DatabaseUnavailableError,
     PermissionDeniedError,
@@ -137,7 +138,7 @@ class PgDatabase:
         """A connection inside a transaction with the limits and role applied; errors translated."""
         pool = await self.pool()
         try:
-            async with pool.acquire(timeout=self.settings.connect_timeout_s) as conn:
+            async with self._acquire(pool) as conn:
                 tx = conn.transaction(readonly=read_only)
                 await tx.start()
                 try:
@@ -161,6 +162,24 @@ class PgDatabase:
             raise DatabaseUnavailableError(
                 f"Database '{self.name}' connection failed: {describe_connect_error(exc)}"
             ) from exc
+
+    @asynccontextmanager
+    async def _acquire(self, pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection. Every connection busy for ``pool_acquire_timeout_s`` is a BusyError, not
+        "unreachable"; release is shielded by asyncpg, so a cancelled turn still returns its connection."""
+        try:
+            conn = await pool.acquire(timeout=self.settings.pool_acquire_timeout_s)
+        except TimeoutError as exc:
+            if pool.get_idle_size() == 0 and pool.get_size() >= pool.get_max_size():
+                raise BusyError(
+                    f"All {pool.get_max_size()} connections to '{self.name}' stayed busy for "
+                    f"{self.settings.pool_acquire_timeout_s:g} s; please try again in a moment."
+                ) from exc
+            raise
+        try:
+            yield conn
+        finally:
+            await pool.release(conn)
 
     async def fetch(self, sql: str, *, role: str | None, limits: QueryLimits | None = None) -> QueryResult:
         """Run one already-guarded read in a READ ONLY transaction; rows capped in the fetch itself."""

@@ -85,6 +85,7 @@ class FakeDiscord:
         self.calls: list[RestCall] = []
         self.messages: dict[str, dict[str, Any]] = {}
         self._interaction_message: dict[str, dict[str, Any]] = {}  # token → the message clicked on
+        self.refuse_embeds_with: str | None = None  # answer 400 Invalid Form Body when embeds contain this
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -111,6 +112,12 @@ class FakeDiscord:
         call = RestCall(request.method, path, dict(request.query), body)
         if request.headers.get("Authorization") == "Bot rejected-token":
             return _json({"message": "401: Unauthorized", "code": 0}, status=401)
+        if self.refuse_embeds_with and self.refuse_embeds_with in json.dumps((body or {}).get("embeds", [])):
+            call.response = {"message": "Invalid Form Body", "code": 50035,
+                             "errors": {"embeds": {"0": {"description": {"_errors": [
+                                 {"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 4096 or fewer in length."}]}}}}}
+            self.calls.append(call)
+            return _json(call.response, status=400)
         status, call.response = self._answer(request.method, path, body)
         self.calls.append(call)
         return _json(call.response, status=status)

@@ -214,3 +214,15 @@ async def test_feedback_without_core_support_says_so(fake_discord: FakeDiscord, 
     client._connection.parse_interaction_create(click)
     await fake_discord.wait_for(lambda f: len(f.of("POST", "webhooks")) == 1)
     assert fake_discord.of("POST", "webhooks")[0].json["content"] == "Feedback is not enabled in this pgbot."
+
+
+async def test_embeds_discord_refuses_fall_back_to_text(
+    fake_discord: FakeDiscord, make_client: ClientFactory, shop_agent: Agent
+) -> None:
+    client = await make_client(shop_agent)
+    fake_discord.refuse_embeds_with = "```"
+    client._connection.parse_message_create(message_create(f"<@{BOT_ID}> /sql SELECT 1 AS one", mentions=[BOT_USER]))
+    await fake_discord.wait_for(lambda f: len(f.of("PATCH", "channels")) == 2)
+    refused, plain = fake_discord.of("PATCH", "channels")
+    assert refused.path == plain.path
+    assert plain.json["embeds"] == [] and plain.json["content"] == "1 row"

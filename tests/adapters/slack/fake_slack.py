@@ -44,6 +44,7 @@ class FakeSlack:
     def __init__(self) -> None:
         self.calls: list[ApiCall] = []
         self.acks: list[dict[str, Any]] = []  # Socket Mode envelope acknowledgements from the app
+        self.refuse_blocks_with: str | None = None  # answer invalid_blocks when the blocks contain this text
         self._ts = itertools.count(1)
         self._socket: web.WebSocketResponse | None = None
         self._socket_ready = asyncio.Event()
@@ -79,6 +80,9 @@ class FakeSlack:
         if isinstance(args.get("blocks"), str):
             args["blocks"] = json.loads(args["blocks"])
         self.calls.append(ApiCall(method, args, request.headers.get("Authorization", "")))
+        if self.refuse_blocks_with and self.refuse_blocks_with in json.dumps(args.get("blocks", [])):
+            return web.json_response({"ok": False, "error": "invalid_blocks",
+                                      "errors": ["failed to match all allowed schemas [json-pointer:/blocks/1]"]})
         return web.json_response(self._answer(method, args))
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:

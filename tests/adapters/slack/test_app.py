@@ -264,3 +264,13 @@ async def test_unexpected_failure_becomes_one_error_reply(fake_slack: FakeSlack)
     _, update = await ask(fake_slack, app, "boom")
     body = json.dumps(update.args)
     assert "Internal error, id=" in body and "secret-dsn-password" not in body
+
+
+async def test_blocks_slack_refuses_fall_back_to_text(fake_slack: FakeSlack, shop_agent: Agent) -> None:
+    app = build_slack_app(shop_agent, slack_settings(fake_slack))
+    fake_slack.refuse_blocks_with = "```"
+    await dispatch(app, event_body(app_mention(f"<@{BOT_USER_ID}> /sql SELECT 1 AS one", ts=new_ts())))
+    await fake_slack.wait_for(lambda f: len(f.of("chat.update")) == 2)
+    refused, plain = fake_slack.of("chat.update")
+    assert refused.args["ts"] == plain.args["ts"]
+    assert plain.args["blocks"] == [{"type": "section", "text": {"type": "mrkdwn", "text": "1 row"}}]

@@ -76,3 +76,7 @@ def test_direct_messages_need_no_mention() -> None:
     message = events.from_message_event(event, team_id=TEAM_ID, bot_user_id=BOT_USER_ID, allowed_channels=[],
                                         threads=events.RecentKeys())
     assert message is not None and message.channel == "D0DM000001" and message.thread == "1700000000.000900"
+    mentioned = {**event, "text": f"<@{BOT_USER_ID}> /tables"}
+    message = events.from_message_event(mentioned, team_id=TEAM_ID, bot_user_id=BOT_USER_ID, allowed_channels=[],
+                                        threads=events.RecentKeys())
+    assert message is not None and message.text == "/tables"

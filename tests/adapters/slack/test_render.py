@@ -104,3 +104,10 @@ def test_working_and_error_replies() -> None:
     assert working.blocks == [render.section(":hourglass_flowing_sand: Working on it…")]
     error = render.render(Reply(kind=ReplyKind.ERROR, text="Internal error, id=abc.", error_id="abc"))
     assert _texts(error.blocks) == [":warning: Internal error, id=abc.", "error id: abc"]
+
+
+def test_model_markdown_becomes_slack_mrkdwn() -> None:
+    text = "## Top customers\n**Alice** bought most, see [docs](https://example.com/x).\n```sql\nSELECT 1\n```"
+    assert render.to_mrkdwn(text) == (
+        "*Top customers*\n*Alice* bought most, see <https://example.com/x|docs>.\n```\nSELECT 1\n```"
+    )

@@ -1,0 +1,46 @@
+"""Monospace result tables for chat platforms that have no table widget (Slack, Discord)."""
+
+from __future__ import annotations
+
+from core import ResultTable
+
+MAX_CELL = 60
+
+
+def cut(text: str, limit: int) -> str:
+    """Shorten to ``limit`` characters, marking the cut with an ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _cell(value: object) -> str:
+    text = "NULL" if value is None else str(value)
+    return cut(text.replace("\r", "").replace("\n", "⏎").replace("\t", " "), MAX_CELL)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def text_table(table: ResultTable, *, max_chars: int) -> tuple[str, int]:
+    """Monospace, aligned table text within ``max_chars``; returns (text, rows shown)."""
+    cells = [[_cell(v) for v in row] for row in table.rows[:500]]
+    widths = [len(c) for c in table.columns]
+    for row in cells:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=False)]
+    numeric = [all(_is_number(row[i]) for row in table.rows if row[i] is not None) for i in range(len(widths))]
+
+    def line(values: list[str]) -> str:
+        parts = [v.rjust(w) if num else v.ljust(w) for v, w, num in zip(values, widths, numeric, strict=False)]
+        return " | ".join(parts).rstrip()
+
+    lines = [line(list(table.columns)), "-+-".join("-" * w for w in widths)]
+    used = sum(len(x) + 1 for x in lines)
+    shown = 0
+    for row in cells:
+        text = line(row)
+        if used + len(text) + 1 > max_chars:
+            break
+        lines.append(text)
+        used += len(text) + 1
+        shown += 1
+    return "\n".join(lines)[:max_chars], shown

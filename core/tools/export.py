@@ -1,0 +1,27 @@
+"""The export tool: a whole result (no row cap) as a CSV file on pgbot's host, streamed, never in memory."""
+
+from __future__ import annotations
+
+from core.errors import DatabaseError, GuardError, ModelHint, PermissionDeniedError, QueryTimeoutError
+from core.export import export_for
+from core.tools.registry import ToolContext, ToolKind, ToolOutput, tool
+
+
+@tool(kind=ToolKind.READ)
+async def export_csv(ctx: ToolContext, sql: str) -> ToolOutput:
+    """Export the full result of one read-only query (no row cap) to a CSV file with a header row, and
+    return the file's path, row count and size. Use it when the user asks for a file, a download or all
+    rows of a large result; use run_query to look at rows.
+
+    Args:
+        sql: exactly one read-only query that returns rows (SELECT, WITH … SELECT, VALUES)
+    """
+    try:
+        result = await export_for(ctx, sql)
+    except GuardError as exc:
+        raise ModelHint(f"Refused: {exc.user_message}") from None
+    except (PermissionDeniedError, QueryTimeoutError):
+        raise  # the model cannot fix these: the user must see them as they are
+    except DatabaseError as exc:
+        raise ModelHint(f"Postgres error: {exc.user_message}\nSQL was: {sql}") from None
+    return ToolOutput(text=result.summary() + ". Tell the user this path.", sql=(result.sql,))
