@@ -90,6 +90,7 @@ class Accuracy:
             ("version", cfg.server_version), ("dates", dates is not None), ("value_hints", bool(hints)),
             ("examples", bool(examples)),
         ) if present)
+        log.debug("prompt_built", database=db.name, parts=parts, chars=len(system))
         return TurnPrompt(system=system, dates=dates, examples=len(examples), parts=parts)
 
     async def _examples(self, db: PgDatabase, question: str) -> list[RankedExample]:

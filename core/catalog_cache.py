@@ -14,7 +14,7 @@ import asyncio
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -145,19 +145,59 @@ def build_catalog(
     *,
     fingerprint: str,
 ) -> Catalog:
-    """Assemble the catalog and its search index (CPU work: callers run it in a thread for big schemas)."""
-    found = [
-        Table(oid=int(r["oid"]), schema=str(r["schema"]), name=str(r["name"]), sql_schema=str(r["sql_schema"]),
-              sql_name=str(r["sql_name"]), kind=str(r["kind"]), row_estimate=int(r["row_estimate"]),
-              comment=_clean(r["comment"]))
-        for r in tables
-    ]
+    """Assemble the catalog and its search index in one go (small schemas, tests)."""
+    steps = _build_steps(tables, columns, keys, fingerprint=fingerprint)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            catalog: Catalog = done.value
+            return catalog
+
+
+async def build_catalog_cooperatively(
+    tables: Sequence[asyncpg.Record],
+    columns: Sequence[asyncpg.Record],
+    keys: Sequence[asyncpg.Record],
+    *,
+    fingerprint: str,
+) -> Catalog:
+    """The same, giving the event loop a turn every few milliseconds (5,000 tables: ~100 ms of CPU in all)."""
+    steps = _build_steps(tables, columns, keys, fingerprint=fingerprint)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            catalog: Catalog = done.value
+            return catalog
+        await asyncio.sleep(0)
+
+
+_CHUNK = 2000  # rows handled between yields
+
+
+def _build_steps(
+    tables: Sequence[asyncpg.Record],
+    columns: Sequence[asyncpg.Record],
+    keys: Sequence[asyncpg.Record],
+    *,
+    fingerprint: str,
+) -> Generator[None, None, Catalog]:
+    found = []
+    for n, r in enumerate(tables):
+        found.append(Table(oid=int(r["oid"]), schema=str(r["schema"]), name=str(r["name"]),
+                           sql_schema=str(r["sql_schema"]), sql_name=str(r["sql_name"]), kind=str(r["kind"]),
+                           row_estimate=int(r["row_estimate"]), comment=_clean(r["comment"])))
+        if n % _CHUNK == _CHUNK - 1:
+            yield
     by_oid = {t.oid: t for t in found}
-    for r in columns:
+    for n, r in enumerate(columns):
         table = by_oid.get(int(r["oid"]))
         if table is not None:
             table.columns.append(Column(str(r["name"]), str(r["sql_name"]), _short_type(str(r["type"])),
                                         bool(r["not_null"]), _clean(r["comment"])))
+        if n % _CHUNK == _CHUNK - 1:
+            yield
     for r in keys:
         table = by_oid.get(int(r["oid"]))
         if table is None:
@@ -165,22 +205,27 @@ def build_catalog(
         cols = tuple(r["columns"] or ())
         if r["type"] == "p":
             table.primary_key = cols
-        elif int(r["target"]) in by_oid:  # a hidden target is not mentioned
+        elif int(r["target"]) in by_oid:  # a foreign key to a table the role cannot see is not mentioned
             target = int(r["target"])
             table.foreign_keys.append(ForeignKey(cols, target, tuple(r["target_columns"] or ())))
             if table.oid not in by_oid[target].referenced_by:
                 by_oid[target].referenced_by.append(table.oid)
+    yield
     _link_variants(found)
-    docs = [
-        TableDoc(
+    yield
+    docs = []
+    for n, t in enumerate(found):
+        docs.append(TableDoc(
             schema=t.schema, name=t.name, comment=t.comment or "",
             columns=tuple(c.name for c in t.columns),
             column_comments=tuple(c.comment for c in t.columns if c.comment),
             links=len(t.referenced_by) + len(t.foreign_keys),
-        )
-        for t in found
-    ]
-    return Catalog(tables=found, fingerprint=fingerprint, by_oid=by_oid, index=TableIndex(docs))
+        ))
+        if n % _CHUNK == _CHUNK - 1:
+            yield
+    index = TableIndex(docs, steps=True)
+    yield from index.build()
+    return Catalog(tables=found, fingerprint=fingerprint, by_oid=by_oid, index=index)
 
 
 def _link_variants(tables: list[Table]) -> None:
@@ -258,10 +303,7 @@ async def load_catalog(db: PgDatabase, *, role: str | None, fingerprint: str = "
         return tables, columns, keys
 
     tables, columns, keys = await db.run(work, role=role, read_only=True)
-    if len(tables) + len(columns) > 2000:  # big: build off the event loop so other conversations keep moving
-        catalog = await asyncio.to_thread(build_catalog, tables, columns, keys, fingerprint=fingerprint)
-    else:
-        catalog = build_catalog(tables, columns, keys, fingerprint=fingerprint)
+    catalog = await build_catalog_cooperatively(tables, columns, keys, fingerprint=fingerprint)
     catalog.loaded_ms = (time.perf_counter() - started) * 1000
     return catalog
 

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from core.errors import ModelHint, PgbotError
+from core.export import export_command
 from core.messages import Reply, ReplyKind
 from core.tools.registry import ToolContext, ToolOutput
 
@@ -17,6 +18,7 @@ HELP = """Ask a question in plain English, or use a command:
   /tables [schema]     list the tables you can read
   /describe TABLE      columns, keys, indexes and comments of a table
   /sql STATEMENT       run one read-only SQL statement as you
+  /export QUERY        the query's full result as a CSV file (path, rows and size in the reply)
   /db [NAME]           show or switch this thread's database
   /dbs                 list the configured databases
   /good, /bad          👍 or 👎 on this thread's last answer (👍 pairs teach pgbot)
@@ -117,4 +119,5 @@ COMMANDS: dict[str, Handler] = {
     "dbs": _dbs,
     "good": _good,
     "bad": _bad,
+    "export": export_command,
 }

@@ -135,7 +135,8 @@ class TurnLimiter:
         waited = f"after waiting {self.timeout_s:g} s this message was not run; please send it again"
         if step == "user":
             limit = self._users.limit(f"{database}\x00{user}")
-            return f"You already have {limit} requests running on '{database}'; {waited} when they finish."
+            return (f"You already have {limit} request{'s' if limit != 1 else ''} running on '{database}'; {waited} "
+                    "when they finish.")
         if step == "database":
             limit = self._databases.limit(database)
             return f"Database '{database}' is busy with {limit} requests; {waited} in a moment."

@@ -15,7 +15,7 @@ import math
 import re
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 _WORD_RE = re.compile(r"[^\W_]+")
@@ -68,7 +68,7 @@ def words(text: str) -> list[str]:
     return out
 
 
-_DOUBLED = re.compile(r"([bdfgklmnprtz])\1$")
+_DOUBLED = re.compile(r"([bdfgkmnprt])\1$")  # shipp → ship; bill and buzz keep theirs
 
 
 def stem(word: str) -> str:
@@ -114,10 +114,27 @@ class TableDoc:
 class TableIndex:
     """An inverted index over table documents; :meth:`rank` scores every table for a question."""
 
-    def __init__(self, docs: Iterable[TableDoc]) -> None:
+    def __init__(self, docs: Iterable[TableDoc], *, steps: bool = False) -> None:
+        """Index ``docs`` now, or, with ``steps=True``, when :meth:`build` is iterated (see there)."""
         self.docs = list(docs)
-        postings: dict[str, dict[int, float]] = defaultdict(dict)
+        self._postings: dict[str, dict[int, float]] = {}
         self._name_terms: list[tuple[str, ...]] = []
+        self._idf: dict[str, float] = {}
+        self._vocab: list[str] = []
+        self._trigrams: dict[str, set[str]] | None = None
+        self._prior: list[float] = []
+        if not steps:
+            for _ in self.build():
+                pass
+
+    def build(self, *, chunk: int = 250) -> Iterator[None]:
+        """Index the documents, yielding after every ``chunk`` of them.
+
+        Why a generator: a 5,000-table schema takes tens of milliseconds to index; the caller can give the
+        event loop a turn between chunks instead of blocking it (a worker thread would fight the loop for
+        the GIL instead).
+        """
+        postings: dict[str, dict[int, float]] = defaultdict(dict)
         for i, doc in enumerate(self.docs):
             name_terms = tuple(dict.fromkeys(terms(doc.name)))
             self._name_terms.append(name_terms or (doc.name.lower(),))
@@ -136,11 +153,12 @@ class TableIndex:
                 # The best field counts; others add a little. Clutter such as a comment "Copy of
                 # sales.orders" must not outweigh the table actually named orders.
                 postings[term][i] = max(found) + SECOND_FIELD_SHARE * (sum(found) - max(found))
+            if i % chunk == chunk - 1:
+                yield
         self._postings = dict(postings)
         n = max(len(self.docs), 1)
         self._idf = {t: math.log(1 + n / len(p)) for t, p in self._postings.items()}
         self._vocab = sorted(self._postings)
-        self._trigrams: dict[str, set[str]] | None = None
         self._prior = [0.05 * math.log1p(d.links) for d in self.docs]
 
     def __len__(self) -> int:

@@ -77,7 +77,7 @@ def render_context(
     if not catalog.tables:
         return ""
     budget = max_tokens * 4  # characters, the inverse of estimate_tokens
-    if sum(len(render_table(catalog, t)) + 1 for t in catalog.tables) <= budget:
+    if _fits_whole(catalog, budget):
         return "\n".join(render_table(catalog, t) for t in catalog.tables)
     chosen = select_tables(catalog, question=question, previous=previous, detail_tables=detail_tables)
     wanted = set(terms(question))
@@ -101,6 +101,16 @@ def render_context(
     if catalog_text:
         parts.append(header + "\n" + catalog_text)
     return "\n".join(parts)
+
+
+def _fits_whole(catalog: Catalog, budget: int) -> bool:
+    """Whether every table fits in detail; stops rendering as soon as it cannot (5,000 tables: ~30 rendered)."""
+    used = 0
+    for table in catalog.tables:
+        used += len(render_table(catalog, table)) + 1
+        if used > budget:
+            return False
+    return True
 
 
 def select_tables(

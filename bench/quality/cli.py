@@ -17,9 +17,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-from bench.quality.questions import DEFAULT_FILE, load_questions, select
+from bench.quality.questions import DEFAULT_FILE, Question, load_questions, select
 from bench.quality.report import format_report
 from bench.quality.runner import DEFAULT_ADMIN_DSN, SYSTEMS, Report, run_benchmark
 from core.config import AccuracySettings, LlmSettings, Settings, load_settings
@@ -103,16 +104,16 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(llm=llm, accuracy=accuracy)
 
 
-async def _run(args: argparse.Namespace, settings: Settings, questions: list, systems: list[str]  # type: ignore[type-arg]
+async def _run(args: argparse.Namespace, settings: Settings, questions: list[Question], systems: list[str]
                ) -> Report:
     from core.llm.openai_client import OpenAIClient
 
-    common = {"questions": questions, "systems": systems, "dsn": args.dsn, "admin_dsn": args.admin_dsn,
+    common: dict[str, Any] = {"questions": questions, "systems": systems, "dsn": args.dsn, "admin_dsn": args.admin_dsn,
               "disabled": _csv(args.disable), "keep_database": args.keep_database, "progress": not args.quiet}
     if not args.smoke:
         endpoint = urlsplit(settings.llm.base_url or "https://api.openai.com/v1").netloc or "?"
         return await run_benchmark(settings=settings, llm=OpenAIClient(settings.llm), endpoint=endpoint,
-                                   **common)  # type: ignore[arg-type]
+                                   **common)
     from bench.quality.smoke import reference_responder
     from tests.llm_server import ScriptedLlmServer
 
@@ -120,4 +121,4 @@ async def _run(args: argparse.Namespace, settings: Settings, questions: list, sy
         llm_settings = settings.llm.model_copy(update={"base_url": server.base_url})
         smoke = Settings(llm=llm_settings, accuracy=settings.accuracy)
         return await run_benchmark(settings=smoke, llm=OpenAIClient(llm_settings), smoke=True,
-                                   endpoint=urlsplit(server.base_url).netloc, **common)  # type: ignore[arg-type]
+                                   endpoint=urlsplit(server.base_url).netloc, **common)

@@ -1,0 +1,99 @@
+r"""Optional, slow: one question end to end against a real llama.cpp server (``llama_cpp.server``).
+
+Not in the default run (marker ``slow``). To run it::
+
+    pip install 'llama-cpp-python[server]'          # compiles llama.cpp: about five minutes on 2 cores
+    PGBOT_TEST_GGUF=/models/qwen2.5-1.5b-instruct-q4_k_m.gguf \
+        python -m pytest -m slow tests/integration/test_llama_cpp.py
+
+Any small instruct model works; the base URL is given without ``/v1`` and ``tool_mode`` is "auto", so the
+run also exercises base-URL normalisation, tool-support detection and tool calls written as text.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.wiring import build_agent
+from core import ReplyKind
+from tests.helpers import final_reply, load_shop, message, settings_for
+
+pytestmark = pytest.mark.slow
+
+# Read at import: the session fixture that cleans the environment runs after collection.
+GGUF = os.environ.get("PGBOT_TEST_GGUF", "")
+STARTUP_S = 300
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if not GGUF:
+        pytest.skip("set PGBOT_TEST_GGUF to a .gguf model file to run the llama.cpp end-to-end test")
+    if not Path(GGUF).is_file():
+        pytest.fail(f"PGBOT_TEST_GGUF={GGUF} is not a file")
+    try:
+        import llama_cpp.server  # noqa: F401
+    except ImportError:
+        pytest.fail("llama-cpp-python is not installed: pip install 'llama-cpp-python[server]'")
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("llama") / "server.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", GGUF, "--host", "127.0.0.1", "--port", str(port),
+             "--n_ctx", "8192"],
+            stdout=log, stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"llama.cpp server exited ({proc.returncode}):\n{log_path.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{base}/v1/models", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"llama.cpp server did not answer within {STARTUP_S} s")
+            time.sleep(1)
+        yield base  # no /v1: pgbot adds it
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+async def test_a_question_end_to_end_on_llama_cpp(llama_server: str, fresh_db: str) -> None:
+    await load_shop(fresh_db)
+    settings = settings_for(fresh_db, llm_url=llama_server)
+    settings.llm.tool_mode = "auto"
+    settings.llm.timeout_s = 600
+    settings.llm.model = Path(GGUF).stem
+    agent = build_agent(settings)
+    try:
+        reply = await final_reply(agent, message("How many orders are there in total? Use the orders table."))
+    finally:
+        await agent.aclose()
+    assert reply.kind is ReplyKind.ANSWER, reply.text
+    assert reply.sql, f"the model answered without running SQL: {reply.text}"
+    assert (reply.table is not None and reply.table.rows == ((90,),)) or "90" in reply.text, reply

@@ -1,0 +1,192 @@
+"""👍/👎 and examples through the real Agent: scripted HTTP model, real Postgres, real Redis."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from bot.wiring import build_agent
+from core import ReplyKind
+from core.config import Settings
+from tests import llm_server as llm
+from tests.helpers import final_reply, load_shop, message, settings_for
+from tests.services import dsn_for_database
+
+SHIPPED_SQL = "SELECT count(*) AS shipped FROM orders WHERE status = 'shipped'"
+EXAMPLES_HEADER = "Examples of questions this team asked before"
+
+
+@pytest.fixture
+async def reader_role(fresh_db: str, pg_admin_dsn: str) -> AsyncIterator[str]:
+    """A role that may read the shop tables and nothing else (the chat user's role)."""
+    role = f"pgbot_t_reader_{uuid.uuid4().hex[:8]}"
+    await load_shop(fresh_db)
+    conn = await asyncpg.connect(fresh_db)
+    try:
+        await conn.execute(f'CREATE ROLE "{role}" NOLOGIN; GRANT "{role}" TO CURRENT_USER; '
+                           f'GRANT SELECT ON customers, orders TO "{role}"')
+    finally:
+        await conn.close()
+    yield role
+    conn = await asyncpg.connect(fresh_db)
+    try:
+        await conn.execute(f'DROP OWNED BY "{role}"')
+    finally:
+        await conn.close()
+    admin = await asyncpg.connect(pg_admin_dsn)
+    try:
+        await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+    finally:
+        await admin.close()
+
+
+def feedback_settings(dsn: str, url: str, *, role: str | None = None, redis_url: str | None = None) -> Settings:
+    extra = {"roles": {"slack:U1": role, "slack:U2": role}} if role else {}
+    return settings_for(dsn, llm_url=url, redis_url=redis_url, **extra)
+
+
+def system_prompt(server: llm.ScriptedLlmServer, index: int) -> str:
+    return str(server.requests[index]["messages"][0]["content"])  # type: ignore[index]
+
+
+async def test_thumbs_up_is_stored_by_the_login_role_and_becomes_an_example(
+    fresh_db: str, llm_server: llm.ScriptedLlmServer, reader_role: str
+) -> None:
+    llm_server.script(
+        llm.tool_call("run_query", {"sql": SHIPPED_SQL}), llm.text("30 orders have shipped."),
+        llm.text("ok"), llm.text("ok"),
+    )
+    agent = build_agent(feedback_settings(fresh_db, llm_server.base_url, role=reader_role))
+    try:
+        answer = await final_reply(agent, message("How many orders have shipped?"))
+        assert answer.kind is ReplyKind.ANSWER and answer.answer_id
+        vote = await agent.feedback(answer_id=answer.answer_id, user="slack:U2", helpful=True)
+        await final_reply(agent, message("how many orders shipped so far?"))
+        await final_reply(agent, message("list customers from France"))
+    finally:
+        await agent.aclose()
+
+    assert vote.kind is ReplyKind.INFO and "👍 recorded" in vote.text and vote.meta["feedback"] == "up"
+    conn = await asyncpg.connect(fresh_db)
+    try:
+        row = await conn.fetchrow("SELECT * FROM pgbot.feedback")
+        owner = await conn.fetchval(
+            "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = 'pgbot.feedback'::regclass"
+        )
+        reader_may_read = await conn.fetchval("SELECT has_table_privilege($1, 'pgbot.feedback', 'SELECT')", reader_role)
+        login = await conn.fetchval("SELECT current_user")
+    finally:
+        await conn.close()
+    assert (row["question"], row["sql"], row["helpful"]) == ("How many orders have shipped?", SHIPPED_SQL, True)
+    assert (row["voted_by"], row["asked_by"], row["database"]) == ("slack:U2", "slack:U1", "shop")
+    assert owner == login and owner != reader_role and not reader_may_read
+    similar, unrelated = system_prompt(llm_server, 2), system_prompt(llm_server, 3)
+    assert EXAMPLES_HEADER in similar
+    assert f"Q: How many orders have shipped?\nSQL: {SHIPPED_SQL}" in similar
+    assert EXAMPLES_HEADER not in unrelated
+
+
+async def test_examples_stay_in_their_own_database(
+    fresh_db: str, pg_admin_dsn: str, llm_server: llm.ScriptedLlmServer
+) -> None:
+    await load_shop(fresh_db)
+    other_name = f"pgbot_test_other_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(pg_admin_dsn)
+    await admin.execute(f'CREATE DATABASE "{other_name}"')
+    other = dsn_for_database(pg_admin_dsn, other_name)
+    try:
+        await load_shop(other)
+        settings = settings_for(fresh_db, llm_url=llm_server.base_url, default=True)
+        settings.databases["other"] = settings.databases["shop"].model_copy(update={"default": False})
+        settings.databases["other"].dsn = type(settings.databases["other"].dsn)(other)
+        llm_server.script(llm.tool_call("run_query", {"sql": SHIPPED_SQL}), llm.text("30."),
+                          llm.text("ok"), llm.text("ok"))
+        agent = build_agent(settings)
+        try:
+            answer = await final_reply(agent, message("How many orders have shipped?"))
+            assert answer.answer_id is not None
+            await agent.feedback(answer_id=answer.answer_id, user="slack:U1", helpful=True)
+            thread = "other-db-thread"
+            await final_reply(agent, message("/db other", thread=thread))
+            await final_reply(agent, message("How many orders have shipped?", thread=thread))
+            await final_reply(agent, message("How many orders have shipped?"))
+        finally:
+            await agent.aclose()
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{other_name}" WITH (FORCE)')
+        await admin.close()
+    assert EXAMPLES_HEADER not in system_prompt(llm_server, 2)  # the other database: no votes there
+    assert EXAMPLES_HEADER in system_prompt(llm_server, 3)
+
+
+async def test_good_and_bad_commands_vote_on_the_threads_last_answer(
+    fresh_db: str, llm_server: llm.ScriptedLlmServer
+) -> None:
+    await load_shop(fresh_db)
+    llm_server.script(llm.tool_call("run_query", {"sql": SHIPPED_SQL}), llm.text("30 shipped."),
+                      llm.text("ok"), llm.text("ok"))
+    agent = build_agent(feedback_settings(fresh_db, llm_server.base_url))
+    thread = "vote-thread"
+    try:
+        nothing = await final_reply(agent, message("/good", thread=thread))
+        await final_reply(agent, message("How many orders have shipped?", thread=thread))
+        good = await final_reply(agent, message("/good", thread=thread))
+        await final_reply(agent, message("how many orders shipped?"))
+        bad = await final_reply(agent, message("/bad", thread=thread))  # the same voter changes their mind
+        await final_reply(agent, message("how many orders shipped?"))
+    finally:
+        await agent.aclose()
+    assert nothing.kind is ReplyKind.INFO and "no answer in this thread" in nothing.text
+    assert good.kind is ReplyKind.INFO and good.meta["feedback"] == "up"
+    assert bad.kind is ReplyKind.INFO and bad.meta["feedback"] == "down" and "will not be used" in bad.text
+    assert EXAMPLES_HEADER in system_prompt(llm_server, 2)
+    assert EXAMPLES_HEADER not in system_prompt(llm_server, 3)
+    conn = await asyncpg.connect(fresh_db)
+    try:
+        assert await conn.fetch("SELECT helpful, voted_by FROM pgbot.feedback") == [(False, "slack:U1")]
+    finally:
+        await conn.close()
+
+
+async def test_unknown_answers_and_users_without_access_leave_no_vote(
+    fresh_db: str, llm_server: llm.ScriptedLlmServer, reader_role: str
+) -> None:
+    llm_server.script(llm.tool_call("run_query", {"sql": SHIPPED_SQL}), llm.text("30 shipped."))
+    agent = build_agent(feedback_settings(fresh_db, llm_server.base_url, role=reader_role))
+    try:
+        answer = await final_reply(agent, message("How many orders have shipped?"))
+        unknown = await agent.feedback(answer_id="no-such-answer", user="slack:U1", helpful=True)
+        stranger = await agent.feedback(answer_id=str(answer.answer_id), user="discord:999", helpful=True)
+    finally:
+        await agent.aclose()
+    assert unknown.kind is ReplyKind.INFO and "no longer remembers" in unknown.text
+    assert stranger.kind is ReplyKind.ERROR and "not mapped to a database role" in stranger.text
+    conn = await asyncpg.connect(fresh_db)
+    try:
+        assert await conn.fetchval("SELECT to_regclass('pgbot.feedback')") is None  # nothing stored at all
+    finally:
+        await conn.close()
+
+
+async def test_a_vote_reaches_any_replica_through_redis(
+    fresh_db: str, llm_server: llm.ScriptedLlmServer, redis_url: str
+) -> None:
+    await load_shop(fresh_db)
+    llm_server.script(llm.tool_call("run_query", {"sql": SHIPPED_SQL}), llm.text("30 shipped."))
+    settings = feedback_settings(fresh_db, llm_server.base_url, redis_url=redis_url)
+    first, second = build_agent(settings), build_agent(settings)
+    try:
+        answer = await final_reply(first, message("How many orders have shipped?"))
+        vote = await second.feedback(answer_id=str(answer.answer_id), user="slack:U7", helpful=True)
+    finally:
+        await first.aclose()
+        await second.aclose()
+    assert vote.kind is ReplyKind.INFO and vote.meta == {"feedback": "up", "answer_id": answer.answer_id}
+    conn = await asyncpg.connect(fresh_db)
+    try:
+        assert await conn.fetchval("SELECT sql FROM pgbot.feedback WHERE voted_by = 'slack:U7'") == SHIPPED_SQL
+    finally:
+        await conn.close()
