@@ -101,7 +101,7 @@ def _numeric(text: str) -> bool:
 
 
 def ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}x" if b else "n/a"
+    return f"{a / b:.3g}x" if b else "n/a"
 
 
 def machine() -> str:

@@ -8,7 +8,6 @@ thread are handled strictly in order; different threads run concurrently.
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -282,10 +281,3 @@ class Agent:
         if self.llm is not None:
             await self.llm.aclose()
 
-
-def arguments_preview(raw: str) -> str:
-    """Shorten tool-call arguments for logs."""
-    try:
-        return json.dumps(json.loads(raw))[:300]
-    except (ValueError, TypeError):
-        return raw[:300]

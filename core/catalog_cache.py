@@ -1,20 +1,24 @@
-"""The whole visible catalog of a database, read in three set-based queries and cached per (database, role).
+"""The whole visible catalog of a database, read in one set-based query and cached per (database, role).
 
-Why set-based: a schema with thousands of tables must not cost thousands of round trips; three queries
-(relations, columns, keys) read everything a role can see, whatever the table count. Why per role: what a
-role may SELECT decides what it should be told exists. Why a fingerprint: DDL, COMMENT and GRANT rewrite
-rows of a handful of catalogs, so ``count(*)`` and ``sum(xmin)`` of those change; comparing them is one
-cheap query (about 20 ms on a 5,000-table database), run at most every ``recheck_s`` seconds per database
-however many conversations ask, and the full reload happens only when it differs.
+Why set-based: a schema with thousands of tables must not cost thousands of round trips; one query
+(relations with their columns and keys) reads everything a role can see, whatever the table count.
+Why per role: what a role may SELECT decides what it should be told exists.
+Why a fingerprint: DDL, COMMENT and GRANT rewrite rows of a handful of catalogs, so ``count(*)`` and
+``sum(xmin)`` of those change; comparing them is one cheap query (about 20 ms on a 5,000-table database),
+run at most every ``recheck_s`` seconds per database however many conversations ask; the full reload
+happens only when it differs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import json
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Generator, Sequence
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -35,37 +39,33 @@ _VISIBLE = """
   AND (has_table_privilege(c.oid, 'SELECT') OR has_any_column_privilege(c.oid, 'SELECT'))
 """
 
-TABLES_SQL = f"""
+# One row per table, its columns and keys as JSON text. Why not three plain queries (tables, columns, keys):
+# asyncpg decodes rows inside the event loop's read callback, and tens of thousands of small rows cost ~50 ms
+# per 256 kB read on a 5,000-table schema; one fat row per table costs well under a millisecond per read, and
+# the JSON is parsed later in small cooperative steps.
+CATALOG_SQL = f"""
 SELECT c.oid, n.nspname AS schema, c.relname AS name, quote_ident(n.nspname) AS sql_schema,
        quote_ident(c.relname) AS sql_name, c.relkind::text AS kind,
-       greatest(c.reltuples, 0)::bigint AS row_estimate, left(d.description, $1) AS comment
+       greatest(c.reltuples, 0)::bigint AS row_estimate, left(d.description, $1) AS comment,
+       (SELECT json_agg(json_build_array(a.attname, quote_ident(a.attname), format_type(a.atttypid, a.atttypmod),
+                                         a.attnotnull, left(ad.description, $1)) ORDER BY a.attnum)
+        FROM pg_attribute a
+        LEFT JOIN pg_description ad ON ad.objoid = a.attrelid AND ad.classoid = 'pg_class'::regclass
+             AND ad.objsubid = a.attnum
+        WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+          AND has_column_privilege(c.oid, a.attnum, 'SELECT'))::text AS columns,
+       (SELECT json_agg(json_build_array(con.contype, con.confrelid::bigint,
+               ARRAY(SELECT quote_ident(a.attname) FROM unnest(con.conkey) WITH ORDINALITY k(num, i)
+                     JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num ORDER BY k.i),
+               ARRAY(SELECT quote_ident(a.attname) FROM unnest(con.confkey) WITH ORDINALITY k(num, i)
+                     JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.i))
+               ORDER BY con.contype, con.conname)
+        FROM pg_constraint con WHERE con.conrelid = c.oid AND con.contype IN ('p', 'f'))::text AS keys
 FROM pg_class c
 JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_description d ON d.objoid = c.oid AND d.classoid = 'pg_class'::regclass AND d.objsubid = 0
 WHERE {_VISIBLE}
 ORDER BY n.nspname, c.relname
-"""
-
-COLUMNS_SQL = """
-SELECT a.attrelid AS oid, a.attname AS name, quote_ident(a.attname) AS sql_name,
-       format_type(a.atttypid, a.atttypmod) AS type, a.attnotnull AS not_null, left(d.description, $1) AS comment
-FROM pg_attribute a
-LEFT JOIN pg_description d ON d.objoid = a.attrelid AND d.classoid = 'pg_class'::regclass
-     AND d.objsubid = a.attnum
-WHERE a.attrelid = ANY($2::oid[]) AND a.attnum > 0 AND NOT a.attisdropped
-  AND has_column_privilege(a.attrelid, a.attnum, 'SELECT')
-ORDER BY a.attrelid, a.attnum
-"""
-
-KEYS_SQL = """
-SELECT con.conrelid AS oid, con.contype::text AS type, con.confrelid AS target,
-       ARRAY(SELECT quote_ident(a.attname) FROM unnest(con.conkey) WITH ORDINALITY k(num, i)
-             JOIN pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.num ORDER BY k.i) AS columns,
-       ARRAY(SELECT quote_ident(a.attname) FROM unnest(con.confkey) WITH ORDINALITY k(num, i)
-             JOIN pg_attribute a ON a.attrelid = con.confrelid AND a.attnum = k.num ORDER BY k.i) AS target_columns
-FROM pg_constraint con
-WHERE con.contype IN ('p', 'f') AND con.conrelid = ANY($1::oid[])
-ORDER BY con.conrelid, con.contype, con.conname
 """
 
 # DDL, COMMENT and GRANT (relacl, nspacl, pg_auth_members) all rewrite rows here; a changed row gets a new xmin.
@@ -128,6 +128,8 @@ class Catalog:
     loaded_ms: float = 0.0
     by_oid: dict[int, Table] = field(default_factory=dict)
     index: TableIndex = field(default_factory=lambda: TableIndex([]))
+    position: dict[int, int] = field(default_factory=dict)  # oid → index in ``tables`` (and in ``index.docs``)
+    whole: dict[int, str | None] = field(default_factory=dict)  # budget → the whole schema text, None: too big
 
     def neighbours(self, oid: int) -> set[int]:
         """Tables one foreign key away, in either direction."""
@@ -138,15 +140,9 @@ class Catalog:
         return out
 
 
-def build_catalog(
-    tables: Sequence[asyncpg.Record],
-    columns: Sequence[asyncpg.Record],
-    keys: Sequence[asyncpg.Record],
-    *,
-    fingerprint: str,
-) -> Catalog:
+def build_catalog(rows: Sequence[asyncpg.Record], *, fingerprint: str) -> Catalog:
     """Assemble the catalog and its search index in one go (small schemas, tests)."""
-    steps = _build_steps(tables, columns, keys, fingerprint=fingerprint)
+    steps = _build_steps(rows, fingerprint=fingerprint)
     while True:
         try:
             next(steps)
@@ -155,61 +151,86 @@ def build_catalog(
             return catalog
 
 
-async def build_catalog_cooperatively(
-    tables: Sequence[asyncpg.Record],
-    columns: Sequence[asyncpg.Record],
-    keys: Sequence[asyncpg.Record],
-    *,
-    fingerprint: str,
-) -> Catalog:
-    """The same, giving the event loop a turn every few milliseconds (5,000 tables: ~100 ms of CPU in all)."""
-    steps = _build_steps(tables, columns, keys, fingerprint=fingerprint)
-    while True:
-        try:
-            next(steps)
-        except StopIteration as done:
-            catalog: Catalog = done.value
-            return catalog
-        await asyncio.sleep(0)
+async def build_catalog_cooperatively(rows: Sequence[asyncpg.Record], *, fingerprint: str) -> Catalog:
+    """The same, giving the event loop a turn every millisecond or so (5,000 tables: ~150 ms of CPU in all).
+
+    Why the garbage collector is involved: building allocates ~100,000 objects, which triggers full
+    collections, and a full collection walks every object in the process (80-100 ms in a big process): that
+    pause, not pgbot's code, is what blocked the loop. So collection is paused while building, and the new
+    catalog (long-lived, cycle-free: reference counting still frees it when replaced) is then moved to the
+    permanent generation with ``gc.freeze()``, so later full collections no longer walk it.
+    """
+    steps = _build_steps(rows, fingerprint=fingerprint)
+    big = len(rows) >= GC_FREEZE_TABLES
+    with _gc_paused(big):
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                catalog: Catalog = done.value
+                break
+            await asyncio.sleep(0)
+    return catalog
 
 
-_CHUNK = 2000  # rows handled between yields
+GC_FREEZE_TABLES = 500
 
 
-def _build_steps(
-    tables: Sequence[asyncpg.Record],
-    columns: Sequence[asyncpg.Record],
-    keys: Sequence[asyncpg.Record],
-    *,
-    fingerprint: str,
-) -> Generator[None, None, Catalog]:
-    found = []
-    for n, r in enumerate(tables):
-        found.append(Table(oid=int(r["oid"]), schema=str(r["schema"]), name=str(r["name"]),
-                           sql_schema=str(r["sql_schema"]), sql_name=str(r["sql_name"]), kind=str(r["kind"]),
-                           row_estimate=int(r["row_estimate"]), comment=_clean(r["comment"])))
+class _GcPause:
+    """Counts concurrent builds so the first pauses collection and the last one restores it."""
+
+    active = 0
+    was_enabled = True
+
+
+@contextmanager
+def _gc_paused(active: bool) -> Iterator[None]:
+    """Pause cyclic GC (safe across concurrent builds), then freeze what was built."""
+    if not active:
+        yield
+        return
+    if _GcPause.active == 0:
+        _GcPause.was_enabled = gc.isenabled()
+        gc.disable()
+    _GcPause.active += 1
+    try:
+        yield
+    finally:
+        _GcPause.active -= 1
+        if _GcPause.active == 0:
+            gc.freeze()
+            if _GcPause.was_enabled:
+                gc.enable()
+
+
+_CHUNK = 50  # tables handled between yields (~1 ms each chunk)
+
+
+def _build_steps(rows: Sequence[asyncpg.Record], *, fingerprint: str) -> Generator[None, None, Catalog]:
+    found: list[Table] = []
+    keys_of: list[list[tuple[str, int, list[str], list[str]]]] = []
+    for n, r in enumerate(rows):
+        table = Table(oid=int(r["oid"]), schema=str(r["schema"]), name=str(r["name"]),
+                      sql_schema=str(r["sql_schema"]), sql_name=str(r["sql_name"]), kind=str(r["kind"]),
+                      row_estimate=int(r["row_estimate"]), comment=_clean(r["comment"]))
+        for name, sql_name, col_type, not_null, comment in json.loads(r["columns"] or "[]"):
+            table.columns.append(Column(str(name), str(sql_name), _short_type(str(col_type)), bool(not_null),
+                                        _clean(comment)))
+        found.append(table)
+        keys_of.append(json.loads(r["keys"] or "[]"))
         if n % _CHUNK == _CHUNK - 1:
             yield
     by_oid = {t.oid: t for t in found}
-    for n, r in enumerate(columns):
-        table = by_oid.get(int(r["oid"]))
-        if table is not None:
-            table.columns.append(Column(str(r["name"]), str(r["sql_name"]), _short_type(str(r["type"])),
-                                        bool(r["not_null"]), _clean(r["comment"])))
-        if n % _CHUNK == _CHUNK - 1:
-            yield
-    for r in keys:
-        table = by_oid.get(int(r["oid"]))
-        if table is None:
-            continue
-        cols = tuple(r["columns"] or ())
-        if r["type"] == "p":
-            table.primary_key = cols
-        elif int(r["target"]) in by_oid:  # a foreign key to a table the role cannot see is not mentioned
-            target = int(r["target"])
-            table.foreign_keys.append(ForeignKey(cols, target, tuple(r["target_columns"] or ())))
-            if table.oid not in by_oid[target].referenced_by:
-                by_oid[target].referenced_by.append(table.oid)
+    for table, keys in zip(found, keys_of, strict=True):
+        for kind, target, columns, target_columns in keys:
+            cols = tuple(columns)
+            if kind == "p":
+                table.primary_key = cols
+            elif int(target) in by_oid:  # a foreign key to a table the role cannot see is not mentioned
+                target_table = by_oid[int(target)]
+                table.foreign_keys.append(ForeignKey(cols, target_table.oid, tuple(target_columns)))
+                if table.oid not in target_table.referenced_by:
+                    target_table.referenced_by.append(table.oid)
     yield
     _link_variants(found)
     yield
@@ -221,11 +242,12 @@ def _build_steps(
             column_comments=tuple(c.comment for c in t.columns if c.comment),
             links=len(t.referenced_by) + len(t.foreign_keys),
         ))
-        if n % _CHUNK == _CHUNK - 1:
+        if n % (_CHUNK * 10) == _CHUNK * 10 - 1:
             yield
     index = TableIndex(docs, steps=True)
-    yield from index.build()
-    return Catalog(tables=found, fingerprint=fingerprint, by_oid=by_oid, index=index)
+    yield from index.build(chunk=_CHUNK)
+    position = {t.oid: i for i, t in enumerate(found)}
+    return Catalog(tables=found, fingerprint=fingerprint, by_oid=by_oid, index=index, position=position)
 
 
 def _link_variants(tables: list[Table]) -> None:
@@ -295,15 +317,12 @@ async def load_catalog(db: PgDatabase, *, role: str | None, fingerprint: str = "
     """Read the catalog as ``role`` (so it sees exactly what the role may read) in one transaction."""
     started = time.perf_counter()
 
-    async def work(conn: asyncpg.Connection) -> tuple[list[asyncpg.Record], ...]:
-        tables = await conn.fetch(TABLES_SQL, COMMENT_CHARS)
-        oids = [r["oid"] for r in tables]
-        columns = await conn.fetch(COLUMNS_SQL, COMMENT_CHARS, oids)
-        keys = await conn.fetch(KEYS_SQL, oids)
-        return tables, columns, keys
+    async def work(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        rows: list[asyncpg.Record] = await conn.fetch(CATALOG_SQL, COMMENT_CHARS)
+        return rows
 
-    tables, columns, keys = await db.run(work, role=role, read_only=True)
-    catalog = await build_catalog_cooperatively(tables, columns, keys, fingerprint=fingerprint)
+    rows = await db.run(work, role=role, read_only=True)
+    catalog = await build_catalog_cooperatively(rows, fingerprint=fingerprint)
     catalog.loaded_ms = (time.perf_counter() - started) * 1000
     return catalog
 

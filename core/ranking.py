@@ -123,6 +123,7 @@ class TableIndex:
         self._vocab: list[str] = []
         self._trigrams: dict[str, set[str]] | None = None
         self._prior: list[float] = []
+        self._central: list[int] | None = None
         if not steps:
             for _ in self.build():
                 pass
@@ -239,7 +240,10 @@ class TableIndex:
         ranked.sort(key=lambda item: (-item[1], self.docs[item[0]].schema, self.docs[item[0]].name))
         return ranked
 
-    def central(self, count: int) -> list[int]:
-        """The most linked tables: a sensible default when a question names nothing in the schema."""
-        order = sorted(range(len(self.docs)), key=lambda i: (-self.docs[i].links, self.docs[i].name))
-        return [i for i in order[:count] if self.docs[i].links > 0]
+    def central(self, count: int | None = None) -> list[int]:
+        """Documents by links, most linked first (computed once): the default order when a question names
+        nothing, and the order in which unranked tables are listed by name."""
+        if self._central is None:
+            self._central = sorted(range(len(self.docs)),
+                                   key=lambda i: (-self.docs[i].links, self.docs[i].schema, self.docs[i].name))
+        return self._central if count is None else [i for i in self._central[:count] if self.docs[i].links > 0]

@@ -77,8 +77,13 @@ def render_context(
     if not catalog.tables:
         return ""
     budget = max_tokens * 4  # characters, the inverse of estimate_tokens
-    if _fits_whole(catalog, budget):
-        return "\n".join(render_table(catalog, t) for t in catalog.tables)
+    if budget not in catalog.whole:  # the same for every question on this catalog: decided once
+        catalog.whole[budget] = (
+            "\n".join(render_table(catalog, t) for t in catalog.tables) if _fits_whole(catalog, budget) else None
+        )
+    whole = catalog.whole[budget]
+    if whole is not None:
+        return whole
     chosen = select_tables(catalog, question=question, previous=previous, detail_tables=detail_tables)
     wanted = set(terms(question))
     blocks: list[str] = []
@@ -86,6 +91,9 @@ def render_context(
     used = 0
     for table in chosen.detail:
         block = render_table(catalog, table, wanted=wanted)
+        if not blocks and len(block) > budget * DETAIL_SHARE:  # one huge table: fewer columns, no comments
+            block = render_table(catalog, table, wanted=wanted, max_columns=12, comments=False)
+            block = block if len(block) <= budget * DETAIL_SHARE else _cut(block, int(budget * DETAIL_SHARE))
         if blocks and used + len(block) + 1 > budget * DETAIL_SHARE:
             chosen.others.insert(0, table)  # did not fit: at least its name is listed
             continue
@@ -118,7 +126,7 @@ def select_tables(
 ) -> Selection:
     """Rank tables for the question, widen along foreign keys, split into detail and names."""
     tables = catalog.tables
-    position = {t.oid: i for i, t in enumerate(tables)}
+    position = catalog.position
     ranked = catalog.index.rank(question, previous=previous)
     score: dict[int, float] = defaultdict(float)
     for i, value in ranked:
@@ -149,24 +157,29 @@ def select_tables(
     shown = set(detail_idx)
     rest = [tables[i] for i in order if i not in shown]
     scored = set(order)
-    rest += sorted((t for i, t in enumerate(tables) if i not in scored),
-                   key=lambda t: (-(len(t.referenced_by) + len(t.foreign_keys)), t.schema, t.name))
+    rest += [tables[i] for i in catalog.index.central() if i not in scored]  # the hubs first
     return Selection(detail=detail, others=rest)
 
 
-def render_table(catalog: Catalog, table: Table, *, wanted: set[str] | None = None, notes: bool = True) -> str:
+def render_table(
+    catalog: Catalog, table: Table, *, wanted: set[str] | None = None, notes: bool = True,
+    max_columns: int = MAX_COLUMNS, comments: bool = True,
+) -> str:
     """``schema.table(col type PK, col type → other.table(col) /* comment */, …)  -- comment``."""
     fk_of = {fk.columns[0]: fk for fk in table.foreign_keys if len(fk.columns) == 1}
     columns = table.columns
     hidden = 0
-    if len(columns) > MAX_COLUMNS:  # keys and the columns the question mentions first, then table order
+    if len(columns) > max_columns:  # keys and the columns the question mentions first, then table order
         keys = set(table.primary_key) | set(fk_of)
         wanted = wanted or set()
-        picked = [c for c in columns if c.sql_name in keys or wanted & set(terms(c.name))]
-        picked += [c for c in columns if c not in picked][: max(0, MAX_COLUMNS - len(picked))]
-        order = {c.name: i for i, c in enumerate(columns)}
-        hidden = len(columns) - len(picked)
-        columns = sorted(picked, key=lambda c: order[c.name])
+        first = [i for i, c in enumerate(columns) if c.sql_name in keys or wanted & set(terms(c.name))]
+        chosen = set(first[:max_columns])
+        for i in range(len(columns)):
+            if len(chosen) >= max_columns:
+                break
+            chosen.add(i)
+        hidden = len(columns) - len(chosen)
+        columns = [c for i, c in enumerate(columns) if i in chosen]
     cells = []
     for c in columns:
         cell = f"{c.sql_name} {c.type}"
@@ -176,7 +189,7 @@ def render_table(catalog: Catalog, table: Table, *, wanted: set[str] | None = No
         if fk is not None:
             target = catalog.by_oid[fk.target]
             cell += f" → {target.qualified}({', '.join(fk.target_columns)})"
-        if c.comment:
+        if c.comment and comments:
             cell += f" /* {_cut(c.comment, COLUMN_COMMENT_CHARS).replace('*/', '* /')} */"
         cells.append(cell)
     if hidden:
@@ -242,8 +255,8 @@ def render_names(tables: Sequence[Table], *, budget: int, named: set[int] | None
     missing = {s: n for s, n in totals.items() if s not in kept}
     if missing:
         count = sum(missing.values())
-        listed = ", ".join(sorted(missing)[:8]) + (", …" if len(missing) > 8 else "")
-        lines.append(f"(+{count} more tables in schemas {listed}; list_tables shows them)")
+        schemas = ", ".join(sorted(missing)[:8]) + (", …" if len(missing) > 8 else "")
+        lines.append(f"(+{count} more tables in schemas {schemas}; list_tables shows them)")
     return "\n".join(lines)
 
 

@@ -142,14 +142,15 @@ class PgDatabase:
                 tx = conn.transaction(readonly=read_only)
                 await tx.start()
                 try:
-                    await conn.execute(
+                    setup = (
                         f"SET LOCAL statement_timeout = {int(limits.statement_timeout_ms)}; "
                         f"SET LOCAL lock_timeout = {int(limits.lock_timeout_ms)}; "
                         f"SET LOCAL idle_in_transaction_session_timeout = "
                         f"{int(limits.statement_timeout_ms) * 4}"
                     )
-                    if role:
-                        await conn.execute(f"SET LOCAL ROLE {quote_ident(role)}")
+                    if role:  # same round trip: under load every extra await waits behind the whole loop
+                        setup += f"; SET LOCAL ROLE {quote_ident(role)}"
+                    await conn.execute(setup)
                     yield conn
                 except BaseException:
                     await _rollback_quietly(tx)

@@ -81,18 +81,18 @@ async def test_recall_of_needed_tables_on_the_small_fixture(fresh_db: str) -> No
     assert named == needed, missed
 
 
-async def test_introspection_is_three_queries_whatever_the_table_count(fresh_db: str) -> None:
+async def test_introspection_is_one_query_whatever_the_table_count(fresh_db: str) -> None:
     await _execute(fresh_db, ddl())
     db = CountingDatabase(fresh_db)
     try:
         await load_catalog(db, role=None)
         small = len(db.statements)
-        await _execute(fresh_db, "\n".join(f"CREATE TABLE extra_{i} (id int PRIMARY KEY, ref int);" for i in range(300)))
+        await _execute(fresh_db, "\n".join(f"CREATE TABLE extra_{i} (id int, ref int);" for i in range(300)))
         db.statements.clear()
         catalog = await load_catalog(db, role=None)
     finally:
         await db.aclose()
-    assert small == len(db.statements) == 3, db.statements
+    assert small == len(db.statements) == 1, db.statements
     assert len(catalog.tables) > 360
 
 
@@ -104,7 +104,7 @@ async def test_cache_reuses_the_catalog_and_notices_ddl_comments_and_renames(fre
         first = await context.for_question(db, role=None, question="orders")
         again = await context.for_question(db, role=None, question="orders total")
         assert first == again == "public.orders(id int PK, total numeric)"
-        assert context.cache.loads == 1 and len(db.statements) == 3 + 2  # one load, two fingerprint checks
+        assert context.cache.loads == 1 and len(db.statements) == 1 + 2  # one load, two fingerprint checks
         await _execute(fresh_db, "ALTER TABLE orders ADD COLUMN shipped_at timestamptz")
         assert "shipped_at timestamptz" in await context.for_question(db, role=None, question="orders")
         await _execute(fresh_db, "COMMENT ON TABLE orders IS 'One row per order'")
