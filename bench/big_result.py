@@ -2,7 +2,7 @@
 
     python -m bench.big_result [--rows 1000000]
 
-Each variant runs in a fresh process so peak RSS (``ru_maxrss``) is its own: "idle" is measured after
+Each variant runs in a fresh process so peak RSS (VmHWM) is its own: "idle" is measured after
 imports and a warm-up query, "peak" after the big query. Variants: pgbot answering ``/sql SELECT * FROM big``
 (row cap 500, server-side cursor) through the whole agent; the floor (a bare asyncpg cursor fetching 501
 rows); and the naive baseline, ``conn.fetch`` of every row. Targets: answer ≤ 1 s; peak within 50 MB of idle.
@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import asyncpg
 
-from bench.common import machine, print_table, ratio, throwaway_database
+from bench.common import machine, peak_rss_mb, print_table, ratio, throwaway_database
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE_SQL = """
@@ -32,10 +31,6 @@ FROM generate_series(1, {rows}) g;
 ANALYZE big;
 """
 QUERY = "SELECT * FROM big"
-
-
-def _maxrss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
 
 
 async def _variant(name: str, dsn: str) -> dict[str, float]:
@@ -56,7 +51,7 @@ async def _variant(name: str, dsn: str) -> dict[str, float]:
 
         try:
             await ask("/sql SELECT 1")
-            idle = _maxrss_mb()
+            idle = peak_rss_mb()
             started = time.perf_counter()
             rows = await ask(f"/sql {QUERY}")
             elapsed = time.perf_counter() - started
@@ -66,7 +61,7 @@ async def _variant(name: str, dsn: str) -> dict[str, float]:
         conn = await asyncpg.connect(dsn)
         try:
             await conn.fetch("SELECT 1")
-            idle = _maxrss_mb()
+            idle = peak_rss_mb()
             started = time.perf_counter()
             if name == "cursor":
                 async with conn.transaction(readonly=True):
@@ -76,7 +71,7 @@ async def _variant(name: str, dsn: str) -> dict[str, float]:
             elapsed = time.perf_counter() - started
         finally:
             await conn.close()
-    return {"ms": elapsed * 1000, "rows": rows, "idle_mb": idle, "peak_mb": _maxrss_mb()}
+    return {"ms": elapsed * 1000, "rows": rows, "idle_mb": idle, "peak_mb": peak_rss_mb()}
 
 
 def _child(name: str, dsn: str) -> dict[str, float]:

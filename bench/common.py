@@ -115,3 +115,21 @@ def machine() -> str:
     cpu = platform.processor() or platform.machine()
     return f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs ({cpu}), {mem}, Python " \
            f"{platform.python_version()}"
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS in MB: VmHWM (per address space, so a fresh one after exec), else ru_maxrss.
+
+    ``ru_maxrss`` alone would not do: Linux carries it across ``exec``, so a child started by a big parent
+    would report the parent's peak.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import resource
 import shutil
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 import asyncpg
 
 from bench.big_result import TABLE_SQL
-from bench.common import machine, median, print_table, ratio, throwaway_database
+from bench.common import machine, median, peak_rss_mb, print_table, ratio, throwaway_database
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERY = "SELECT * FROM big ORDER BY id"
@@ -47,14 +46,14 @@ async def _pgbot(dsn: str, directory: str) -> dict[str, float]:
 
     try:
         await say("/sql SELECT 1")
-        idle = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        idle = peak_rss_mb()
         started = time.perf_counter()
         meta = await say(f"/export {QUERY}")
         elapsed = time.perf_counter() - started
     finally:
         await agent.aclose()
     await asyncio.to_thread(Path(meta["export_path"]).unlink)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_rss_mb()
     return {"ms": elapsed * 1000, "bytes": float(meta["export_bytes"]), "rows": float(meta["export_rows"]),
             "idle_mb": idle, "peak_mb": peak}
 

@@ -7,16 +7,16 @@ hundred candidates kept per database. A pair must share a real word with the que
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from core.feedback import Example
+from core.ranking import stem
+from core.ranking import words as split_words
 
 MIN_SCORE = 0.2
 MAX_EXAMPLE_CHARS = 1500  # one example's SQL, so a huge query cannot crowd out the schema
 
-_WORD = re.compile(r"[a-z0-9]+")
 _STOPWORD_TEXT = """
 a an the of in on for to by with and or is are was were be been how many much what which who whom whose when
 where why show me list give get find tell all each every per from that this these those there their they we
@@ -33,16 +33,8 @@ class RankedExample:
 
 
 def words(text: str) -> set[str]:
-    out = set()
-    for word in _WORD.findall(text.lower()):
-        if word in _STOPWORDS:
-            continue
-        if len(word) > 4 and word.endswith("ies"):
-            word = word[:-3] + "y"
-        elif len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-            word = word[:-1]
-        out.add(word)
-    return out
+    """The question's stemmed content words (shared stemming with schema ranking)."""
+    return {stem(word) for word in split_words(text) if word not in _STOPWORDS}
 
 
 def similarity(a: set[str], b: set[str]) -> float:

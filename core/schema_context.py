@@ -11,6 +11,7 @@ The catalog itself comes from :class:`core.catalog_cache.CatalogCache` (set-base
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,9 @@ NEIGHBOUR_BOOST = 0.3  # a detailed table's foreign-key neighbour inherits this 
 RELATIVE_CUTOFF = 0.15  # tables scoring under this share of the best one stay names only
 COPY_DISCOUNT = 0.3  # orders_archive_2019 ranks below orders, whose detail line names it
 MAX_VARIANTS = 5
+
+
+_IDENTIFIER_RE = re.compile(r"[^\W\d][\w$]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +89,7 @@ def render_context(
     if whole is not None:
         return whole
     chosen = select_tables(catalog, question=question, previous=previous, detail_tables=detail_tables)
-    wanted = set(terms(question))
+    wanted = set(terms(question)) | set(_IDENTIFIER_RE.findall(question.lower()))
     blocks: list[str] = []
     shown: list[Table] = []
     used = 0
@@ -172,7 +176,12 @@ def render_table(
     if len(columns) > max_columns:  # keys and the columns the question mentions first, then table order
         keys = set(table.primary_key) | set(fk_of)
         wanted = wanted or set()
-        first = [i for i, c in enumerate(columns) if c.sql_name in keys or wanted & set(terms(c.name))]
+
+        def relevance(i: int) -> tuple[int, int, int]:
+            c = columns[i]  # named as typed ("measure_1234") beats sharing a word ("measure"); keys first
+            return (c.sql_name in keys, c.name.lower() in wanted, len(wanted & set(terms(c.name))))
+
+        first = sorted((i for i in range(len(columns)) if any(relevance(i))), key=relevance, reverse=True)
         chosen = set(first[:max_columns])
         for i in range(len(columns)):
             if len(chosen) >= max_columns:

@@ -20,6 +20,7 @@ import structlog
 
 from core.db.postgres import PgDatabase, QueryLimits, quote_ident
 from core.errors import DatabaseError
+from core.ranking import stem, words
 
 log = structlog.get_logger(__name__)
 
@@ -49,7 +50,6 @@ FALLBACK_TIMEOUT_MS = 2000
 FALLBACK_MAX_TABLES = 8
 _IDENTIFIER_LIKE = re.compile(r"(e?mail|password|passwd|token|secret|hash|uuid|guid|sku|url|phone|iban)s?$", re.I)
 _FREE_TEXT_NAME = re.compile(r"(body|description|comment|notes?|text|message|content|summary|bio|review)s?$", re.I)
-_WORD = re.compile(r"[a-z0-9]+")
 _ANY_WORD = re.compile(r"\w+")
 MAX_MEDIAN_WORDS = 4  # values of more words are sentences: free text, not categories
 
@@ -256,13 +256,6 @@ def _literal(value: str) -> str:
 
 
 def _stems(text: str) -> set[str]:
-    """Lower-case words with a crude plural strip: "orders" and "order", "categories" and "category" meet."""
-    out = set()
-    for word in _WORD.findall(text.lower()):
-        if len(word) > 4 and word.endswith("ies"):
-            word = word[:-3] + "y"
-        elif len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
-            word = word[:-1]
-        out.add(word)
-    return out
+    """Stemmed words, so "orders" and "order", "categories" and "category" meet (as in schema ranking)."""
+    return {stem(word) for word in words(text)}
 

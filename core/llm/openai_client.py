@@ -68,6 +68,9 @@ class OpenAIClient:
             api_key=key or NO_API_KEY,
             timeout=settings.timeout_s,
             max_retries=settings.max_retries,
+            # aiohttp's connection pool: httpx's scans every pooled connection per request, which costs
+            # hundreds of ms per turn at a few hundred concurrent conversations (bench/overhead.py).
+            http_client=openai.DefaultAioHttpClient(),
         )
         self._mode: ToolMode | None = None if settings.tool_mode == "auto" else settings.tool_mode
         self._ids = 0
@@ -215,7 +218,7 @@ class OpenAIClient:
 
     def _map_error(self, exc: Exception) -> LlmError:
         ep = self._endpoint
-        if isinstance(exc, openai.APITimeoutError):
+        if isinstance(exc, openai.APITimeoutError) and not _refused(exc):
             return LlmUnavailableError(
                 f"The language model endpoint at {ep} timed out after {self._settings.timeout_s:g} s."
             )
@@ -418,3 +421,13 @@ def _usage(raw: object) -> Usage:
         prompt_tokens=prompt if isinstance(prompt, int) else 0,
         completion_tokens=completion if isinstance(completion, int) else 0,
     )
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether a "timeout" was really a refused connection: the aiohttp transport reports both as timeouts."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError) or type(seen).__name__ == "ClientConnectorError":
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

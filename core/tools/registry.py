@@ -153,6 +153,7 @@ class ToolRegistry:
 
     def __init__(self, tools: Iterable[Tool] = ()) -> None:
         self._tools: dict[str, Tool] = {}
+        self._specs: tuple[ToolSpec, ...] | None = None  # built once: pydantic schema generation is per-turn hot
         for t in tools:
             self.add(t)
 
@@ -160,6 +161,7 @@ class ToolRegistry:
         if new.name in self._tools:
             raise ValueError(f"tool {new.name} registered twice")
         self._tools[new.name] = new
+        self._specs = None
 
     def add_module(self, module: ModuleType) -> None:
         for value in vars(module).values():
@@ -182,7 +184,9 @@ class ToolRegistry:
         return sorted(self._tools)
 
     def specs(self) -> list[ToolSpec]:
-        return [t.spec() for t in self._tools.values()]
+        if self._specs is None:
+            self._specs = tuple(t.spec() for t in self._tools.values())
+        return list(self._specs)
 
 
 ENTRY_POINT_GROUP = "pgbot.tools"

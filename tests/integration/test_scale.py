@@ -62,18 +62,20 @@ async def big_schema_db(pg_admin_dsn: str) -> AsyncIterator[str]:
     finally:
         await admin.close()
     dsn = dsn_for_database(pg_admin_dsn, name)
-    conn = await asyncpg.connect(dsn)
     try:
-        for batch in _batches():
-            await conn.execute(batch)
-    finally:
-        await conn.close()
-    yield dsn
-    admin = await asyncpg.connect(pg_admin_dsn)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+        conn = await asyncpg.connect(dsn)
+        try:
+            for batch in _batches():
+                await conn.execute(batch)
+        finally:
+            await conn.close()
+        yield dsn
+    finally:  # also when building the schema failed
+        admin = await asyncpg.connect(pg_admin_dsn)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
 
 
 async def test_5000_tables_introspect_quickly_and_the_prompt_stays_small(big_schema_db: str) -> None:

@@ -195,3 +195,20 @@ async def test_big_comment_and_many_tables_stay_within_the_budget(fresh_db: str)
     text = render_context(catalog, question="t_7", max_tokens=1000)
     assert "… 21 more columns" in text  # 61 columns: 40 shown, the rest counted
     assert text.count("public.t_7(") == 1 and "t_99" in text.splitlines()[-1]  # the rest listed by name
+
+
+async def test_one_very_wide_table_still_fits_a_small_budget(fresh_db: str) -> None:
+    columns = ", ".join(f"measure_{i} numeric" for i in range(1500))
+    comments = ";".join(f"COMMENT ON COLUMN wide.measure_{i} IS '{'sensor reading ' * 20}'" for i in range(0, 1500, 3))
+    await _execute(fresh_db, f"CREATE TABLE wide (id int PRIMARY KEY, {columns}); {comments};"
+                             "CREATE TABLE other_1 (id int); CREATE TABLE other_2 (id int);")
+    db = PgDatabase("shop", DatabaseSettings(dsn=fresh_db))
+    try:
+        catalog = await load_catalog(db, role=None)
+    finally:
+        await db.aclose()
+    text = render_context(catalog, question="wide measure_1234", max_tokens=300)
+    assert estimate_tokens(text) <= 300
+    assert text.startswith("Tables most relevant to this question:\npublic.wide(id int PK, ")
+    assert "measure_1234 numeric" in text  # the column the question names is kept
+    assert "more columns" in text
