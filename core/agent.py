@@ -29,6 +29,7 @@ from core.render import render_error
 from core.schema_context import SchemaContext
 from core.sqlguard import SqlGuard
 from core.tools.clarify import CLARIFY_TOOL, clarification_text
+from core.tools.format import table_for_model
 from core.tools.registry import ToolContext, ToolOutput, ToolRegistry
 from core.turns import ThreadLocks
 
@@ -136,10 +137,29 @@ class Agent:
     async def _respond(self, message: Message, ctx: ToolContext) -> Reply:
         text = message.text.strip()
         if text.startswith("/"):
-            return await run_command(self, ctx, text)
+            reply = await run_command(self, ctx, text)
+            await self._remember_command(ctx, text, reply)
+            return reply
         if self.llm is None:
             return Reply(kind=ReplyKind.ERROR, text=NO_LLM_MESSAGE, database=ctx.database.name)
         return await self._run_turn(ctx, self.llm, text)
+
+    async def _remember_command(self, ctx: ToolContext, text: str, reply: Reply) -> None:
+        """Slash commands join the thread's history: a follow-up question can build on a /sql result, and
+        any replica can tell the thread is a pgbot conversation (``in_conversation``)."""
+        summary = reply.text
+        if reply.sql:
+            summary += "\nSQL: " + "\n".join(reply.sql)
+        if reply.table is not None:
+            summary += "\n" + table_for_model(reply.table, max_rows=20, max_chars=2000)
+        await self.store.append(
+            ctx.thread_key, [ChatTurn(role="user", content=text), ChatTurn(role="assistant", content=summary)]
+        )
+
+    async def in_conversation(self, thread_key: str) -> bool:
+        """Whether pgbot has talked in this thread (shared through the context store, so every replica and a
+        restarted bot agree); adapters use it to answer thread replies that do not mention pgbot."""
+        return bool(await self.store.history(thread_key))
 
     async def _run_turn(self, ctx: ToolContext, llm: LlmClient, question: str) -> Reply:
         history = await self.store.history(ctx.thread_key)

@@ -18,7 +18,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import events, render
-from core import Agent, ConfigError, Message, Reply, ReplyKind, render_error
+from core import Agent, ConfigError, Message, PgbotError, Reply, ReplyKind, render_error
 from core.config import SlackSettings
 
 log = structlog.get_logger(__name__)
@@ -61,8 +61,10 @@ def build_slack_app(agent: Agent, settings: SlackSettings) -> AsyncApp:
     async def on_message(
         event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
     ) -> None:
+        team_id = events.team_of(body)
+        await poster.learn_thread(event, team_id=team_id)
         message = events.from_message_event(
-            event, team_id=events.team_of(body), bot_user_id=context.bot_user_id,
+            event, team_id=team_id, bot_user_id=context.bot_user_id,
             allowed_channels=settings.allowed_channels, threads=threads,
         )
         if message is not None:
@@ -98,6 +100,22 @@ class _Poster:
         self.agent = agent
         self.threads = threads
         self.seen = events.RecentKeys()  # (channel, ts) of messages already answered
+
+    async def learn_thread(self, event: Mapping[str, Any], *, team_id: str) -> None:
+        """A reply in a thread this process has not seen: ask core whether pgbot talks there (another
+        replica, or this bot before a restart, may have answered in it)."""
+        channel, thread_ts = str(event.get("channel", "")), event.get("thread_ts")
+        if not thread_ts or thread_ts == event.get("ts") or (channel, str(thread_ts)) in self.threads:
+            return
+        key = Message(platform="slack", workspace=team_id, channel=channel, thread=str(thread_ts), user="",
+                      text="").thread_key
+        try:
+            known = await self.agent.in_conversation(key)
+        except PgbotError as exc:  # context store down: such replies wait for a mention
+            log.warning("thread_lookup_failed", channel=channel, error=exc.user_message)
+            return
+        if known:
+            self.threads.add(channel, str(thread_ts))
 
     async def answer(self, client: AsyncWebClient, message: Message, *, event: Mapping[str, Any]) -> None:
         """Post the working reply in the thread, then edit it into each later reply (extra ones are posted)."""

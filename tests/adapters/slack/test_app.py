@@ -106,6 +106,25 @@ async def test_thread_reply_without_mention_is_answered_in_the_same_thread(
     assert any(t.startswith("```\n  n\n---\n300") for t in texts(update.args["blocks"]))
 
 
+async def test_another_replica_answers_thread_replies_it_never_saw(
+    fake_slack: FakeSlack, shop_agent: Agent
+) -> None:
+    """Thread membership comes from core's shared context store, not only this process's memory."""
+    first = build_slack_app(shop_agent, slack_settings(fake_slack))
+    thread = new_ts()
+    await ask(fake_slack, first, "/sql SELECT 1 AS one", ts=thread)
+
+    replica = build_slack_app(shop_agent, slack_settings(fake_slack))  # fresh adapter state: a restart
+    reply = thread_message("/sql SELECT 2 AS two", ts=new_ts(), thread_ts=thread)
+    assert (await dispatch(replica, event_body(reply))).status == 200
+    await fake_slack.wait_for(lambda f: len(f.of("chat.update")) == 2)
+    assert fake_slack.of("chat.postMessage")[1].args["thread_ts"] == thread
+
+    stranger = thread_message("/sql SELECT 3", ts=new_ts(), thread_ts=new_ts())
+    assert (await dispatch(replica, event_body(stranger))).status == 200
+    assert len(fake_slack.of("chat.postMessage")) == 2  # a thread pgbot never joined stays ignored
+
+
 async def test_messages_pgbot_must_not_answer(fake_slack: FakeSlack, shop_agent: Agent) -> None:
     app = build_slack_app(shop_agent, slack_settings(fake_slack))
     thread = new_ts()
