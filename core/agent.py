@@ -8,6 +8,7 @@ thread are handled strictly in order; different threads run concurrently.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -85,6 +86,7 @@ class Agent:
         self.accuracy = accuracy or Accuracy(settings=settings)
         self._locks = ThreadLocks(max_waiting=settings.limits.queue_per_thread)
         self.limiter = TurnLimiter.from_settings(settings)
+        self.replies_by_kind: Counter[str] = Counter()  # final replies, for /metrics
 
     async def handle(self, message: Message) -> AsyncGenerator[Reply, None]:
         """Answer one message; the first reply is always WORKING so adapters can post it at once.
@@ -113,6 +115,7 @@ class Agent:
                                          database=database)
                 except Exception as exc:  # noqa: BLE001 - the error policy: log it, show an id
                     reply = render_error(exc, database=database)
+                self.replies_by_kind[reply.kind.value] += 1
                 yield reply
         finally:
             ticket.release()

@@ -1,0 +1,98 @@
+"""``[observability] port``: /healthz, /readyz and Prometheus /metrics for the long-running bots.
+
+/healthz says the process is alive; /readyz checks every configured database and the context store
+(503 with one line per problem, never a secret); /metrics exposes turn counters and concurrency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiohttp import web
+
+from core import Agent, PgbotError
+
+CHECK_TIMEOUT_S = 5.0
+READY_PROBE_THREAD = "pgbot:readyz"
+
+
+class ObservabilityServer:
+    def __init__(self, agent: Agent, *, host: str = "0.0.0.0", port: int) -> None:
+        self.agent = agent
+        self.host = host
+        self.port = port
+        self.started_at = time.time()
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/readyz", self._readyz)
+        app.router.add_get("/metrics", self._metrics)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        if self.port == 0:  # tests ask for a free port
+            self.port = int(self._runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok\n")
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        problems = await readiness_problems(self.agent)
+        if problems:
+            return web.Response(status=503, text="".join(f"{line}\n" for line in problems))
+        return web.Response(text="ready\n")
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        stats = self.agent.limiter.stats
+        lines = [
+            "# HELP pgbot_replies_total Final replies by kind (answer, result, approval, error, ...).",
+            "# TYPE pgbot_replies_total counter",
+            *(f'pgbot_replies_total{{kind="{kind}"}} {count}'
+              for kind, count in sorted(self.agent.replies_by_kind.items())),
+            "# HELP pgbot_turns_running Turns running now.",
+            "# TYPE pgbot_turns_running gauge",
+            f"pgbot_turns_running {stats.running}",
+            "# HELP pgbot_turns_waiting Turns queued behind the concurrency limits.",
+            "# TYPE pgbot_turns_waiting gauge",
+            f"pgbot_turns_waiting {stats.waiting}",
+            "# HELP pgbot_turns_rejected_total Turns answered 'busy' because the queue was full.",
+            "# TYPE pgbot_turns_rejected_total counter",
+            f"pgbot_turns_rejected_total {stats.rejected}",
+            "# HELP pgbot_start_time_seconds When this process started.",
+            "# TYPE pgbot_start_time_seconds gauge",
+            f"pgbot_start_time_seconds {self.started_at:.0f}",
+        ]
+        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8")
+
+
+async def readiness_problems(agent: Agent) -> list[str]:
+    """One secret-free line per dependency that does not answer."""
+
+    async def database(name: str) -> str | None:
+        try:
+            await asyncio.wait_for(agent.databases.get(name).fetch("SELECT 1", role=None), CHECK_TIMEOUT_S)
+        except PgbotError as exc:
+            return f"database {name}: {exc.user_message}"
+        except TimeoutError:
+            return f"database {name}: no answer within {CHECK_TIMEOUT_S:g} s"
+        return None
+
+    async def context_store() -> str | None:
+        try:
+            await asyncio.wait_for(agent.store.get_database(READY_PROBE_THREAD), CHECK_TIMEOUT_S)
+        except PgbotError as exc:
+            return f"context store: {exc.user_message}"
+        except TimeoutError:
+            return f"context store: no answer within {CHECK_TIMEOUT_S:g} s"
+        return None
+
+    results = await asyncio.gather(*(database(n) for n in agent.databases.names), context_store())
+    return [line for line in results if line is not None]
