@@ -38,6 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", parents=[common],
                           help="chat with the configured database, else an embedded Postgres with sample data")
     demo.add_argument("--data-dir", metavar="DIR", help="embedded Postgres data dir (default ~/.pgbot/embedded)")
+    demo.add_argument("--load-sample", action="store_true",
+                      help="load the sample shop into the configured default database first")
 
     sub.add_parser("slack", parents=[common], help="run the Slack bot")
     sub.add_parser("discord", parents=[common], help="run the Discord bot")
@@ -108,7 +110,8 @@ async def _check_config(args: argparse.Namespace) -> int:
 async def _demo(args: argparse.Namespace) -> int:
     from bot.demo_command import demo
 
-    return await demo(config=args.config, data_dir=Path(args.data_dir) if args.data_dir else None)
+    return await demo(config=args.config, data_dir=Path(args.data_dir) if args.data_dir else None,
+                      load_sample=args.load_sample)
 
 
 async def _slack(args: argparse.Namespace) -> int:

@@ -18,11 +18,20 @@ from core.config import DatabaseSettings
 DEFAULT_DATA_DIR = Path.home() / ".pgbot" / "embedded"
 
 
-async def demo(*, config: str | None, data_dir: Path | None) -> int:
+async def demo(*, config: str | None, data_dir: Path | None, load_sample: bool = False) -> int:
+    from bot.demo import load_demo
+
     settings = load_for_cli(config)
     if settings.databases:
+        if load_sample:  # e.g. the docker-compose Postgres: fill the default database with the sample shop
+            name = settings.default_database
+            assert name is not None  # databases is not empty
+            conn = await asyncpg.connect(settings.databases[name].dsn.get_secret_value())
+            try:
+                await load_demo(conn)  # refuses to touch existing tables of the same names
+            finally:
+                await conn.close()
         return await chat(config=config, database=None, settings=settings)
-    from bot.demo import load_demo
     from bot.embedded import start_embedded_postgres
 
     print("Starting an embedded PostgreSQL with the sample shop database (first start takes a few seconds)…")

@@ -119,3 +119,38 @@ async def test_ask_failures_exit_non_zero_with_one_clear_line(tmp_path: Path, fr
                                      "--config", str(path), home=tmp_path)
     assert code == 0, err
     assert out.splitlines() == ["one,nothing", "1,"]
+
+
+async def run_pgbot_with_input(*args: str, home: Path, stdin: str) -> tuple[int, str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PGBOT_", "OPENAI_"))}
+    env.update(HOME=str(home), COLUMNS="120")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=env, cwd=str(home),
+    )
+    out, err = await asyncio.wait_for(proc.communicate(stdin.encode()), timeout=120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_demo_with_no_config_starts_an_embedded_postgres(tmp_path: Path) -> None:
+    """README's main command on a machine with nothing configured: embedded Postgres plus the sample shop."""
+    code, out, err = await run_pgbot_with_input(
+        "demo", "--data-dir", str(tmp_path / "pg"), home=tmp_path,
+        stdin="/sql SELECT count(*) AS customers FROM customers\nhow many orders?\n/quit\n",
+    )
+    assert code == 0, err
+    assert "database: demo" in out
+    assert "customers" in out and "200" in out
+    assert "No language model is configured" in out
+    assert "Traceback" not in out + err
+
+
+async def test_demo_load_sample_fills_the_configured_database(tmp_path: Path, fresh_db: str) -> None:
+    path = config(tmp_path, f'[databases.shop]\ndsn = "{fresh_db}"\n')
+    code, out, err = await run_pgbot_with_input(
+        "demo", "--load-sample", "--config", str(path), home=tmp_path,
+        stdin="/sql SELECT count(*) AS products FROM products\n/quit\n",
+    )
+    assert code == 0, err
+    assert "products" in out and "50" in out
