@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Any, Self
 
 import discord
 
-from adapters.discord.render import CONTENT_LIMIT, cut, render
-from core import Agent, Reply, ReplyKind, render_error
+from adapters.discord.render import CONTENT_LIMIT, render
+from adapters.text_table import cut
+from core import Agent, Reply, ReplyKind
 
 if TYPE_CHECKING:
     from adapters.discord.bot import PgbotClient
 
-FEEDBACK_DISABLED = "Feedback is not enabled in this pgbot."
 _ID = r"[A-Za-z0-9_.-]{1,80}"  # custom_id is at most 100 characters
 
 
@@ -107,15 +107,8 @@ class FeedbackButton(
 
 
 async def record_feedback(agent: Agent, *, answer_id: str, user: str, helpful: bool) -> Reply:
-    """core's ``Agent.feedback`` when this core has it; otherwise say feedback is not enabled."""
-    feedback = getattr(agent, "feedback", None)
-    if feedback is None:
-        return Reply(kind=ReplyKind.INFO, text=FEEDBACK_DISABLED)
-    try:
-        reply: Reply = await feedback(answer_id=answer_id, user=user, helpful=helpful)
-    except Exception as exc:  # noqa: BLE001 - the error policy: one reply in chat, traceback in the log
-        return render_error(exc)
-    return reply
+    """core's ``Agent.feedback``; core turns every failure into an error reply itself."""
+    return await agent.feedback(answer_id=answer_id, user=user, helpful=helpful)
 
 
 def view_for(reply: Reply) -> discord.ui.View | None:

@@ -23,9 +23,6 @@ from core.config import SlackSettings
 
 log = structlog.get_logger(__name__)
 
-FEEDBACK_DISABLED = "Feedback is not enabled in this pgbot."
-
-
 def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
 
@@ -179,16 +176,10 @@ class _Poster:
             log.error("slack_post_failed", channel=channel, error=exc.response.get("error"))
 
     async def feedback(self, client: AsyncWebClient, body: Mapping[str, Any], *, helpful: bool) -> None:
-        """👍/👎 → core's feedback (when it has one); the answer goes only to the person who clicked."""
+        """👍/👎 → core's feedback; the answer goes only to the person who clicked."""
         action, user, channel, msg = _click(body)
-        record = getattr(self.agent, "feedback", None)
-        if record is None:
-            reply = Reply(kind=ReplyKind.INFO, text=FEEDBACK_DISABLED)
-        else:
-            try:
-                reply = await record(answer_id=str(action["value"]), user=f"slack:{user}", helpful=helpful)
-            except Exception as exc:  # noqa: BLE001 - the error policy: one reply in chat, traceback in the log
-                reply = render_error(exc)
+        # core turns every failure into an error reply itself
+        reply = await self.agent.feedback(answer_id=str(action["value"]), user=f"slack:{user}", helpful=helpful)
         shown = render.render(reply)
         try:
             await client.chat_postEphemeral(

@@ -91,7 +91,7 @@ class TerminalChat:
         try:
             if self.interactive:
                 return await asyncio.to_thread(input, prompt)
-            line = await asyncio.to_thread(sys.stdin.readline)
+            line: str = await asyncio.to_thread(sys.stdin.readline)
             if not line:
                 return None
             self.console.print(prompt + line.rstrip("\n"), style="dim", markup=False, highlight=False)

@@ -35,6 +35,8 @@ def render_reply(console: Console, reply: Reply, *, max_rows: int = 100) -> None
         ))
     if reply.table is not None and reply.table.columns:
         console.print(render_table(reply.table, max_rows=max_rows))
+    if reply.answer_id is not None:
+        console.print("Rate this answer with /good or /bad.", style="dim", markup=False, highlight=False)
 
 
 def render_table(table: ResultTable, *, max_rows: int = 100) -> Table:

@@ -25,7 +25,7 @@ from tests.adapters.discord.fake_discord import (
     thread_channel,
     user,
 )
-from tests.adapters.slack.agent_double import ANSWER_ID, ApprovalAgentDouble, NoFeedbackAgentDouble
+from tests.adapters.slack.agent_double import ANSWER_ID, ApprovalAgentDouble
 
 ALICE = user(USER_ID, "alice")
 
@@ -204,16 +204,6 @@ async def test_feedback_buttons_reach_core_and_answer_only_the_clicker(
     assert fake_discord.of("POST", "interactions", click["id"])[0].json == {"type": 5, "data": {"flags": 64}}
     followup = fake_discord.of("POST", "webhooks")[0].json
     assert followup["content"] == "Thanks, noted." and followup["flags"] & 64
-
-
-async def test_feedback_without_core_support_says_so(fake_discord: FakeDiscord, make_client: ClientFactory) -> None:
-    client = await make_client(NoFeedbackAgentDouble())
-    _, thread, post, _ = await mention(fake_discord, client, "anything")
-    click = fake_discord.click(f"pgbot:fb:down:{ANSWER_ID}", message=fake_discord.messages[post.response["id"]],
-                               thread=thread.response, clicker=ALICE)
-    client._connection.parse_interaction_create(click)
-    await fake_discord.wait_for(lambda f: len(f.of("POST", "webhooks")) == 1)
-    assert fake_discord.of("POST", "webhooks")[0].json["content"] == "Feedback is not enabled in this pgbot."
 
 
 async def test_embeds_discord_refuses_fall_back_to_text(

@@ -1,8 +1,9 @@
 """TEST DOUBLE for core.Agent, used by the Slack and Discord adapter tests.
 
-Only for flows core does not offer yet (approvals are not wired in ``build_agent``, ``Agent.feedback`` does
-not exist): it keeps core's contract (WORKING first, then one final reply; ``decide`` returns an OUTCOME or
-ERROR reply) and records what the adapter passed in. Everything else uses the real Agent.
+For adapter-only checks where the exact reply matters more than how core produced it (a fixed approval
+prompt, recorded clicks, a runner that fails before it uses the agent): it keeps core's contract (WORKING
+first, then one final reply; ``decide`` returns an OUTCOME or ERROR reply) and records what the adapter
+passed in. Whole flows use the real Agent (tests/adapters/slack/test_app.py, tests/adapters/discord/).
 """
 
 from __future__ import annotations
@@ -57,8 +58,8 @@ class ApprovalAgentDouble:
 
 
 @dataclass
-class NoFeedbackAgentDouble:
-    """TEST DOUBLE of an Agent from before ``feedback`` existed: only ``handle`` and ``decide``."""
+class IdleAgentDouble:
+    """TEST DOUBLE handed to runners whose start-up fails (missing tokens) before they use the agent."""
 
     async def handle(self, message: Message) -> AsyncIterator[Reply]:
         yield Reply(kind=ReplyKind.WORKING, text="Working on it…")

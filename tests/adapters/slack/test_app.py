@@ -12,7 +12,7 @@ import pytest
 
 from adapters.slack.app import build_slack_app
 from core import Agent, Message, Reply, ReplyKind
-from tests.adapters.slack.agent_double import ANSWER_ID, ApprovalAgentDouble, NoFeedbackAgentDouble
+from tests.adapters.slack.agent_double import ANSWER_ID, ApprovalAgentDouble
 from tests.adapters.slack.conftest import APPROVER
 from tests.adapters.slack.fake_slack import (
     BOT_ID,
@@ -257,13 +257,37 @@ async def test_feedback_buttons_reach_core_and_answer_only_the_clicker(fake_slac
     assert "Thanks, noted." in note["text"]
 
 
-async def test_feedback_without_core_support_says_so(fake_slack: FakeSlack) -> None:
-    app = build_slack_app(NoFeedbackAgentDouble(), slack_settings(fake_slack))  # type: ignore[arg-type]
-    post, update = await ask(fake_slack, app, "anything")
-    click = block_actions(action_id="pgbot_feedback_up", value=ANSWER_ID, message=bot_message(post, update))
-    await dispatch(app, click, content_type=FORM)
-    await fake_slack.wait_for(lambda f: len(f.of("chat.postEphemeral")) == 1)
-    assert fake_slack.of("chat.postEphemeral")[0].args["text"] == "Feedback is not enabled in this pgbot."
+async def test_feedback_on_a_real_answer_is_stored_by_core(fake_slack: FakeSlack, fresh_db: str) -> None:
+    """Real agent, scripted model over HTTP: the 👎 on its answer lands in pgbot.feedback."""
+    from bot.wiring import build_agent
+    from core import Settings
+    from tests import llm_server as llm
+    from tests.llm_server import ScriptedLlmServer
+
+    async with ScriptedLlmServer() as server:
+        server.script(llm.tool_call("run_query", {"sql": "SELECT 42 AS orders"}), llm.text("42 orders."))
+        agent = build_agent(Settings(
+            databases={"shop": {"dsn": fresh_db}},
+            llm={"base_url": server.base_url, "api_key": "k", "max_retries": 0, "tool_mode": "native"},
+        ))
+        try:
+            app = build_slack_app(agent, slack_settings(fake_slack))
+            post, update = await ask(fake_slack, app, "how many orders?")
+            (up, answer_id), (down, _) = buttons(update.args["blocks"])
+            assert (up, down) == ("pgbot_feedback_up", "pgbot_feedback_down")
+            click = block_actions(action_id=down, value=answer_id, message=bot_message(post, update),
+                                  user="U0READER01")
+            await dispatch(app, click, content_type=FORM)
+            await fake_slack.wait_for(lambda f: len(f.of("chat.postEphemeral")) == 1)
+        finally:
+            await agent.aclose()
+    conn = await asyncpg.connect(fresh_db)
+    try:
+        row = await conn.fetchrow("SELECT question, sql, helpful, voted_by FROM pgbot.feedback")
+    finally:
+        await conn.close()
+    assert row is not None and row["question"] == "how many orders?" and row["helpful"] is False
+    assert "SELECT 42 AS orders" in row["sql"] and row["voted_by"] == "slack:U0READER01"
 
 
 class ExplodingAgentDouble:

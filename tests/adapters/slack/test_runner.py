@@ -16,7 +16,7 @@ import pytest
 from adapters.slack.runner import run_slack
 from core import Agent, ConfigError
 from core.config import SlackSettings
-from tests.adapters.slack.agent_double import NoFeedbackAgentDouble
+from tests.adapters.slack.agent_double import IdleAgentDouble
 from tests.adapters.slack.fake_slack import (
     BOT_USER_ID,
     FakeSlack,
@@ -113,6 +113,6 @@ async def test_socket_mode_receives_events_and_clicks_and_acks_them(fake_slack: 
 )
 async def test_missing_tokens_are_one_clear_line(values: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        await run_slack(NoFeedbackAgentDouble(), SlackSettings.model_validate(values))  # type: ignore[arg-type]
+        await run_slack(IdleAgentDouble(), SlackSettings.model_validate(values))  # type: ignore[arg-type]
     assert str(caught.value).startswith(message)
     assert "\n" not in str(caught.value)
