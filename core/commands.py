@@ -18,7 +18,7 @@ HELP = """Ask a question in plain English, or use a command:
   /tables [schema]     list the tables you can read
   /describe TABLE      columns, keys, indexes and comments of a table
   /sql STATEMENT       run one read-only SQL statement as you
-  /export QUERY        the query's full result as a CSV file (path, rows and size in the reply)
+  /export [QUERY]      the full result as a CSV file (alone: of the last answer); path, rows, size
   /db [NAME]           show or switch this thread's database
   /dbs                 list the configured databases
   /good, /bad          👍 or 👎 on this thread's last answer (👍 pairs teach pgbot)

@@ -142,9 +142,15 @@ async def export_for(ctx: ToolContext, sql: str) -> ExportResult:
 
 
 async def export_command(agent: Agent, ctx: ToolContext, arg: str) -> Reply:
-    """``/export SELECT …``: the whole result as a CSV file; the reply gives its path, rows and size."""
+    """``/export SELECT …``: the whole result as a CSV file; the reply gives its path, rows and size.
+
+    With no SQL it exports the full result of the thread's last answer (whose chat table was capped).
+    """
     if not arg:
-        raise PgbotError("Usage: /export SELECT …  (writes the full result to a CSV file)")
+        last = await agent.accuracy.answers.last_in_thread(ctx.thread_key)
+        if last is None or not last.sql:
+            raise PgbotError("Usage: /export SELECT …  (or /export alone after an answer: its full result as CSV)")
+        arg = last.sql[-1]
     result = await export_for(ctx, arg)
     return Reply(
         kind=ReplyKind.RESULT, text=result.summary() + ".", sql=(result.sql,), database=ctx.database.name,

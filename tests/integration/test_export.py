@@ -159,3 +159,23 @@ async def test_the_model_can_export_with_the_tool(fresh_db: str, tmp_path: Path,
     tool_text = next(m["content"] for m in llm_server.requests[1]["messages"] if m["role"] == "tool")
     assert tool_text.startswith("Exported 50 rows (") and str(_resolved(tmp_path)) in tool_text
     assert len(_files(tmp_path)) == 1
+
+
+async def test_export_alone_writes_the_full_result_of_the_last_answer(
+    fresh_db: str, tmp_path: Path, llm_server
+) -> None:
+    await _load(fresh_db, "CREATE TABLE t AS SELECT g AS id FROM generate_series(1, 1200) g;")
+    llm_server.script(llm.tool_call("run_query", {"sql": "SELECT id FROM t ORDER BY id"}), llm.text("All ids."))
+    agent = build_agent(_settings(fresh_db, tmp_path, llm_url=llm_server.base_url, max_rows=100))
+    thread = uuid.uuid4().hex
+    try:
+        nothing_yet = await final_reply(agent, message("/export", thread=thread))
+        answer = await final_reply(agent, message("list every id", thread=thread))
+        exported = await final_reply(agent, message("/export", thread=thread))
+    finally:
+        await agent.aclose()
+    assert nothing_yet.kind is ReplyKind.ERROR and "/export alone after an answer" in nothing_yet.text
+    assert answer.table is not None and answer.table.truncated and answer.table.row_count == 100
+    assert exported.kind is ReplyKind.RESULT and exported.sql == ("SELECT id FROM t ORDER BY id",)
+    rows = _read_csv(Path(exported.meta["export_path"]))
+    assert rows[0] == ["id"] and len(rows) == 1201 and rows[-1] == ["1200"]
