@@ -6,12 +6,13 @@ import os
 import platform
 import statistics
 import time
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+
+from tests.services import dsn_for_database
+from tests.services import throwaway_database as tests_throwaway_database
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -22,27 +23,14 @@ def admin_dsn() -> str:
 
 
 def dsn_for(database: str, *, base: str | None = None) -> str:
-    parts = urlsplit(base or admin_dsn())
-    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
+    return dsn_for_database(base or admin_dsn(), database)
 
 
 @asynccontextmanager
 async def throwaway_database(prefix: str = "pgbot_bench") -> AsyncIterator[str]:
-    """A new empty database, dropped afterwards (even when the benchmark fails)."""
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(admin_dsn())
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield dsn_for(name)
-    finally:
-        admin = await asyncpg.connect(admin_dsn())
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+    """A new empty database on the local server, dropped afterwards (even when the benchmark fails)."""
+    async with tests_throwaway_database(admin_dsn(), prefix=prefix) as dsn:
+        yield dsn
 
 
 async def execute_batches(dsn: str, batches: Sequence[str]) -> None:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 
-import asyncpg
 import pytest
 
-from tests.services import dsn_for_database, find_or_start_postgres, find_or_start_redis
+from tests.services import find_or_start_postgres, find_or_start_redis, throwaway_database
 
 _PG_DSN, _PG_SERVER = None, None
 
@@ -41,18 +39,8 @@ def pg_admin_dsn() -> Iterator[str]:
 @pytest.fixture
 async def fresh_db(pg_admin_dsn: str) -> AsyncIterator[str]:
     """A new, empty database for one test; dropped afterwards."""
-    name = f"pgbot_test_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(pg_admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield dsn_for_database(pg_admin_dsn, name)
-    admin = await asyncpg.connect(pg_admin_dsn)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with throwaway_database(pg_admin_dsn, prefix="pgbot_test") as dsn:
+        yield dsn
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,9 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -85,3 +88,23 @@ def dsn_for_database(admin_dsn: str, database: str) -> str:
 
     parts = urlsplit(admin_dsn)
     return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
+
+
+@asynccontextmanager
+async def throwaway_database(admin_dsn: str, *, prefix: str, keep: bool = False) -> AsyncIterator[str]:
+    """A new, empty database; dropped afterwards (also when the body fails) unless ``keep``."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    try:
+        yield dsn_for_database(admin_dsn, name)
+    finally:
+        if not keep:
+            admin = await asyncpg.connect(admin_dsn)
+            try:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await admin.close()

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 
@@ -29,6 +29,7 @@ from core.errors import GuardError, PgbotError
 from core.llm.base import ChatTurn, Completion, LlmClient, ToolSpec
 from core.messages import Message, Reply, ReplyKind
 from core.sqlguard import SqlGuard
+from tests.services import throwaway_database
 
 SYSTEMS = ("pgbot", "baseline")
 CLARIFICATION_REPLY = "Use the most common interpretation and state your assumption."
@@ -115,11 +116,6 @@ class Report:
 # -- the database ---------------------------------------------------------------------------------
 
 
-def dsn_with_database(dsn: str, database: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
-
-
 @asynccontextmanager
 async def demo_database(*, dsn: str | None, admin_dsn: str, keep: bool = False) -> AsyncIterator[str]:
     """The demo shop, freshly loaded: in ``dsn`` if given, else in a throwaway database dropped afterwards."""
@@ -131,27 +127,13 @@ async def demo_database(*, dsn: str | None, admin_dsn: str, keep: bool = False) 
             await conn.close()
         yield dsn
         return
-    name = f"pgbot_quality_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    target = dsn_with_database(admin_dsn, name)
-    try:
+    async with throwaway_database(admin_dsn, prefix="pgbot_quality", keep=keep) as target:
         conn = await asyncpg.connect(target)
         try:
             await load_demo(conn)
         finally:
             await conn.close()
         yield target
-    finally:
-        if not keep:
-            admin = await asyncpg.connect(admin_dsn)
-            try:
-                await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            finally:
-                await admin.close()
 
 
 class Executor:

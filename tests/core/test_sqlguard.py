@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast as pyast
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 from core import sqlguard
 from core.errors import GuardError
 from core.sqlguard import Classification, SqlGuard, StatementKind, must_run_outside_transaction
-from tests.services import dsn_for_database
+from tests.services import throwaway_database
 
 READ, WRITE, DDL, ADMIN, FORBIDDEN = (StatementKind.READ, StatementKind.WRITE, StatementKind.DDL,
                                       StatementKind.ADMIN, StatementKind.FORBIDDEN)
@@ -642,23 +641,13 @@ def test_guard_module_imports_only_pglast_stdlib_and_errors() -> None:
 
 @pytest.fixture(scope="module")
 async def read_db(pg_admin_dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    name = f"pgbot_sqlguard_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(pg_admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    conn = await asyncpg.connect(dsn_for_database(pg_admin_dsn, name))
-    try:
-        await conn.execute(_SCHEMA)
-        yield conn
-    finally:
-        await conn.close()
-        admin = await asyncpg.connect(pg_admin_dsn)
+    async with throwaway_database(pg_admin_dsn, prefix="pgbot_sqlguard") as dsn:
+        conn = await asyncpg.connect(dsn)
         try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await conn.execute(_SCHEMA)
+            yield conn
         finally:
-            await admin.close()
+            await conn.close()
 
 
 @pytest.mark.parametrize("sql", [pytest.param(s, id=_short(s)) for s in READS])

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -21,7 +20,7 @@ from core.db.postgres import PgDatabase
 from core.schema_context import SchemaContext
 from tests import llm_server as llm
 from tests.helpers import final_reply, message, settings_for
-from tests.services import dsn_for_database
+from tests.services import throwaway_database
 
 N_TABLES = 5000
 SCHEMAS = ("sales", "hr", "finance", "ops", "Ünïcode Schema", "select", "legacy", "stage", "web", "iot")
@@ -55,14 +54,7 @@ def _batches() -> list[str]:
 @pytest.fixture(scope="module")
 async def big_schema_db(pg_admin_dsn: str) -> AsyncIterator[str]:
     """One database with 5,001 tables for this module (creating it takes a few seconds)."""
-    name = f"pgbot_test_big_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(pg_admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    dsn = dsn_for_database(pg_admin_dsn, name)
-    try:
+    async with throwaway_database(pg_admin_dsn, prefix="pgbot_test_big") as dsn:  # dropped even if the build fails
         conn = await asyncpg.connect(dsn)
         try:
             for batch in _batches():
@@ -70,12 +62,6 @@ async def big_schema_db(pg_admin_dsn: str) -> AsyncIterator[str]:
         finally:
             await conn.close()
         yield dsn
-    finally:  # also when building the schema failed
-        admin = await asyncpg.connect(pg_admin_dsn)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
 
 
 async def test_5000_tables_introspect_quickly_and_the_prompt_stays_small(big_schema_db: str) -> None:

@@ -13,7 +13,7 @@ from core import ReplyKind
 from core.config import Settings
 from tests import llm_server as llm
 from tests.helpers import final_reply, load_shop, message, settings_for
-from tests.services import dsn_for_database
+from tests.services import throwaway_database
 
 SHIPPED_SQL = "SELECT count(*) AS shipped FROM orders WHERE status = 'shipped'"
 EXAMPLES_HEADER = "Examples of questions this team asked before"
@@ -93,11 +93,7 @@ async def test_examples_stay_in_their_own_database(
     fresh_db: str, pg_admin_dsn: str, llm_server: llm.ScriptedLlmServer
 ) -> None:
     await load_shop(fresh_db)
-    other_name = f"pgbot_test_other_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(pg_admin_dsn)
-    await admin.execute(f'CREATE DATABASE "{other_name}"')
-    other = dsn_for_database(pg_admin_dsn, other_name)
-    try:
+    async with throwaway_database(pg_admin_dsn, prefix="pgbot_test_other") as other:
         await load_shop(other)
         settings = settings_for(fresh_db, llm_url=llm_server.base_url, default=True)
         settings.databases["other"] = settings.databases["shop"].model_copy(update={"default": False})
@@ -115,9 +111,6 @@ async def test_examples_stay_in_their_own_database(
             await final_reply(agent, message("How many orders have shipped?"))
         finally:
             await agent.aclose()
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{other_name}" WITH (FORCE)')
-        await admin.close()
     assert EXAMPLES_HEADER not in system_prompt(llm_server, 2)  # the other database: no votes there
     assert EXAMPLES_HEADER in system_prompt(llm_server, 3)
 
