@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 
+from bot.wiring import build_agent
 from core import Message, Reply, ReplyKind, Settings
 from core.agent import Agent
 
@@ -55,3 +59,35 @@ async def final_reply(agent: Agent, msg: Message) -> Reply:
     assert replies[0].kind is ReplyKind.WORKING
     assert len(replies) == 2, replies
     return replies[-1]
+
+
+ITEMS_SQL = ("CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL);"
+             "INSERT INTO items SELECT g, g * 10 FROM generate_series(1, 300) g;")
+
+
+async def items_agent(dsn: str, *, approver: str) -> Agent:
+    """The real Agent (no model) on ``dsn`` with a 300-row ``items`` table; ``approver`` approves changes."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(ITEMS_SQL)
+    finally:
+        await conn.close()
+    settings = Settings(databases={"shop": {"dsn": dsn, "approvers": {"users": [approver]}}})
+    return build_agent(settings, use_llm=False)
+
+
+async def wait_until(done: Callable[[], bool], *, describe: Callable[[], object], within_s: float = 10.0) -> None:
+    """Poll until ``done()``; fail with ``describe()`` (what arrived so far) after ``within_s``."""
+    deadline = time.monotonic() + within_s
+    while not done():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out; calls so far: {describe()}")
+        await asyncio.sleep(0.02)
+
+
+async def settle(count: Callable[[], int], *, quiet: float = 0.3) -> None:
+    """Wait until ``count()`` has not changed for ``quiet`` seconds (to assert nothing more arrives)."""
+    seen = -1
+    while seen != count():
+        seen = count()
+        await asyncio.sleep(quiet)

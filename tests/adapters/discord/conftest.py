@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import asyncpg
 import discord.http
 import pytest
 
 from adapters.discord.bot import PgbotClient, build_discord_client
-from bot.wiring import build_agent
-from core import Agent, Settings
+from core import Agent
 from core.config import DiscordSettings
 from tests.adapters.discord.fake_discord import APPROVER_ID, FakeDiscord, guild_create, ready
+from tests.helpers import items_agent
 
 ClientFactory = Callable[..., Awaitable[PgbotClient]]
 
@@ -51,13 +50,6 @@ async def make_client(fake_discord: FakeDiscord) -> AsyncIterator[ClientFactory]
 @pytest.fixture
 async def shop_agent(fresh_db: str) -> AsyncIterator[Agent]:
     """The real Agent on a fresh database with one table; changes need approval by the approver's Discord id."""
-    conn = await asyncpg.connect(fresh_db)
-    try:
-        await conn.execute("CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL);"
-                           "INSERT INTO items SELECT g, g * 10 FROM generate_series(1, 300) g;")
-    finally:
-        await conn.close()
-    settings = Settings(databases={"shop": {"dsn": fresh_db, "approvers": {"users": [f"discord:{APPROVER_ID}"]}}})
-    agent = build_agent(settings, use_llm=False)
+    agent = await items_agent(fresh_db, approver=f"discord:{APPROVER_ID}")
     yield agent
     await agent.aclose()

@@ -7,7 +7,6 @@ handlers. Every REST call is recorded; answers have the shapes Discord documents
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import itertools
 import json
@@ -17,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+
+from tests.helpers import settle, wait_until
 
 GUILD_ID = "1200000000000000001"
 CHANNEL_ID = "1200000000000000002"
@@ -185,17 +186,11 @@ class FakeDiscord:
         return [c for c in self.calls if c.method == method and c.path.startswith(prefix)]
 
     async def wait_for(self, done: Callable[[FakeDiscord], bool], *, within_s: float = 10.0) -> None:
-        deadline = time.monotonic() + within_s
-        while not done(self):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out; calls so far: {[(c.method, c.path) for c in self.calls]}")
-            await asyncio.sleep(0.02)
+        await wait_until(lambda: done(self), describe=lambda: [(c.method, c.path) for c in self.calls],
+                         within_s=within_s)
 
     async def settle(self, *, quiet: float = 0.3) -> None:
-        count = -1
-        while count != len(self.calls):
-            count = len(self.calls)
-            await asyncio.sleep(quiet)
+        await settle(lambda: len(self.calls), quiet=quiet)
 
 
 # --- gateway payloads --------------------------------------------------------------------------------------

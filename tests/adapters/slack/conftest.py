@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
 
 from bot.wiring import build_agent
 from core import Agent, Settings
 from tests.adapters.slack.agent_double import ApprovalAgentDouble
 from tests.adapters.slack.fake_slack import FakeSlack
+from tests.helpers import items_agent
 
 
 @pytest.fixture
@@ -40,13 +40,6 @@ APPROVER = "U0APPROVER"
 @pytest.fixture
 async def shop_agent(fresh_db: str) -> AsyncIterator[Agent]:
     """The real Agent on a fresh database with one table; changes need approval by ``slack:U0APPROVER``."""
-    conn = await asyncpg.connect(fresh_db)
-    try:
-        await conn.execute("CREATE TABLE items (id int PRIMARY KEY, qty int NOT NULL);"
-                           "INSERT INTO items SELECT g, g * 10 FROM generate_series(1, 300) g;")
-    finally:
-        await conn.close()
-    settings = Settings(databases={"shop": {"dsn": fresh_db, "approvers": {"users": [f"slack:{APPROVER}"]}}})
-    agent = build_agent(settings, use_llm=False)
+    agent = await items_agent(fresh_db, approver=f"slack:{APPROVER}")
     yield agent
     await agent.aclose()

@@ -23,6 +23,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
 from core.config import SlackSettings
+from tests.helpers import settle, wait_until
 
 BOT_USER_ID = "U0BOT00001"
 BOT_ID = "B0BOT00001"
@@ -109,18 +110,11 @@ class FakeSlack:
 
     async def wait_for(self, done: Callable[[FakeSlack], bool], *, within_s: float = 10.0) -> None:
         """Bolt runs listeners after it has acknowledged the request, so tests wait for the calls to land."""
-        deadline = time.monotonic() + within_s
-        while not done(self):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out; calls so far: {[c.method for c in self.calls]}")
-            await asyncio.sleep(0.02)
+        await wait_until(lambda: done(self), describe=lambda: [c.method for c in self.calls], within_s=within_s)
 
     async def settle(self, *, quiet: float = 0.3) -> None:
         """Wait until no new call has arrived for ``quiet`` seconds (to assert that nothing more is sent)."""
-        count = -1
-        while count != len(self.calls):
-            count = len(self.calls)
-            await asyncio.sleep(quiet)
+        await settle(lambda: len(self.calls), quiet=quiet)
 
     # --- Socket Mode -----------------------------------------------------------------------------------
 
