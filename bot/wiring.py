@@ -59,7 +59,7 @@ def build_agent(
     tools = load_tools()
     approvals = Approvals(
         settings=settings, databases=databases, store=approval_store or make_approval_store(settings),
-        audit=AuditLog(databases), context=store,
+        audit=AuditLog(databases), context=store, executors=tools.executors,
     )
     return Agent(
         settings=settings,

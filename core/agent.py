@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from core.accuracy import Accuracy, TurnPrompt
+from core.actions import ProgressSink
 from core.commands import run_command
 from core.config import Settings
 from core.context import ContextStore
@@ -260,12 +261,17 @@ class Agent:
             database=prompt.database,
         )
 
-    async def decide(self, *, action_id: str, decided_by: str, approve: bool) -> Reply:
-        """An Approve/Reject click from any adapter: (action id, deciding identity, decision) → outcome."""
+    async def decide(
+        self, *, action_id: str, decided_by: str, approve: bool, progress: ProgressSink | None = None
+    ) -> Reply:
+        """An Approve/Reject click from any adapter: (action id, deciding identity, decision) → outcome.
+
+        ``progress`` (optional) receives progress lines of long approved work, for the adapter to post."""
         if self.approvals is None:
             return Reply(kind=ReplyKind.ERROR, text="Changes are not enabled in this pgbot.")
         try:
-            return await self.approvals.decide(action_id=action_id, decided_by=decided_by, approve=approve)
+            return await self.approvals.decide(action_id=action_id, decided_by=decided_by, approve=approve,
+                                               progress=progress)
         except Exception as exc:  # noqa: BLE001 - the error policy: one reply, traceback logged
             return render_error(exc)
 

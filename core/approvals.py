@@ -19,16 +19,18 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 import asyncpg
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from core.actions import SQL_OPERATION, ActionExecutor, ExecutionContext, ExecutionOutcome, ProgressSink
 from core.approval_store import ActionStatus, ApprovalStore, ApprovalStoreUnavailableError, Decision
 from core.audit import AuditEvent, AuditLog, AuditRecord, log_entry
 from core.db.postgres import (
@@ -62,6 +64,15 @@ def sql_hash(sql: str) -> str:
     return hashlib.sha256(sql.encode("utf-8")).hexdigest()
 
 
+def action_hash(sql: str, operation: str = SQL_OPERATION, params: Mapping[str, str] | None = None) -> str:
+    """The hash approvers' clicks are checked against: the SQL alone for plain statements (so it equals
+    :func:`sql_hash`), else the SQL, the operation and its parameters, so none can be altered unseen."""
+    if operation == SQL_OPERATION and not params:
+        return sql_hash(sql)
+    canonical = json.dumps({"sql": sql, "operation": operation, "params": dict(params or {})}, sort_keys=True)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
 def new_action_id() -> str:
     """Unguessable: a click can only name an action someone was shown."""
     return secrets.token_urlsafe(16)
@@ -87,8 +98,13 @@ class PendingAction(BaseModel):
     tables: tuple[str, ...] = ()
     lock: str | None = None
     outside_transaction: bool = False  # VACUUM, CREATE INDEX CONCURRENTLY, ...: cannot run in a transaction
+    operation: str = SQL_OPERATION  # anything else is run by the executor registered for it (core.actions)
+    params: dict[str, str] = Field(default_factory=dict)  # the operation's inputs (file names, targets)
     created_at: float
     expires_at: float
+
+    def expected_hash(self) -> str:
+        return action_hash(self.sql, self.operation, self.params)
 
     def prompt(self) -> ApprovalPrompt:
         return ApprovalPrompt(
@@ -119,8 +135,10 @@ class Approvals:
     def __init__(
         self, *, settings: Settings, databases: DatabaseRegistry, store: ApprovalStore, audit: AuditLog,
         context: ContextStore | None = None, clock: Callable[[], float] = time.time,
+        executors: Mapping[str, ActionExecutor] | None = None,
     ) -> None:
         self._settings = settings
+        self._executors = dict(executors or {})
         self._databases = databases
         self._store = store
         self._audit = audit
@@ -129,8 +147,10 @@ class Approvals:
 
     async def submit(self, action: PendingAction) -> ApprovalPrompt:
         """Audit the request, then store it; if either fails nothing is offered for approval."""
-        if sql_hash(action.sql) != action.sql_hash:
+        if action.expected_hash() != action.sql_hash:
             raise PgbotError("This change's SQL does not match its hash; it was not stored.")
+        if action.operation != SQL_OPERATION and action.operation not in self._executors:
+            raise PgbotError(f"This pgbot cannot carry out '{action.operation}' actions; nothing was stored.")
         await self._audit.record(action.audit(AuditEvent.REQUESTED))
         remaining = max(action.expires_at - self._clock(), 0.0)
         try:
@@ -143,18 +163,24 @@ class Approvals:
             raise
         return action.prompt()
 
-    async def decide(self, *, action_id: str, decided_by: str, approve: bool) -> Reply:
-        """Apply the rules (module docstring) and return the outcome; never runs anything twice."""
+    async def decide(
+        self, *, action_id: str, decided_by: str, approve: bool, progress: ProgressSink | None = None
+    ) -> Reply:
+        """Apply the rules (module docstring) and return the outcome; never runs anything twice.
+
+        ``progress`` receives progress lines from long approved work (backups, index builds)."""
         if not _ID_RE.fullmatch(action_id or ""):
             log.warning("approval_refused", reason="malformed id", decided_by=decided_by)
             return _error(UNKNOWN)
         try:
-            return await self._decide(action_id, decided_by=decided_by, approve=approve)
+            return await self._decide(action_id, decided_by=decided_by, approve=approve, progress=progress)
         except ApprovalStoreUnavailableError as exc:
             log.warning("approval_store_unavailable", action_id=action_id, decided_by=decided_by)
             return _error(exc.user_message)
 
-    async def _decide(self, action_id: str, *, decided_by: str, approve: bool) -> Reply:
+    async def _decide(
+        self, action_id: str, *, decided_by: str, approve: bool, progress: ProgressSink | None
+    ) -> Reply:
         stored = await self._store.get(action_id)
         if stored is None:
             log.info("approval_refused", action_id=action_id, reason="unknown", decided_by=decided_by)
@@ -186,7 +212,7 @@ class Approvals:
             return _error(ALTERED if altered else f"Refused: {problem}. Nothing was run.", action)
         if not approve:
             return await self._reject(action, decided_by)
-        return await self._approve(action, decided_by)
+        return await self._approve(action, decided_by, progress)
 
     def _refusal(self, action: PendingAction, *, decided_by: str, approve: bool) -> str | None:
         if not approve and decided_by == action.requested_by:
@@ -200,7 +226,7 @@ class Approvals:
 
     async def _verify(self, action: PendingAction) -> tuple[str | None, bool]:
         """(why the stored action cannot run, whether it was altered); Redis is checked against Postgres."""
-        if sql_hash(action.sql) != action.sql_hash:
+        if action.expected_hash() != action.sql_hash:
             return "the SQL was altered after it was shown (hash mismatch)", True
         row = await self._audit.requested(database=action.database, action_id=action.id)
         if row is None or (row.sql_hash, row.requested_by, row.role) != (
@@ -234,7 +260,21 @@ class Approvals:
         await self._note(action, decided_by, "Reject", text)
         return Reply(kind=ReplyKind.OUTCOME, text=text, sql=(action.sql,), database=action.database)
 
-    async def _approve(self, action: PendingAction, decided_by: str) -> Reply:
+    async def run_as_operator(
+        self, action: PendingAction, *, operator: str, progress: ProgressSink | None = None
+    ) -> Reply:
+        """The command line's path (``pgbot migrate up --yes``, ``pgbot backup create``): whoever holds the
+        config file is trusted to confirm at the prompt, so the approver rules do not apply, but the action is
+        audited (requested, approved by ``operator``, executed or failed) exactly like a chat approval."""
+        if action.expected_hash() != action.sql_hash:
+            raise PgbotError("This action's SQL does not match its hash; nothing was run.")
+        if action.operation != SQL_OPERATION and action.operation not in self._executors:
+            raise PgbotError(f"This pgbot cannot carry out '{action.operation}' actions; nothing was run.")
+        await self._audit.record(action.audit(AuditEvent.REQUESTED))
+        await self._audit.record(action.audit(AuditEvent.APPROVED, decided_by=operator))
+        return await self._carry_out(action, operator, progress)
+
+    async def _approve(self, action: PendingAction, decided_by: str, progress: ProgressSink | None) -> Reply:
         claim = await self._store.claim(action.id, self._decision(ActionStatus.EXECUTING, decided_by))
         if not claim.won:
             return _error(already(claim.standing) if claim.standing else UNKNOWN, action)
@@ -244,9 +284,20 @@ class Approvals:
             problem = f"the audit trail could not be written ({exc.user_message})"
             await self._store.finish(action.id, self._decision(ActionStatus.FAILED, decided_by, result=problem))
             return _error(f"Approved by {decided_by}, but not run: {problem}.", action)
+        return await self._carry_out(action, decided_by, progress)
+
+    async def _carry_out(self, action: PendingAction, decided_by: str, progress: ProgressSink | None) -> Reply:
+        """Run an approved action once and report the outcome to the store, the audit trail and the thread."""
         db = self._databases.get(action.database)
+        details = ""
         try:
-            status, duration_ms = await self._execute(db, action, decided_by)
+            if action.operation == SQL_OPERATION:
+                status, duration_ms = await self._execute(db, action, decided_by)
+                rows = rows_from_status(status)
+            else:
+                outcome = await self._run_executor(db, action, decided_by, progress)
+                status, duration_ms, rows, details = (outcome.status, outcome.duration_ms, outcome.rows_affected,
+                                                      outcome.details)
         except PgbotError as exc:
             return await self._failed(action, decided_by, exc.user_message)
         except BaseException:
@@ -254,17 +305,32 @@ class Approvals:
             await self._finish_quietly(action, self._decision(ActionStatus.FAILED, decided_by,
                                                               result="internal error while running"))
             raise
-        rows = rows_from_status(status)
         decision = self._decision(ActionStatus.EXECUTED, decided_by, result=status, rows_affected=rows,
                                   duration_ms=duration_ms)
         saved = await self._finish_quietly(action, decision)
         text = (f"Change {action.id} was approved by {decided_by} and executed as {role_label(action.role)} on "
                 f"'{action.database}': {status} ({duration_ms:.0f} ms).")
+        if details:
+            text += "\n" + details
         await self._note(action, decided_by, "Approve", text)
         if not saved:
             text += " (The outcome could not be saved to Redis; later clicks will see it as still running.)"
         return Reply(kind=ReplyKind.OUTCOME, text=text, sql=(action.sql,), database=action.database,
                      meta={"action_id": action.id, "status": status})
+
+    async def _run_executor(
+        self, db: PgDatabase, action: PendingAction, decided_by: str, progress: ProgressSink | None
+    ) -> ExecutionOutcome:
+        """Non-SQL work (core.actions): the executor runs it; its ``executed`` row is written after."""
+        run = self._executors.get(action.operation)
+        if run is None:
+            raise PgbotError(f"This pgbot cannot carry out '{action.operation}' actions.")
+        outcome = await run(action, ExecutionContext(database=db, databases=self._databases,
+                                                     decided_by=decided_by, progress=progress))
+        await self._audit_quietly(action.audit(AuditEvent.EXECUTED, decided_by=decided_by, result=outcome.status,
+                                               rows_affected=outcome.rows_affected,
+                                               duration_ms=outcome.duration_ms))
+        return outcome
 
     async def _execute(self, db: PgDatabase, action: PendingAction, decided_by: str) -> tuple[str, float]:
         """Run the approved SQL once as the requester's role; its audit row commits with it."""

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, get_type_hints
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from core.actions import ActionExecutor, executor_operation
 from core.errors import ModelHint
 from core.llm.base import ToolSpec
 from core.messages import ResultTable
@@ -153,6 +154,7 @@ class ToolRegistry:
 
     def __init__(self, tools: Iterable[Tool] = ()) -> None:
         self._tools: dict[str, Tool] = {}
+        self.executors: dict[str, ActionExecutor] = {}  # approved non-SQL work, by operation (core.actions)
         self._specs: tuple[ToolSpec, ...] | None = None  # built once: pydantic schema generation is per-turn hot
         for t in tools:
             self.add(t)
@@ -168,6 +170,11 @@ class ToolRegistry:
             found = getattr(value, _TOOL_ATTR, None)
             if isinstance(found, Tool):
                 self.add(found)
+            operation = executor_operation(value)
+            if operation is not None:
+                if operation in self.executors:
+                    raise ValueError(f"executor for {operation!r} registered twice")
+                self.executors[operation] = value
 
     def get(self, name: str) -> Tool:
         try:
