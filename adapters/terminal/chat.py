@@ -83,9 +83,14 @@ class TerminalChat:
         answer = await self._read("Approve and run it? [y/N] ")
         approve = (answer or "").strip().lower() in {"y", "yes"}
         outcome = await self.agent.decide(
-            action_id=reply.approval.action_id, decided_by=f"terminal:{terminal_identity()}", approve=approve
+            action_id=reply.approval.action_id, decided_by=f"terminal:{terminal_identity()}", approve=approve,
+            progress=self._progress,
         )
         render_reply(self.console, outcome)
+
+    async def _progress(self, text: str) -> None:
+        """Progress lines of long approved work (backups, index builds), as they come."""
+        self.console.print(text, style="dim", markup=False, highlight=False)
 
     async def _read(self, prompt: str) -> str | None:
         try:
