@@ -10,7 +10,7 @@ The optional parts never fail a turn: a problem is logged and the prompt goes wi
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -70,8 +70,9 @@ class Accuracy:
 
     async def prepare(
         self, *, db: PgDatabase, role: str | None, question: str, databases: Sequence[str], schema_text: str,
-        clarify_tool: bool = True,
+        clarify_tool: bool = True, readable: Collection[str] | None = None,
     ) -> TurnPrompt:
+        """``readable``: the tables the asking role can read; examples naming others are left out."""
         cfg = self.config
         facts = await server_facts(db, role=role)
         dates = await self._optional("relative_dates", db, resolve_dates(db, role=role, question=question)) \
@@ -79,7 +80,7 @@ class Accuracy:
         hints = await self._optional("value_hints", db, self.value_hints.for_question(db, role=role,
                                                                                         question=question)) \
             if cfg.value_hints else None
-        examples = await self._examples(db, question) if cfg.examples and cfg.max_examples else []
+        examples = await self._examples(db, question, readable) if cfg.examples and cfg.max_examples else []
         system = build_system_prompt(
             database=db.name, databases=databases, facts=facts, schema_context=schema_text,
             examples=render(examples), value_hints=hints or "", dates=dates.prompt_text() if dates else "",
@@ -93,9 +94,11 @@ class Accuracy:
         log.debug("prompt_built", database=db.name, parts=parts, chars=len(system))
         return TurnPrompt(system=system, dates=dates, examples=len(examples), parts=parts)
 
-    async def _examples(self, db: PgDatabase, question: str) -> list[RankedExample]:
+    async def _examples(
+        self, db: PgDatabase, question: str, readable: Collection[str] | None
+    ) -> list[RankedExample]:
         candidates = await self._optional("examples", db, self.feedback_store.positive(db))
-        return rank(question, candidates or [], limit=self.config.max_examples)
+        return rank(question, candidates or [], limit=self.config.max_examples, readable=readable)
 
     @staticmethod
     async def _optional(part: str, db: PgDatabase, work: Awaitable[T]) -> T | None:

@@ -172,9 +172,12 @@ class Agent:
             ctx.database, role=ctx.actor.role, question=question, previous=previous
         )
         specs = self.accuracy.tool_specs(self.tools)
+        readable = await self.schema.readable_tables(ctx.database, role=ctx.actor.role) \
+            if ctx.database.settings.roles is not None else None  # one role for all: nothing to hide
         prompt = await self.accuracy.prepare(
             db=ctx.database, role=ctx.actor.role, question=question, databases=self.databases.names,
             schema_text=schema_text, clarify_tool=any(spec.name == CLARIFY_TOOL for spec in specs),
+            readable=readable,
         )
         new_turns: list[ChatTurn] = [ChatTurn(role="user", content=question)]
         state = TurnState()

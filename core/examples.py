@@ -7,12 +7,14 @@ hundred candidates kept per database. A pair must share a real word with the que
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from core.errors import PgbotError
 from core.feedback import Example
 from core.ranking import stem
 from core.ranking import words as split_words
+from core.sqlguard import SqlGuard, qualified_name
 
 MIN_SCORE = 0.2
 MAX_EXAMPLE_CHARS = 1500  # one example's SQL, so a huge query cannot crowd out the schema
@@ -51,14 +53,50 @@ def similarity(a: set[str], b: set[str]) -> float:
     return weight(shared) / weight(a | b)
 
 
-def rank(question: str, candidates: Sequence[Example], *, limit: int, min_score: float = MIN_SCORE
-         ) -> list[RankedExample]:
-    """The ``limit`` best candidates scoring at least ``min_score``; ties go to more 👍, then newer."""
+_GUARD = SqlGuard()
+
+
+def rank(question: str, candidates: Sequence[Example], *, limit: int, min_score: float = MIN_SCORE,
+         readable: Collection[str] | None = None) -> list[RankedExample]:
+    """The ``limit`` best candidates scoring at least ``min_score``; ties go to more 👍, then newer.
+
+    With ``readable`` (the table names the asking role can read, see :func:`readable_names`), an example
+    whose SQL names any other table is skipped: examples are shared by everyone on a database, and a
+    restricted user's prompt must not show SQL about tables their role cannot see."""
     asked = words(question)
     scored = [RankedExample(c, similarity(asked, words(c.question))) for c in candidates]
     chosen = [r for r in scored if r.score >= min_score]
     chosen.sort(key=lambda r: (-r.score, -r.example.votes))  # stable: candidates come newest first
-    return chosen[:limit]
+    if readable is None:
+        return chosen[:limit]
+    allowed: list[RankedExample] = []
+    for ranked in chosen:  # parse only as many as needed: the best few usually pass
+        if len(allowed) == limit:
+            break
+        if only_reads(ranked.example.sql, readable):
+            allowed.append(ranked)
+    return allowed
+
+
+def readable_names(tables: Sequence[tuple[str, str]]) -> frozenset[str]:
+    """``schema.table`` and bare ``table`` for each (schema, table) a role can read, spelt as the guard does.
+
+    A bare name counts as readable when the role can read a table of that name in some schema; Postgres
+    then resolves it through the search path, which is still only tables the role may see or an error."""
+    names: set[str] = set()
+    for schema, name in tables:
+        names.add(qualified_name(schema, name))
+        names.add(qualified_name(name))
+    return frozenset(names)
+
+
+def only_reads(sql: str, readable: Collection[str]) -> bool:
+    """Whether every relation ``sql`` names is in ``readable``; SQL that does not parse is not shown."""
+    try:
+        tables = _GUARD.classify(sql).tables
+    except PgbotError:
+        return False
+    return all(table in readable for table in tables)
 
 
 def render(examples: Sequence[RankedExample]) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from core.catalog_cache import Catalog, CatalogCache, Table, estimate_tokens
+from core.examples import readable_names
 from core.ranking import terms
 
 if TYPE_CHECKING:
@@ -71,6 +72,14 @@ class SchemaContext:
         detail = self._detail_tables or db.settings.schema_detail_tables
         return render_context(catalog, question=question, previous=previous, max_tokens=tokens,
                               detail_tables=detail)
+
+
+    async def readable_tables(self, db: PgDatabase, *, role: str | None) -> frozenset[str]:
+        """The names (``schema.table`` and bare) of every table ``role`` can read, from the cached catalog."""
+        catalog = await self.cache.get(db, role=role)
+        if catalog.readable is None:  # once per catalog version: thousands of tables cost ms per turn otherwise
+            catalog.readable = readable_names([(t.schema, t.name) for t in catalog.tables])
+        return catalog.readable
 
 
 def render_context(

@@ -284,6 +284,11 @@ def _qualified(parts: Iterable[str | None]) -> str:
     return ".".join(_ident(part) for part in parts if part)
 
 
+def qualified_name(*parts: str | None) -> str:
+    """A dotted name spelt exactly as :attr:`Classification.tables` spells it, for comparisons."""
+    return _qualified(parts)
+
+
 def _names(items: Iterable[object]) -> list[str]:
     return [item.sval or "" for item in items if isinstance(item, ast.String)]
 

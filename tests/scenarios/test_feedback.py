@@ -183,3 +183,43 @@ async def test_a_vote_reaches_any_replica_through_redis(
         assert await conn.fetchval("SELECT sql FROM pgbot.feedback WHERE voted_by = 'slack:U7'") == SHIPPED_SQL
     finally:
         await conn.close()
+
+
+async def test_examples_naming_tables_a_role_cannot_read_stay_out_of_its_prompt(
+    fresh_db: str, llm_server: llm.ScriptedLlmServer, reader_role: str
+) -> None:
+    """The 👍 pair is about supplier_costs (the reader's role has no grant there): a reader asking a similar
+    question must not see that SQL; the user whose role may read it does."""
+    conn = await asyncpg.connect(fresh_db)
+    try:
+        await conn.execute("CREATE TABLE supplier_costs (id int PRIMARY KEY, cost numeric NOT NULL);"
+                           "INSERT INTO supplier_costs SELECT g, g * 10 FROM generate_series(1, 5) g")
+    finally:
+        await conn.close()
+    items_sql = "SELECT count(*) AS dear FROM supplier_costs WHERE cost > 20"
+    llm_server.script(llm.tool_call("run_query", {"sql": items_sql}), llm.text("12."), llm.text("ok"),
+                      llm.text("ok"))
+    settings = settings_for(fresh_db, llm_url=llm_server.base_url,
+                            roles={"slack:U1": reader_role, "slack:UADMIN": "postgres"})
+    agent = build_agent(settings)
+    try:
+        answer = await final_reply(agent, message("How many supplier costs are above twenty?", user="UADMIN"))
+        assert answer.kind is ReplyKind.ANSWER and answer.answer_id, answer.text
+        await agent.feedback(answer_id=answer.answer_id, user="slack:UADMIN", helpful=True)
+        await final_reply(agent, message("how many supplier costs are above twenty?", user="U1"))
+        await final_reply(agent, message("how many supplier costs are above twenty?", user="UADMIN"))
+    finally:
+        await agent.aclose()
+    assert EXAMPLES_HEADER not in system_prompt(llm_server, 2)
+    assert items_sql in system_prompt(llm_server, 3)
+
+
+def test_only_reads_compares_names_as_the_guard_spells_them() -> None:
+    from core.examples import only_reads, readable_names
+
+    readable = readable_names([("public", "orders"), ("sales", "Order Lines")])
+    assert only_reads("SELECT * FROM orders o JOIN public.orders p USING (id)", readable)
+    assert only_reads('SELECT * FROM sales."Order Lines"', readable)
+    assert only_reads("WITH x AS (SELECT 1) SELECT * FROM x, orders", readable)  # a CTE is not a table
+    assert not only_reads("SELECT * FROM orders JOIN secrets USING (id)", readable)
+    assert not only_reads("SELECT * FROM", readable)  # unparseable: never shown
