@@ -352,7 +352,7 @@ class Approvals:
             await self._audit.insert_on(conn, entry[0])
             return status, duration_ms
 
-        outcome = await db.run(work, role=action.role, read_only=False)
+        outcome = await db.run(work, role=action.role, read_only=False, limits=db.change_limits)
         log_entry(entry[0])
         return outcome
 
@@ -431,7 +431,7 @@ def _error(text: str, action: PendingAction | None = None) -> Reply:
 
 async def run_outside_transaction(db: PgDatabase, sql: str, *, role: str | None) -> tuple[str, float]:
     """For statements Postgres refuses inside a transaction block: session-level role and limits, reset after."""
-    limits = db.limits
+    limits = db.change_limits
     pool = await db.pool()
     started = time.perf_counter()
     try:

@@ -76,6 +76,9 @@ class DatabaseSettings(_Section):
     description: str = ""
     statement_timeout_ms: int = Field(default=15000, ge=1)
     lock_timeout_ms: int = Field(default=3000, ge=1)
+    # Approved changes (an UPDATE of many rows, CREATE INDEX CONCURRENTLY, VACUUM, a migration) are
+    # deliberate and may take far longer than a question's query; lock_timeout still bounds lock waits.
+    change_timeout_ms: int = Field(default=30 * 60 * 1000, ge=1)
     max_rows: int = Field(default=500, ge=1, le=100_000)
     max_cell_chars: int = Field(default=500, ge=16)
     pool_min_size: int = Field(default=0, ge=0)

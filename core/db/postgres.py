@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import asyncpg
@@ -95,6 +95,7 @@ class PgDatabase:
         self.name = name
         self.settings = settings
         self.limits = QueryLimits.from_settings(settings)
+        self.change_limits = replace(self.limits, statement_timeout_ms=settings.change_timeout_ms)
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
 

@@ -123,3 +123,17 @@ async def test_the_operator_path_runs_and_audits_without_an_approver(change_env:
     assert await change_env.audit_events(action.id) == ["requested", "approved", "executed"]
     assert await change_env.fetchval("SELECT decided_by FROM pgbot.audit WHERE action_id = $1 AND event = "
                                      "'approved'", action.id) == "cli:ops"
+
+
+async def test_approved_work_runs_under_the_change_timeout_not_the_question_timeout(change_env: ChangeEnv) -> None:
+    from core.approvals import run_outside_transaction
+    from core.errors import QueryTimeoutError
+
+    slow = "DO $$ BEGIN PERFORM pg_sleep(0.4); END $$"
+    patient = change_env.agent(change_env.settings(statement_timeout_ms=100, change_timeout_ms=10_000))
+    db = patient.databases.get("shop")
+    status, duration_ms = await run_outside_transaction(db, slow, role=None)
+    assert status == "DO" and duration_ms >= 400
+    hasty = change_env.agent(change_env.settings(statement_timeout_ms=100, change_timeout_ms=150))
+    with pytest.raises(QueryTimeoutError):
+        await run_outside_transaction(hasty.databases.get("shop"), slow, role=None)
