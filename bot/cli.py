@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", parents=[common],
                           help="chat with the configured database, else an embedded Postgres with sample data")
-    demo.add_argument("--data-dir", metavar="DIR", help="embedded Postgres data dir (default ~/.pgbot/embedded)")
+    demo.add_argument("--data-dir", metavar="DIR",
+                      help="embedded Postgres data dir (default ~/.pgbot/embedded; as root /var/lib/pgbot/embedded)")
     demo.add_argument("--load-sample", action="store_true",
                       help="load the sample shop into the configured default database first")
 

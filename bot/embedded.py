@@ -10,6 +10,7 @@ that directory is reused as is. ``stop()`` stops only a server this process star
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import time
 import warnings
@@ -30,8 +31,16 @@ _SUPERUSER = "postgres"  # pgserver's initdb -U
 _log = structlog.get_logger(__name__)
 
 
+ROOT_DATA_DIR = Path("/var/lib/pgbot/embedded")
+
+
 def default_data_dir() -> Path:
-    """``~/.pgbot/embedded``: one cluster per user, reused by every ``pgbot demo``."""
+    """``~/.pgbot/embedded``: one cluster per user, reused by every ``pgbot demo``.
+
+    Under root, ``/var/lib/pgbot/embedded`` instead: pgserver then runs Postgres as another user and opens
+    read+traverse permission on every parent of the data directory, which must not include root's home."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return ROOT_DATA_DIR
     return Path.home() / ".pgbot" / "embedded"
 
 
@@ -96,9 +105,13 @@ class EmbeddedPostgres:
 
     async def _other_sessions(self) -> int:
         try:
-            conn = await asyncpg.connect(self.dsn_for("postgres"), timeout=5)
-        except (OSError, asyncpg.PostgresError, TimeoutError):
-            return 0  # not answering: nobody can be using it, stopping is right
+            conn = await asyncpg.connect(self.dsn_for("postgres"), timeout=15)
+        except TimeoutError:
+            # Slow (a busy machine), not gone: someone may be using it, so it is left running.
+            _log.warning("embedded_postgres.busy", data_dir=str(self.data_dir))
+            return 1
+        except (OSError, asyncpg.PostgresError):
+            return 0  # refused or gone: nobody can be using it, stopping is right
         try:
             count: int = await conn.fetchval(
                 "SELECT count(*) FROM pg_stat_activity "

@@ -125,5 +125,10 @@ async def test_missing_pgserver_names_the_extra_to_install(monkeypatch: pytest.M
     assert not (tmp_path / "never-created").exists()
 
 
-def test_default_data_dir_is_per_user() -> None:
-    assert default_data_dir() == Path.home() / ".pgbot" / "embedded"
+def test_default_data_dir_is_per_user_and_outside_roots_home_under_root() -> None:
+    import os
+
+    if os.geteuid() == 0:  # pgserver would open traverse permission on every parent: not /root
+        assert default_data_dir() == Path("/var/lib/pgbot/embedded")
+    else:
+        assert default_data_dir() == Path.home() / ".pgbot" / "embedded"
