@@ -56,7 +56,7 @@ def test_big_table_is_cut_to_section_limit_with_a_note() -> None:
     assert blocks[0]["text"]["text"].endswith("\n```")
     note = blocks[1]["elements"][0]["text"]
     shown = blocks[0]["text"]["text"].count("\n") - 3
-    assert note == f"… {1000 - shown} more rows · result cut at 1000 rows; more exist"
+    assert note == f"… {1000 - shown} more rows · result cut at 1000 rows; more exist (/export gives every row)"
 
 
 def test_escaping_growth_still_fits() -> None:
