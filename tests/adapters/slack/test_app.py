@@ -151,13 +151,6 @@ async def test_messages_pgbot_must_not_answer(fake_slack: FakeSlack, shop_agent:
     assert any("four" in t for t in texts(fake_slack.of("chat.update")[1].args["blocks"]))
 
 
-async def test_channels_outside_allowed_channels_are_ignored(fake_slack: FakeSlack, shop_agent: Agent) -> None:
-    app = build_slack_app(shop_agent, slack_settings(fake_slack, allowed_channels=["C0ELSEWHERE"]))
-    assert (await dispatch(app, event_body(app_mention(f"<@{BOT_USER_ID}> /tables", ts=new_ts())))).status == 200
-    await fake_slack.settle()
-    assert not fake_slack.of("chat.postMessage")
-
-
 async def test_requests_with_a_bad_signature_are_refused(fake_slack: FakeSlack, shop_agent: Agent) -> None:
     app = build_slack_app(shop_agent, slack_settings(fake_slack))
     body = event_body(app_mention(f"<@{BOT_USER_ID}> /sql SELECT 1", ts=new_ts()))
