@@ -92,11 +92,11 @@ def build_slack_app(agent: Agent, settings: SlackSettings) -> AsyncApp:
         event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
     ) -> None:
         team_id = events.team_of(body)
-        if events.is_direct(event) and events.from_person(event):  # a DM is asking pgbot directly, like a mention
-            why = events.refusal(event, team_id=team_id, **allowed)
-            if why is not None:
+        why = events.refusal(event, team_id=team_id, **allowed)
+        if why is not None:
+            if events.is_direct(event) and events.from_person(event):  # a DM asks pgbot directly, like a mention
                 await poster.refuse(client, event, why=why, team_id=team_id)
-                return
+            return
         await poster.learn_thread(event, team_id=team_id)
         message = events.from_message_event(
             event, team_id=team_id, bot_user_id=context.bot_user_id, threads=threads, **allowed,

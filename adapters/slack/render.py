@@ -132,7 +132,7 @@ def fit_table(table: ResultTable, *, file_note: bool = False) -> tuple[list[Bloc
     long_cells = any(_cut_cell(value) for row in table.rows[:shown] for value in row[:columns])
     complete = shown == table.row_count and columns == len(table.columns) and not long_cells
     if not complete and file_note:
-        notes.append(f"all {table.row_count} rows in the CSV file below")
+        notes.append("the full result is in the CSV file below")
     if table.truncated:
         notes.append(f"result cut at {table.row_cap} rows; more exist (/export gives every row)")
     if notes:

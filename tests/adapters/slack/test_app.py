@@ -172,7 +172,7 @@ async def test_big_results_are_cut_to_slack_limits_with_a_note(fake_slack: FakeS
     table = next(t for t in texts(blocks) if t.startswith("```\n id |  qty | pad"))
     shown = len(table.splitlines()) - 4  # fences, header and rule
     assert 10 < shown < 300
-    assert f"… {300 - shown} more rows · all 300 rows in the CSV file below" in texts(blocks)
+    assert f"… {300 - shown} more rows · the full result is in the CSV file below" in texts(blocks)
 
 
 async def test_approval_flow_through_buttons(fake_slack: FakeSlack, shop_agent: Agent, fresh_db: str) -> None:

@@ -77,7 +77,7 @@ async def test_wide_and_long_results_fit_the_message_and_come_whole_as_csv(
     grid = next(t for t in texts(blocks) if t.startswith("```\n id | col_00"))
     assert "notes" not in grid and max(len(line) for line in grid.splitlines()) <= 2600
     note = next(t for t in texts(blocks) if "more rows" in t)
-    assert "more columns" in note and "all 300 rows in the CSV file below" in note
+    assert "more columns" in note and "the full result is in the CSV file below" in note
 
     await fake_slack.wait_for(lambda f: len(f.of("files.completeUploadExternal")) == 1)
     asked = fake_slack.of("files.getUploadURLExternal")[0].args
