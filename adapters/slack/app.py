@@ -28,10 +28,13 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import events, render
+from adapters.slack.progress import Progress, elapsed_text
 from core import Agent, ConfigError, Message, PgbotError, Reply, ReplyKind, render_error
 from core.config import SlackSettings
 
 log = structlog.get_logger(__name__)
+
+PROGRESS_EVERY_S = 15.0  # how often a long turn's "Working on it…" message says how long it has run
 
 # An /export file bigger than this stays on pgbot's host (its path is in the reply); Slack takes up to 1 GB,
 # but the SDK reads the whole file into memory to send it.
@@ -56,7 +59,7 @@ def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
-def build_slack_app(agent: Agent, settings: SlackSettings) -> AsyncApp:
+def build_slack_app(agent: Agent, settings: SlackSettings, *, progress_every_s: float = PROGRESS_EVERY_S) -> AsyncApp:
     """A bolt ``AsyncApp`` whose Web API client talks to ``settings.api_base_url``."""
     token = _secret(settings.bot_token)
     if not token:
@@ -71,7 +74,7 @@ def build_slack_app(agent: Agent, settings: SlackSettings) -> AsyncApp:
         name="pgbot",
     )
     threads = events.RecentKeys()
-    poster = _Poster(agent=agent, threads=threads)
+    poster = _Poster(agent=agent, threads=threads, progress_every_s=progress_every_s)
     allowed = {"allowed_channels": settings.allowed_channels, "allowed_teams": settings.allowed_teams}
 
     @app.event("app_mention")
@@ -130,9 +133,10 @@ def build_slack_app(agent: Agent, settings: SlackSettings) -> AsyncApp:
 class _Poster:
     """Turns core replies into Web API calls. Its only state: threads answered in and messages seen."""
 
-    def __init__(self, *, agent: Agent, threads: events.RecentKeys) -> None:
+    def __init__(self, *, agent: Agent, threads: events.RecentKeys, progress_every_s: float) -> None:
         self.agent = agent
         self.threads = threads
+        self.progress_every_s = progress_every_s
         self.seen = events.RecentKeys()  # (channel, ts) of messages already answered
 
     async def learn_thread(self, event: Mapping[str, Any], *, team_id: str) -> None:
@@ -171,21 +175,40 @@ class _Poster:
             return  # a retried delivery, or the message + app_mention pair Slack sends for one message
         self.threads.add(channel, thread_ts)
         live_ts: str | None = None
+        progress: Progress | None = None
         try:
             # Closed at once if posting fails, so core releases the thread's turn lock without waiting for GC.
             async with aclosing(self.agent.handle(message)) as replies:
                 async for reply in replies:
+                    if progress is not None:
+                        await progress.stop()
+                        progress = None
                     shown = render.render(reply)
                     live_ts = await self._show(client, reply, shown, channel=channel, thread_ts=thread_ts,
                                                live_ts=live_ts)
-                    if reply.kind is not ReplyKind.WORKING:
+                    if reply.kind is ReplyKind.WORKING and live_ts is not None and self.progress_every_s > 0:
+                        progress = self._progress(client, reply, channel=channel, ts=live_ts)
+                    elif reply.kind is not ReplyKind.WORKING:
                         await self._attach(client, reply, shown.file, channel=channel, thread_ts=thread_ts)
         except SlackApiError as exc:
             log.error("slack_post_failed", channel=channel, error=exc.response.get("error"))
         except Exception as exc:  # noqa: BLE001 - the error policy: one reply in chat, traceback in the log
+            if progress is not None:
+                await progress.stop()
+                progress = None
             error = render_error(exc)
             await self._show(client, error, render.render(error), channel=channel, thread_ts=thread_ts,
                              live_ts=live_ts)
+        finally:
+            if progress is not None:
+                await progress.stop()
+
+    def _progress(self, client: AsyncWebClient, working: Reply, *, channel: str, ts: str) -> Progress:
+        async def update(seconds: float) -> None:
+            shown = render.render(Reply(kind=ReplyKind.WORKING, text=f"{working.text} ({elapsed_text(seconds)})"))
+            await client.chat_update(channel=channel, ts=ts, text=shown.text, blocks=shown.blocks)
+
+        return Progress(update, every_s=self.progress_every_s)
 
     async def _show(
         self, client: AsyncWebClient, reply: Reply, shown: render.SlackMessage, *, channel: str, thread_ts: str,

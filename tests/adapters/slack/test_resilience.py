@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -16,8 +17,9 @@ import pytest
 from structlog.testing import capture_logs
 
 from adapters.slack.app import NOT_HERE, build_slack_app
+from adapters.slack.progress import elapsed_text
 from bot.wiring import build_agent
-from core import Agent, Reply, ReplyKind, Settings
+from core import Agent, Message, Reply, ReplyKind, Settings
 from tests.adapters.slack.agent_double import ACTION_ID, ApprovalAgentDouble
 from tests.adapters.slack.fake_slack import (
     BOT_USER_ID,
@@ -229,3 +231,27 @@ async def test_an_answer_without_a_table_still_carries_feedback_buttons(fake_sla
     app = build_slack_app(double, slack_settings(fake_slack))  # type: ignore[arg-type]
     _, update = await ask(fake_slack, app, "count nothing")
     assert update.args["blocks"][-1]["block_id"] == "pgbot_feedback"
+
+
+class SlowAnswerDouble(ApprovalAgentDouble):
+    """TEST DOUBLE: a turn that takes a while (a slow query) before its answer."""
+
+    async def handle(self, message: Message) -> AsyncIterator[Reply]:
+        yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
+        await asyncio.sleep(0.45)
+        yield Reply(kind=ReplyKind.ANSWER, text="Done at last.", answer_id="a1")
+
+
+async def test_long_work_edits_the_working_message_with_its_progress(fake_slack: FakeSlack) -> None:
+    app = build_slack_app(SlowAnswerDouble(), slack_settings(fake_slack),  # type: ignore[arg-type]
+                          progress_every_s=0.1)
+    await dispatch(app, event_body(app_mention(f"<@{BOT_USER_ID}> slow one", ts=new_ts())))
+    await fake_slack.wait_for(lambda f: any("Done at last." in c.args["text"] for c in f.of("chat.update")))
+    await fake_slack.settle(quiet=0.3)
+    updates = [c.args for c in fake_slack.of("chat.update")]
+    assert len({u["ts"] for u in updates}) == 1  # all edits of the one working message
+    *ticks, last = updates
+    assert len(ticks) >= 2 and all(re.fullmatch(r":hourglass_flowing_sand: Working on it… \(\d+ s\)", t["text"])
+                                   for t in ticks)
+    assert last["text"] == "Done at last."  # the answer is the last edit: no tick lands after it
+    assert (elapsed_text(42.4), elapsed_text(75)) == ("42 s", "1 min 15 s")
