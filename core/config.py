@@ -147,7 +147,8 @@ class SlackSettings(_Section):
     signing_secret: SecretStr | None = None
     http_port: int = 3000
     api_base_url: str = "https://slack.com/api/"
-    allowed_channels: list[str] = Field(default_factory=list)
+    allowed_channels: list[str] = Field(default_factory=list)  # channel ids (C…, G…, D…); empty: all
+    allowed_teams: list[str] = Field(default_factory=list)  # workspace ids (T…) whose people pgbot serves; empty: all
 
 
 class DiscordSettings(_Section):

@@ -1,39 +1,72 @@
 """The Slack app: bolt listeners that hand events to core and post what it replies.
 
 A conversation's first reply ("Working on it…") is posted at once in the thread and then edited into the
-answer with ``chat.update``, so a thread shows one message per question. Button clicks are acked first
-(Slack's 3-second limit), then passed to core as (id, clicking user, decision); core decides the rest.
+answer with ``chat.update``, so a thread shows one message per question; a result too big for the message
+follows as a CSV file. Button clicks are acked first (Slack's 3-second limit), then passed to core as
+(id, clicking user, decision); core decides the rest. The Web API client retries rate limits (429, after
+``Retry-After``), 500/503 and dropped connections itself; what still fails is logged with Slack's error code.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from contextlib import aclosing
+from pathlib import Path
 from typing import Any
 
 import structlog
 from pydantic import SecretStr
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
+from slack_sdk.http_retry.async_handler import AsyncRetryHandler
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import events, render
+from adapters.slack.progress import Progress, elapsed_text
 from core import Agent, ConfigError, Message, PgbotError, Reply, ReplyKind, render_error
 from core.config import SlackSettings
 
 log = structlog.get_logger(__name__)
 
+PROGRESS_EVERY_S = 15.0  # how often a long turn's "Working on it…" message says how long it has run
+
+# An /export file bigger than this stays on pgbot's host (its path is in the reply); Slack takes up to 1 GB,
+# but the SDK reads the whole file into memory to send it.
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+
+NOT_HERE = (
+    "pgbot is not enabled in this channel, so it will not answer here. Ask whoever runs pgbot to add this "
+    "channel to `[slack] allowed_channels`, or mention it in a channel where it works."
+)
+
+
+def retry_handlers() -> list[AsyncRetryHandler]:
+    """Retry what Slack asks to retry: 429 after its Retry-After, 500/503 and lost connections with backoff."""
+    return [
+        AsyncConnectionErrorRetryHandler(max_retry_count=2),
+        AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+        AsyncServerErrorRetryHandler(max_retry_count=2),
+    ]
+
+
 def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
-def build_slack_app(agent: Agent, settings: SlackSettings) -> AsyncApp:
+def build_slack_app(agent: Agent, settings: SlackSettings, *, progress_every_s: float = PROGRESS_EVERY_S) -> AsyncApp:
     """A bolt ``AsyncApp`` whose Web API client talks to ``settings.api_base_url``."""
     token = _secret(settings.bot_token)
     if not token:
         raise ConfigError("slack.bot_token is not set (PGBOT_SLACK__BOT_TOKEN)")
     # urljoin drops the last path segment of a base URL without a trailing slash ("/api" → "/chat.postMessage").
-    client = AsyncWebClient(token=token, base_url=settings.api_base_url.rstrip("/") + "/")
+    client = AsyncWebClient(token=token, base_url=settings.api_base_url.rstrip("/") + "/",
+                            retry_handlers=retry_handlers())
     app = AsyncApp(
         client=client,
         # Socket mode needs no signing secret (bolt skips verification there); HTTP mode checks it is set.
@@ -41,16 +74,19 @@ def build_slack_app(agent: Agent, settings: SlackSettings) -> AsyncApp:
         name="pgbot",
     )
     threads = events.RecentKeys()
-    poster = _Poster(agent=agent, threads=threads)
+    poster = _Poster(agent=agent, threads=threads, progress_every_s=progress_every_s)
+    allowed = {"allowed_channels": settings.allowed_channels, "allowed_teams": settings.allowed_teams}
 
     @app.event("app_mention")
     async def on_mention(
         event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
     ) -> None:
-        message = events.from_app_mention(
-            event, team_id=events.team_of(body), bot_user_id=context.bot_user_id,
-            allowed_channels=settings.allowed_channels,
-        )
+        team_id = events.team_of(body)
+        why = events.refusal(event, team_id=team_id, **allowed)
+        if why is not None and events.from_person(event):
+            await poster.refuse(client, event, why=why, team_id=team_id)
+            return
+        message = events.from_app_mention(event, team_id=team_id, bot_user_id=context.bot_user_id, **allowed)
         if message is not None:
             await poster.answer(client, message, event=event)
 
@@ -59,10 +95,14 @@ def build_slack_app(agent: Agent, settings: SlackSettings) -> AsyncApp:
         event: dict[str, Any], body: dict[str, Any], context: AsyncBoltContext, client: AsyncWebClient
     ) -> None:
         team_id = events.team_of(body)
+        why = events.refusal(event, team_id=team_id, **allowed)
+        if why is not None:
+            if events.is_direct(event) and events.from_person(event):  # a DM asks pgbot directly, like a mention
+                await poster.refuse(client, event, why=why, team_id=team_id)
+            return
         await poster.learn_thread(event, team_id=team_id)
         message = events.from_message_event(
-            event, team_id=team_id, bot_user_id=context.bot_user_id,
-            allowed_channels=settings.allowed_channels, threads=threads,
+            event, team_id=team_id, bot_user_id=context.bot_user_id, threads=threads, **allowed,
         )
         if message is not None:
             await poster.answer(client, message, event=event)
@@ -93,9 +133,10 @@ def build_slack_app(agent: Agent, settings: SlackSettings) -> AsyncApp:
 class _Poster:
     """Turns core replies into Web API calls. Its only state: threads answered in and messages seen."""
 
-    def __init__(self, *, agent: Agent, threads: events.RecentKeys) -> None:
+    def __init__(self, *, agent: Agent, threads: events.RecentKeys, progress_every_s: float) -> None:
         self.agent = agent
         self.threads = threads
+        self.progress_every_s = progress_every_s
         self.seen = events.RecentKeys()  # (channel, ts) of messages already answered
 
     async def learn_thread(self, event: Mapping[str, Any], *, team_id: str) -> None:
@@ -114,6 +155,19 @@ class _Poster:
         if known:
             self.threads.add(channel, str(thread_ts))
 
+    async def refuse(self, client: AsyncWebClient, event: Mapping[str, Any], *, why: str, team_id: str) -> None:
+        """Someone asked pgbot where config keeps it out. Another workspace: silence (pgbot does not serve
+        it at all). A channel not allowed: a note only the asker sees, so nobody waits for an answer."""
+        channel, user = str(event.get("channel", "")), str(event.get("user", ""))
+        log.info("slack_not_allowed", reason=why, channel=channel, team=team_id, user=user)
+        if why != "channel" or not self.seen.first_time(channel, str(event.get("ts", ""))):
+            return
+        try:
+            await client.chat_postEphemeral(channel=channel, user=user, text=NOT_HERE,
+                                            thread_ts=event.get("thread_ts") or None)
+        except SlackApiError as exc:
+            log.warning("slack_post_failed", channel=channel, error=exc.response.get("error"))
+
     async def answer(self, client: AsyncWebClient, message: Message, *, event: Mapping[str, Any]) -> None:
         """Post the working reply in the thread, then edit it into each later reply (extra ones are posted)."""
         channel, thread_ts = str(event["channel"]), events.thread_ts_of(event)
@@ -121,21 +175,46 @@ class _Poster:
             return  # a retried delivery, or the message + app_mention pair Slack sends for one message
         self.threads.add(channel, thread_ts)
         live_ts: str | None = None
+        progress: Progress | None = None
         try:
             # Closed at once if posting fails, so core releases the thread's turn lock without waiting for GC.
             async with aclosing(self.agent.handle(message)) as replies:
                 async for reply in replies:
-                    live_ts = await self._show(client, reply, channel=channel, thread_ts=thread_ts, live_ts=live_ts)
+                    if progress is not None:
+                        await progress.stop()
+                        progress = None
+                    shown = render.render(reply)
+                    live_ts = await self._show(client, reply, shown, channel=channel, thread_ts=thread_ts,
+                                               live_ts=live_ts)
+                    if reply.kind is ReplyKind.WORKING and live_ts is not None and self.progress_every_s > 0:
+                        progress = self._progress(client, reply, channel=channel, ts=live_ts)
+                    elif reply.kind is not ReplyKind.WORKING:
+                        await self._attach(client, reply, shown.file, channel=channel, thread_ts=thread_ts)
         except SlackApiError as exc:
             log.error("slack_post_failed", channel=channel, error=exc.response.get("error"))
         except Exception as exc:  # noqa: BLE001 - the error policy: one reply in chat, traceback in the log
-            await self._show(client, render_error(exc), channel=channel, thread_ts=thread_ts, live_ts=live_ts)
+            if progress is not None:
+                await progress.stop()
+                progress = None
+            error = render_error(exc)
+            await self._show(client, error, render.render(error), channel=channel, thread_ts=thread_ts,
+                             live_ts=live_ts)
+        finally:
+            if progress is not None:
+                await progress.stop()
+
+    def _progress(self, client: AsyncWebClient, working: Reply, *, channel: str, ts: str) -> Progress:
+        async def update(seconds: float) -> None:
+            shown = render.render(Reply(kind=ReplyKind.WORKING, text=f"{working.text} ({elapsed_text(seconds)})"))
+            await client.chat_update(channel=channel, ts=ts, text=shown.text, blocks=shown.blocks)
+
+        return Progress(update, every_s=self.progress_every_s)
 
     async def _show(
-        self, client: AsyncWebClient, reply: Reply, *, channel: str, thread_ts: str, live_ts: str | None
+        self, client: AsyncWebClient, reply: Reply, shown: render.SlackMessage, *, channel: str, thread_ts: str,
+        live_ts: str | None,
     ) -> str | None:
         """Update the live "working" message if there is one, else post; return the message still live."""
-        shown = render.render(reply)
         try:
             ts = await self._put(client, shown, channel=channel, thread_ts=thread_ts, live_ts=live_ts)
         except SlackApiError as exc:
@@ -146,6 +225,24 @@ class _Poster:
             plain = render.SlackMessage(text=shown.text, blocks=[render.section(render.escape(reply.text))])
             ts = await self._put(client, plain, channel=channel, thread_ts=thread_ts, live_ts=live_ts)
         return ts if reply.kind is ReplyKind.WORKING else None
+
+    async def _attach(
+        self, client: AsyncWebClient, reply: Reply, file: render.CsvFile | None, *, channel: str, thread_ts: str
+    ) -> None:
+        """Upload the CSV of a result the message could not show in full, or an /export file, into the thread."""
+        file = file or await _export_file(reply)
+        if file is None:
+            return
+        try:
+            await client.files_upload_v2(channel=channel, thread_ts=thread_ts, filename=file.filename,
+                                         title=file.title, content=file.content)
+        except (SlackApiError, SlackRequestError) as exc:
+            why = str(exc.response.get("error")) if isinstance(exc, SlackApiError) else "the upload failed"
+            log.warning("slack_upload_failed", channel=channel, error=why)
+            await client.chat_postMessage(
+                channel=channel, thread_ts=thread_ts,
+                text=f":warning: The result could not be attached as a CSV file ({render.escape(why)}).",
+            )
 
     async def _put(
         self, client: AsyncWebClient, shown: render.SlackMessage, *, channel: str, thread_ts: str, live_ts: str | None
@@ -188,6 +285,28 @@ class _Poster:
             )
         except SlackApiError as exc:
             log.error("slack_post_failed", channel=channel, error=exc.response.get("error"))
+
+
+async def _export_file(reply: Reply) -> render.CsvFile | None:
+    """The file an /export reply names (core wrote it on this host), unless it is too big to send."""
+    path = reply.meta.get("export_path")
+    if not path:
+        return None
+    file = Path(path)
+    try:
+        content = await asyncio.to_thread(_read_at_most, file, MAX_UPLOAD_BYTES)
+    except OSError as exc:
+        log.warning("slack_export_unreadable", path=path, error=str(exc))
+        return None
+    if content is None:
+        log.info("slack_export_not_uploaded", path=path, reason="too big")
+        return None
+    return render.CsvFile(filename=file.name, title=f"Export ({reply.meta.get('export_rows', '?')} rows)",
+                          content=content)
+
+
+def _read_at_most(file: Path, limit: int) -> bytes | None:
+    return None if file.stat().st_size > limit else file.read_bytes()
 
 
 def _click(body: Mapping[str, Any]) -> tuple[Mapping[str, Any], str, str, Mapping[str, Any]]:

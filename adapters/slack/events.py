@@ -2,7 +2,9 @@
 
 Rules: an ``app_mention`` anywhere starts (or continues) a conversation in its thread; a plain ``message``
 in a thread pgbot has already answered in continues it without a mention. Bot messages and edits/deletes
-(any ``subtype``) are ignored, and so is every channel outside ``allowed_channels`` when that list is set.
+(any ``subtype``) are ignored, and so is every channel outside ``allowed_channels`` and every person from a
+workspace outside ``allowed_teams`` when those lists are set (:func:`refusal` says which, so the app can
+tell someone who asked directly why pgbot stays silent).
 """
 
 from __future__ import annotations
@@ -70,11 +72,29 @@ def _allowed(channel: str, allowed_channels: Sequence[str]) -> bool:
     return not allowed_channels or channel in allowed_channels
 
 
+def teams_of(event: Mapping[str, Any], *, team_id: str) -> set[str]:
+    """Every workspace involved: where the event happened and, in shared channels, the author's own."""
+    teams = {team_id, str(event.get("team") or ""), str(event.get("user_team") or "")}
+    return {t for t in teams if t}
+
+
+def refusal(
+    event: Mapping[str, Any], *, team_id: str, allowed_channels: Sequence[str], allowed_teams: Sequence[str]
+) -> str | None:
+    """Why config keeps pgbot out of this event ("team" or "channel"), or None when it may answer."""
+    if allowed_teams and not teams_of(event, team_id=team_id) <= set(allowed_teams):
+        return "team"
+    if not _allowed(str(event.get("channel", "")), allowed_channels):
+        return "channel"
+    return None
+
+
 # Subtypes that are still a person speaking; every other one (edits, deletes, joins, bots) is ignored.
 _PERSON_SUBTYPES = frozenset({"thread_broadcast", "file_share"})
 
 
-def _from_person(event: Mapping[str, Any]) -> bool:
+def from_person(event: Mapping[str, Any]) -> bool:
+    """A person's new message (not a bot, not an edit, delete or join)."""
     subtype = event.get("subtype")
     return not event.get("bot_id") and (not subtype or subtype in _PERSON_SUBTYPES) and bool(event.get("user"))
 
@@ -92,10 +112,12 @@ def _message(event: Mapping[str, Any], *, team_id: str, bot_user_id: str | None)
 
 
 def from_app_mention(
-    event: Mapping[str, Any], *, team_id: str, bot_user_id: str | None, allowed_channels: Sequence[str]
+    event: Mapping[str, Any], *, team_id: str, bot_user_id: str | None, allowed_channels: Sequence[str],
+    allowed_teams: Sequence[str] = (),
 ) -> Message | None:
     """An ``app_mention`` event, or None when pgbot should stay silent."""
-    if not _from_person(event) or not _allowed(str(event.get("channel", "")), allowed_channels):
+    if not from_person(event) or refusal(event, team_id=team_id, allowed_channels=allowed_channels,
+                                         allowed_teams=allowed_teams):
         return None
     return _message(event, team_id=team_id, bot_user_id=bot_user_id)
 
@@ -107,15 +129,17 @@ def from_message_event(
     bot_user_id: str | None,
     allowed_channels: Sequence[str],
     threads: RecentKeys,
+    allowed_teams: Sequence[str] = (),
 ) -> Message | None:
     """A ``message`` event: a reply in a thread pgbot answered in, or a direct message; else None.
 
     In channels, messages that mention pgbot are left to the ``app_mention`` event Slack sends for the same
     message (and the app drops a second delivery of one message anyway).
     """
-    if not _from_person(event) or not _allowed(str(event.get("channel", "")), allowed_channels):
+    if not from_person(event) or refusal(event, team_id=team_id, allowed_channels=allowed_channels,
+                                         allowed_teams=allowed_teams):
         return None
-    if event.get("channel_type") == "im":  # Slack sends no app_mention in DMs: every DM is for pgbot
+    if is_direct(event):  # Slack sends no app_mention in DMs: every DM is for pgbot
         return _message(event, team_id=team_id, bot_user_id=bot_user_id)
     if bot_user_id and f"<@{bot_user_id}" in str(event.get("text") or ""):
         return None
@@ -125,6 +149,11 @@ def from_message_event(
     if (str(event["channel"]), str(thread_ts)) not in threads:
         return None
     return _message(event, team_id=team_id, bot_user_id=bot_user_id)
+
+
+def is_direct(event: Mapping[str, Any]) -> bool:
+    """A direct message to pgbot (Slack sends no app_mention there: every DM is addressed to pgbot)."""
+    return event.get("channel_type") == "im"
 
 
 def team_of(body: Mapping[str, Any]) -> str:

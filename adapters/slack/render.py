@@ -2,16 +2,19 @@
 
 Every text goes through :func:`escape` (Slack parses ``&``, ``<`` and ``>`` as markup, even in code
 blocks). Button ``value``s carry the ids core needs back: the action id on Approve/Reject, the answer id
-on 👍/👎; the adapter never interprets them.
+on 👍/👎; the adapter never interprets them. A result table that does not fit in full (rows, columns or
+long cells cut) also comes back as a CSV file for the app to upload beside the answer.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.text_table import cut, text_table
+from adapters.text_table import MAX_CELL, cut, text_table
 from core import ApprovalPrompt, Reply, ReplyKind, ResultTable
 
 SECTION_LIMIT = 3000
@@ -35,11 +38,21 @@ _ICONS = {
 
 
 @dataclass(frozen=True, slots=True)
+class CsvFile:
+    """A whole result table as CSV, uploaded into the thread when the message shows only part of it."""
+
+    filename: str
+    title: str
+    content: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class SlackMessage:
-    """The arguments of chat.postMessage / chat.update: notification text plus blocks."""
+    """The arguments of chat.postMessage / chat.update: notification text plus blocks (and a file to attach)."""
 
     text: str
     blocks: list[Block]
+    file: CsvFile | None = None
 
 
 def escape(text: str) -> str:
@@ -88,23 +101,68 @@ def code_block(code: str) -> Block:
 
 
 def table_blocks(table: ResultTable) -> list[Block]:
+    return fit_table(table)[0]
+
+
+def fit_table(table: ResultTable, *, file_note: bool = False) -> tuple[list[Block], bool]:
+    """The table as a monospace block plus a note of what was left out; True when nothing was left out.
+
+    ``file_note`` says the caller attaches the whole table as CSV, so the note points there.
+    """
     if not table.columns:
-        return [context("The statement returned no columns.")]
+        return [context("The statement returned no columns.")], True
     # Escaping can grow text (< → &lt;), so lay out within a budget that leaves room for it.
-    grid, shown = text_table(table, max_chars=SECTION_LIMIT - 400)
+    budget = SECTION_LIMIT - 400
+    columns = _columns_that_fit(table, budget=budget)
+    shown_table = table if columns == len(table.columns) else ResultTable(
+        columns=table.columns[:columns], rows=tuple(row[:columns] for row in table.rows),
+        truncated=table.truncated, row_cap=table.row_cap,
+    )
+    grid, shown = text_table(shown_table, max_chars=budget)
     body = escape(grid)
     while len(body) > SECTION_LIMIT - 8 and shown > 0:
-        grid, shown = text_table(table, max_chars=len(grid) - 200)
+        grid, shown = text_table(shown_table, max_chars=len(grid) - 200)
         body = escape(grid)
     blocks = [section(f"```\n{body}\n```")]
     notes = []
     if shown < table.row_count:
         notes.append(f"… {table.row_count - shown} more rows")
+    if columns < len(table.columns):
+        notes.append(f"{len(table.columns) - columns} more columns")
+    long_cells = any(_cut_cell(value) for row in table.rows[:shown] for value in row[:columns])
+    complete = shown == table.row_count and columns == len(table.columns) and not long_cells
+    if not complete and file_note:
+        notes.append("the full result is in the CSV file below")
     if table.truncated:
-        notes.append(f"result cut at {table.row_cap} rows; more exist")
+        notes.append(f"result cut at {table.row_cap} rows; more exist (/export gives every row)")
     if notes:
         blocks.append(context(" · ".join(notes)))
-    return blocks
+    return blocks, complete
+
+
+def _cut_cell(value: object) -> bool:
+    """Whether the monospace table shows this value shortened or reflowed (the CSV keeps it whole)."""
+    return isinstance(value, str) and (len(value) > MAX_CELL or any(c in value for c in "\r\n\t"))
+
+
+def _columns_that_fit(table: ResultTable, *, budget: int) -> int:
+    """The most leading columns whose header, rule and first row fit in ``budget`` (at least one)."""
+    sample = table.rows[:1]
+    for count in range(len(table.columns), 1, -1):
+        probe = ResultTable(columns=table.columns[:count], rows=tuple(row[:count] for row in sample))
+        if len(text_table(probe, max_chars=1 << 30)[0]) <= budget:
+            return count
+    return 1
+
+
+def csv_file(table: ResultTable, *, database: str | None) -> CsvFile:
+    """Every row the reply holds, as UTF-8 CSV with a header row (NULL as an empty field)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(table.columns)
+    writer.writerows(["" if v is None else v for v in row] for row in table.rows)
+    name = f"{database or 'result'}-{table.row_count}-rows.csv"
+    return CsvFile(filename=name, title=f"Result ({table.row_count} rows)", content=buffer.getvalue().encode())
 
 
 def _button(text: str, action_id: str, value: str, style: str | None = None) -> Block:
@@ -162,6 +220,7 @@ def render(reply: Reply) -> SlackMessage:
     """The whole message for one reply; the trailing actions block always survives the block cap."""
     icon = _ICONS.get(reply.kind, "")
     blocks: list[Block] = []
+    file: CsvFile | None = None
     if reply.text:
         blocks.extend(section(chunk) for chunk in _chunks(icon + to_mrkdwn(reply.text), max_chunks=4))
     actions: list[Block] = []
@@ -172,7 +231,10 @@ def render(reply: Reply) -> SlackMessage:
     else:
         blocks.extend(code_block(sql) for sql in reply.sql)
         if reply.table is not None:
-            blocks.extend(table_blocks(reply.table))
+            table, complete = fit_table(reply.table, file_note=True)
+            blocks.extend(table)
+            if not complete:
+                file = csv_file(reply.table, database=reply.database)
         if reply.database and reply.kind in (ReplyKind.ANSWER, ReplyKind.RESULT):
             blocks.append(context(f"database: {escape(reply.database)}"))
     if reply.answer_id:
@@ -183,7 +245,7 @@ def render(reply: Reply) -> SlackMessage:
     if len(blocks) > room:
         blocks = [*blocks[: room - 1], context(f"… {len(blocks) - room + 1} more blocks not shown")]
     fallback = f"{icon}{reply.text}".strip() or reply.kind.value
-    return SlackMessage(text=cut(escape(fallback), FALLBACK_LIMIT), blocks=[*blocks, *actions])
+    return SlackMessage(text=cut(escape(fallback), FALLBACK_LIMIT), blocks=[*blocks, *actions], file=file)
 
 
 def decided_blocks(blocks: list[Block], *, note: str) -> list[Block]:

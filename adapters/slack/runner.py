@@ -1,4 +1,8 @@
-"""Run the Slack app until cancelled: Socket Mode (app-level token) or HTTP mode (Events API at /slack/events)."""
+"""Run the Slack app until cancelled: Socket Mode (app-level token) or HTTP mode (Events API at /slack/events).
+
+HTTP mode also answers ``GET /healthz`` on the same port, for the load balancer in front of it; bolt checks
+every POST's signature and refuses timestamps more than five minutes old (replays).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from core.config import SlackSettings
 log = structlog.get_logger(__name__)
 
 EVENTS_PATH = "/slack/events"
+HEALTH_PATH = "/healthz"
 
 
 def check_settings(settings: SlackSettings) -> None:
@@ -56,8 +61,15 @@ async def run_slack(agent: Agent, settings: SlackSettings, *, host: str = "0.0.0
 
 async def serve_http(app: AsyncApp, *, host: str, port: int) -> web.AppRunner:
     """Start bolt's aiohttp server for the Events API / interactivity endpoint; the caller cleans it up."""
-    runner = web.AppRunner(app.server(port=port, path=EVENTS_PATH, host=host).web_app)
+    web_app = app.server(port=port, path=EVENTS_PATH, host=host).web_app
+    web_app.router.add_get(HEALTH_PATH, _healthz)
+    runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host=host, port=port).start()
     log.info("slack_http_listening", host=host, port=port, path=EVENTS_PATH)
     return runner
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    """The process is up and serving; readiness of databases and Redis is [observability]'s /readyz."""
+    return web.Response(text="ok\n")

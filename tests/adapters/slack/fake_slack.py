@@ -1,7 +1,9 @@
 """A local stand-in for Slack: the Web API methods pgbot calls, a Socket Mode WebSocket, and signed requests.
 
 The Web API part answers the way Slack does (``{"ok": true, "channel": ..., "ts": ...}``) and records every
-call, so tests assert on what pgbot really sent over HTTP.
+call, so tests assert on what pgbot really sent over HTTP. File uploads follow Slack's three steps
+(files.getUploadURLExternal, a POST of the bytes to the URL it returned, files.completeUploadExternal).
+``fail_next`` scripts HTTP failures (429 with Retry-After, 5xx, ``ok: false``) for one method.
 """
 
 from __future__ import annotations
@@ -33,6 +35,13 @@ SIGNING_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 
 
 @dataclass(frozen=True, slots=True)
+class Failure:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
 class ApiCall:
     method: str
     args: dict[str, Any]
@@ -46,6 +55,8 @@ class FakeSlack:
         self.calls: list[ApiCall] = []
         self.acks: list[dict[str, Any]] = []  # Socket Mode envelope acknowledgements from the app
         self.refuse_blocks_with: str | None = None  # answer invalid_blocks when the blocks contain this text
+        self.uploads: dict[str, bytes] = {}  # file id → the bytes posted to its upload URL
+        self._failures: dict[str, list[Failure]] = {}
         self._ts = itertools.count(1)
         self._socket: web.WebSocketResponse | None = None
         self._socket_ready = asyncio.Event()
@@ -60,6 +71,7 @@ class FakeSlack:
         app = web.Application()
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/link", self._link)
+        app.router.add_post("/upload/{file_id}", self._upload)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -72,15 +84,26 @@ class FakeSlack:
         if self._runner is not None:
             await self._runner.cleanup()
 
+    def fail_next(self, method: str, *, status: int = 200, error: str | None = None,
+                  headers: dict[str, str] | None = None, times: int = 1) -> None:
+        """Answer the next ``times`` calls of ``method`` with this HTTP status (and ``ok: false`` + ``error``)."""
+        body = {"ok": False, "error": error or {429: "ratelimited"}.get(status, "fatal_error")}
+        self._failures.setdefault(method, []).extend([Failure(status, body, headers or {})] * times)
+
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
+        args: dict[str, Any] = dict(request.query)
         if request.content_type == "application/json":
-            args: dict[str, Any] = await request.json()
+            args.update(await request.json())
         else:
-            args = dict(await request.post())  # type: ignore[arg-type]
-        if isinstance(args.get("blocks"), str):
-            args["blocks"] = json.loads(args["blocks"])
+            args.update(await request.post())  # type: ignore[arg-type]
+        for key in ("blocks", "files"):
+            if isinstance(args.get(key), str):
+                args[key] = json.loads(args[key])
         self.calls.append(ApiCall(method, args, request.headers.get("Authorization", "")))
+        if self._failures.get(method):
+            failure = self._failures[method].pop(0)
+            return web.json_response(failure.body, status=failure.status, headers=failure.headers)
         if self.refuse_blocks_with and self.refuse_blocks_with in json.dumps(args.get("blocks", [])):
             return web.json_response({"ok": False, "error": "invalid_blocks",
                                       "errors": ["failed to match all allowed schemas [json-pointer:/blocks/1]"]})
@@ -103,7 +126,16 @@ class FakeSlack:
             return {"ok": True, "channel": args["channel"], "ts": args["ts"], "text": args.get("text", "")}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"{int(time.time())}.{next(self._ts):06d}"}
+        if method == "files.getUploadURLExternal":
+            file_id = f"F{next(self._ts):09d}"
+            return {"ok": True, "upload_url": f"http://127.0.0.1:{self.port}/upload/{file_id}", "file_id": file_id}
+        if method == "files.completeUploadExternal":
+            return {"ok": True, "files": [{"id": f["id"], "title": f.get("title") or ""} for f in args["files"]]}
         return {"ok": False, "error": "unknown_method"}
+
+    async def _upload(self, request: web.Request) -> web.Response:
+        self.uploads[request.match_info["file_id"]] = await request.read()
+        return web.Response(text=f"OK - {len(self.uploads[request.match_info['file_id']])}")
 
     def of(self, method: str) -> list[ApiCall]:
         return [c for c in self.calls if c.method == method]

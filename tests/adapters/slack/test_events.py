@@ -80,3 +80,17 @@ def test_direct_messages_need_no_mention() -> None:
     message = events.from_message_event(mentioned, team_id=TEAM_ID, bot_user_id=BOT_USER_ID, allowed_channels=[],
                                         threads=events.RecentKeys())
     assert message is not None and message.text == "/tables"
+
+
+def test_refusal_names_the_setting_that_keeps_pgbot_out() -> None:
+    event = app_mention(f"<@{BOT_USER_ID}> hi", ts="1700000000.000100")
+    open_ = {"allowed_channels": [], "allowed_teams": []}
+    assert events.refusal(event, team_id=TEAM_ID, **open_) is None  # type: ignore[arg-type]
+    assert events.refusal(event, team_id=TEAM_ID, allowed_channels=["C0OTHER"], allowed_teams=[]) == "channel"
+    assert events.refusal(event, team_id=TEAM_ID, allowed_channels=[], allowed_teams=["T0OTHER"]) == "team"
+    assert events.refusal(event, team_id=TEAM_ID, allowed_channels=["C0CHAN0001"], allowed_teams=[TEAM_ID]) is None
+    # Slack Connect: the channel is ours, the author's workspace is not.
+    guest = {**event, "user_team": "T0GUEST"}
+    assert events.refusal(guest, team_id=TEAM_ID, allowed_channels=[], allowed_teams=[TEAM_ID]) == "team"
+    assert events.from_app_mention(guest, team_id=TEAM_ID, bot_user_id=BOT_USER_ID, allowed_channels=[],
+                                   allowed_teams=[TEAM_ID]) is None

@@ -56,7 +56,7 @@ def test_big_table_is_cut_to_section_limit_with_a_note() -> None:
     assert blocks[0]["text"]["text"].endswith("\n```")
     note = blocks[1]["elements"][0]["text"]
     shown = blocks[0]["text"]["text"].count("\n") - 3
-    assert note == f"… {1000 - shown} more rows · result cut at 1000 rows; more exist"
+    assert note == f"… {1000 - shown} more rows · result cut at 1000 rows; more exist (/export gives every row)"
 
 
 def test_escaping_growth_still_fits() -> None:
@@ -111,3 +111,35 @@ def test_model_markdown_becomes_slack_mrkdwn() -> None:
     assert render.to_mrkdwn(text) == (
         "*Top customers*\n*Alice* bought most, see <https://example.com/x|docs>.\n```\nSELECT 1\n```"
     )
+
+
+def test_a_table_that_fits_is_complete_and_attaches_nothing() -> None:
+    table = ResultTable(columns=("id", "name"), rows=((1, "a"), (2, None)))
+    blocks, complete = render.fit_table(table, file_note=True)
+    assert complete and len(blocks) == 1
+    assert render.render(Reply(kind=ReplyKind.RESULT, text="2 rows", table=table)).file is None
+
+
+def test_too_wide_keeps_leading_columns_and_attaches_every_column_as_csv() -> None:
+    columns = tuple(f"c{i}" for i in range(60))
+    table = ResultTable(columns=columns, rows=((*("v" * 55 for _ in range(59)), "last, with \"quotes\""),))
+    blocks, complete = render.fit_table(table, file_note=True)
+    assert not complete
+    grid = blocks[0]["text"]["text"]
+    assert len(grid) <= render.SECTION_LIMIT and "c0 " in grid and "c59" not in grid
+    shown_columns = grid.splitlines()[1].count("|") + 1
+    assert _texts(blocks[1:]) == [f"{60 - shown_columns} more columns · the full result is in the CSV file below"]
+    file = render.render(Reply(kind=ReplyKind.RESULT, text="1 row", table=table, database="shop")).file
+    assert file is not None and file.filename == "shop-1-rows.csv"
+    header, row = file.content.decode().splitlines()
+    assert header == ",".join(columns) and row.endswith(',"last, with ""quotes"""')
+
+
+def test_long_or_multiline_cells_are_cut_in_chat_so_the_csv_follows() -> None:
+    for value in ("x" * 61, "two\nlines"):
+        table = ResultTable(columns=("note",), rows=((value,),))
+        blocks, complete = render.fit_table(table, file_note=True)
+        assert not complete and _texts(blocks[1:]) == ["the full result is in the CSV file below"]
+        shown = render.render(Reply(kind=ReplyKind.RESULT, text="1 row", table=table))
+        assert shown.file is not None and value in shown.file.content.decode()
+    assert render.render(approval_reply()).file is None  # an approval's preview is never a download

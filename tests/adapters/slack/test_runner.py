@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import json
+import os
 import socket
+import sys
+import time
 import urllib.parse
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -19,6 +25,7 @@ from core.config import SlackSettings
 from tests.adapters.slack.agent_double import IdleAgentDouble
 from tests.adapters.slack.fake_slack import (
     BOT_USER_ID,
+    SIGNING_SECRET,
     FakeSlack,
     app_mention,
     block_actions,
@@ -116,3 +123,64 @@ async def test_missing_tokens_are_one_clear_line(values: dict[str, str], message
         await run_slack(IdleAgentDouble(), SlackSettings.model_validate(values))  # type: ignore[arg-type]
     assert str(caught.value).startswith(message)
     assert "\n" not in str(caught.value)
+
+
+async def get_when_up(url: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(200):
+            try:
+                async with session.get(url) as response:
+                    return response.status, await response.text()
+            except aiohttp.ClientConnectorError:
+                await asyncio.sleep(0.05)
+    raise AssertionError(f"{url} never came up")
+
+
+async def test_http_mode_has_a_health_endpoint_and_refuses_replayed_requests(
+    fake_slack: FakeSlack, shop_agent: Agent
+) -> None:
+    port = free_port()
+    async with running(shop_agent, slack_settings(fake_slack, mode="http", http_port=port)):
+        assert await get_when_up(f"http://127.0.0.1:{port}/healthz") == (200, "ok\n")
+        body = event_body(app_mention(f"<@{BOT_USER_ID}> /sql SELECT 1", ts=new_ts()))
+        # A request captured and sent again later: its signature is valid, but its timestamp is 10 minutes old.
+        old = str(int(time.time()) - 600)
+        digest = hmac.new(SIGNING_SECRET.encode(), f"v0:{old}:{body}".encode(), hashlib.sha256).hexdigest()
+        replayed = {"content-type": "application/json", "x-slack-request-timestamp": old,
+                    "x-slack-signature": f"v0={digest}"}
+        status, _ = await post_when_up(f"http://127.0.0.1:{port}/slack/events", body, replayed)
+        assert status == 401
+        forged = signed_headers(body, content_type="application/json", secret="not-the-secret")
+        status, _ = await post_when_up(f"http://127.0.0.1:{port}/slack/events", body, forged)
+        assert status == 401
+        await fake_slack.settle(quiet=0.2)
+        assert [c.method for c in fake_slack.calls if c.method != "auth.test"] == []
+
+
+async def test_pgbot_slack_command_runs_http_mode_from_environment(fake_slack: FakeSlack, fresh_db: str,
+                                                                  tmp_path: Path) -> None:
+    """`pgbot slack` as a real process, every [slack] setting from PGBOT_SLACK__* variables."""
+    port = free_port()
+    env = {
+        **os.environ, "PGBOT_DATABASES__SHOP__DSN": fresh_db, "PGBOT_SLACK__MODE": "http",
+        "PGBOT_SLACK__BOT_TOKEN": "xoxb-from-env", "PGBOT_SLACK__SIGNING_SECRET": SIGNING_SECRET,
+        "PGBOT_SLACK__HTTP_PORT": str(port), "PGBOT_SLACK__API_BASE_URL": fake_slack.api_url,
+        "PGBOT_SLACK__ALLOWED_CHANNELS": '["C0CHAN0001"]',
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "slack", cwd=tmp_path, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        assert await get_when_up(f"http://127.0.0.1:{port}/healthz") == (200, "ok\n")
+        body = event_body(app_mention(f"<@{BOT_USER_ID}> /sql SELECT 40 + 2 AS answer", ts=new_ts()))
+        status, _ = await post_when_up(f"http://127.0.0.1:{port}/slack/events", body,
+                                       signed_headers(body, content_type="application/json"))
+        assert status == 200
+        await fake_slack.wait_for(lambda f: len(f.of("chat.update")) == 1)
+        assert fake_slack.of("chat.update")[0].authorization == "Bearer xoxb-from-env"
+        assert "42" in json.dumps(fake_slack.of("chat.update")[0].args["blocks"])
+    finally:
+        proc.terminate()
+        _, stderr = await proc.communicate()
+    assert b"xoxb-from-env" not in stderr and SIGNING_SECRET.encode() not in stderr
