@@ -30,8 +30,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 import redis.asyncio as aioredis
-from redis.commands.core import AsyncScript
 import structlog
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from core.context import ContextUnavailableError
