@@ -51,8 +51,8 @@ NO_LLM_MESSAGE = (
 )
 
 ABANDONED = (
-    "An earlier message in this thread was not answered: the pgbot replica handling it stopped. "
-    "If you still need it, please send it again."
+    "An earlier message in this thread may not have been answered: the pgbot replica handling it stopped or "
+    "lost contact with Redis. If you got no answer to it, please send it again."
 )
 CLICK_NOT_TAKEN = "pgbot is restarting and did not take this click; nothing was run. Please click again in a moment."
 HANDOFF_S = 1.0  # while draining, how long a new event waits for another replica to claim it

@@ -197,6 +197,8 @@ return 1
 
 POLL_MIN_S = 0.01
 POLL_MAX_S = 0.1
+RELEASE_RETRY_S = 0.2
+RELEASE_RETRY_FOR_S = 60.0
 
 
 class _RedisTicket:
@@ -280,8 +282,10 @@ class _RedisTicket:
             try:
                 await self._owner._call(self._owner._release, self.key, self.n, self.epoch)
             except ContextUnavailableError:
-                # the lease expires by itself after lease_s; waiters on other replicas then go on
+                # Redis is away: retry in the background (the thread's next arrival here waits for it), so a
+                # waiter does not mistake this turn for a dead replica's; at worst the lease just expires.
                 log.warning("thread_release_failed", thread=self.key, ticket=self.n)
+                self._owner._retry_release(self)
         finally:
             self._local.release()
 
@@ -309,6 +313,8 @@ class RedisThreadTurns:
         self._release = client.register_script(_RELEASE_LUA)
         self._tickets: set[_RedisTicket] = set()
         self._last_arrival: dict[str, asyncio.Task[None]] = {}
+        self._unreleased: dict[str, _RedisTicket] = {}  # turns that ended while Redis was away, by thread
+        self._releasing: set[asyncio.Task[None]] = set()
         self._heart: asyncio.Task[None] | None = None
 
     @classmethod
@@ -333,12 +339,39 @@ class RedisThreadTurns:
         async def arrive() -> None:
             if previous is not None:  # arrivals of one thread reach Redis in the order they reached us
                 await asyncio.wait([previous])
+            unreleased = self._unreleased.get(ticket.key)
+            if unreleased is not None:  # our last turn here ended while Redis was away: release it first
+                await self._call(self._release, unreleased.key, unreleased.n, unreleased.epoch)
+                self._forget_release(unreleased)
             await ticket._register()
 
         task = asyncio.get_running_loop().create_task(arrive())
         self._last_arrival[ticket.key] = task
         task.add_done_callback(lambda done: self._arrived(ticket.key, done))
         return task
+
+    def _retry_release(self, ticket: _RedisTicket) -> None:
+        """Release once Redis answers again (safe after the lease expired: the script checks the holder)."""
+        async def retry() -> None:
+            deadline = time.monotonic() + max(RELEASE_RETRY_FOR_S, 4 * self.lease_s)
+            while time.monotonic() < deadline and self._unreleased.get(ticket.key) is ticket:
+                await asyncio.sleep(RELEASE_RETRY_S)
+                try:
+                    await self._call(self._release, ticket.key, ticket.n, ticket.epoch)
+                except ContextUnavailableError:
+                    continue
+                log.info("thread_released_late", thread=ticket.key, ticket=ticket.n)
+                break
+            self._forget_release(ticket)
+
+        self._unreleased[ticket.key] = ticket
+        task = asyncio.get_running_loop().create_task(retry())
+        self._releasing.add(task)
+        task.add_done_callback(self._releasing.discard)
+
+    def _forget_release(self, ticket: _RedisTicket) -> None:
+        if self._unreleased.get(ticket.key) is ticket:
+            del self._unreleased[ticket.key]
 
     def _arrived(self, key: str, task: asyncio.Task[None]) -> None:
         if self._last_arrival.get(key) is task:
@@ -382,7 +415,8 @@ class RedisThreadTurns:
     async def aclose(self) -> None:
         for ticket in list(self._tickets):
             await ticket.release()
-        if self._heart is not None:
-            self._heart.cancel()
-            await asyncio.gather(self._heart, return_exceptions=True)
+        for task in [self._heart, *self._releasing]:
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await self._redis.aclose()

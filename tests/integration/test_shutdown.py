@@ -168,7 +168,7 @@ async def test_sigterm_during_a_long_query_cancels_it_tells_the_thread_and_exits
             assert code == 0, log
             assert took < GRACE_S + 2, log  # within the grace period (plus interpreter exit)
             assert await active(fresh_db, marker) == 0  # cancelled on the server, not left running for 60 s
-            assert said(fake_slack, "pgbot is restarting, so your request was cancelled"), fake_slack.calls
+            assert said(fake_slack, RESTARTING.split(";")[0]), fake_slack.calls
             update = fake_slack.of("chat.update")[-1].args
             assert update["ts"] == fake_slack.of("chat.postMessage")[0].args.get("ts", update["ts"])
             state = await lease_state(redis_url, thread)
