@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from bot.wiring import build_agent
 from core import Reply, ReplyKind
 from core.agent import Agent
-from core.inflight import NOT_TAKEN, RESTARTING
+from core.inflight import LEASE_LOST, NOT_TAKEN, RESTARTING
 from core.messages import Message
 from tests import llm_server as llm
 from tests.helpers import message, settings_for
@@ -126,3 +126,29 @@ async def test_drain_finishes_quick_turns_cancels_slow_ones_and_tells_every_thre
 
 async def _has(dsn: str, marker: str) -> bool:
     return await _active(dsn, marker) > 0
+
+
+async def test_a_turn_whose_lease_is_lost_stops_and_says_so(fresh_db: str, redis_url: str) -> None:
+    settings = settings_for(fresh_db, redis_url=redis_url, statement_timeout_ms=60_000)
+    settings.redis.lease_s = 0.6
+    agent = build_agent(settings)
+    thread = uuid.uuid4().hex
+    marker = f"marker_{uuid.uuid4().hex[:8]}"
+    try:
+        turn = asyncio.create_task(_drive(agent, message(f"/sql SELECT pg_sleep(30) AS {marker}", thread=thread)))
+        await _until(lambda: _has(fresh_db, marker))
+        client = aioredis.Redis.from_url(redis_url)
+        await client.delete(f"pgbot:turn:{message('', thread=thread).thread_key}")  # Redis lost the thread's line
+        await client.aclose()
+        replies = await asyncio.wait_for(turn, timeout=5)
+        assert replies[-1].kind is ReplyKind.ERROR and replies[-1].text == LEASE_LOST
+        await _until(lambda: _gone(fresh_db, marker))  # its query was cancelled on the server
+        after = await _drive(agent, message("/sql SELECT 1 AS ok", thread=thread))
+        assert after[-1].kind is ReplyKind.RESULT  # the thread goes on in a new line
+    finally:
+        await agent.aclose()
+        await _forget(redis_url, thread)
+
+
+async def _gone(dsn: str, marker: str) -> bool:
+    return await _active(dsn, marker) == 0
