@@ -118,7 +118,7 @@ async def test_concurrent_arrivals_run_in_ticket_order_and_one_process_keeps_its
         assert mine == sorted(mine)  # within one process, the order the messages reached it
 
 
-async def test_local_turns_keep_the_same_order(redis_url: str) -> None:
+async def test_local_turns_keep_the_same_order() -> None:
     local = LocalThreadTurns()
     entries: list[tuple[ThreadTurns, str]] = [(local, f"t{i % 3}") for i in range(30)]
     ran = await run_in_order(entries)
