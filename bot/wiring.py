@@ -10,9 +10,11 @@ from core.audit import AuditLog
 from core.config import Settings
 from core.context import ContextStore, MemoryContextStore, RedisContextStore
 from core.db.registry import DatabaseRegistry
+from core.dedupe import EventLog, MemoryEventLog, RedisEventLog
 from core.feedback import AnswerLog, MemoryAnswerLog, RedisAnswerLog
 from core.llm.base import LlmClient
 from core.sqlguard import SqlGuard
+from core.thread_lease import LocalThreadTurns, RedisThreadTurns, ThreadTurns
 from core.tools.registry import load_tools
 
 
@@ -49,6 +51,23 @@ def make_answer_log(settings: Settings) -> AnswerLog:
     return RedisAnswerLog.from_url(settings.redis.url.get_secret_value(), ttl_s=settings.redis.context_ttl_s)
 
 
+def make_turns(settings: Settings) -> ThreadTurns:
+    """Per-thread order across replicas (a Redis lease) when Redis is configured, else in this process."""
+    if settings.redis.url is None:
+        return LocalThreadTurns(max_waiting=settings.limits.queue_per_thread)
+    return RedisThreadTurns.from_url(
+        settings.redis.url.get_secret_value(), lease_s=settings.redis.lease_s,
+        max_waiting=settings.limits.queue_per_thread,
+    )
+
+
+def make_events(settings: Settings) -> EventLog:
+    """Where delivered events are claimed once: Redis when configured (shared by replicas), else memory."""
+    if settings.redis.url is None:
+        return MemoryEventLog(ttl_s=settings.redis.event_ttl_s)
+    return RedisEventLog.from_url(settings.redis.url.get_secret_value(), ttl_s=settings.redis.event_ttl_s)
+
+
 def build_agent(
     settings: Settings, *, llm: LlmClient | None = None, store: ContextStore | None = None, use_llm: bool = True,
     approval_store: ApprovalStore | None = None,
@@ -70,4 +89,6 @@ def build_agent(
         guard=SqlGuard(),
         approvals=approvals,
         accuracy=Accuracy(settings=settings, answers=make_answer_log(settings)),
+        turns=make_turns(settings),
+        events=make_events(settings),
     )

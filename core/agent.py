@@ -3,11 +3,13 @@
 ``handle`` posts a "working" reply at once, then either runs a slash command (no model needed) or the tool
 loop: the model calls tools until it answers, within a step limit; tool problems the model can fix are fed
 back to it as :class:`ModelHint`; everything else ends the turn with one clear error reply. Messages in one
-thread are handled strictly in order; different threads run concurrently.
+thread are handled strictly in order, across replicas too; different threads run concurrently. A redelivered
+event is handled once; on shutdown, work in flight finishes or is cancelled with a reply (``drain``).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
@@ -21,8 +23,10 @@ from core.commands import run_command
 from core.config import Settings
 from core.context import ContextStore
 from core.db.registry import DatabaseRegistry
+from core.dedupe import EventLog, MemoryEventLog
 from core.errors import BusyError, ModelHint, PgbotError
 from core.feedback import AnswerRecord
+from core.inflight import LEASE_LOST, NOT_TAKEN, InFlight
 from core.limits import TurnLimiter
 from core.llm.base import ChatTurn, LlmClient, ToolCall
 from core.messages import Message, Reply, ReplyKind, ResultTable, new_id
@@ -30,10 +34,10 @@ from core.permissions import resolve_role
 from core.render import render_error
 from core.schema_context import SchemaContext
 from core.sqlguard import SqlGuard
+from core.thread_lease import LocalThreadTurns, ThreadTurns, TurnTicket
 from core.tools.clarify import CLARIFY_TOOL, clarification_text
 from core.tools.format import table_for_model
 from core.tools.registry import ToolContext, ToolOutput, ToolRegistry
-from core.turns import ThreadLocks
 
 if TYPE_CHECKING:
     from core.approvals import Approvals
@@ -46,6 +50,13 @@ NO_LLM_MESSAGE = (
     "(http://127.0.0.1:11434/v1). Slash commands work without a model: /tables, /describe T, /sql SELECT …, "
     "/db NAME, /help."
 )
+
+ABANDONED = (
+    "An earlier message in this thread may not have been answered: the pgbot replica handling it stopped or "
+    "lost contact with Redis. If you got no answer to it, please send it again."
+)
+CLICK_NOT_TAKEN = "pgbot is restarting and did not take this click; nothing was run. Please click again in a moment."
+HANDOFF_S = 1.0  # while draining, how long a new event waits for another replica to claim it
 
 
 @dataclass(slots=True)
@@ -75,6 +86,8 @@ class Agent:
         schema: SchemaContext | None = None,
         approvals: Approvals | None = None,
         accuracy: Accuracy | None = None,
+        turns: ThreadTurns | None = None,
+        events: EventLog | None = None,
     ) -> None:
         self.settings = settings
         self.databases = databases
@@ -85,7 +98,9 @@ class Agent:
         self.schema = schema or SchemaContext()
         self.approvals = approvals
         self.accuracy = accuracy or Accuracy(settings=settings)
-        self._locks = ThreadLocks(max_waiting=settings.limits.queue_per_thread)
+        self.turns = turns or LocalThreadTurns(max_waiting=settings.limits.queue_per_thread)
+        self.events = events or MemoryEventLog(ttl_s=settings.redis.event_ttl_s)
+        self.inflight = InFlight()
         self.limiter = TurnLimiter.from_settings(settings)
         self.replies_by_kind: Counter[str] = Counter()  # final replies, for /metrics
 
@@ -93,33 +108,89 @@ class Agent:
         """Answer one message; the first reply is always WORKING so adapters can post it at once.
 
         The message takes its place in its thread's line before anything is awaited, so arrival order is
-        kept; a full line, or a turn over the concurrency limits (core.limits), gets a BusyError reply:
-        every message is answered, none is dropped. Cancelling the consumer cancels the running query.
+        kept (across replicas when Redis is configured: core.thread_lease); a full line, or a turn over the
+        concurrency limits (core.limits), gets a BusyError reply: every message is answered, none is dropped.
+        A redelivered event (same ``event_id``) gets no reply and runs nothing. Cancelling the consumer
+        cancels the running query; so does :meth:`drain` at the end of its grace period, with a reply.
         """
-        try:
-            ticket = self._locks.enter(message.thread_key)
-        except BusyError as exc:
-            yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
-            yield render_error(exc)
-            return
-        try:
-            yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
-            async with ticket:
-                database: str | None = None
+        with self.inflight.opened():
+            if self.inflight.closing:
+                async for reply in self._not_taken(message):
+                    yield reply
+                return
+            token = object()
+            try:
+                ticket = self.turns.enter(message.thread_key,
+                                          on_lost=lambda: self.inflight.stop(token, LEASE_LOST))
+            except BusyError as exc:
+                yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
+                yield render_error(exc)
+                return
+            try:
                 try:
-                    ctx = await self._context(message)
-                    database = ctx.database.name
-                    async with self.limiter.slot(user=message.identity, database=database):
-                        reply = await self._respond(message, ctx)
-                except (PgbotError, ModelHint) as exc:
-                    reply = render_error(exc if isinstance(exc, PgbotError) else PgbotError(exc.hint),
-                                         database=database)
-                except Exception as exc:  # noqa: BLE001 - the error policy: log it, show an id
-                    reply = render_error(exc, database=database)
-                self.replies_by_kind[reply.kind.value] += 1
-                yield reply
-        finally:
-            ticket.release()
+                    if not await self._first_delivery(message):
+                        return
+                    await ticket.arrive()
+                except PgbotError as exc:
+                    yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
+                    yield render_error(exc)
+                    return
+                yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
+                for reply in await self.inflight.run(token, self._turn(message, ticket)):
+                    yield reply
+            finally:
+                await ticket.release()
+
+    async def _first_delivery(self, message: Message) -> bool:
+        if message.event_id is None or await self.events.first_time(message.platform, message.event_id):
+            return True
+        log.info("duplicate_event_ignored", platform=message.platform, event_id=message.event_id,
+                 thread=message.thread_key)
+        return False
+
+    async def _not_taken(self, message: Message) -> AsyncGenerator[Reply, None]:
+        """While draining: leave the event to another replica if one claims it soon, else say to resend."""
+        if message.event_id is not None:
+            await asyncio.sleep(HANDOFF_S)
+            try:
+                if not await self._first_delivery(message):
+                    return
+            except PgbotError as exc:
+                log.warning("handoff_claim_failed", error=exc.user_message)
+        log.info("message_not_taken_while_draining", thread=message.thread_key)
+        yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
+        yield Reply(kind=ReplyKind.ERROR, text=NOT_TAKEN)
+
+    async def _turn(self, message: Message, ticket: TurnTicket) -> list[Reply]:
+        """Wait for the thread's turn, then run the message; one final reply (after a notice, if an earlier
+        message of the thread was lost with a dead replica)."""
+        database: str | None = None
+        notices: list[Reply] = []
+        try:
+            await ticket.wait()
+            if ticket.abandoned:
+                notices.append(Reply(kind=ReplyKind.INFO, text=ABANDONED))
+            ctx = await self._context(message)
+            database = ctx.database.name
+            async with self.limiter.slot(user=message.identity, database=database):
+                reply = await self._respond(message, ctx)
+        except (PgbotError, ModelHint) as exc:
+            reply = render_error(exc if isinstance(exc, PgbotError) else PgbotError(exc.hint), database=database)
+        except Exception as exc:  # noqa: BLE001 - the error policy: log it, show an id
+            reply = render_error(exc, database=database)
+        self.replies_by_kind[reply.kind.value] += 1
+        return [*notices, reply]
+
+    def begin_shutdown(self) -> None:
+        """Take no new messages or clicks from now on (they are told to resend); work in flight goes on."""
+        self.inflight.closing = True
+
+    async def drain(self, *, grace_s: float) -> int:
+        """Let turns in flight finish within ``grace_s``; cancel the rest (their queries too) and tell their
+        threads. Call :meth:`aclose` afterwards. Returns how many turns were cancelled."""
+        stopped = await self.inflight.drain(grace_s=grace_s)
+        log.info("agent_drained", cancelled=stopped, still_open=self.inflight.open)
+        return stopped
 
     async def _context(self, message: Message) -> ToolContext:
         limit = self.settings.llm.max_question_chars
@@ -272,11 +343,14 @@ class Agent:
         ``progress`` (optional) receives progress lines of long approved work, for the adapter to post."""
         if self.approvals is None:
             return Reply(kind=ReplyKind.ERROR, text="Changes are not enabled in this pgbot.")
-        try:
-            return await self.approvals.decide(action_id=action_id, decided_by=decided_by, approve=approve,
-                                               progress=progress)
-        except Exception as exc:  # noqa: BLE001 - the error policy: one reply, traceback logged
-            return render_error(exc)
+        if self.inflight.closing:  # nothing was claimed: the same click works again on a running replica
+            return Reply(kind=ReplyKind.ERROR, text=CLICK_NOT_TAKEN)
+        with self.inflight.opened():  # a drain waits for a decision in progress; it is never cancelled
+            try:
+                return await self.approvals.decide(action_id=action_id, decided_by=decided_by, approve=approve,
+                                                   progress=progress)
+            except Exception as exc:  # noqa: BLE001 - the error policy: one reply, traceback logged
+                return render_error(exc)
 
     async def _final_answer(
         self, ctx: ToolContext, question: str, answer: str, state: TurnState, prompt: TurnPrompt
@@ -305,6 +379,8 @@ class Agent:
             return render_error(exc)
 
     async def aclose(self) -> None:
+        await self.turns.aclose()
+        await self.events.aclose()
         await self.databases.aclose()
         await self.store.aclose()
         await self.accuracy.aclose()

@@ -108,6 +108,9 @@ class DatabaseSettings(_Section):
 class RedisSettings(_Section):
     url: SecretStr | None = None
     context_ttl_s: int = Field(default=7 * 24 * 3600, ge=60)
+    # A thread's turn lease: a replica that dies mid-turn holds its threads this long at most.
+    lease_s: float = Field(default=15.0, ge=0.3, le=600)
+    event_ttl_s: int = Field(default=6 * 3600, ge=60)  # a redelivered event within this time is ignored
 
 
 class ContextSettings(_Section):
@@ -128,6 +131,8 @@ class LimitsSettings(_Section):
     schema_recheck_s: float = Field(default=5.0, ge=0)  # how often the catalog fingerprint is compared
     export_dir: Path = Path("./exports")
     export_max_bytes: int = Field(default=1 << 30, ge=1024)
+    # On SIGTERM: in-flight turns get this long to finish; the rest are cancelled and their threads told.
+    shutdown_grace_s: float = Field(default=20.0, ge=0, le=3600)
 
 
 class BackupSettings(_Section):

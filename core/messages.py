@@ -29,6 +29,7 @@ class Message:
     user: str
     text: str
     user_name: str = ""
+    event_id: str | None = None  # the platform's id for this delivery's message: a redelivery is handled once
 
     @property
     def identity(self) -> str:

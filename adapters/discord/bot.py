@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from typing import Literal
 
@@ -38,8 +39,9 @@ class PgbotClient(discord.Client):
         incoming = to_core_message(message, bot_user_id=self.user.id, allowed_guilds=self.settings.allowed_guilds)
         if incoming is None:
             return
-        channel = await self._conversation(message, incoming)
-        await self.answer(incoming, channel)
+        # The thread is opened with the first reply: a redelivered message (another replica answers it, or a
+        # gateway replay) gets no reply from core, and so no empty thread either.
+        await self.answer(incoming, lambda: self._conversation(message, incoming))
 
     async def _conversation(self, message: discord.Message, incoming: Message) -> discord.abc.Messageable:
         """Where the replies go: the thread or DM it came from, else a new thread on the message."""
@@ -53,18 +55,26 @@ class PgbotClient(discord.Client):
             log.warning("discord_thread_create_failed", channel=message.channel.id, status=exc.status)
             return message.channel
 
-    async def answer(self, incoming: Message, channel: discord.abc.Messageable) -> None:
+    async def answer(
+        self, incoming: Message, where: discord.abc.Messageable | Callable[[], Awaitable[discord.abc.Messageable]]
+    ) -> None:
         """Post the working reply, then edit it into each later reply (extra ones are posted)."""
         live: discord.Message | None = None
+        channel = where if isinstance(where, discord.abc.Messageable) else None
         try:
             # Closed at once if posting fails, so core releases the thread's turn lock without waiting for GC.
             async with aclosing(self.agent.handle(incoming)) as replies:
                 async for reply in replies:
+                    if channel is None:
+                        channel = await where()  # type: ignore[operator]
                     live = await self._show(channel, reply, live)
         except discord.HTTPException as exc:
             log.error("discord_post_failed", status=exc.status, code=exc.code)
-        except Exception as exc:  # noqa: BLE001 - the error policy: one reply in chat, traceback in the log
-            await self._show(channel, render_error(exc), live)
+        except Exception as exc:
+            if channel is not None:
+                await self._show(channel, render_error(exc), live)
+            else:
+                log.exception("discord_answer_failed")
 
     async def _show(
         self, channel: discord.abc.Messageable, reply: Reply, live: discord.Message | None

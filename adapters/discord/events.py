@@ -80,4 +80,5 @@ def to_core_message(
         user=str(message.author.id),
         text=clean_text(message, bot_user_id=bot_user_id),
         user_name=message.author.display_name,
+        event_id=str(message.id),  # gateway replays on resume, and every replica on one shard, see the same id
     )

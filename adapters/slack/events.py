@@ -108,6 +108,9 @@ def _message(event: Mapping[str, Any], *, team_id: str, bot_user_id: str | None)
         user=str(event["user"]),
         text=clean_text(str(event.get("text") or ""), bot_user_id=bot_user_id),
         user_name=str((event.get("user_profile") or {}).get("display_name") or ""),
+        # A message's (channel, ts) names it for good: Slack's retries (X-Slack-Retry-Num) and the message +
+        # app_mention pair it sends for one message share it, while their envelope event_ids may differ.
+        event_id=f"{event['channel']}:{event['ts']}",
     )
 
 

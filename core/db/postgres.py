@@ -274,6 +274,13 @@ def translate_pg_error(exc: asyncpg.PostgresError, *, database: str) -> Database
         return QueryTimeoutError(f"The query on '{database}' was cancelled: {message}.")
     if isinstance(exc, asyncpg.InsufficientPrivilegeError):
         return PermissionDeniedError(f"Postgres refused on '{database}': {text}")
+    if isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.AdminShutdownError | asyncpg.CrashShutdownError
+                  | asyncpg.CannotConnectNowError):
+        # The server restarted or dropped the session mid-statement; the caller does not retry by itself.
+        return DatabaseUnavailableError(
+            f"The connection to database '{database}' was lost while the query ran (the server restarted or "
+            f"closed it: {message}). Please ask again in a moment."
+        )
     if isinstance(exc, asyncpg.InvalidCatalogNameError | asyncpg.InvalidAuthorizationSpecificationError):
         return DatabaseUnavailableError(f"Database '{database}' cannot be reached: {message}")
     return DatabaseError(f"Postgres error on '{database}': {text}")

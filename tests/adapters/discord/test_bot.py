@@ -195,7 +195,8 @@ async def test_feedback_buttons_reach_core_and_answer_only_the_clicker(
     data, thread, post, edit = await mention(fake_discord, client, "how many orders?")
     assert custom_ids(edit.json) == [f"pgbot:fb:up:{ANSWER_ID}", f"pgbot:fb:down:{ANSWER_ID}"]
     assert double.messages == [Message(platform="discord", workspace=GUILD_ID, channel=CHANNEL_ID, thread=data["id"],
-                                       user=USER_ID, text="how many orders?", user_name="Alice")]
+                                       user=USER_ID, text="how many orders?", user_name="Alice",
+                                       event_id=data["id"])]
     click = fake_discord.click(f"pgbot:fb:up:{ANSWER_ID}", message=fake_discord.messages[post.response["id"]],
                                thread=thread.response, clicker=user(APPROVER_ID, "dba"))
     client._connection.parse_interaction_create(click)

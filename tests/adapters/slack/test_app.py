@@ -239,7 +239,8 @@ async def test_feedback_buttons_reach_core_and_answer_only_the_clicker(fake_slac
     post, update = await ask(fake_slack, app, "how many orders?")
     assert buttons(update.args["blocks"]) == [("pgbot_feedback_up", ANSWER_ID), ("pgbot_feedback_down", ANSWER_ID)]
     assert double.messages[0] == Message(platform="slack", workspace=TEAM_ID, channel=CHANNEL,
-                                         thread=post.args["thread_ts"], user="U0USER0001", text="how many orders?")
+                                         thread=post.args["thread_ts"], user="U0USER0001", text="how many orders?",
+                                         event_id=f"{CHANNEL}:{post.args['thread_ts']}")
     click = block_actions(action_id="pgbot_feedback_down", value=ANSWER_ID, message=bot_message(post, update),
                           user="U0READER01")
     assert (await dispatch(app, click, content_type=FORM)).status == 200

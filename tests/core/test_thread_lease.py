@@ -1,0 +1,232 @@
+"""Per-thread turns across replicas, against the real Redis (the lease logic is Lua run by Redis itself).
+
+Each "replica" is its own RedisThreadTurns with its own connection pool; a replica that dies is one whose
+heartbeat stops and which never releases (a real SIGKILL is in tests/integration/test_shutdown.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from core.errors import BusyError
+from core.thread_lease import LocalThreadTurns, RedisThreadTurns, ThreadTurns, TurnTicket
+from tests.helpers import wait_until
+
+
+@pytest.fixture
+async def prefix(redis_url: str) -> AsyncIterator[str]:
+    prefix = f"pgbot:test:{uuid.uuid4().hex}:turn"
+    yield prefix
+    client = aioredis.Redis.from_url(redis_url)
+    keys = [k async for k in client.scan_iter(f"{prefix}:*")]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+def replica(redis_url: str, prefix: str, *, lease_s: float = 5.0, max_waiting: int | None = None) -> RedisThreadTurns:
+    return RedisThreadTurns(aioredis.Redis.from_url(redis_url), lease_s=lease_s, prefix=prefix,
+                            max_waiting=max_waiting)
+
+
+def die(turns: RedisThreadTurns) -> None:
+    """Simulate a killed process: no more heartbeats, nothing released."""
+    assert turns._heart is not None
+    turns._heart.cancel()
+    turns._tickets.clear()
+
+
+async def run_in_order(entries: list[tuple[ThreadTurns, str]], *, work_s: float = 0.005) -> list[int]:
+    """Messages arrive in list order (each on its replica; arrival = its ticket is taken), then all wait at
+    once; return the order the turns ran in, checking that no two turns of one thread ever overlap."""
+    running: dict[str, int] = {}
+    ran: list[int] = []
+
+    async def turn(index: int, ticket: TurnTicket, thread: str) -> None:
+        try:
+            await ticket.wait()
+            assert thread not in running, f"turn {index} overlaps turn {running[thread]} in {thread}"
+            running[thread] = index
+            await asyncio.sleep(work_s * random.random())
+            ran.append(index)
+            del running[thread]
+        finally:
+            await ticket.release()
+
+    tickets = []
+    for index, (turns, thread) in enumerate(entries):
+        ticket = turns.enter(thread)
+        await ticket.arrive()
+        tickets.append((index, ticket, thread))
+    await asyncio.gather(*(turn(i, ticket, thread) for i, ticket, thread in tickets))
+    return ran
+
+
+def per_thread(ran: list[int], entries: list[tuple[ThreadTurns, str]]) -> dict[str, list[int]]:
+    out: dict[str, list[int]] = {}
+    for index in ran:
+        out.setdefault(entries[index][1], []).append(index)
+    return out
+
+
+async def test_two_replicas_run_a_threads_messages_one_at_a_time_in_arrival_order(redis_url: str, prefix: str) -> None:
+    a, b = replica(redis_url, prefix), replica(redis_url, prefix)
+    try:
+        entries: list[tuple[ThreadTurns, str]] = [(random.choice((a, b)), f"t{i % 3}") for i in range(60)]
+        ran = await run_in_order(entries)
+    finally:
+        await a.aclose()
+        await b.aclose()
+    assert sorted(ran) == list(range(60))
+    for thread, order in per_thread(ran, entries).items():
+        assert order == sorted(order), (thread, order)
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    state = await client.hgetall(f"{prefix}:t0")
+    await client.aclose()
+    assert state["seq"] == state["served"] == "20" and "holder" not in state  # every lease released
+
+
+async def test_concurrent_arrivals_run_in_ticket_order_and_one_process_keeps_its_own_order(
+    redis_url: str, prefix: str
+) -> None:
+    a, b = replica(redis_url, prefix), replica(redis_url, prefix)
+    ran: list[tuple[str, int]] = []
+
+    async def turn(name: str, index: int, ticket: TurnTicket) -> None:
+        await ticket.wait()
+        ran.append((name, index))
+        await asyncio.sleep(0.002)
+        await ticket.release()
+
+    try:
+        # 40 messages of one thread arrive at once, 20 on each replica, with no await between them
+        tickets = [(name, i, turns.enter("t")) for i in range(20) for name, turns in (("a", a), ("b", b))]
+        await asyncio.gather(*(turn(name, i, ticket) for name, i, ticket in tickets))
+    finally:
+        await a.aclose()
+        await b.aclose()
+    numbers = {(name, i): ticket.n for name, i, ticket in tickets}  # type: ignore[attr-defined]
+    assert [numbers[key] for key in ran] == sorted(numbers.values())  # served in ticket (= arrival) order
+    for name in "ab":
+        mine = [i for who, i in ran if who == name]
+        assert mine == sorted(mine)  # within one process, the order the messages reached it
+
+
+async def test_local_turns_keep_the_same_order() -> None:
+    local = LocalThreadTurns()
+    entries: list[tuple[ThreadTurns, str]] = [(local, f"t{i % 3}") for i in range(30)]
+    ran = await run_in_order(entries)
+    for order in per_thread(ran, entries).values():
+        assert order == sorted(order)
+
+
+async def test_a_dead_holders_lease_expires_and_the_next_message_goes_on(redis_url: str, prefix: str) -> None:
+    dead, alive = replica(redis_url, prefix, lease_s=0.6), replica(redis_url, prefix, lease_s=0.6)
+    try:
+        held = dead.enter("t")
+        await held.wait()
+        waiting = alive.enter("t")
+        await waiting.arrive()
+        task = asyncio.create_task(waiting.wait())
+        await asyncio.sleep(0.3)
+        assert not task.done()  # the lease is still valid: it waits
+        die(dead)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await asyncio.wait_for(task, timeout=5)
+        assert loop.time() - started < 2.0
+        assert waiting.abandoned == 1  # the thread is told an earlier message was lost
+        await waiting.release()
+    finally:
+        await alive.aclose()
+        await dead._redis.aclose()
+
+
+async def test_a_dead_replicas_waiting_ticket_is_skipped_and_a_clean_leaver_is_not_counted(
+    redis_url: str, prefix: str
+) -> None:
+    a, b, dead = (replica(redis_url, prefix, lease_s=0.6) for _ in range(3))
+    try:
+        first = a.enter("t")
+        await first.wait()
+        lost = dead.enter("t")
+        await lost.arrive()
+        leaver = b.enter("t")
+        await leaver.arrive()
+        last = b.enter("t")
+        await last.arrive()
+        die(dead)
+        await leaver.release()  # e.g. a duplicate or a cancelled message: leaves without a trace
+        await first.release()
+        await asyncio.wait_for(last.wait(), timeout=5)
+        assert last.abandoned == 1  # only the dead replica's message
+        await last.release()
+    finally:
+        await a.aclose()
+        await b.aclose()
+        await dead._redis.aclose()
+
+
+async def test_a_holder_that_loses_its_lease_is_told_and_waiters_requeue(redis_url: str, prefix: str) -> None:
+    a = replica(redis_url, prefix, lease_s=0.6)
+    lost: list[str] = []
+    try:
+        held = a.enter("t", on_lost=lambda: lost.append("t"))
+        await held.wait()
+        behind = a.enter("t")
+        await behind.arrive()
+        client = aioredis.Redis.from_url(redis_url)
+        await client.delete(f"{prefix}:t")  # Redis lost the thread's line (restart without persistence)
+        await client.aclose()
+        await wait_until(lambda: lost == ["t"], describe=lambda: lost, within_s=3)
+        await held.release()
+        await asyncio.wait_for(behind.wait(), timeout=3)  # it queued again and got its turn
+        await behind.release()
+    finally:
+        await a.aclose()
+
+
+async def test_a_full_line_in_one_process_says_busy(redis_url: str, prefix: str) -> None:
+    a = replica(redis_url, prefix, max_waiting=1)
+    try:
+        first, second = a.enter("t"), a.enter("t")
+        with pytest.raises(BusyError):
+            a.enter("t")
+        for ticket in (first, second):
+            await ticket.arrive()
+        await first.wait()
+        await first.release()
+        await second.wait()
+        await second.release()
+    finally:
+        await a.aclose()
+
+
+async def test_cancelled_waiter_frees_its_place(redis_url: str, prefix: str) -> None:
+    a, b = replica(redis_url, prefix), replica(redis_url, prefix)
+    try:
+        first = a.enter("t")
+        await first.wait()
+        cancelled = b.enter("t")
+        waiter = asyncio.create_task(cancelled.wait())
+        third = b.enter("t")
+        await third.arrive()
+        await asyncio.sleep(0.05)
+        waiter.cancel()
+        await asyncio.gather(waiter, return_exceptions=True)
+        await cancelled.release()
+        await first.release()
+        await asyncio.wait_for(third.wait(), timeout=2)  # not held up by the cancelled ticket
+        assert third.abandoned == 0
+        await third.release()
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
