@@ -18,7 +18,7 @@ async def slack(*, config: str | None) -> int:
         raise ConfigError("slack.bot_token is not set (PGBOT_SLACK__BOT_TOKEN or [slack] bot_token)")
     from adapters.slack.runner import run_slack
 
-    return await serve(settings, lambda agent: run_slack(agent, settings.slack))
+    return await serve(settings, lambda agent: run_slack(agent, settings.slack), chat="slack")
 
 
 async def discord(*, config: str | None) -> int:
@@ -27,13 +27,18 @@ async def discord(*, config: str | None) -> int:
         raise ConfigError("discord.token is not set (PGBOT_DISCORD__TOKEN or [discord] token)")
     from adapters.discord.runner import run_discord
 
-    return await serve(settings, lambda agent: run_discord(agent, settings.discord))
+    return await serve(settings, lambda agent: run_discord(agent, settings.discord), chat="discord")
 
 
-async def serve(settings: Settings, run: Callable[[Agent], Awaitable[None]]) -> int:
-    """Build the agent, serve /healthz, /readyz and /metrics when configured, and run the bot until it stops."""
+async def serve(settings: Settings, run: Callable[[Agent], Awaitable[None]], *, chat: str | None = None) -> int:
+    """Build the agent, serve /healthz, /readyz and /metrics when configured, and run the bot until it stops.
+
+    ``chat`` names the platform whose connection /readyz waits for; its runner reports it (core.health).
+    """
     configure_logging(settings)
     agent = build_agent(settings)
+    if chat is not None:
+        agent.ops.health.expect_chat(chat)
     observability = None
     try:
         if settings.observability.port is not None:

@@ -12,6 +12,8 @@ from core.context import ContextStore, MemoryContextStore, RedisContextStore
 from core.db.registry import DatabaseRegistry
 from core.feedback import AnswerLog, MemoryAnswerLog, RedisAnswerLog
 from core.llm.base import LlmClient
+from core.ops import Ops
+from core.quotas import MemoryQuotas, QuotaPolicy, Quotas, RedisQuotas
 from core.sqlguard import SqlGuard
 from core.tools.registry import load_tools
 
@@ -49,11 +51,19 @@ def make_answer_log(settings: Settings) -> AnswerLog:
     return RedisAnswerLog.from_url(settings.redis.url.get_secret_value(), ttl_s=settings.redis.context_ttl_s)
 
 
+def make_quotas(settings: Settings) -> Quotas:
+    """Rate limits and the token budget: in Redis when configured (every replica counts together), else memory."""
+    policy = QuotaPolicy.from_settings(settings.limits)
+    if settings.redis.url is None:
+        return MemoryQuotas(policy)
+    return RedisQuotas.from_url(settings.redis.url.get_secret_value(), policy)
+
+
 def build_agent(
     settings: Settings, *, llm: LlmClient | None = None, store: ContextStore | None = None, use_llm: bool = True,
-    approval_store: ApprovalStore | None = None,
+    approval_store: ApprovalStore | None = None, quotas: Quotas | None = None,
 ) -> Agent:
-    """Wire an :class:`Agent`; tests pass their own ``llm``/``store``/``approval_store`` (local servers)."""
+    """Wire an :class:`Agent`; tests pass their own ``llm``/``store``/``approval_store``/``quotas``."""
     databases = DatabaseRegistry(settings)
     store = store or make_store(settings)
     tools = load_tools()
@@ -70,4 +80,5 @@ def build_agent(
         guard=SqlGuard(),
         approvals=approvals,
         accuracy=Accuracy(settings=settings, answers=make_answer_log(settings)),
+        ops=Ops(settings=settings, quotas=quotas or make_quotas(settings)),
     )

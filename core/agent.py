@@ -8,7 +8,6 @@ thread are handled strictly in order; different threads run concurrently.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -25,6 +24,8 @@ from core.feedback import AnswerRecord
 from core.limits import TurnLimiter
 from core.llm.base import ChatTurn, LlmClient, ToolCall
 from core.messages import Message, Reply, ReplyKind, ResultTable, new_id
+from core.metrics import UNKNOWN_TOOL
+from core.ops import Ops
 from core.permissions import resolve_role
 from core.render import render_error
 from core.schema_context import SchemaContext
@@ -74,6 +75,7 @@ class Agent:
         schema: SchemaContext | None = None,
         approvals: Approvals | None = None,
         accuracy: Accuracy | None = None,
+        ops: Ops | None = None,
     ) -> None:
         self.settings = settings
         self.databases = databases
@@ -86,7 +88,8 @@ class Agent:
         self.accuracy = accuracy or Accuracy(settings=settings)
         self._locks = ThreadLocks(max_waiting=settings.limits.queue_per_thread)
         self.limiter = TurnLimiter.from_settings(settings)
-        self.replies_by_kind: Counter[str] = Counter()  # final replies, for /metrics
+        self.ops = ops or Ops(settings=settings)  # request ids, metrics, quotas, chat readiness (core.ops)
+        self.ops.watch(databases=databases, limiter=self.limiter)
 
     async def handle(self, message: Message) -> AsyncGenerator[Reply, None]:
         """Answer one message; the first reply is always WORKING so adapters can post it at once.
@@ -95,30 +98,35 @@ class Agent:
         kept; a full line, or a turn over the concurrency limits (core.limits), gets a BusyError reply:
         every message is answered, none is dropped. Cancelling the consumer cancels the running query.
         """
+        turn = self.ops.begin(message)
         try:
             ticket = self._locks.enter(message.thread_key)
         except BusyError as exc:
             yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
-            yield render_error(exc)
+            yield turn.finish(render_error(exc), error=exc)
+            turn.close()
             return
         try:
             yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
             async with ticket:
                 database: str | None = None
+                error: BaseException | None = None
                 try:
+                    await self.ops.admit(message)
                     ctx = await self._context(message)
                     database = ctx.database.name
                     async with self.limiter.slot(user=message.identity, database=database):
                         reply = await self._respond(message, ctx)
                 except (PgbotError, ModelHint) as exc:
-                    reply = render_error(exc if isinstance(exc, PgbotError) else PgbotError(exc.hint),
-                                         database=database)
-                except Exception as exc:  # noqa: BLE001 - the error policy: log it, show an id
-                    reply = render_error(exc, database=database)
-                self.replies_by_kind[reply.kind.value] += 1
-                yield reply
+                    error = exc if isinstance(exc, PgbotError) else PgbotError(exc.hint)
+                    reply = render_error(error, database=database)
+                except Exception as exc:  # noqa: BLE001 - the error policy: log it, show the turn's id
+                    error = exc
+                    reply = render_error(exc, database=database, error_id=turn.request_id)
+                yield turn.finish(reply, error=error)
         finally:
             ticket.release()
+            turn.close()
 
     async def _context(self, message: Message) -> ToolContext:
         limit = self.settings.llm.max_question_chars
@@ -145,7 +153,7 @@ class Agent:
             return reply
         if self.llm is None:
             return Reply(kind=ReplyKind.ERROR, text=NO_LLM_MESSAGE, database=ctx.database.name)
-        return await self._run_turn(ctx, self.llm, text)
+        return await self._run_turn(ctx, self.ops.llm(self.llm, message), text)
 
     async def _remember_command(self, ctx: ToolContext, text: str, reply: Reply) -> None:
         """Slash commands join the thread's history: a follow-up question can build on a /sql result, and
@@ -225,14 +233,20 @@ class Agent:
     async def _call_tool(self, ctx: ToolContext, call: ToolCall, state: TurnState) -> str:
         """Run one tool call; return the text the model sees. Fixable problems come back as hints."""
         state.tools_called += 1
+        label = call.name if call.name in self.tools else UNKNOWN_TOOL  # model output: keep labels bounded
         try:
             output = await self.tools.get(call.name).call(ctx, call.arguments)
         except ModelHint as hint:
+            self.ops.metrics.tool_call(label, "hint")
             state.failures += 1
             state.repeated_failures = state.repeated_failures + 1 if hint.hint == state.last_hint else 1
             state.last_hint = hint.hint
             ctx.log.info("tool_hint", tool=call.name, hint=hint.hint[:300])
             return f"ERROR: {hint.hint}"
+        except Exception:
+            self.ops.metrics.tool_call(label, "error")
+            raise
+        self.ops.metrics.tool_call(label, "ok")
         if call.name == CLARIFY_TOOL:
             args = self.tools.get(CLARIFY_TOOL).parse_arguments(call.arguments).model_dump()
             state.clarification = clarification_text(str(args["question"]))
@@ -255,6 +269,7 @@ class Agent:
         if output.pending is None or self.approvals is None:
             raise PgbotError("Changes are not enabled in this pgbot.")
         prompt = await self.approvals.submit(output.pending)
+        self.ops.metrics.approval("requested")
         return Reply(
             kind=ReplyKind.APPROVAL, text=output.text, sql=(prompt.sql,), table=prompt.preview, approval=prompt,
             database=prompt.database,
@@ -265,9 +280,11 @@ class Agent:
         if self.approvals is None:
             return Reply(kind=ReplyKind.ERROR, text="Changes are not enabled in this pgbot.")
         try:
-            return await self.approvals.decide(action_id=action_id, decided_by=decided_by, approve=approve)
+            reply = await self.approvals.decide(action_id=action_id, decided_by=decided_by, approve=approve)
         except Exception as exc:  # noqa: BLE001 - the error policy: one reply, traceback logged
-            return render_error(exc)
+            reply = render_error(exc)
+        self.ops.metrics.decision(reply, approve=approve)
+        return reply
 
     async def _final_answer(
         self, ctx: ToolContext, question: str, answer: str, state: TurnState, prompt: TurnPrompt
@@ -303,4 +320,5 @@ class Agent:
             await self.approvals.aclose()
         if self.llm is not None:
             await self.llm.aclose()
+        await self.ops.aclose()
 

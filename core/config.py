@@ -125,6 +125,10 @@ class LimitsSettings(_Section):
     schema_recheck_s: float = Field(default=5.0, ge=0)  # how often the catalog fingerprint is compared
     export_dir: Path = Path("./exports")
     export_max_bytes: int = Field(default=1 << 30, ge=1024)
+    # Rate limits and cost control (core.quotas); 0 switches each one off, which is the default.
+    user_messages_per_minute: int = Field(default=0, ge=0)  # per chat user, across every channel
+    channel_messages_per_minute: int = Field(default=0, ge=0)  # per channel, every user together
+    daily_tokens_per_workspace: int = Field(default=0, ge=0)  # LLM tokens per UTC day per Slack/Discord workspace
 
 
 class BackupSettings(_Section):
