@@ -38,7 +38,7 @@ async def serve(settings: Settings, run: Callable[[Agent], Awaitable[None]], *, 
     configure_logging(settings)
     agent = build_agent(settings)
     if chat is not None:
-        agent.ops.health.expect_chat(chat)
+        agent.health.expect_chat(chat)
     observability = None
     try:
         if settings.observability.port is not None:

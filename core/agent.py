@@ -21,6 +21,7 @@ from core.context import ContextStore
 from core.db.registry import DatabaseRegistry
 from core.errors import BusyError, ModelHint, PgbotError
 from core.feedback import AnswerRecord
+from core.health import Health
 from core.limits import TurnLimiter
 from core.llm.base import ChatTurn, LlmClient, ToolCall
 from core.messages import Message, Reply, ReplyKind, ResultTable, new_id
@@ -127,6 +128,11 @@ class Agent:
         finally:
             ticket.release()
             turn.close()
+
+    @property
+    def health(self) -> Health:
+        """Where the running adapter reports its chat connection for /readyz (``report_chat``)."""
+        return self.ops.health
 
     async def _context(self, message: Message) -> ToolContext:
         limit = self.settings.llm.max_question_chars
