@@ -101,4 +101,6 @@ def _route_stdlib(out: TextIO, level: int, shared: list[Any], renderer: Any, *, 
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     ))
     root.addHandler(handler)
-    root.setLevel(level)
+    # Libraries' INFO lines (one per HTTP request to the model, Bolt's banners) are noise at info level and
+    # cost time per turn; their warnings and errors always come through, everything with log_level = debug.
+    root.setLevel(level if level <= logging.DEBUG else max(level, logging.WARNING))

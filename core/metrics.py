@@ -22,6 +22,7 @@ from core.messages import Reply, ReplyKind
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 TURN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0)
 UNKNOWN_TOOL = "unknown"
+OTHER_ERROR = "other"  # an error reply with no exception behind it (a /sql the guard refused, no model set)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +62,8 @@ class Metrics:
                                   registry=r)
         self.tool_calls = Counter("pgbot_tool_calls", "Tool calls by the model, by tool and outcome (ok, hint, error).",
                                   ["tool", "outcome"], registry=r)
-        self.errors = Counter("pgbot_errors", "Error replies, by kind (the error class; 'internal' for bugs).",
+        self.errors = Counter("pgbot_errors", "Error replies, by kind: the error class, 'internal' for bugs, "
+                              "'other' for refusals replied directly (a /sql the guard refused).",
                               ["kind"], registry=r)
         self.approvals = Counter("pgbot_approvals",
                                  "Approval events: requested, approved, rejected, not_run (refused, expired, failed).",

@@ -15,8 +15,8 @@ import structlog
 from core.errors import QuotaError
 from core.health import Health
 from core.llm.metered import MeteredLlm
-from core.messages import Message, Reply, new_id
-from core.metrics import Metrics, PoolUsage, TurnLoad
+from core.messages import Message, Reply, ReplyKind, new_id
+from core.metrics import OTHER_ERROR, Metrics, PoolUsage, TurnLoad
 from core.quotas import MemoryQuotas, QuotaPolicy, Quotas, workspace_key
 
 if TYPE_CHECKING:
@@ -43,6 +43,8 @@ class Turn:
         self._metrics.reply(reply, seconds=time.perf_counter() - self._started)
         if error is not None:
             self._metrics.error(error)
+        elif reply.kind is ReplyKind.ERROR:
+            self._metrics.errors.labels(OTHER_ERROR).inc()
         return reply
 
     def close(self) -> None:
