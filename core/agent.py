@@ -285,10 +285,11 @@ class Agent:
         """An Approve/Reject click from any adapter: (action id, deciding identity, decision) → outcome."""
         if self.approvals is None:
             return Reply(kind=ReplyKind.ERROR, text="Changes are not enabled in this pgbot.")
-        try:
-            reply = await self.approvals.decide(action_id=action_id, decided_by=decided_by, approve=approve)
-        except Exception as exc:  # noqa: BLE001 - the error policy: one reply, traceback logged
-            reply = render_error(exc)
+        with self.ops.request() as request_id:
+            try:
+                reply = await self.approvals.decide(action_id=action_id, decided_by=decided_by, approve=approve)
+            except Exception as exc:  # noqa: BLE001 - the error policy: one reply, traceback logged
+                reply = render_error(exc, error_id=request_id)
         self.ops.metrics.decision(reply, approve=approve)
         return reply
 

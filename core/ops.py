@@ -8,6 +8,8 @@ message when rate limits are on.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import structlog
@@ -82,6 +84,13 @@ class Ops:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         self.metrics.message(message.platform)
         return Turn(self.metrics, request_id)
+
+    @contextmanager
+    def request(self) -> Iterator[str]:
+        """A request id for work outside a turn (an approval click), bound to the log lines inside."""
+        request_id = new_id()
+        with structlog.contextvars.bound_contextvars(request_id=request_id):
+            yield request_id
 
     async def admit(self, message: Message) -> None:
         """Rate limits for every message, the token budget for those that will reach the model."""

@@ -15,7 +15,7 @@ from bot.wiring import build_agent
 from core import ReplyKind, Settings, ToolContext, ToolKind, ToolOutput
 from core.tools.registry import build_tool
 from tests import llm_server as llm
-from tests.helpers import final_reply, message, settings_for
+from tests.helpers import final_reply, items_agent, message, settings_for
 
 SECRETS = ("hunter2-pw", "plain-known-secret-42", "xoxb-1111-2222-abcdefABCDEF", "xapp-1-A0APP-123-abcdef",
            "sk-proj-abcdefghijklmnop", "eyJhbGciOi.bearer-token-value", "pw-from-stdlib", "pw-in-traceback",
@@ -101,3 +101,22 @@ async def test_every_line_of_a_turn_carries_its_request_id_and_the_error_reply_q
     assert "pw-in-traceback" not in log_stream.getvalue() and "svc:***@10.0.0.5" in str(turn[1]["exception"])
     second = [e for e in got if e["event"] == "query_ran"]
     assert len(second) == 1 and second[0]["request_id"] not in (None, reply.error_id)
+
+
+async def test_an_approval_click_gets_its_own_request_id(log_stream: io.StringIO, fresh_db: str) -> None:
+    agent = await items_agent(fresh_db, approver="slack:UDBA")
+    configure_logging(json_settings(), stream=log_stream)
+    try:
+        proposal = await final_reply(agent, message("/sql UPDATE items SET qty = 1 WHERE id = 1"))
+        assert proposal.approval is not None
+        mark = len(lines(log_stream))
+        outcome = await agent.decide(action_id=proposal.approval.action_id, decided_by="slack:UDBA", approve=True)
+    finally:
+        await agent.aclose()
+    assert outcome.kind is ReplyKind.OUTCOME
+    during = lines(log_stream)[mark:]
+    assert during, "the approval logged nothing"
+    (click_id,) = {e.get("request_id") for e in during}
+    assert isinstance(click_id, str) and click_id
+    before = lines(log_stream)[:mark]
+    assert before and all(e.get("request_id") != click_id for e in before)  # not the proposing turn's id
