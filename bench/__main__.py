@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
-from bench import big_result, cold_start, csv_export, introspection, overhead, schema_tokens
+from bench import big_result, cold_start, csv_export, introspection, ops_overhead, overhead, schema_tokens
 from bench.common import machine
 
 
@@ -17,6 +17,7 @@ def main() -> None:
     asyncio.run(big_result.run())
     asyncio.run(csv_export.run())
     asyncio.run(overhead.run())
+    asyncio.run(ops_overhead.run())
 
 
 if __name__ == "__main__":

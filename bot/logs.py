@@ -1,19 +1,24 @@
-"""Structured logging for every entry point, with secrets scrubbed from every event."""
+"""Structured logging for every entry point, with secrets scrubbed from every event.
+
+structlog events and the standard-library records of asyncpg, aiohttp, slack_bolt and discord.py go through
+the same processors (timestamp, level, the turn's ``request_id``, secret redaction) and the same renderer, so
+a JSON log is one JSON object per line whatever wrote it.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable, MutableMapping
 from pathlib import Path
 from typing import Any, TextIO
 
 import structlog
 from pydantic import SecretStr
 
+from bot.redact import REDACTED, RedactSecrets
 from core.config import Settings
 
-REDACTED = "***"
+__all__ = ["REDACTED", "RedactSecrets", "configure_logging", "secret_values"]
 
 
 def secret_values(settings: Settings) -> list[str]:
@@ -47,47 +52,55 @@ def _dsn_password(dsn: str) -> list[str]:
     return [password] if password else []
 
 
-class SecretScrubber:
-    """A structlog processor replacing any known secret inside any string value."""
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        self._secrets = [s for s in secrets if s]
-
-    def __call__(self, logger: object, name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        if not self._secrets:
-            return event
-        for key, value in list(event.items()):
-            if isinstance(value, str):
-                for secret in self._secrets:
-                    if secret in value:
-                        value = value.replace(secret, REDACTED)
-                event[key] = value
-        return event
-
-
 def configure_logging(
     settings: Settings | None, *, level: str | None = None, stream: TextIO | None = None, file: Path | None = None,
 ) -> None:
     """Console logs on stderr for servers; a JSON file for interactive commands so the chat stays clean."""
     level_name = (level or (settings.observability.log_level if settings else "info")).upper()
     secrets = secret_values(settings) if settings else []
-    processors: list[Any] = [
+    shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso"),
         structlog.processors.format_exc_info,
-        SecretScrubber(secrets),
+        RedactSecrets(secrets),  # last before rendering: it also sees the formatted traceback
     ]
     as_json = file is not None or (settings is not None and settings.observability.log_format == "json")
-    processors.append(structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=False))
+    renderer: Any = structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=False)
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
         out: TextIO = file.open("a", encoding="utf-8")
     else:
         out = stream or sys.stderr
+    level_no = logging.getLevelName(level_name)
     structlog.configure(
-        processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level_name)),
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(level_no),
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+    _route_stdlib(out, level_no, shared, renderer, owns_stream=file is not None)
+
+
+class _PgbotHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Marks the root handler pgbot installed, so configuring again replaces it instead of adding one."""
+
+    owns_stream = False
+
+
+def _route_stdlib(out: TextIO, level: int, shared: list[Any], renderer: Any, *, owns_stream: bool) -> None:
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if isinstance(h, _PgbotHandler)]:
+        root.removeHandler(old)
+        if old.owns_stream and old.stream is not out:
+            old.stream.close()  # the log file an earlier configure_logging opened
+    handler = _PgbotHandler(out)
+    handler.owns_stream = owns_stream
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    ))
+    root.addHandler(handler)
+    # Libraries' INFO lines (one per HTTP request to the model, Bolt's banners) are noise at info level and
+    # cost time per turn; their warnings and errors always come through, everything with log_level = debug.
+    root.setLevel(level if level <= logging.DEBUG else max(level, logging.WARNING))

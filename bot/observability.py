@@ -1,17 +1,19 @@
 """``[observability] port``: /healthz, /readyz and Prometheus /metrics for the long-running bots.
 
-/healthz says the process is alive; /readyz checks every configured database and the context store
-(503 with one line per problem, never a secret); /metrics exposes turn counters and concurrency.
+/healthz says the process is alive (liveness: restart me if this fails); /readyz checks every configured
+database, the context store (Redis when configured) and the chat connection the running adapter reports
+(readiness: send me work; 503 with one line per problem, never a secret); /metrics is the agent's own
+Prometheus registry (core.metrics).
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 
 from aiohttp import web
 
 from core import Agent, PgbotError
+from core.metrics import CONTENT_TYPE
 
 CHECK_TIMEOUT_S = 5.0
 READY_PROBE_THREAD = "pgbot:readyz"
@@ -22,7 +24,6 @@ class ObservabilityServer:
         self.agent = agent
         self.host = host
         self.port = port
-        self.started_at = time.time()
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
@@ -51,26 +52,8 @@ class ObservabilityServer:
         return web.Response(text="ready\n")
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        stats = self.agent.limiter.stats
-        lines = [
-            "# HELP pgbot_replies_total Final replies by kind (answer, result, approval, error, ...).",
-            "# TYPE pgbot_replies_total counter",
-            *(f'pgbot_replies_total{{kind="{kind}"}} {count}'
-              for kind, count in sorted(self.agent.replies_by_kind.items())),
-            "# HELP pgbot_turns_running Turns running now.",
-            "# TYPE pgbot_turns_running gauge",
-            f"pgbot_turns_running {stats.running}",
-            "# HELP pgbot_turns_waiting Turns queued behind the concurrency limits.",
-            "# TYPE pgbot_turns_waiting gauge",
-            f"pgbot_turns_waiting {stats.waiting}",
-            "# HELP pgbot_turns_rejected_total Turns answered 'busy' because the queue was full.",
-            "# TYPE pgbot_turns_rejected_total counter",
-            f"pgbot_turns_rejected_total {stats.rejected}",
-            "# HELP pgbot_start_time_seconds When this process started.",
-            "# TYPE pgbot_start_time_seconds gauge",
-            f"pgbot_start_time_seconds {self.started_at:.0f}",
-        ]
-        return web.Response(text="\n".join(lines) + "\n", content_type="text/plain", charset="utf-8")
+        body = self.agent.ops.metrics.render()
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 async def readiness_problems(agent: Agent) -> list[str]:
@@ -95,4 +78,4 @@ async def readiness_problems(agent: Agent) -> list[str]:
         return None
 
     results = await asyncio.gather(*(database(n) for n in agent.databases.names), context_store())
-    return [line for line in results if line is not None]
+    return [line for line in results if line is not None] + await agent.ops.health.problems()

@@ -24,7 +24,7 @@ async def slack(*, config: str | None) -> int:
         raise ConfigError("slack.bot_token is not set (PGBOT_SLACK__BOT_TOKEN or [slack] bot_token)")
     from adapters.slack.runner import run_slack
 
-    return await serve(settings, lambda agent: run_slack(agent, settings.slack))
+    return await serve(settings, lambda agent: run_slack(agent, settings.slack), chat="slack")
 
 
 async def discord(*, config: str | None) -> int:
@@ -34,14 +34,17 @@ async def discord(*, config: str | None) -> int:
     from adapters.discord.runner import run_discord
 
     # discord.py closes its HTTP session with the gateway: keep both until in-flight turns have posted.
-    return await serve(settings, lambda agent: run_discord(agent, settings.discord), receive_while_draining=True)
+    return await serve(settings, lambda agent: run_discord(agent, settings.discord), chat="discord",
+                       receive_while_draining=True)
 
 
 async def serve(
-    settings: Settings, run: Callable[[Agent], Awaitable[None]], *, receive_while_draining: bool = False
+    settings: Settings, run: Callable[[Agent], Awaitable[None]], *, chat: str | None = None,
+    receive_while_draining: bool = False,
 ) -> int:
     """Build the agent, serve /healthz, /readyz and /metrics when configured, and run the bot until it stops.
 
+    ``chat`` names the platform whose connection /readyz waits for; its runner reports it (core.health).
     SIGTERM (or SIGINT) stops it gracefully: the agent takes no new messages, the adapter stops receiving
     (Slack then delivers to another replica; ``receive_while_draining`` keeps the connection until the end,
     for adapters that cannot post without it), work in flight gets ``limits.shutdown_grace_s`` to finish or
@@ -49,6 +52,8 @@ async def serve(
     """
     configure_logging(settings)
     agent = build_agent(settings)
+    if chat is not None:
+        agent.health.expect_chat(chat)
     observability = None
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

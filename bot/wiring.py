@@ -13,6 +13,8 @@ from core.db.registry import DatabaseRegistry
 from core.dedupe import EventLog, MemoryEventLog, RedisEventLog
 from core.feedback import AnswerLog, MemoryAnswerLog, RedisAnswerLog
 from core.llm.base import LlmClient
+from core.ops import Ops
+from core.quotas import MemoryQuotas, QuotaPolicy, Quotas, RedisQuotas
 from core.sqlguard import SqlGuard
 from core.thread_lease import LocalThreadTurns, RedisThreadTurns, ThreadTurns
 from core.tools.registry import load_tools
@@ -66,13 +68,19 @@ def make_events(settings: Settings) -> EventLog:
     if settings.redis.url is None:
         return MemoryEventLog(ttl_s=settings.redis.event_ttl_s)
     return RedisEventLog.from_url(settings.redis.url.get_secret_value(), ttl_s=settings.redis.event_ttl_s)
+def make_quotas(settings: Settings) -> Quotas:
+    """Rate limits and the token budget: in Redis when configured (every replica counts together), else memory."""
+    policy = QuotaPolicy.from_settings(settings.limits)
+    if settings.redis.url is None:
+        return MemoryQuotas(policy)
+    return RedisQuotas.from_url(settings.redis.url.get_secret_value(), policy)
 
 
 def build_agent(
     settings: Settings, *, llm: LlmClient | None = None, store: ContextStore | None = None, use_llm: bool = True,
-    approval_store: ApprovalStore | None = None,
+    approval_store: ApprovalStore | None = None, quotas: Quotas | None = None,
 ) -> Agent:
-    """Wire an :class:`Agent`; tests pass their own ``llm``/``store``/``approval_store`` (local servers)."""
+    """Wire an :class:`Agent`; tests pass their own ``llm``/``store``/``approval_store``/``quotas``."""
     databases = DatabaseRegistry(settings)
     store = store or make_store(settings)
     tools = load_tools()
@@ -91,4 +99,5 @@ def build_agent(
         accuracy=Accuracy(settings=settings, answers=make_answer_log(settings)),
         turns=make_turns(settings),
         events=make_events(settings),
+        ops=Ops(settings=settings, quotas=quotas or make_quotas(settings)),
     )

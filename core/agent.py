@@ -10,7 +10,6 @@ event is handled once; on shutdown, work in flight finishes or is cancelled with
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -26,10 +25,13 @@ from core.db.registry import DatabaseRegistry
 from core.dedupe import EventLog, MemoryEventLog
 from core.errors import BusyError, ModelHint, PgbotError
 from core.feedback import AnswerRecord
+from core.health import Health
 from core.inflight import LEASE_LOST, NOT_TAKEN, InFlight
 from core.limits import TurnLimiter
 from core.llm.base import ChatTurn, LlmClient, ToolCall
 from core.messages import Message, Reply, ReplyKind, ResultTable, new_id
+from core.metrics import UNKNOWN_TOOL
+from core.ops import Ops, Turn
 from core.permissions import resolve_role
 from core.render import render_error
 from core.schema_context import SchemaContext
@@ -88,6 +90,7 @@ class Agent:
         accuracy: Accuracy | None = None,
         turns: ThreadTurns | None = None,
         events: EventLog | None = None,
+        ops: Ops | None = None,
     ) -> None:
         self.settings = settings
         self.databases = databases
@@ -102,7 +105,8 @@ class Agent:
         self.events = events or MemoryEventLog(ttl_s=settings.redis.event_ttl_s)
         self.inflight = InFlight()
         self.limiter = TurnLimiter.from_settings(settings)
-        self.replies_by_kind: Counter[str] = Counter()  # final replies, for /metrics
+        self.ops = ops or Ops(settings=settings)  # request ids, metrics, quotas, chat readiness (core.ops)
+        self.ops.watch(databases=databases, limiter=self.limiter)
 
     async def handle(self, message: Message) -> AsyncGenerator[Reply, None]:
         """Answer one message; the first reply is always WORKING so adapters can post it at once.
@@ -113,33 +117,37 @@ class Agent:
         A redelivered event (same ``event_id``) gets no reply and runs nothing. Cancelling the consumer
         cancels the running query; so does :meth:`drain` at the end of its grace period, with a reply.
         """
-        with self.inflight.opened():
-            if self.inflight.closing:
-                async for reply in self._not_taken(message):
-                    yield reply
-                return
-            token = object()
-            try:
-                ticket = self.turns.enter(message.thread_key,
-                                          on_lost=lambda: self.inflight.stop(token, LEASE_LOST))
-            except BusyError as exc:
-                yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
-                yield render_error(exc)
-                return
-            try:
-                try:
-                    if not await self._first_delivery(message):
-                        return
-                    await ticket.arrive()
-                except PgbotError as exc:
-                    yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
-                    yield render_error(exc)
+        turn = self.ops.begin(message)
+        try:
+            with self.inflight.opened():
+                if self.inflight.closing:
+                    async for reply in self._not_taken(message):
+                        yield reply
                     return
-                yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
-                for reply in await self.inflight.run(token, self._turn(message, ticket)):
-                    yield reply
-            finally:
-                await ticket.release()
+                token = object()
+                try:
+                    ticket = self.turns.enter(message.thread_key,
+                                              on_lost=lambda: self.inflight.stop(token, LEASE_LOST))
+                except BusyError as exc:
+                    yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
+                    yield turn.finish(render_error(exc), error=exc)
+                    return
+                try:
+                    try:
+                        if not await self._first_delivery(message):
+                            return
+                        await ticket.arrive()
+                    except PgbotError as exc:
+                        yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
+                        yield turn.finish(render_error(exc), error=exc)
+                        return
+                    yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
+                    for reply in await self.inflight.run(token, self._turn(message, ticket, turn)):
+                        yield reply
+                finally:
+                    await ticket.release()
+        finally:
+            turn.close()
 
     async def _first_delivery(self, message: Message) -> bool:
         if message.event_id is None or await self.events.first_time(message.platform, message.event_id):
@@ -161,25 +169,33 @@ class Agent:
         yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
         yield Reply(kind=ReplyKind.ERROR, text=NOT_TAKEN)
 
-    async def _turn(self, message: Message, ticket: TurnTicket) -> list[Reply]:
+    async def _turn(self, message: Message, ticket: TurnTicket, turn: Turn) -> list[Reply]:
         """Wait for the thread's turn, then run the message; one final reply (after a notice, if an earlier
         message of the thread was lost with a dead replica)."""
         database: str | None = None
         notices: list[Reply] = []
+        error: BaseException | None = None
         try:
             await ticket.wait()
             if ticket.abandoned:
                 notices.append(Reply(kind=ReplyKind.INFO, text=ABANDONED))
+            await self.ops.admit(message)
             ctx = await self._context(message)
             database = ctx.database.name
             async with self.limiter.slot(user=message.identity, database=database):
                 reply = await self._respond(message, ctx)
         except (PgbotError, ModelHint) as exc:
-            reply = render_error(exc if isinstance(exc, PgbotError) else PgbotError(exc.hint), database=database)
-        except Exception as exc:  # noqa: BLE001 - the error policy: log it, show an id
-            reply = render_error(exc, database=database)
-        self.replies_by_kind[reply.kind.value] += 1
-        return [*notices, reply]
+            error = exc if isinstance(exc, PgbotError) else PgbotError(exc.hint)
+            reply = render_error(error, database=database)
+        except Exception as exc:  # noqa: BLE001 - the error policy: log it, show the turn's id
+            error = exc
+            reply = render_error(exc, database=database, error_id=turn.request_id)
+        return [*notices, turn.finish(reply, error=error)]
+
+    @property
+    def health(self) -> Health:
+        """Where the running adapter reports its chat connection for /readyz (``report_chat``)."""
+        return self.ops.health
 
     def begin_shutdown(self) -> None:
         """Take no new messages or clicks from now on (they are told to resend); work in flight goes on."""
@@ -217,7 +233,7 @@ class Agent:
             return reply
         if self.llm is None:
             return Reply(kind=ReplyKind.ERROR, text=NO_LLM_MESSAGE, database=ctx.database.name)
-        return await self._run_turn(ctx, self.llm, text)
+        return await self._run_turn(ctx, self.ops.llm(self.llm, message), text)
 
     async def _remember_command(self, ctx: ToolContext, text: str, reply: Reply) -> None:
         """Slash commands join the thread's history: a follow-up question can build on a /sql result, and
@@ -300,14 +316,20 @@ class Agent:
     async def _call_tool(self, ctx: ToolContext, call: ToolCall, state: TurnState) -> str:
         """Run one tool call; return the text the model sees. Fixable problems come back as hints."""
         state.tools_called += 1
+        label = call.name if call.name in self.tools else UNKNOWN_TOOL  # model output: keep labels bounded
         try:
             output = await self.tools.get(call.name).call(ctx, call.arguments)
         except ModelHint as hint:
+            self.ops.metrics.tool_call(label, "hint")
             state.failures += 1
             state.repeated_failures = state.repeated_failures + 1 if hint.hint == state.last_hint else 1
             state.last_hint = hint.hint
             ctx.log.info("tool_hint", tool=call.name, hint=hint.hint[:300])
             return f"ERROR: {hint.hint}"
+        except Exception:
+            self.ops.metrics.tool_call(label, "error")
+            raise
+        self.ops.metrics.tool_call(label, "ok")
         if call.name == CLARIFY_TOOL:
             args = self.tools.get(CLARIFY_TOOL).parse_arguments(call.arguments).model_dump()
             state.clarification = clarification_text(str(args["question"]))
@@ -330,6 +352,7 @@ class Agent:
         if output.pending is None or self.approvals is None:
             raise PgbotError("Changes are not enabled in this pgbot.")
         prompt = await self.approvals.submit(output.pending)
+        self.ops.metrics.approval("requested")
         return Reply(
             kind=ReplyKind.APPROVAL, text=output.text, sql=(prompt.sql,), table=prompt.preview, approval=prompt,
             database=prompt.database,
@@ -345,12 +368,14 @@ class Agent:
             return Reply(kind=ReplyKind.ERROR, text="Changes are not enabled in this pgbot.")
         if self.inflight.closing:  # nothing was claimed: the same click works again on a running replica
             return Reply(kind=ReplyKind.ERROR, text=CLICK_NOT_TAKEN)
-        with self.inflight.opened():  # a drain waits for a decision in progress; it is never cancelled
+        with self.inflight.opened(), self.ops.request() as request_id:  # a drain waits for a decision
             try:
-                return await self.approvals.decide(action_id=action_id, decided_by=decided_by, approve=approve,
-                                                   progress=progress)
+                reply = await self.approvals.decide(action_id=action_id, decided_by=decided_by, approve=approve,
+                                                    progress=progress)
             except Exception as exc:  # noqa: BLE001 - the error policy: one reply, traceback logged
-                return render_error(exc)
+                reply = render_error(exc, error_id=request_id)
+        self.ops.metrics.decision(reply, approve=approve)
+        return reply
 
     async def _final_answer(
         self, ctx: ToolContext, question: str, answer: str, state: TurnState, prompt: TurnPrompt
@@ -388,4 +413,5 @@ class Agent:
             await self.approvals.aclose()
         if self.llm is not None:
             await self.llm.aclose()
+        await self.ops.aclose()
 

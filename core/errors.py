@@ -19,7 +19,8 @@ to post in chat (no secrets, no tracebacks). Hints meant for the model are a sep
     │   ├── LlmRateLimitError          429 after retries
     │   └── LlmResponseError           a reply that is not a usable completion
     ├── ApprovalError          approval refused: not allowed, expired, decided, forged, altered
-    └── BusyError              more work than the configured limits allow right now
+    ├── BusyError              more work than the configured limits allow right now
+    └── QuotaError             a rate limit or the workspace's daily token budget was hit
 
     ModelHint                  not a PgbotError: text for the model, never shown to users
 """
@@ -101,6 +102,16 @@ class ApprovalError(PgbotError):
 
 class BusyError(PgbotError):
     default_message = "pgbot is busy with other requests; your message is not lost, try again in a moment."
+
+
+class QuotaError(PgbotError):
+    """``limit`` says which one: "user", "channel" or "budget" (a metrics label)."""
+
+    default_message = "You have reached a usage limit; try again later."
+
+    def __init__(self, user_message: str | None = None, *, limit: str = "user") -> None:
+        self.limit = limit
+        super().__init__(user_message)
 
 
 class ModelHint(Exception):

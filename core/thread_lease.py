@@ -274,20 +274,27 @@ class _RedisTicket:
         self._owner._tickets.discard(self)
         try:
             if not self._arrival.done():
-                self._arrival.cancel()
-            try:
-                await self._arrival
-            except (asyncio.CancelledError, ContextUnavailableError):
-                return  # never numbered: nothing in Redis to release
-            try:
-                await self._owner._call(self._owner._release, self.key, self.n, self.epoch)
-            except ContextUnavailableError:
-                # Redis is away: retry in the background (the thread's next arrival here waits for it), so a
-                # waiter does not mistake this turn for a dead replica's; at worst the lease just expires.
-                log.warning("thread_release_failed", thread=self.key, ticket=self.n)
-                self._owner._retry_release(self)
+                # Never cancel an arrival in flight: its script may already have numbered the ticket in Redis,
+                # and an unreleased number stalls the thread for a lease and reads as a dead replica. The
+                # release follows the arrival in the background instead (a duplicate event costs no wait).
+                self._owner._release_after_arrival(self)
+                return
+            await self._release_numbered()
         finally:
             self._local.release()
+
+    async def _release_numbered(self) -> None:
+        try:
+            self._arrival.result()
+        except (asyncio.CancelledError, ContextUnavailableError):
+            return  # never numbered: nothing in Redis to release
+        try:
+            await self._owner._call(self._owner._release, self.key, self.n, self.epoch)
+        except ContextUnavailableError:
+            # Redis is away: retry in the background (the thread's next arrival here waits for it), so a
+            # waiter does not mistake this turn for a dead replica's; at worst the lease just expires.
+            log.warning("thread_release_failed", thread=self.key, ticket=self.n)
+            self._owner._retry_release(self)
 
 
 def _text(value: Reading) -> str:
@@ -315,6 +322,7 @@ class RedisThreadTurns:
         self._last_arrival: dict[str, asyncio.Task[None]] = {}
         self._unreleased: dict[str, _RedisTicket] = {}  # turns that ended while Redis was away, by thread
         self._releasing: set[asyncio.Task[None]] = set()
+        self._following: set[asyncio.Task[None]] = set()  # releases waiting for their arrival's script
         self._heart: asyncio.Task[None] | None = None
 
     @classmethod
@@ -349,6 +357,15 @@ class RedisThreadTurns:
         self._last_arrival[ticket.key] = task
         task.add_done_callback(lambda done: self._arrived(ticket.key, done))
         return task
+
+    def _release_after_arrival(self, ticket: _RedisTicket) -> None:
+        async def release() -> None:
+            await asyncio.wait([ticket._arrival])
+            await ticket._release_numbered()
+
+        task = asyncio.get_running_loop().create_task(release())
+        self._following.add(task)
+        task.add_done_callback(self._following.discard)
 
     def _retry_release(self, ticket: _RedisTicket) -> None:
         """Release once Redis answers again (safe after the lease expired: the script checks the holder)."""
@@ -415,7 +432,9 @@ class RedisThreadTurns:
     async def aclose(self) -> None:
         for ticket in list(self._tickets):
             await ticket.release()
-        for task in [self._heart, *self._releasing]:
+        if self._following:  # one round trip each: let them finish so no number is left to expire
+            await asyncio.wait(self._following, timeout=self.lease_s)
+        for task in [self._heart, *self._releasing, *self._following]:
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)

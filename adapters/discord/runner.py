@@ -14,6 +14,8 @@ async def run_discord(agent: Agent, settings: DiscordSettings) -> None:
     if settings.token is None or not settings.token.get_secret_value():
         raise ConfigError("discord.token is not set (PGBOT_DISCORD__TOKEN)")
     client = build_discord_client(agent, settings)
+    # /readyz: logged in, gateway session READY, not closed (discord.py reconnects on its own).
+    agent.health.report_chat("discord", lambda: client.is_ready() and not client.is_closed())
     try:
         async with client:
             await client.start(settings.token.get_secret_value())

@@ -45,6 +45,7 @@ async def run_slack(agent: Agent, settings: SlackSettings, *, host: str = "0.0.0
     if settings.mode == "socket":
         assert settings.app_token is not None  # check_settings
         handler = AsyncSocketModeHandler(app, settings.app_token.get_secret_value())
+        agent.health.report_chat("slack", handler.client.is_connected)  # /readyz: the socket is live
         try:
             await handler.connect_async()  # type: ignore[no-untyped-call]
             log.info("slack_socket_mode_connected")
@@ -53,6 +54,7 @@ async def run_slack(agent: Agent, settings: SlackSettings, *, host: str = "0.0.0
             await handler.close_async()  # type: ignore[no-untyped-call]
     else:
         runner = await serve_http(app, host=host, port=settings.http_port)
+        agent.health.report_chat("slack", lambda: True)  # HTTP mode: listening is being connected
         try:
             await asyncio.Event().wait()
         finally:

@@ -99,6 +99,13 @@ class PgDatabase:
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
 
+    def pool_usage(self) -> tuple[int, int] | None:
+        """(open connections, idle ones) for /metrics; None before the pool exists (it is never created here)."""
+        pool = self._pool
+        if pool is None or pool.is_closing():
+            return None
+        return pool.get_size(), pool.get_idle_size()
+
     async def pool(self) -> asyncpg.Pool:
         if self._pool is not None:
             return self._pool

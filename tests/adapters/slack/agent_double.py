@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from core import ApprovalPrompt, Message, Reply, ReplyKind, ResultTable
+from core.health import Health
 
 ACTION_ID = "a1b2c3d4e5f6"
 ANSWER_ID = "0a1b2c3d4e5f"
@@ -60,6 +61,9 @@ class ApprovalAgentDouble:
 @dataclass
 class IdleAgentDouble:
     """TEST DOUBLE handed to runners whose start-up fails (missing tokens) before they use the agent."""
+
+    def __init__(self) -> None:
+        self.health = Health()  # the runner reports its connection here (real class: core has no SDK)
 
     async def handle(self, message: Message) -> AsyncIterator[Reply]:
         yield Reply(kind=ReplyKind.WORKING, text="Working on it…")

@@ -83,10 +83,13 @@ async def test_http_mode_serves_events_and_url_verification(fake_slack: FakeSlac
 
         unsigned = await post_when_up(url, body, {"content-type": "application/json"})
         assert unsigned[0] == 401
+        assert await shop_agent.health.problems() == []  # /readyz: HTTP mode is ready once it listens
 
 
 async def test_socket_mode_receives_events_and_clicks_and_acks_them(fake_slack: FakeSlack, shop_agent: Agent) -> None:
     settings = slack_settings(fake_slack, mode="socket", app_token="xapp-1-A0APP00001-test", signing_secret=None)
+    shop_agent.health.expect_chat("slack")  # as `pgbot slack` does before starting the runner
+    assert await shop_agent.health.problems() == ["slack: not connected yet"]
     async with running(shop_agent, settings):
         thread = new_ts()
         payload = json.loads(event_body(app_mention(f"<@{BOT_USER_ID}> /sql UPDATE items SET qty = 1", ts=thread)))
@@ -108,6 +111,8 @@ async def test_socket_mode_receives_events_and_clicks_and_acks_them(fake_slack: 
         assert [a["envelope_id"] for a in fake_slack.acks[:2]] == [
             "0d9e4b4a-1111-4a7e-9d55-000000000001", "0d9e4b4a-1111-4a7e-9d55-000000000002",
         ]
+        assert await shop_agent.health.problems() == []  # /readyz: the socket is connected
+    assert await shop_agent.health.problems() == ["slack: not connected"]  # closed with the runner
 
 
 @pytest.mark.parametrize(

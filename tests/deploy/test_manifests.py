@@ -1,0 +1,139 @@
+"""deploy/: the Kubernetes manifests and docker-compose.yml parse, agree with each other and with pgbot's config,
+and the compose healthcheck command really probes a running /healthz."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bot.observability import ObservabilityServer
+from bot.wiring import build_agent
+from core import Settings
+from core.config import load_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+
+
+def k8s_objects() -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for path in sorted(K8S.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc.get("kind") != "Kustomization":
+                found[doc["kind"]] = doc
+    return found
+
+
+@pytest.fixture
+def config_from_configmap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The ConfigMap's pgbot.toml loaded by core.config, with the Secret's keys in the environment."""
+    objects = k8s_objects()
+    for key, value in objects["Secret"]["stringData"].items():
+        monkeypatch.setenv(key, value)
+    path = tmp_path / "pgbot.toml"
+    path.write_text(objects["ConfigMap"]["data"]["pgbot.toml"])
+    return load_settings(path)
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    listed = yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"]
+    assert sorted(listed) == sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+
+
+def test_deployment_probes_and_service_use_the_configured_port(config_from_configmap: Settings) -> None:
+    objects = k8s_objects()
+    deployment = objects["Deployment"]
+    spec = deployment["spec"]
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    port = config_from_configmap.observability.port
+    assert port is not None
+    assert spec["replicas"] == 2
+    assert container["ports"] == [{"name": "metrics", "containerPort": port}]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["timeoutSeconds"] > 5  # /readyz gives each dependency up to 5 s
+    assert pod["terminationGracePeriodSeconds"] >= 30
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["resources"]["requests"] and container["resources"]["limits"]["memory"]
+    assert spec["template"]["metadata"]["annotations"]["prometheus.io/port"] == str(port)
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert Path(env["PGBOT_CONFIG"]).parent == Path(mounts["config"])
+    assert {v["name"]: v.get("configMap", {}).get("name") for v in pod["volumes"]}["config"] == "pgbot-config"
+    assert container["envFrom"] == [{"secretRef": {"name": objects["Secret"]["metadata"]["name"]}}]
+    # read-only root filesystem: everything pgbot writes goes under the /tmp emptyDir
+    assert str(config_from_configmap.limits.export_dir).startswith(mounts["tmp"])
+    assert str(config_from_configmap.backups.dir).startswith(mounts["tmp"])
+
+    service, pdb = objects["Service"], objects["PodDisruptionBudget"]
+    labels = spec["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert service["spec"]["ports"] == [{"name": "metrics", "port": port, "targetPort": "metrics"}]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert pdb["spec"]["minAvailable"] < spec["replicas"]
+
+
+def test_configmap_holds_no_secret_and_the_secret_fills_every_reference(config_from_configmap: Settings) -> None:
+    settings = config_from_configmap
+    secret = k8s_objects()["Secret"]["stringData"]
+    assert settings.llm.api_key is not None and settings.llm.api_key.get_secret_value() == secret["OPENAI_API_KEY"]
+    assert settings.databases["shop"].dsn.get_secret_value() == secret["SHOP_DATABASE_URL"]
+    assert settings.redis.url is not None and settings.redis.url.get_secret_value() == secret["REDIS_URL"]
+    assert settings.slack.bot_token is not None and settings.slack.app_token is not None
+    toml = k8s_objects()["ConfigMap"]["data"]["pgbot.toml"]
+    assert all(value not in toml for value in secret.values())
+    assert not any(key.startswith("PGBOT_") for key in secret)  # PGBOT_* would be read as settings
+
+
+def compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return loaded
+
+
+def test_compose_services_have_healthchecks_and_wait_for_each_other() -> None:
+    services = compose()["services"]
+    assert "pg_isready" in " ".join(services["postgres"]["healthcheck"]["test"])
+    assert services["redis"]["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    bot = services["pgbot"]
+    assert bot["depends_on"] == {"postgres": {"condition": "service_healthy"},
+                                 "redis": {"condition": "service_healthy"}}
+    port = load_settings(ROOT / "deploy" / "pgbot.toml").observability.port
+    assert bot["ports"] == [f"{port}:{port}"]
+    assert f"http://127.0.0.1:{port}/healthz" in bot["healthcheck"]["test"][-1]
+
+
+async def test_compose_healthcheck_command_probes_a_live_healthz(fresh_db: str) -> None:
+    """Run the exact command docker would, against a real ObservabilityServer (port swapped for a free one)."""
+    test = compose()["services"]["pgbot"]["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "python", "-c"]
+    port = load_settings(ROOT / "deploy" / "pgbot.toml").observability.port
+    agent = build_agent(Settings(databases={"shop": {"dsn": fresh_db}}))
+    server = ObservabilityServer(agent, host="127.0.0.1", port=0)
+    await server.start()
+    try:
+        command = [sys.executable, "-c", test[3].replace(f":{port}/", f":{server.port}/")]
+        env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+        up, stderr = await run(command, env)
+        assert up == 0, stderr
+    finally:
+        await server.stop()
+        await agent.aclose()
+    down, _ = await run(command, env)
+    assert down != 0
+
+
+async def run(command: list[str], env: dict[str, str]) -> tuple[int, bytes]:
+    proc = await asyncio.create_subprocess_exec(*command, env=env, stdout=asyncio.subprocess.DEVNULL,
+                                                stderr=asyncio.subprocess.PIPE)
+    _, stderr = await asyncio.wait_for(proc.communicate(), 20)
+    assert proc.returncode is not None
+    return proc.returncode, stderr
