@@ -23,6 +23,7 @@ from core.diagnostics.findings import Finding, number, render_findings
 from core.diagnostics.index_catalog import TableFacts, table_facts, unused_and_duplicate
 from core.diagnostics.plan import Plan, parse_plan
 from core.diagnostics.query_shape import QueryShape, TableUse, query_shape
+from core.errors import PgbotError
 from core.sqlguard import SqlGuard
 
 log = structlog.get_logger(__name__)
@@ -270,3 +271,29 @@ def _alias_for(cand: Candidate) -> str:
         if "." in head and head.split(".")[-1] in cand.columns:
             return head.rsplit(".", 1)[0].strip('"')
     return cand.table.rsplit(".", 1)[-1]
+
+
+async def top_statements(db: PgDatabase, *, role: str | None, limit: int = 3) -> list[str]:
+    """The costliest statements pg_stat_statements recorded here (reads, updates, deletes), for advice without
+    a query; a PgbotError saying how to enable the extension when it is absent."""
+
+    async def work(conn: asyncpg.Connection) -> list[str] | None:
+        schema = await conn.fetchval(
+            "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pg_stat_statements'")
+        if schema is None:
+            return None
+        rows = await conn.fetch(
+            f"{SQL_TAG}SELECT query FROM {schema}.pg_stat_statements "
+            "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND query ~* '^\\s*(select|with|update|delete)' AND query !~* 'pg_stat_statements|pg_catalog' "
+            "ORDER BY total_exec_time DESC LIMIT $1", limit)
+        return [r["query"] for r in rows]
+
+    found = await db.run(work, role=role, read_only=True)
+    if found is None:
+        raise PgbotError("pg_stat_statements is not installed in this database, so there are no top queries to "
+                         "advise on; pass the slow query. (To enable it: add pg_stat_statements to "
+                         "shared_preload_libraries, restart the server, then CREATE EXTENSION pg_stat_statements.)")
+    if not found:
+        raise PgbotError("pg_stat_statements has recorded no queries in this database yet; pass the slow query.")
+    return found

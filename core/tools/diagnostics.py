@@ -12,14 +12,14 @@ import time
 import asyncpg
 
 from core.approvals import PendingAction, action_hash, role_label
-from core.db.postgres import SQL_TAG, quote_ident
+from core.db.postgres import quote_ident
 from core.diagnostics.explain import explain
 from core.diagnostics.findings import number, size
 from core.diagnostics.health import health_check as run_health_check
 from core.diagnostics.index_build import OPERATION, create_index
 from core.diagnostics.index_catalog import TableFacts, table_facts
-from core.diagnostics.indexes import advise
-from core.errors import DatabaseError, GuardError, ModelHint, PermissionDeniedError
+from core.diagnostics.indexes import advise, top_statements
+from core.errors import DatabaseError, GuardError, ModelHint, PermissionDeniedError, PgbotError
 from core.tools.registry import ToolContext, ToolKind, ToolOutput, tool
 
 __all__ = ["advise_indexes", "create_index", "explain_query", "health_check", "propose_index"]
@@ -101,31 +101,11 @@ async def advise_indexes(ctx: ToolContext, sql: str | None = None) -> ToolOutput
     return ToolOutput(text="\n\n".join(parts))
 
 
-async def _top_queries(ctx: ToolContext, limit: int = 3) -> list[str]:
-    async def work(conn: asyncpg.Connection) -> list[str] | None:
-        schema = await conn.fetchval(
-            "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pg_stat_statements'")
-        if schema is None:
-            return None
-        rows = await conn.fetch(
-            f"{SQL_TAG}SELECT query FROM {schema}.pg_stat_statements "
-            "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-            "AND query ~* '^\\s*(select|with|update|delete)' AND query !~* 'pg_stat_statements|pg_catalog' "
-            "ORDER BY total_exec_time DESC LIMIT $1", limit)
-        return [r["query"] for r in rows]
-
+async def _top_queries(ctx: ToolContext) -> list[str]:
     try:
-        found = await ctx.database.run(work, role=ctx.actor.role, read_only=True)
-    except DatabaseError as exc:
-        raise ModelHint(f"pg_stat_statements could not be read ({exc.user_message}); ask the user for the "
-                        "slow query and pass it as sql.") from None
-    if found is None:
-        raise ModelHint("pg_stat_statements is not installed in this database, so there are no top queries: ask "
-                        "the user for the slow query and pass it as sql. (To enable it: add pg_stat_statements to "
-                        "shared_preload_libraries, restart, then CREATE EXTENSION pg_stat_statements.)")
-    if not found:
-        raise ModelHint("pg_stat_statements has recorded no queries here yet; ask the user for the slow query.")
-    return found
+        return await top_statements(ctx.database, role=ctx.actor.role)
+    except PgbotError as exc:
+        raise ModelHint(f"{exc.user_message} Ask the user for the slow query and pass it as sql.") from None
 
 
 @tool(kind=ToolKind.DDL)
