@@ -9,6 +9,7 @@ import pytest
 
 from core.db.postgres import PgDatabase
 from tests.helpers import settings_for
+from tests.services import throwaway_database
 
 SEED_SQL = """
 CREATE TABLE orders_big (id int PRIMARY KEY, customer_id int NOT NULL, status text NOT NULL,
@@ -46,8 +47,9 @@ async def hypopg_available(dsn: str) -> bool:
         await conn.close()
 
 
-@pytest.fixture
-async def big_db(fresh_db: str) -> AsyncIterator[str]:
-    """``fresh_db`` with the seeded orders (no HypoPG)."""
-    await seed(fresh_db)
-    yield fresh_db
+@pytest.fixture(scope="module")
+async def big_db(pg_admin_dsn: str) -> AsyncIterator[str]:
+    """One seeded database (no HypoPG) per test module: tests using it only read, or roll back."""
+    async with throwaway_database(pg_admin_dsn, prefix="pgbot_diag") as dsn:
+        await seed(dsn)
+        yield dsn
