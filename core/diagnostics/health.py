@@ -95,7 +95,8 @@ async def _cache_hit(conn: asyncpg.Connection) -> list[Finding]:
 
 async def _connections(conn: asyncpg.Connection) -> list[Finding]:
     row = await conn.fetchrow(
-        "SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS used, "
+        "SELECT (SELECT count(*) FROM pg_stat_activity "  # other users' backend_type is hidden from plain roles
+        "        WHERE backend_type = 'client backend' OR backend_type IS NULL) AS used, "
         "current_setting('max_connections')::int AS max, "
         "current_setting('superuser_reserved_connections')::int AS reserved")
     assert row is not None
@@ -272,9 +273,11 @@ async def _index_bloat(conn: asyncpg.Connection) -> list[Finding]:
 async def _top_statements(conn: asyncpg.Connection, limit: int) -> list[Finding]:
     schema = await conn.fetchval(
         "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'pg_stat_statements'")
-    preloaded = "pg_stat_statements" in (await conn.fetchval("SELECT current_setting('shared_preload_libraries')"))
+    # pg_settings hides shared_preload_libraries from roles without pg_read_all_settings: None = unknown.
+    libraries = await conn.fetchval("SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries'")
+    preloaded = None if libraries is None else "pg_stat_statements" in libraries
     if schema is None:
-        steps = ("CREATE EXTENSION pg_stat_statements; in this database" if preloaded else
+        steps = ("run CREATE EXTENSION pg_stat_statements; in this database" if preloaded else
                  "add pg_stat_statements to shared_preload_libraries in postgresql.conf, restart the server, then "
                  "run CREATE EXTENSION pg_stat_statements; in this database")
         return [Finding(
@@ -283,18 +286,18 @@ async def _top_statements(conn: asyncpg.Connection, limit: int) -> list[Finding]
             why="It records every statement's calls and time: the quickest way to find what loads the server.",
             action=f"To enable it: {steps}.",
         )]
-    if not preloaded:
-        return [Finding(
-            Severity.INFO, "pg_stat_statements_missing",
-            "pg_stat_statements is installed but not loaded, so it records nothing",
-            action="Add pg_stat_statements to shared_preload_libraries in postgresql.conf and restart the server.",
-        )]
-    rows = await conn.fetch(
-        f"SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 200) AS query, calls, "
-        f"total_exec_time AS total_ms, mean_exec_time AS mean_ms, rows "
-        f"FROM {schema}.pg_stat_statements "
-        "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-        "ORDER BY total_exec_time DESC LIMIT $1", limit)
+    not_loaded = Finding(
+        Severity.INFO, "pg_stat_statements_missing",
+        "pg_stat_statements is installed but not loaded, so it records nothing",
+        action="Add pg_stat_statements to shared_preload_libraries in postgresql.conf and restart the server.",
+    )
+    if preloaded is False:
+        return [not_loaded]
+    try:
+        async with conn.transaction():
+            rows = await _statements(conn, schema, limit)
+    except asyncpg.ObjectNotInPrerequisiteStateError:
+        return [not_loaded]
     if not rows:
         return [Finding(Severity.OK, "top_queries", "pg_stat_statements has recorded no statements yet")]
     hidden = any(r["query"] == "<insufficient privilege>" for r in rows)
@@ -305,6 +308,16 @@ async def _top_statements(conn: asyncpg.Connection, limit: int) -> list[Finding]
         why="A query run often can cost more in total than a slow one run once.",
         action="Explain the top ones and ask for index advice on them.",
     )]
+
+
+async def _statements(conn: asyncpg.Connection, schema: str, limit: int) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await conn.fetch(
+        f"SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 200) AS query, calls, "
+        f"total_exec_time AS total_ms, mean_exec_time AS mean_ms, rows "
+        f"FROM {schema}.pg_stat_statements "
+        "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "ORDER BY total_exec_time DESC LIMIT $1", limit)
+    return rows
 
 
 def _query(text: str | None) -> str:

@@ -47,8 +47,8 @@ async def hypopg_available(dsn: str) -> bool:
         await conn.close()
 
 
-@pytest.fixture(scope="module")
-async def big_db(pg_admin_dsn: str) -> AsyncIterator[str]:
+@pytest.fixture(scope="module", name="big_db")
+async def big_db_fixture(pg_admin_dsn: str) -> AsyncIterator[str]:
     """One seeded database (no HypoPG) per test module: tests using it only read, or roll back."""
     async with throwaway_database(pg_admin_dsn, prefix="pgbot_diag") as dsn:
         await seed(dsn)

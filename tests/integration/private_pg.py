@@ -42,8 +42,8 @@ def private_postgres(*settings: str) -> Iterator[str]:
     options = " ".join([f"-p {port}", "-c listen_addresses=127.0.0.1", f"-c unix_socket_directories={root}",
                         "-c fsync=off", *(f"-c {s}" for s in settings)])
     try:
-        init = subprocess.run(_as_server_user([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres",
-                                               "--auth=trust", "-E", "UTF8", "--no-sync"]), capture_output=True, timeout=60)
+        initdb = [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync"]
+        init = subprocess.run(_as_server_user(initdb), capture_output=True, timeout=60)
         if init.returncode != 0:
             pytest.skip(f"initdb failed: {init.stderr.decode()[-300:]}")
         start = subprocess.run(_as_server_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-w",

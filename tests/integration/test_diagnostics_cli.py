@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.integration.diagnostics_env import SLOW_QUERY, big_db  # noqa: F401 - fixture
+from tests.integration.diagnostics_env import SLOW_QUERY, big_db_fixture  # noqa: F401 - fixture
 from tests.integration.test_cli import assert_clean, config, run_pgbot
 
 
-async def test_diagnostics_commands(tmp_path: Path, big_db: str) -> None:  # noqa: F811 - fixture
+async def test_diagnostics_commands(tmp_path: Path, big_db: str) -> None:
     path = str(config(tmp_path, f'[databases.shop]\ndsn = "{big_db}"\n[databases.other]\n'
                                 f'dsn = "{big_db}"\ndefault = true\n'))
 
