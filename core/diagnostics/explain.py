@@ -8,7 +8,8 @@ back, so even a mistake here cannot write. ANALYZE asked for a change is refused
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import secrets
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -56,8 +57,6 @@ def classify_for_explain(guard: SqlGuard, sql: str) -> Classification:
     if checked.statement_type not in EXPLAINABLE:
         raise GuardError(f"EXPLAIN cannot plan this kind of statement ({checked.statement_type.removesuffix('Stmt')}"
                          "); it plans SELECT, INSERT, UPDATE, DELETE, MERGE and CREATE TABLE AS.")
-    if has_parameters(checked.sql):
-        raise GuardError("This query has placeholders ($1, $2 …); put example values in their place and ask again.")
     return checked
 
 
@@ -76,11 +75,39 @@ def _walk(value: object) -> Iterable[ast.Node]:
             stack.extend(item)
 
 
-async def plan_json(conn: asyncpg.Connection, sql: str, *, analyze: bool) -> str:
-    """EXPLAIN on an open transaction; VERBOSE so scans name their schema."""
+async def plan_json(conn: asyncpg.Connection, sql: str, *, analyze: bool,
+                    parameter_types: Sequence[str] = ()) -> str:
+    """EXPLAIN on an open transaction; VERBOSE so scans name their schema. A statement with placeholders
+    ($1 …, as pg_stat_statements records them) gets its generic plan, valid for any values."""
+    if has_parameters(sql):
+        return (await generic_plan(conn, sql, parameter_types))[0]
     options = "ANALYZE, BUFFERS, VERBOSE, FORMAT JSON" if analyze else "VERBOSE, FORMAT JSON"
     document: str = await conn.fetchval(f"{SQL_TAG}EXPLAIN ({options}) {sql}")
     return document
+
+
+async def generic_plan(conn: asyncpg.Connection, sql: str,
+                       parameter_types: Sequence[str] = ()) -> tuple[str, list[str]]:
+    """The plan for any parameter values, and the parameters' types: PREPARE under
+    ``plan_cache_mode = force_generic_plan``, then EXPLAIN EXECUTE with NULLs (the values are never used by
+    a generic plan). Works on every supported version, unlike EXPLAIN (GENERIC_PLAN) (PostgreSQL 16+).
+    Prepared statements belong to the session, so it is always deallocated before the connection is reused."""
+    name = f"pgbot_generic_{secrets.token_hex(6)}"
+    declared = f"({', '.join(parameter_types)})" if parameter_types else ""
+    prepared = False
+    try:
+        async with conn.transaction():  # a savepoint: a failure still lets DEALLOCATE below run
+            await conn.execute("SELECT set_config('plan_cache_mode', 'force_generic_plan', true)")
+            await conn.execute(f"{SQL_TAG}PREPARE {name}{declared} AS {sql}")
+            prepared = True
+            types: list[str] = await conn.fetchval(
+                "SELECT parameter_types::text[] FROM pg_prepared_statements WHERE name = $1", name)
+            nulls = ", ".join("NULL" for _ in types)
+            document: str = await conn.fetchval(f"EXPLAIN (VERBOSE, FORMAT JSON) EXECUTE {name}({nulls})")
+    finally:
+        if prepared:
+            await conn.execute(f"DEALLOCATE {name}")
+    return document, types
 
 
 async def table_rows(conn: asyncpg.Connection, relations: Iterable[str]) -> dict[str, float]:
@@ -100,7 +127,11 @@ async def explain(db: PgDatabase, guard: SqlGuard, sql: str, *, role: str | None
     checked = classify_for_explain(guard, sql)
     refused: str | None = None
     run_analyze = analyze
-    if analyze and checked.kind is not StatementKind.READ:
+    if has_parameters(checked.sql):
+        refused = ("This query has placeholders ($1 …), so it cannot run without values: here is its generic plan "
+                   "(the plan for any values; nothing ran). Put example values in to measure real times.")
+        run_analyze = False
+    elif analyze and checked.kind is not StatementKind.READ:
         label = _LABELS.get(checked.statement_type, checked.statement_type)
         refused = (f"EXPLAIN ANALYZE would actually run this {label}, so pgbot refuses it: it never executes a "
                    "change to explain it. Here is the plain EXPLAIN instead (the planner's estimates; nothing ran).")

@@ -18,7 +18,7 @@ import asyncpg
 import structlog
 
 from core.db.postgres import SQL_TAG, PgDatabase, quote_ident
-from core.diagnostics.explain import classify_for_explain, plan_json
+from core.diagnostics.explain import classify_for_explain, generic_plan, has_parameters, plan_json
 from core.diagnostics.findings import Finding, number, render_findings
 from core.diagnostics.index_catalog import TableFacts, table_facts, unused_and_duplicate
 from core.diagnostics.plan import Plan, parse_plan
@@ -30,6 +30,9 @@ log = structlog.get_logger(__name__)
 SMALL_TABLE_ROWS = 1_000  # below this a sequential scan reads a few pages: an index cannot help much
 WORTHWHILE_DROP = 0.10  # recommend only candidates that cut the query's cost by at least this share
 MAX_CANDIDATES_PER_TABLE = 6
+# Scans of the table an index scan on a candidate could replace (a Bitmap Heap Scan's cost includes its
+# Bitmap Index Scan child, which names no relation itself).
+_SCANS = frozenset({"Seq Scan", "Bitmap Heap Scan", "Index Scan", "Index Only Scan"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +165,12 @@ async def advise(db: PgDatabase, guard: SqlGuard, sql: str, *, role: str | None)
             if found is not None:
                 facts[use.alias] = found
         _resolve(shape, facts)
-        base = parse_plan(await plan_json(conn, checked.sql, analyze=False))
+        types: list[str] = []
+        if has_parameters(checked.sql):
+            document, types = await generic_plan(conn, checked.sql)
+            base = parse_plan(document)
+        else:
+            base = parse_plan(await plan_json(conn, checked.sql, analyze=False))
         hypopg = await _hypopg_available(conn)
         advice = IndexAdvice(database=db.name, sql=checked.sql, method="hypopg" if hypopg else "estimate",
                              cost_before=base.total_cost)
@@ -182,7 +190,7 @@ async def advise(db: PgDatabase, guard: SqlGuard, sql: str, *, role: str | None)
         if hypopg:
             advice.measured = await _measure_hypopg(conn, checked.sql, pool)
         else:
-            advice.measured = await _measure_estimate(conn, base, pool, facts)
+            advice.measured = await _measure_estimate(conn, base, pool, facts, types)
         advice.measured.sort(key=lambda m: (m.cost_after, len(m.candidate.columns)))
         oids = sorted({f.oid for f in facts.values()})
         if oids:
@@ -213,7 +221,7 @@ async def _measure_hypopg(conn: asyncpg.Connection, sql: str, pool: list[Candida
 
 
 async def _measure_estimate(conn: asyncpg.Connection, base: Plan, pool: list[Candidate],
-                            facts: dict[str, TableFacts]) -> list[Measured]:
+                            facts: dict[str, TableFacts], types: Sequence[str]) -> list[Measured]:
     settings = await conn.fetchrow(
         "SELECT current_setting('random_page_cost')::float8 AS random_page, "
         "current_setting('cpu_tuple_cost')::float8 AS cpu_tuple, "
@@ -223,9 +231,8 @@ async def _measure_estimate(conn: asyncpg.Connection, base: Plan, pool: list[Can
     measured: list[Measured] = []
     for cand in pool:
         table = by_name[cand.table]
-        scan_cost = sum(n.exclusive_cost for n in base.nodes()
-                        if n.node_type == "Seq Scan" and n.relation == table.name)
-        rows = await _matching_rows(conn, cand, table)
+        scan_cost = sum(n.total_cost for n in base.nodes() if n.node_type in _SCANS and n.relation == table.name)
+        rows = await _matching_rows(conn, cand, table, types)
         if rows is None or scan_cost == 0:
             measured.append(Measured(cand, base.total_cost, used=False))
             continue
@@ -239,7 +246,8 @@ async def _measure_estimate(conn: asyncpg.Connection, base: Plan, pool: list[Can
     return measured
 
 
-async def _matching_rows(conn: asyncpg.Connection, cand: Candidate, table: TableFacts) -> float | None:
+async def _matching_rows(conn: asyncpg.Connection, cand: Candidate, table: TableFacts,
+                         types: Sequence[str]) -> float | None:
     """Rows an index on the candidate would fetch, by the planner's own estimate."""
     if cand.join_column is not None:
         n_distinct: float | None = await conn.fetchval(
@@ -256,7 +264,7 @@ async def _matching_rows(conn: asyncpg.Connection, cand: Candidate, table: Table
              f"WHERE {' AND '.join(cand.predicates)}")
     try:
         async with conn.transaction():
-            plan = parse_plan(await plan_json(conn, probe, analyze=False))
+            plan = parse_plan(await plan_json(conn, probe, analyze=False, parameter_types=types))
     except asyncpg.PostgresError as exc:  # e.g. a condition naming another table's alias
         log.info("index_probe_failed", error=type(exc).__name__)
         return None

@@ -61,12 +61,27 @@ async def test_index_advice_without_hypopg_estimates_and_says_so(big_db: str) ->
 async def test_index_advice_refuses_what_it_cannot_plan(big_db: str) -> None:
     db = database(big_db)
     try:
-        with pytest.raises(GuardError, match="placeholders"):
-            await advise(db, GUARD, "SELECT * FROM orders_big WHERE customer_id = $1", role=None)
         with pytest.raises(GuardError, match="cannot plan"):
             await advise(db, GUARD, "VACUUM orders_big", role=None)
         with pytest.raises(GuardError):
             await advise(db, GUARD, "SELECT 1; SELECT 2", role=None)
+    finally:
+        await db.aclose()
+
+
+async def test_queries_with_placeholders_get_generic_plans(big_db: str) -> None:
+    """pg_stat_statements records queries with $1 …: advice and EXPLAIN still work, on the generic plan."""
+    db = database(big_db)
+    try:
+        sql = "SELECT id FROM orders_big WHERE customer_id = $1 AND created_at > $2"
+        advice = await advise(db, GUARD, sql, role=None)
+        assert advice.recommended[0].candidate.columns[0] == "customer_id", advice.render()
+        report = await explain(db, GUARD, sql, role=None, analyze=True)
+        assert not report.plan.analyzed and report.refused_analyze is not None
+        assert "generic plan" in report.render() and "public.orders_big" in report.render()
+        prepared = await db.run(lambda c: c.fetchval("SELECT count(*) FROM pg_prepared_statements "
+                                                     "WHERE name LIKE 'pgbot_generic_%'"), role=None, read_only=True)
+        assert prepared == 0
     finally:
         await db.aclose()
 
