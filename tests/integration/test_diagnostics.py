@@ -177,3 +177,34 @@ async def test_health_runs_every_check_under_an_unprivileged_role(big_db: str, p
         await conn.close()
         await admin.execute(f'DROP ROLE "{role}"')
         await admin.close()
+
+
+async def test_slash_commands_need_no_model(big_db: str) -> None:
+    from bot.wiring import build_agent
+    from core import ReplyKind
+    from tests.helpers import final_reply, message, settings_for
+
+    agent = build_agent(settings_for(big_db), use_llm=False)
+    try:
+        health = await final_reply(agent, message("/health"))
+        assert health.kind is ReplyKind.RESULT and health.text.startswith("Health of 'shop'")
+        explained = await final_reply(agent, message("/explain DELETE FROM orders_big"))
+        assert explained.kind is ReplyKind.RESULT and "pgbot refuses it" in explained.text
+        assert explained.sql == ("EXPLAIN (VERBOSE, FORMAT JSON) DELETE FROM orders_big",)
+        advice = await final_reply(agent, message("/indexes " + SLOW_QUERY))
+        assert advice.kind is ReplyKind.RESULT and '("customer_id")' in advice.text
+        missing = await final_reply(agent, message("/indexes"))
+        assert missing.kind is ReplyKind.ERROR and "pg_stat_statements is not installed" in missing.text
+        usage = await final_reply(agent, message("/explain"))
+        assert usage.kind is ReplyKind.ERROR and "Usage: /explain" in usage.text
+    finally:
+        await agent.aclose()
+    assert await count_rows(big_db) == 200_000
+
+
+async def count_rows(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM orders_big"))
+    finally:
+        await conn.close()
