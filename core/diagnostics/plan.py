@@ -157,8 +157,9 @@ def _slowest(plan: Plan) -> list[Finding]:
         details = tuple(f"{n.label}: {number(n.exclusive_ms or 0.0)} ms ({(n.exclusive_ms or 0.0) / total:.0%})"
                         + (f" over {number(n.loops)} loops" if n.loops > 1 else "") for n in ranked)
         top = ranked[0]
+        parallel = any(n.raw.get("Parallel Aware") for n in nodes)
         what = (f"Most of the time is spent in {top.label}: {number(top.exclusive_ms or 0.0)} ms of "
-                f"{number(total)} ms")
+                f"{number(total)} ms" + (" (parallel workers' times added up)" if parallel else ""))
     else:
         total = sum(n.exclusive_cost for n in nodes) or 1.0
         ranked = sorted(nodes, key=lambda n: n.exclusive_cost, reverse=True)[:3]
