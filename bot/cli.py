@@ -50,6 +50,10 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--since", metavar="WHEN", help="ISO date/time, or a span like 24h, 7d")
     audit.add_argument("--limit", type=int, default=100)
     audit.add_argument("--format", choices=["table", "csv", "json"], default="table")
+
+    from bot.diagnostics_command import add_diagnostics_commands
+
+    COMMANDS.update(add_diagnostics_commands(sub, common))
     return parser
 
 

@@ -6,6 +6,8 @@ import shlex
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from core.diagnostics.commands import HELP as DIAGNOSTICS_HELP
+from core.diagnostics.commands import explain_command, health_command, indexes_command
 from core.errors import ModelHint, PgbotError
 from core.export import export_command
 from core.messages import Reply, ReplyKind
@@ -22,6 +24,7 @@ HELP = """Ask a question in plain English, or use a command:
   /db [NAME]           show or switch this thread's database
   /dbs                 list the configured databases
   /good, /bad          👍 or 👎 on this thread's last answer (👍 pairs teach pgbot)
+""" + DIAGNOSTICS_HELP + """
   /help                this text"""
 
 Handler = Callable[["Agent", ToolContext, str], Awaitable[Reply]]
@@ -120,4 +123,7 @@ COMMANDS: dict[str, Handler] = {
     "good": _good,
     "bad": _bad,
     "export": export_command,
+    "explain": explain_command,
+    "indexes": indexes_command,
+    "health": health_command,
 }

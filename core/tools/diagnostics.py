@@ -1,0 +1,124 @@
+"""Performance tools: EXPLAIN in plain words, the health check, index advice, and proposing an index build.
+
+The first three only read. ``propose_index`` returns a :class:`PendingAction` whose approved run is the
+``create_index`` executor (CREATE INDEX CONCURRENTLY with progress, :mod:`core.diagnostics.index_build`).
+"""
+
+from __future__ import annotations
+
+from core.diagnostics.explain import explain
+from core.diagnostics.health import health_check as run_health_check
+from core.diagnostics.index_build import create_index
+from core.diagnostics.index_proposal import IndexRequestError, Requester, propose_index_build
+from core.diagnostics.indexes import advise, top_statements
+from core.errors import DatabaseError, GuardError, ModelHint, PermissionDeniedError, PgbotError
+from core.tools.registry import ToolContext, ToolKind, ToolOutput, tool
+
+__all__ = ["advise_indexes", "create_index", "explain_query", "health_check", "propose_index"]
+_FIXABLE = ("22", "42")
+
+
+def _hint_for(exc: DatabaseError, sql: str) -> ModelHint | None:
+    state = getattr(exc.__cause__, "sqlstate", None)
+    if isinstance(state, str) and state[:2] in _FIXABLE and not isinstance(exc, PermissionDeniedError):
+        return ModelHint(f"Postgres could not plan it: {exc.user_message}\nSQL was: {sql}")
+    return None
+
+
+@tool(kind=ToolKind.READ)
+async def explain_query(ctx: ToolContext, sql: str, analyze: bool = True) -> ToolOutput:
+    """Explain why a query is slow: runs EXPLAIN (ANALYZE, BUFFERS) on a read query and describes the plan
+    in plain words (slowest steps, row misestimates, sequential scans on large tables, sorts spilling to
+    disk). Use this, not run_query, whenever the user asks why a query is slow, how it runs, or for its plan.
+    For INSERT/UPDATE/DELETE it only plans (never executes) the statement.
+
+    Args:
+        sql: the one statement to explain, without the EXPLAIN keyword
+        analyze: run the query to measure real times (reads only; ignored for changes)
+    """
+    try:
+        report = await explain(ctx.database, ctx.guard, sql, role=ctx.actor.role, analyze=analyze)
+    except GuardError as exc:
+        raise ModelHint(f"Refused: {exc.user_message}") from None
+    except DatabaseError as exc:
+        raise _hint_for(exc, sql) or exc from None
+    options = "ANALYZE, BUFFERS, VERBOSE, FORMAT JSON" if report.plan.analyzed else "VERBOSE, FORMAT JSON"
+    ctx.log.info("query_explained", analyzed=report.plan.analyzed, findings=len(report.findings))
+    return ToolOutput(text=report.render(), sql=(f"EXPLAIN ({options}) {report.sql}",))
+
+
+@tool(kind=ToolKind.READ)
+async def health_check(ctx: ToolContext) -> ToolOutput:
+    """Check the current database's health: cache hit ratio, table and index bloat, dead rows and stale
+    vacuum/analyze, long-running queries, blocked and blocking sessions, connection usage, unused and
+    duplicate indexes, and the top queries from pg_stat_statements. Use this when the user asks whether the
+    database is healthy, why everything is slow, what is blocking, or for a check-up. Read-only.
+    """
+    report = await run_health_check(ctx.database, role=ctx.actor.role)
+    ctx.log.info("health_checked", problems=sorted(report.checks()))
+    return ToolOutput(text=report.render())
+
+
+@tool(kind=ToolKind.READ)
+async def advise_indexes(ctx: ToolContext, sql: str | None = None) -> ToolOutput:
+    """Recommend indexes for a query and measure how much each would help (HypoPG hypothetical indexes when
+    installed, else estimates), and report existing unused or duplicate indexes on its tables. Use this when
+    the user asks which indexes would help, or how to make a query faster. Nothing is built: to build one,
+    call propose_index afterwards. Without sql, the top queries of pg_stat_statements are used.
+
+    Args:
+        sql: the slow query (default: the top queries recorded by pg_stat_statements)
+    """
+    queries = [sql] if sql else await _top_queries(ctx)
+    parts: list[str] = []
+    for query in queries:
+        try:
+            advice = await advise(ctx.database, ctx.guard, query, role=ctx.actor.role)
+        except GuardError as exc:
+            if sql:
+                raise ModelHint(f"Refused: {exc.user_message}") from None
+            parts.append(f"Skipped {' '.join(query.split())[:120]}: {exc.user_message}")
+            continue
+        except DatabaseError as exc:
+            hint = _hint_for(exc, query)
+            if sql and hint is not None:
+                raise hint from None
+            if sql:
+                raise
+            parts.append(f"Skipped {' '.join(query.split())[:120]}: {exc.user_message}")
+            continue
+        parts.append(advice.render() if sql else f"Query: {' '.join(query.split())[:200]}\n{advice.render()}")
+    ctx.log.info("indexes_advised", queries=len(queries))
+    return ToolOutput(text="\n\n".join(parts))
+
+
+async def _top_queries(ctx: ToolContext) -> list[str]:
+    try:
+        return await top_statements(ctx.database, role=ctx.actor.role)
+    except PgbotError as exc:
+        raise ModelHint(f"{exc.user_message} Ask the user for the slow query and pass it as sql.") from None
+
+
+@tool(kind=ToolKind.DDL)
+async def propose_index(ctx: ToolContext, table: str, columns: list[str], unique: bool = False) -> ToolOutput:
+    """Propose building one index with CREATE INDEX CONCURRENTLY (reads and writes continue while it builds).
+    Nothing runs now: it waits for Approve / Reject, then builds with progress updates. Use this to create an
+    index, e.g. one that advise_indexes recommended, rather than propose_change.
+
+    Args:
+        table: the table, optionally schema-qualified (e.g. public.orders)
+        columns: the index's columns in order (equality-filtered columns first)
+        unique: a UNIQUE index (the build fails if duplicates exist)
+    """
+    requester = Requester(identity=ctx.actor.identity, role=ctx.actor.role, thread_key=ctx.thread_key)
+    try:
+        proposal = await propose_index_build(ctx.database, table=table, columns=columns, unique=unique,
+                                             requester=requester, expiry_s=ctx.settings.approvals.expiry_s)
+    except IndexRequestError as exc:
+        raise ModelHint(exc.user_message) from None
+    if proposal.action is None:
+        return ToolOutput(text=proposal.text)
+    action = proposal.action
+    ctx.log.info("index_proposed", action_id=action.id, table=action.tables[0], columns=len(columns))
+    return ToolOutput(text=f"{proposal.text}\nNothing has run yet: change {action.id} waits for Approve or Reject.",
+                      pending=action)

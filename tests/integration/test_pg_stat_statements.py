@@ -1,0 +1,42 @@
+"""The health check and index advice with pg_stat_statements present (a private server preloading it)."""
+
+from __future__ import annotations
+
+import asyncpg
+
+from core.diagnostics.health import health_check
+from core.diagnostics.indexes import advise, top_statements
+from core.sqlguard import SqlGuard
+from tests.integration.diagnostics_env import database
+from tests.integration.private_pg import private_postgres
+from tests.services import dsn_for_database
+
+
+async def test_top_queries_come_from_pg_stat_statements() -> None:
+    with private_postgres("shared_preload_libraries=pg_stat_statements") as admin_dsn:
+        admin = await asyncpg.connect(admin_dsn)
+        await admin.execute("CREATE DATABASE shop")
+        await admin.close()
+        dsn = dsn_for_database(admin_dsn, "shop")
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute("CREATE EXTENSION pg_stat_statements; CREATE TABLE t (id int, v int);"
+                               "INSERT INTO t SELECT g, g % 2000 FROM generate_series(1, 20000) g; ANALYZE t")
+            for _ in range(20):
+                await conn.fetch("SELECT count(*) FROM t WHERE v = 7")
+        finally:
+            await conn.close()
+        db = database(dsn)
+        try:
+            report = await health_check(db, role=None)
+            queries = await top_statements(db, role=None)
+            advice = await advise(db, SqlGuard(), next(q for q in queries if "FROM t WHERE v" in q), role=None)
+        finally:
+            await db.aclose()
+    top = next(f for f in report.findings if f.check == "top_queries")
+    assert top.what.startswith("Top ") and "by total execution time" in top.what
+    assert any("20 calls" in d and "FROM t WHERE v = $1" in d for d in top.details), top.details
+    assert "pg_stat_statements_missing" not in report.checks()
+    assert any("FROM t WHERE v = $1" in q for q in queries)
+    # The recorded query has a placeholder: its generic plan is advised on.
+    assert advice.recommended and advice.recommended[0].candidate.columns == ("v",), advice.render()
