@@ -9,6 +9,8 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
+from bot import migrate_command
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -49,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--since", metavar="WHEN", help="ISO date/time, or a span like 24h, 7d")
     audit.add_argument("--limit", type=int, default=100)
     audit.add_argument("--format", choices=["table", "csv", "json"], default="table")
+
+    migrate_command.add_parser(sub, common)
     return parser
 
 
@@ -142,6 +146,7 @@ COMMANDS: dict[str, Handler] = {
     "slack": _slack,
     "discord": _discord,
     "audit": _audit,
+    "migrate": migrate_command.handle,
 }
 
 if __name__ == "__main__":

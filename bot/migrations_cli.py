@@ -1,0 +1,178 @@
+"""``pgbot migrate status|up|down`` at work: the migrations folder against ``pgbot.migrations``.
+
+``up`` and ``down`` list what will run (each statement's lock, rewrites and data-loss flags), ask
+``Apply N migrations to 'shop'? [y/N]`` unless ``--yes``, and run each migration through
+:meth:`core.approvals.Approvals.run_as_operator`, so it is audited like a chat approval.
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+import time
+from collections.abc import Callable
+
+from core.approval_store import MemoryApprovalStore
+from core.approvals import Approvals, PendingAction, action_hash, when
+from core.audit import AuditLog
+from core.config import Settings
+from core.db.postgres import PgDatabase
+from core.db.registry import DatabaseRegistry
+from core.errors import PgbotError
+from core.messages import ReplyKind
+from core.migrations import files, runner, store
+from core.migrations.analysis import MigrationAnalysis, analyse
+from core.migrations.files import MigrationFile
+from core.sqlguard import SqlGuard
+from core.tools.migrations import OPERATION, preview_lines
+from core.tools.registry import load_tools
+
+Ask = Callable[[str], str]
+
+
+async def migrate_main(settings: Settings, *, action: str, database: str | None, yes: bool, to: int | None,
+                       ask: Ask = input) -> int:
+    """0: done (or nothing to do); 1: refused, declined or failed; config problems raise ConfigError (2)."""
+    databases = DatabaseRegistry(settings)
+    try:
+        db = databases.get(database) if database else databases.get(databases.default or "")
+        folder_path = files.migrations_dir(db.name, db.settings)
+        folder = files.load_folder(folder_path)
+        lines = runner.compare(folder, await store.applied(db))
+        for name in folder.ignored:
+            print(f"pgbot: ignored in {folder_path}: {name}", file=sys.stderr)
+        if action == "status":
+            return _status(db.name, folder, lines)
+        problems = runner.blocking_problems(lines)
+        if problems:
+            for problem in problems:
+                print(f"pgbot: {problem}", file=sys.stderr)
+            print("pgbot: nothing was run.", file=sys.stderr)
+            return 1
+        if action == "up":
+            return await _up(settings, databases, db, runner.plan_up(lines, to=to), yes=yes, ask=ask)
+        return await _down(settings, databases, db, runner.plan_down(lines, to=to), yes=yes, ask=ask)
+    finally:
+        await databases.aclose()
+
+
+def _status(name: str, folder: files.Folder, lines: list[runner.StatusLine]) -> int:
+    print(f"Migrations of '{name}' in {folder.path}:")
+    if not lines:
+        print("  (none yet)")
+    for line in lines:
+        state = line.state.value.upper() if line.state in (runner.MigrationState.CHANGED,
+                                                             runner.MigrationState.MISSING) else line.state.value
+        extra = ""
+        if line.applied is not None:
+            extra = f"  {line.applied.applied_at:%Y-%m-%d %H:%M:%S %Z} by {line.applied.applied_by}"
+        print(f"  {line.label:<40} {state}{extra}")
+    for draft in files.list_drafts(folder.path):
+        print(f"  {draft.version:04d}_{draft.name:<35} proposed in chat (action {draft.action_id}, written "
+              f"{when(draft.created_at)}), awaiting approval; `migrate up` does not apply it")
+    pending = sum(1 for line in lines if line.state is runner.MigrationState.PENDING)
+    problems = runner.blocking_problems(lines)
+    missing = [line.label for line in lines if line.state is runner.MigrationState.MISSING]
+    print(f"{pending} pending.")
+    for problem in problems:
+        print(f"pgbot: {problem}", file=sys.stderr)
+    for label in missing:
+        print(f"pgbot: {label} is recorded as applied but its files are not in {folder.path}; it cannot be rolled "
+              "back until they are restored.", file=sys.stderr)
+    return 1 if problems else 0
+
+
+def _confirm(question: str, *, yes: bool, ask: Ask) -> bool:
+    if yes:
+        return True
+    try:
+        answer = ask(f"{question} [y/N] ")
+    except EOFError:
+        answer = ""
+    return answer.strip().lower() in ("y", "yes")
+
+
+async def _up(settings: Settings, databases: DatabaseRegistry, db: PgDatabase, plan: list[MigrationFile], *,
+              yes: bool, ask: Ask) -> int:
+    if not plan:
+        print(f"Nothing to apply: '{db.name}' is up to date.")
+        return 0
+    guard = SqlGuard()
+    analyses = [_analyse(m.label, m.up_sql, guard) for m in plan]
+    for migration, analysis in zip(plan, analyses, strict=True):
+        print(f"{migration.label}:")
+        print("\n".join("  " + line for line in preview_lines(analysis, None)))
+    count = len(plan)
+    if not _confirm(f"Apply {count} migration{'s' if count != 1 else ''} to '{db.name}'?", yes=yes, ask=ask):
+        print("Cancelled: nothing was run.")
+        return 1
+    actions = [_action(db.name, m, a, direction="up", sql=m.up_sql) for m, a in zip(plan, analyses, strict=True)]
+    return await _run(settings, databases, actions)
+
+
+async def _down(settings: Settings, databases: DatabaseRegistry, db: PgDatabase, plan: list[runner.StatusLine], *,
+                yes: bool, ask: Ask) -> int:
+    if not plan:
+        print(f"Nothing to roll back on '{db.name}'.")
+        return 0
+    guard = SqlGuard()
+    actions = []
+    for line in plan:
+        migration = line.file
+        if migration is None or migration.down_sql is None:
+            print(f"pgbot: {line.label} has no down file in the folder, so it cannot be rolled back; nothing was "
+                  "run.", file=sys.stderr)
+            return 1
+        analysis = _analyse(migration.label, migration.down_sql, guard)
+        print(f"{migration.label} (down):")
+        print("\n".join("  " + text for text in preview_lines(analysis, None)).replace("Up (what runs when "
+                                                                                      "approved)", "Down"))
+        actions.append(_action(db.name, migration, analysis, direction="down", sql=migration.down_sql))
+    count = len(plan)
+    if not _confirm(f"Roll back {count} migration{'s' if count != 1 else ''} on '{db.name}'?", yes=yes, ask=ask):
+        print("Cancelled: nothing was run.")
+        return 1
+    return await _run(settings, databases, actions)
+
+
+def _analyse(label: str, sql: str, guard: SqlGuard) -> MigrationAnalysis:
+    try:
+        return analyse(sql, guard, marked_no_transaction=files.has_no_transaction_mark(sql))
+    except PgbotError as exc:
+        raise PgbotError(f"{label}: {exc.user_message} Nothing was run.") from exc
+
+
+def _action(database: str, migration: MigrationFile, analysis: MigrationAnalysis, *, direction: str,
+            sql: str) -> PendingAction:
+    operator = f"cli:{getpass.getuser()}"
+    params = {"direction": direction, "source": "folder", "version": str(migration.version),
+              "name": migration.name, "checksum": migration.checksum}
+    now = time.time()
+    verb = "MIGRATION" if direction == "up" else "ROLLBACK"
+    return PendingAction(
+        database=database, thread_key="cli:migrate", requested_by=operator, role=None, sql=sql,
+        sql_hash=action_hash(sql, OPERATION, params), kind=analysis.kind, statement_type="Migration",
+        summary=f"{verb} {migration.label}", tables=analysis.tables, lock=analysis.strongest_lock,
+        outside_transaction=analysis.outside_transaction, operation=OPERATION, params=params, created_at=now,
+        expires_at=now + 3600,
+    )
+
+
+async def _run(settings: Settings, databases: DatabaseRegistry, actions: list[PendingAction]) -> int:
+    """One migration after the other; the first failure stops the rest."""
+    approvals = Approvals(settings=settings, databases=databases, store=MemoryApprovalStore(),
+                          audit=AuditLog(databases), executors=load_tools().executors)
+
+    async def progress(text: str) -> None:
+        print(f"  … {text}")
+
+    for action in actions:
+        reply = await approvals.run_as_operator(action, operator=action.requested_by, progress=progress)
+        if reply.kind is ReplyKind.ERROR:
+            print(f"pgbot: {reply.text}", file=sys.stderr)
+            remaining = len(actions) - actions.index(action) - 1
+            if remaining:
+                print(f"pgbot: stopped; {remaining} more migration(s) were not run.", file=sys.stderr)
+            return 1
+        print(reply.text)
+    return 0
