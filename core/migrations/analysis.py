@@ -230,6 +230,8 @@ def _add_column(table: str, column: ast.ColumnDef, effects: list[str]) -> None:
     elif volatile:
         effects.append(f"Adding {name} with a volatile default ({', '.join(sorted(volatile))}()) rewrites every "
                        f"row of {table}.")
+    elif default is None:
+        effects.append(f"Adding {name} does not rewrite the table (existing rows read NULL).")
     else:
         effects.append(f"Adding {name} does not rewrite the table (a constant default is stored once).")
     not_null = column.is_not_null or any(c.contype == enums.ConstrType.CONSTR_NOTNULL for c in constraints)

@@ -20,13 +20,13 @@ _USER_SCHEMAS: LiteralString = ("n.nspname NOT IN ('pg_catalog', 'information_sc
                                 "AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'")
 FINGERPRINT_QUERIES: dict[str, LiteralString] = {
     "schema": f"SELECT n.nspname FROM pg_namespace n WHERE {_USER_SCHEMAS}",
-    "relation": "SELECT format('%s.%s (%s%s) %s', n.nspname, c.relname, c.relkind, c.relpersistence, "
+    "relation": "SELECT format('%s.%s (%s%s) %s', n.nspname, c.relname, c.relkind::text, c.relpersistence::text, "
                 "coalesce(c.relacl::text, '')) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
                 f"WHERE {_USER_SCHEMAS} AND c.relkind <> 'i'",
     "column": "SELECT format('%s.%s.%s %s%s%s%s%s', n.nspname, c.relname, a.attname, "
               "format_type(a.atttypid, a.atttypmod), CASE WHEN a.attnotnull THEN ' NOT NULL' ELSE '' END, "
-              "' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid), ' IDENTITY ' || nullif(a.attidentity, ''), "
-              "' GENERATED ' || nullif(a.attgenerated, '')) "
+              "' DEFAULT ' || pg_get_expr(d.adbin, d.adrelid), ' IDENTITY ' || nullif(a.attidentity::text, ''), "
+              "' GENERATED ' || nullif(a.attgenerated::text, '')) "
               "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
               "JOIN pg_namespace n ON n.oid = c.relnamespace "
               "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
@@ -38,7 +38,7 @@ FINGERPRINT_QUERIES: dict[str, LiteralString] = {
                   f"JOIN pg_namespace n ON n.oid = co.connamespace WHERE {_USER_SCHEMAS}",
     "view": "SELECT format('%s.%s: %s', n.nspname, c.relname, pg_get_viewdef(c.oid)) FROM pg_class c "
             f"JOIN pg_namespace n ON n.oid = c.relnamespace WHERE {_USER_SCHEMAS} AND c.relkind IN ('v', 'm')",
-    "type": "SELECT format('%s.%s (%s) %s', n.nspname, t.typname, t.typtype, coalesce((SELECT string_agg("
+    "type": "SELECT format('%s.%s (%s) %s', n.nspname, t.typname, t.typtype::text, coalesce((SELECT string_agg("
             "e.enumlabel, ',' ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = t.oid), '')) "
             f"FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE {_USER_SCHEMAS} "
             "AND t.typtype IN ('e', 'd', 'c', 'r') AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class "

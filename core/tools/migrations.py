@@ -156,7 +156,8 @@ async def _check(ctx: ToolContext, up: MigrationAnalysis, down: MigrationAnalysi
 def _with_mark(sql: str, analysis: MigrationAnalysis) -> str:
     text = sql.strip() + "\n"
     if analysis.outside_transaction and not files.has_no_transaction_mark(text):
-        text = f"{files.NO_TRANSACTION_MARK}  (pgbot: it cannot run inside a transaction)\n{text}"
+        note = "-- (added by pgbot: a statement below cannot run inside a transaction)"
+        text = f"{files.NO_TRANSACTION_MARK}\n{note}\n{text}"
     return text
 
 
