@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 
 from core.approval_store import MemoryApprovalStore
-from core.approvals import Approvals, PendingAction, action_hash, when
+from core.approvals import Approvals, PendingAction, action_hash
 from core.audit import AuditLog
 from core.config import Settings
 from core.db.postgres import PgDatabase
@@ -23,6 +23,7 @@ from core.messages import ReplyKind
 from core.migrations import files, runner, store
 from core.migrations.analysis import MigrationAnalysis, analyse
 from core.migrations.files import MigrationFile
+from core.migrations.status import status_lines
 from core.sqlguard import SqlGuard
 from core.tools.migrations import OPERATION, preview_lines
 from core.tools.registry import load_tools
@@ -39,10 +40,10 @@ async def migrate_main(settings: Settings, *, action: str, database: str | None,
         folder_path = files.migrations_dir(db.name, db.settings)
         folder = files.load_folder(folder_path)
         lines = runner.compare(folder, await store.applied(db))
+        if action == "status":
+            return await _status(settings, db, folder, lines)
         for name in folder.ignored:
             print(f"pgbot: ignored in {folder_path}: {name}", file=sys.stderr)
-        if action == "status":
-            return _status(db.name, folder, lines)
         problems = runner.blocking_problems(lines)
         if problems:
             for problem in problems:
@@ -56,30 +57,14 @@ async def migrate_main(settings: Settings, *, action: str, database: str | None,
         await databases.aclose()
 
 
-def _status(name: str, folder: files.Folder, lines: list[runner.StatusLine]) -> int:
-    print(f"Migrations of '{name}' in {folder.path}:")
-    if not lines:
-        print("  (none yet)")
-    for line in lines:
-        state = line.state.value.upper() if line.state in (runner.MigrationState.CHANGED,
-                                                             runner.MigrationState.MISSING) else line.state.value
-        extra = ""
-        if line.applied is not None:
-            extra = f"  {line.applied.applied_at:%Y-%m-%d %H:%M:%S %Z} by {line.applied.applied_by}"
-        print(f"  {line.label:<40} {state}{extra}")
-    for draft in files.list_drafts(folder.path):
-        print(f"  {draft.version:04d}_{draft.name:<35} proposed in chat (action {draft.action_id}, written "
-              f"{when(draft.created_at)}), awaiting approval; `migrate up` does not apply it")
-    pending = sum(1 for line in lines if line.state is runner.MigrationState.PENDING)
-    problems = runner.blocking_problems(lines)
-    missing = [line.label for line in lines if line.state is runner.MigrationState.MISSING]
-    print(f"{pending} pending.")
-    for problem in problems:
-        print(f"pgbot: {problem}", file=sys.stderr)
-    for label in missing:
-        print(f"pgbot: {label} is recorded as applied but its files are not in {folder.path}; it cannot be rolled "
-              "back until they are restored.", file=sys.stderr)
-    return 1 if problems else 0
+async def _status(settings: Settings, db: PgDatabase, folder: files.Folder, lines: list[runner.StatusLine]) -> int:
+    drafts = files.list_drafts(folder.path)
+    outcomes = await store.decisions(db, [d.action_id for d in drafts])
+    text = status_lines(db.name, folder, lines, drafts, outcomes=outcomes, expiry_s=settings.approvals.expiry_s)
+    for line in text:
+        is_problem = line.startswith(("Problem: ", "Ignored: "))
+        print(f"pgbot: {line}" if is_problem else line, file=sys.stderr if is_problem else sys.stdout)
+    return 1 if runner.blocking_problems(lines) else 0
 
 
 def _confirm(question: str, *, yes: bool, ask: Ask) -> bool:

@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -187,12 +188,13 @@ def list_drafts(folder: Path) -> list[Draft]:
     return [d for d in drafts if d is not None]
 
 
-def remove_stale_drafts(folder: Path, *, older_than_s: float, now: float | None = None) -> list[str]:
-    """Drafts whose approval has expired can never be applied: remove them (returns their labels)."""
+def remove_dead_drafts(folder: Path, *, older_than_s: float, decided: Collection[str] = (),
+                       now: float | None = None) -> list[str]:
+    """Drafts that can never be applied (approval expired, or rejected/failed: ``decided``): remove them."""
     now = time.time() if now is None else now
     removed = []
     for draft in list_drafts(folder):
-        if now - draft.created_at > older_than_s:
+        if now - draft.created_at > older_than_s or draft.action_id in decided:
             shutil.rmtree(draft.up_path.parent, ignore_errors=True)
             removed.append(f"{draft.version:04d}_{draft.name}")
     return removed

@@ -89,3 +89,18 @@ async def is_recorded_on(conn: asyncpg.Connection, version: int) -> bool:
 
 async def forget_on(conn: asyncpg.Connection, version: int) -> None:
     await conn.execute("DELETE FROM pgbot.migrations WHERE version = $1", version)
+
+
+async def decisions(db: PgDatabase, action_ids: list[str]) -> dict[str, str]:
+    """The last audit event of each action ("requested", "rejected", "expired", ...): what became of a draft."""
+    if not action_ids:
+        return {}
+
+    async def work(conn: asyncpg.Connection) -> dict[str, str]:
+        if await conn.fetchval("SELECT to_regclass('pgbot.audit')") is None:
+            return {}
+        rows = await conn.fetch("SELECT DISTINCT ON (action_id) action_id, event, decided_by FROM pgbot.audit "
+                                "WHERE action_id = ANY($1::text[]) ORDER BY action_id, id DESC", action_ids)
+        return {r["action_id"]: r["event"] + (f" by {r['decided_by']}" if r["decided_by"] else "") for r in rows}
+
+    return await db.run(work, role=None, read_only=True)

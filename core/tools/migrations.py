@@ -15,17 +15,19 @@ from pathlib import Path
 
 from core.actions import ExecutionContext, ExecutionOutcome, executor
 from core.approvals import PendingAction, action_hash, new_action_id, role_label
-from core.errors import DatabaseError, GuardError, ModelHint, PgbotError
+from core.errors import ConfigError, DatabaseError, GuardError, ModelHint, PgbotError
 from core.migrations import files, runner, store
 from core.migrations.analysis import MigrationAnalysis, analyse
 from core.migrations.check import StepFailed, try_up_and_down
 from core.migrations.files import MigrationFile, MigrationFileError
+from core.migrations.status import status_lines
 from core.sqlguard import SqlGuard
 from core.tools.registry import ToolContext, ToolKind, ToolOutput, tool
 
 OPERATION = "migration"
 # SQLSTATE classes the model can fix by rewriting: data (22), integrity (23), syntax/names (42), unsupported (0A).
 _FIXABLE = ("0A", "22", "23", "42")
+_FINAL_EVENTS = {"rejected", "expired", "failed", "executed"}  # a draft with one of these can never run
 
 
 @tool(kind=ToolKind.DDL)
@@ -42,7 +44,10 @@ async def propose_migration(ctx: ToolContext, name: str, up_sql: str, down_sql: 
         down_sql: the statements that undo up_sql exactly (e.g. DROP COLUMN for an ADD COLUMN)
     """
     db = ctx.database
-    folder_path = files.migrations_dir(db.name, db.settings)
+    try:
+        folder_path = files.migrations_dir(db.name, db.settings)
+    except ConfigError as exc:  # the model may fall back to propose_change, and tells the user which key to set
+        raise ModelHint(f"{exc.user_message} Tell the user; for a one-off change use propose_change.") from None
     up_analysis, down_analysis = _analyse_pair(ctx.guard, up_sql, down_sql)
     folder = files.load_folder(folder_path)
     lines = runner.compare(folder, await store.applied(db))
@@ -55,7 +60,7 @@ async def propose_migration(ctx: ToolContext, name: str, up_sql: str, down_sql: 
     if problems:
         raise PgbotError("No migration was written: " + " ".join(problems))
     check_text = await _check(ctx, up_analysis, down_analysis)
-    files.remove_stale_drafts(folder_path, older_than_s=ctx.settings.approvals.expiry_s + 60)
+    await _clean_drafts(ctx, folder_path)
     slug = files.slugify(name)
     version = folder.next_version()
     up_text = _with_mark(up_sql, up_analysis)
@@ -85,6 +90,36 @@ async def propose_migration(ctx: ToolContext, name: str, up_sql: str, down_sql: 
     ])
     ctx.log.info("migration_proposed", action_id=action.id, migration=label, sql_hash=action.sql_hash)
     return ToolOutput(text=text, pending=action)
+
+
+@tool(kind=ToolKind.READ)
+async def migration_status(ctx: ToolContext) -> ToolOutput:
+    """Show the schema migrations of the current database: which are applied (when, by whom), pending, edited
+    after they were applied, or drafted in chat and awaiting approval. Use this when the user asks about
+    migrations, their status or history.
+    """
+    db = ctx.database
+    try:
+        folder_path = files.migrations_dir(db.name, db.settings)
+    except ConfigError as exc:
+        return ToolOutput(text=exc.user_message)
+    folder = files.load_folder(folder_path)
+    lines = runner.compare(folder, await store.applied(db))
+    drafts = files.list_drafts(folder_path)
+    outcomes = await store.decisions(db, [d.action_id for d in drafts])
+    text = status_lines(db.name, folder, lines, drafts, outcomes=outcomes, expiry_s=ctx.settings.approvals.expiry_s)
+    return ToolOutput(text="\n".join(text))
+
+
+async def _clean_drafts(ctx: ToolContext, folder_path: Path) -> None:
+    """Remove drafts that can no longer be approved: expired, or decided (rejected, failed) per the audit trail."""
+    drafts = files.list_drafts(folder_path)
+    outcomes = await store.decisions(ctx.database, [d.action_id for d in drafts])
+    decided = {action_id for action_id, event in outcomes.items() if event.split()[0] in _FINAL_EVENTS}
+    removed = files.remove_dead_drafts(folder_path, older_than_s=ctx.settings.approvals.expiry_s + 60,
+                                       decided=decided)
+    if removed:
+        ctx.log.info("migration_drafts_removed", drafts=removed)
 
 
 def summary(label: str, analysis: MigrationAnalysis) -> str:

@@ -44,7 +44,7 @@ async def test_a_drafted_migration_is_checked_written_approved_applied_recorded_
     # status from the command line shows the draft as awaiting approval, not as pending
     assert await migrate_main(env.settings(), action="status", database=None, yes=False, to=None) == 0
     out = capsys.readouterr().out
-    assert "proposed in chat" in out and "0 pending." in out
+    assert "0001_add_discount_orders                 draft from chat awaiting approval" in out and "0 pending." in out
 
     outcome = await agent.decide(action_id=proposal.approval.action_id, decided_by=DBA, approve=True)
     assert outcome.kind is ReplyKind.OUTCOME, outcome.text
@@ -144,11 +144,41 @@ async def test_files_edited_after_the_request_are_refused_at_approval(
     assert await env.recorded() == [] and env.folder_files() == []
 
 
-async def test_without_a_migrations_folder_the_user_is_told_which_key_to_set(
+async def test_without_a_migrations_folder_the_model_is_told_which_key_to_set(
         migration_env: MigrationEnv, llm_server: llm.ScriptedLlmServer) -> None:
-    llm_server.script(propose(UP, DOWN))
+    llm_server.script(propose(UP, DOWN), llm.tool_call("migration_status"),
+                      llm.text("Migrations are not configured: set databases.shop.migrations_dir."))
     agent = migration_env.agent(llm_server.base_url, migrations=False)
     reply = await final_reply(agent, message("add a discount column to orders", user="UANALYST"))
-    assert reply.kind is ReplyKind.ERROR
-    assert "databases.shop.migrations_dir is not set" in reply.text
+    assert reply.kind is ReplyKind.ANSWER and "migrations_dir" in reply.text
+    results = [m["content"] for m in llm_server.requests[-1]["messages"] if m["role"] == "tool"]
+    assert results[0].startswith("ERROR: databases.shop.migrations_dir is not set: add migrations_dir = ")
+    assert "use propose_change" in results[0]
+    assert results[1].startswith("databases.shop.migrations_dir is not set")
     assert await migration_env.env.redis_keys() == []
+
+
+async def test_a_rejected_draft_is_never_applied_and_is_cleaned_up_by_the_next_proposal(
+        migration_env: MigrationEnv, llm_server: llm.ScriptedLlmServer, capsys: pytest.CaptureFixture[str]) -> None:
+    env = migration_env
+    llm_server.script(propose(UP, DOWN), propose("CREATE TABLE coupons (code text PRIMARY KEY)",
+                                                 "DROP TABLE coupons", name="create coupons"),
+                      llm.tool_call("migration_status"), llm.text("One draft awaits approval."))
+    agent = env.agent(llm_server.base_url)
+    first = await final_reply(agent, message("add a discount column to orders", user="UANALYST"))
+    assert first.approval is not None
+    rejected = await agent.decide(action_id=first.approval.action_id, decided_by=DBA, approve=False)
+    assert rejected.kind is ReplyKind.OUTCOME and "rejected" in rejected.text
+    assert await migrate_main(env.settings(), action="status", database=None, yes=False, to=None) == 0
+    assert "draft from chat, rejected by slack:UDBA: never applied" in capsys.readouterr().out
+    assert await migrate_main(env.settings(), action="up", database=None, yes=True, to=None) == 0
+    assert "Nothing to apply" in capsys.readouterr().out and "discount" not in await env.columns()
+
+    second = await final_reply(agent, message("add a coupons table", user="UANALYST"))
+    assert second.approval is not None
+    assert env.proposed() == [f"{second.approval.action_id}/0001_create_coupons.down.sql",
+                              f"{second.approval.action_id}/0001_create_coupons.up.sql"]
+    answer = await final_reply(agent, message("which migrations are waiting?", user="UANALYST"))
+    assert answer.kind is ReplyKind.ANSWER
+    status = [m["content"] for m in llm_server.requests[-1]["messages"] if m["role"] == "tool"][-1]
+    assert "0001_create_coupons" in status and "awaiting approval" in status and "0 pending." in status
