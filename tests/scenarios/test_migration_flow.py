@@ -29,6 +29,7 @@ async def test_a_drafted_migration_is_checked_written_approved_applied_recorded_
     proposal = await final_reply(agent, message("add a nullable discount column to orders", user="UANALYST"))
     assert proposal.kind is ReplyKind.APPROVAL and proposal.approval is not None, proposal.text
     assert "propose_migration" in {t["function"]["name"] for t in llm_server.requests[0]["tools"]}
+    assert "This database keeps schema migrations" in llm_server.requests[0]["messages"][0]["content"]
     text = proposal.text
     assert "Migration 0001_add_discount_orders for 'shop'" in text
     assert "ACCESS EXCLUSIVE lock on orders (blocks every read and write" in text
@@ -151,6 +152,7 @@ async def test_without_a_migrations_folder_the_model_is_told_which_key_to_set(
     agent = migration_env.agent(llm_server.base_url, migrations=False)
     reply = await final_reply(agent, message("add a discount column to orders", user="UANALYST"))
     assert reply.kind is ReplyKind.ANSWER and "migrations_dir" in reply.text
+    assert "This database keeps schema migrations" not in llm_server.requests[0]["messages"][0]["content"]
     results = [m["content"] for m in llm_server.requests[-1]["messages"] if m["role"] == "tool"]
     assert results[0].startswith("ERROR: databases.shop.migrations_dir is not set: add migrations_dir = ")
     assert "use propose_change" in results[0]
