@@ -105,8 +105,9 @@ async def _down(settings: Settings, databases: DatabaseRegistry, db: PgDatabase,
     for line in plan:
         migration = line.file
         if migration is None or migration.down_sql is None:
-            print(f"pgbot: {line.label} has no down file in the folder, so it cannot be rolled back; nothing was "
-                  "run.", file=sys.stderr)
+            missing = "its files are" if migration is None else "its down file is"
+            print(f"pgbot: {line.label} cannot be rolled back: {missing} not in {db.settings.migrations_dir}; "
+                  "nothing was run.", file=sys.stderr)
             return 1
         analysis = _analyse(migration.label, migration.down_sql, guard)
         print(f"{migration.label} (down):")

@@ -278,7 +278,7 @@ async def _apply_draft(action: PendingAction, ctx: ExecutionContext, folder_path
     if problems:
         raise MigrationFileError(" ".join(problems) + " Nothing was run.")
     taken = {m.version for m in folder.migrations} | {r.version for r in recorded}
-    version = draft.version if draft.version not in taken else max(taken) + 1
+    version = draft.version if draft.version > max(taken, default=0) else max(taken) + 1  # never out of order
     target = MigrationFile(version=version, name=draft.name, up_path=folder_path / f"{version:04d}_{draft.name}.up.sql",
                            down_path=folder_path / f"{version:04d}_{draft.name}.down.sql", up_sql=up_sql,
                            down_sql=down_sql)

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import getpass
+import os
+import sys
 from pathlib import Path
 
 import asyncpg
@@ -89,26 +92,37 @@ async def test_up_with_yes_applies_in_order_records_and_audits_then_down_to_zero
     assert (await fetch(fresh_db, "SELECT to_regclass('widgets') AS t"))[0]["t"] is None
 
 
-async def test_answering_no_at_the_prompt_runs_nothing(fresh_db: str, tmp_path: Path,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+async def pgbot_with_input(*args: str, answer: str, home: Path) -> tuple[int, str, str]:
+    """``pgbot`` as a subprocess with ``answer`` typed at its prompt (stdin)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PGBOT_", "OPENAI_"))}
+    env["HOME"] = str(home)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=env, cwd=str(home))
+    out, err = await asyncio.wait_for(proc.communicate(answer.encode()), timeout=60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_answering_no_at_the_prompt_runs_nothing(fresh_db: str, tmp_path: Path) -> None:
     folder = tmp_path / "migrations"
     two_migrations(folder)
-    asked: list[str] = []
-
-    def answer(prompt: str) -> str:
-        asked.append(prompt)
-        return "n"
-
-    code = await migrate_main(settings(fresh_db, folder), action="up", database=None, yes=False, to=None, ask=answer)
-    assert code == 1
-    assert asked == ["Apply 2 migrations to 'shop'? [y/N] "]
-    assert "Cancelled: nothing was run." in capsys.readouterr().out
+    path = config(tmp_path, f'[databases.shop]\ndsn = "{fresh_db}"\nmigrations_dir = "{folder}"\n')
+    code, out, err = await pgbot_with_input("migrate", "up", "--config", str(path), answer="n\n", home=tmp_path)
+    assert code == 1, err
+    assert "Apply 2 migrations to 'shop'? [y/N] Cancelled: nothing was run." in out
     assert await recorded(fresh_db) == []
     assert (await fetch(fresh_db, "SELECT to_regclass('widgets') AS t"))[0]["t"] is None
 
-    code = await migrate_main(settings(fresh_db, folder), action="up", database="shop", yes=False, to=1,
-                              ask=lambda _: "y")
-    assert code == 0 and await recorded(fresh_db) == ["0001_create_widgets"]
+    asked: list[str] = []
+
+    def yes(prompt: str) -> str:
+        asked.append(prompt)
+        return "y"
+
+    code = await migrate_main(settings(fresh_db, folder), action="up", database="shop", yes=False, to=1, ask=yes)
+    assert code == 0 and asked == ["Apply 1 migration to 'shop'? [y/N] "]
+    assert await recorded(fresh_db) == ["0001_create_widgets"]
 
 
 async def test_an_applied_file_edited_afterwards_is_reported_and_blocks_up_and_down(
