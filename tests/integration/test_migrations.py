@@ -191,3 +191,19 @@ async def test_bad_files_are_refused_before_anything_runs(
     write(folder, "0002_create_widgets_again", "SELECT 1;\n", None)
     with pytest.raises(MigrationFileError, match=r"Two migrations .* have number 0002"):
         await migrate_main(settings(fresh_db, folder), action="status", database=None, yes=False, to=None)
+
+
+async def test_two_runs_at_once_apply_each_migration_exactly_once(
+        fresh_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "migrations"
+    write(folder, "0001_counter", "CREATE TABLE runs (n int);\nINSERT INTO runs VALUES (1);\n", "DROP TABLE runs;\n")
+    write(folder, "0002_index_runs", "CREATE INDEX CONCURRENTLY runs_n_idx ON runs (n);\n",
+          "DROP INDEX CONCURRENTLY runs_n_idx;\n")
+    codes = await asyncio.gather(*(
+        migrate_main(settings(fresh_db, folder), action="up", database=None, yes=True, to=None) for _ in range(3)))
+    err = capsys.readouterr().err
+    # Whichever run plans before the others apply: a loser is refused under the advisory lock, never run twice.
+    assert 0 in codes and set(codes) <= {0, 1}, err
+    assert err.count("is already applied on this database; nothing was run") == codes.count(1), err
+    assert await recorded(fresh_db) == ["0001_counter", "0002_index_runs"]
+    assert (await fetch(fresh_db, "SELECT count(*) AS n FROM runs"))[0]["n"] == 1
