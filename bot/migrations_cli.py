@@ -21,7 +21,7 @@ from core.db.registry import DatabaseRegistry
 from core.errors import PgbotError
 from core.messages import ReplyKind
 from core.migrations import files, runner, store
-from core.migrations.analysis import MigrationAnalysis, analyse
+from core.migrations.analysis import MigrationAnalysis, analyse, is_irreversible
 from core.migrations.files import MigrationFile
 from core.migrations.status import status_lines
 from core.sqlguard import SqlGuard
@@ -86,7 +86,8 @@ async def _up(settings: Settings, databases: DatabaseRegistry, db: PgDatabase, p
     analyses = [_analyse(m.label, m.up_sql, guard) for m in plan]
     for migration, analysis in zip(plan, analyses, strict=True):
         print(f"{migration.label}:")
-        print("\n".join("  " + line for line in preview_lines(analysis, None)))
+        irreversible = migration.down_sql is None or is_irreversible(migration.down_sql, guard)
+        print("\n".join("  " + line for line in preview_lines(analysis, None, irreversible=irreversible)))
     count = len(plan)
     if not _confirm(f"Apply {count} migration{'s' if count != 1 else ''} to '{db.name}'?", yes=yes, ask=ask):
         print("Cancelled: nothing was run.")
@@ -107,6 +108,10 @@ async def _down(settings: Settings, databases: DatabaseRegistry, db: PgDatabase,
         if migration is None or migration.down_sql is None:
             missing = "its files are" if migration is None else "its down file is"
             print(f"pgbot: {line.label} cannot be rolled back: {missing} not in {db.settings.migrations_dir}; "
+                  "nothing was run.", file=sys.stderr)
+            return 1
+        if is_irreversible(migration.down_sql, guard):
+            print(f"pgbot: {line.label} is irreversible (its down file holds no statement, only a comment); "
                   "nothing was run.", file=sys.stderr)
             return 1
         analysis = _analyse(migration.label, migration.down_sql, guard)

@@ -6,6 +6,7 @@ migration ever runs; the notes are plain language for the approval preview and `
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -101,6 +102,15 @@ def split_statements(sql: str, guard: SqlGuard) -> list[str]:
         guard.classify(sql)  # raises the guard's GuardError with line and column
         raise GuardError("Postgres could not parse this SQL.") from None
     return statements
+
+
+_IRREVERSIBLE_RE = re.compile(r"^\s*--\s*irreversible\b", re.IGNORECASE | re.MULTILINE)
+
+
+def is_irreversible(sql: str, guard: SqlGuard) -> bool:
+    """A down file that holds no statement, only a ``-- irreversible: <why>`` comment (e.g. after
+    ``ALTER TYPE ... ADD VALUE``, which PostgreSQL cannot take back): rolling back is refused, said plainly."""
+    return _IRREVERSIBLE_RE.search(sql) is not None and not split_statements(sql, guard)
 
 
 def analyse(sql: str, guard: SqlGuard, *, marked_no_transaction: bool = False) -> MigrationAnalysis:

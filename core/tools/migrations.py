@@ -17,7 +17,7 @@ from core.actions import ExecutionContext, ExecutionOutcome, executor
 from core.approvals import PendingAction, action_hash, new_action_id, role_label
 from core.errors import ConfigError, DatabaseError, GuardError, ModelHint, PgbotError
 from core.migrations import files, runner, store
-from core.migrations.analysis import MigrationAnalysis, analyse
+from core.migrations.analysis import MigrationAnalysis, analyse, is_irreversible
 from core.migrations.check import StepFailed, try_up_and_down
 from core.migrations.files import MigrationFile, MigrationFileError
 from core.migrations.status import status_lines
@@ -48,7 +48,7 @@ async def propose_migration(ctx: ToolContext, name: str, up_sql: str, down_sql: 
         folder_path = files.migrations_dir(db.name, db.settings)
     except ConfigError as exc:  # the model may fall back to propose_change, and tells the user which key to set
         raise ModelHint(f"{exc.user_message} Tell the user; for a one-off change use propose_change.") from None
-    up_analysis, down_analysis = _analyse_pair(ctx.guard, up_sql, down_sql)
+    up_analysis, down_analysis = _analyse_pair(ctx.guard, up_sql, down_sql)  # down None: irreversible
     folder = files.load_folder(folder_path)
     lines = runner.compare(folder, await store.applied(db))
     problems = runner.blocking_problems(lines)
@@ -64,7 +64,7 @@ async def propose_migration(ctx: ToolContext, name: str, up_sql: str, down_sql: 
     slug = files.slugify(name)
     version = folder.next_version()
     up_text = _with_mark(up_sql, up_analysis)
-    down_text = _with_mark(down_sql, down_analysis)
+    down_text = _with_mark(down_sql, down_analysis) if down_analysis else down_sql.strip() + "\n"
     action_id = new_action_id()
     draft = files.write_draft(folder_path, action_id=action_id, version=version, name=slug, up_sql=up_text,
                               down_sql=down_text)
@@ -75,7 +75,8 @@ async def propose_migration(ctx: ToolContext, name: str, up_sql: str, down_sql: 
     action = PendingAction(
         id=action_id, database=db.name, thread_key=ctx.thread_key, requested_by=ctx.actor.identity,
         role=ctx.actor.role, sql=up_text, sql_hash=action_hash(up_text, OPERATION, params),
-        kind=up_analysis.kind, statement_type="Migration", summary=summary(label, up_analysis),
+        kind=up_analysis.kind, statement_type="Migration",
+        summary=summary(label, up_analysis, irreversible=down_analysis is None),
         tables=up_analysis.tables, lock=up_analysis.strongest_lock, operation=OPERATION, params=params,
         outside_transaction=up_analysis.outside_transaction, created_at=now,
         expires_at=now + ctx.settings.approvals.expiry_s,
@@ -84,7 +85,7 @@ async def propose_migration(ctx: ToolContext, name: str, up_sql: str, down_sql: 
         f"Migration {label} for '{db.name}', to run as {role_label(ctx.actor.role)}.",
         f"Files written for review: {draft.up_path} and {draft.down_path.name}; they move into {folder_path} "
         "when approved (a rejected or expired draft is never applied).",
-        *preview_lines(up_analysis, down_analysis),
+        *preview_lines(up_analysis, down_analysis, irreversible=down_analysis is None),
         check_text,
         f"Nothing has run yet: migration {action.id} waits for Approve or Reject.",
     ])
@@ -122,19 +123,21 @@ async def _clean_drafts(ctx: ToolContext, folder_path: Path) -> None:
         ctx.log.info("migration_drafts_removed", drafts=removed)
 
 
-def summary(label: str, analysis: MigrationAnalysis) -> str:
+def summary(label: str, analysis: MigrationAnalysis, *, irreversible: bool = False) -> str:
     count = len(analysis.statements)
     where = f" on {', '.join(analysis.tables[:3])}" if analysis.tables else ""
-    flag = " ⚠ DATA LOSS" if analysis.data_loss else ""
+    flag = (" ⚠ DATA LOSS" if analysis.data_loss else "") + (" ⚠ IRREVERSIBLE" if irreversible else "")
     return f"MIGRATION {label}: {count} statement{'s' if count != 1 else ''}{where}{flag}"
 
 
-def preview_lines(up: MigrationAnalysis, down: MigrationAnalysis | None) -> list[str]:
+def preview_lines(up: MigrationAnalysis, down: MigrationAnalysis | None, *, irreversible: bool = False) -> list[str]:
     """The approval preview: loud data-loss flags first, then each statement with its lock and effects."""
     lines: list[str] = []
     if up.data_loss:
         lines.append("⚠⚠ THIS MIGRATION DESTROYS OR OVERWRITES DATA ⚠⚠")
         lines += [f"  {loss}" for loss in up.data_loss]
+    if irreversible:
+        lines.append("⚠ IRREVERSIBLE: it has no down migration, so `pgbot migrate down` will refuse to roll it back.")
     lines.append("Up (what runs when approved):")
     lines += up.describe(indent="  ")
     if up.outside_transaction:
@@ -146,14 +149,20 @@ def preview_lines(up: MigrationAnalysis, down: MigrationAnalysis | None) -> list
     return lines
 
 
-def _analyse_pair(guard: SqlGuard, up_sql: str, down_sql: str) -> tuple[MigrationAnalysis, MigrationAnalysis]:
-    """Guard every statement of both directions; problems go back to the model."""
-    found = []
+def _analyse_pair(guard: SqlGuard, up_sql: str,
+                  down_sql: str) -> tuple[MigrationAnalysis, MigrationAnalysis | None]:
+    """Guard every statement of both directions; problems go back to the model. Down None: irreversible."""
+    found: list[MigrationAnalysis | None] = []
     for direction, sql in (("up", up_sql), ("down", down_sql)):
         if not sql.strip():
-            raise ModelHint(f"Refused: the {direction} migration is empty. Write SQL that "
-                            + ("makes the change." if direction == "up" else "undoes the up migration exactly."))
+            raise ModelHint(f"Refused: the {direction} migration is empty. Write SQL that " + (
+                "makes the change." if direction == "up" else "undoes the up migration exactly (only if it truly "
+                "cannot be undone, e.g. ALTER TYPE ... ADD VALUE, send a down_sql that is just the comment "
+                "'-- irreversible: <why>')."))
         try:
+            if direction == "down" and is_irreversible(sql, guard):
+                found.append(None)
+                continue
             analysis = analyse(sql, guard, marked_no_transaction=files.has_no_transaction_mark(sql))
         except GuardError as exc:
             raise ModelHint(f"Refused ({direction} migration): {exc.user_message}") from None
@@ -161,17 +170,19 @@ def _analyse_pair(guard: SqlGuard, up_sql: str, down_sql: str) -> tuple[Migratio
             raise ModelHint(f"Refused ({direction} migration): a statement in it cannot run inside a transaction "
                             "(CONCURRENTLY, VACUUM); put that statement in a migration of its own.")
         found.append(analysis)
-    return found[0], found[1]
+    up = found[0]
+    assert up is not None
+    return up, found[1]
 
 
-async def _check(ctx: ToolContext, up: MigrationAnalysis, down: MigrationAnalysis) -> str:
+async def _check(ctx: ToolContext, up: MigrationAnalysis, down: MigrationAnalysis | None) -> str:
     """Try up then down in a rolled-back transaction as the requester's role; say what was checked."""
-    if up.outside_transaction or down.outside_transaction:
+    if up.outside_transaction or (down is not None and down.outside_transaction):
         return ("Checked by parsing only: a no-transaction migration cannot be tried in a transaction that is "
                 "rolled back, so errors such as a missing column will only show when it runs.")
     try:
         result = await try_up_and_down(ctx.database, up=[s.sql for s in up.statements],
-                                       down=[s.sql for s in down.statements], role=ctx.actor.role)
+                                       down=[s.sql for s in down.statements] if down else [], role=ctx.actor.role)
     except StepFailed as exc:
         where = f"statement {exc.number} of the {exc.direction} migration ({exc.sql[:200]})"
         if exc.sqlstate[:2] in _FIXABLE:
@@ -179,10 +190,14 @@ async def _check(ctx: ToolContext, up: MigrationAnalysis, down: MigrationAnalysi
                             f"{exc.message}. Fix the SQL and propose it again.") from None
         raise DatabaseError(f"The migration could not be checked on '{ctx.database.name}', so it is not offered "
                             f"for approval: {where}: {exc.message}") from None
+    if down is None:
+        return (f"Checked: up ran as {role_label(ctx.actor.role)} in a transaction that was rolled back; there is "
+                "no down to check.")
     if not result.undone:
         raise ModelHint("Refused: the down migration does not undo the up migration. After up and then down, "
                         "the schema differs from before: " + "; ".join(result.leftovers)
-                        + ". Write a down_sql that restores the schema exactly, and propose it again.")
+                        + ". Write a down_sql that restores the schema exactly, and propose it again (only if "
+                        "PostgreSQL cannot undo it at all, send down_sql '-- irreversible: <why>').")
     changed = "" if result.changed else " (up changes no schema object: it only changes data)"
     return (f"Checked: up, then down, ran as {role_label(ctx.actor.role)} in a transaction that was rolled back; "
             f"down restores the schema exactly{changed}.")
@@ -225,8 +240,9 @@ async def run_migration(action: PendingAction, ctx: ExecutionContext) -> Executi
         if problems:
             raise MigrationFileError(" ".join(problems) + " Nothing was run.")
         return await _apply(action, ctx, migration, guard)
-    if migration.down_sql is None:
-        raise MigrationFileError(f"{migration.label} has no down file, so it cannot be rolled back; nothing was run.")
+    if migration.down_sql is None or is_irreversible(migration.down_sql, guard):
+        raise MigrationFileError(f"{migration.label} is irreversible (it has no down statements), so it cannot be "
+                                 "rolled back; nothing was run.")
     down = analyse(migration.down_sql, guard, marked_no_transaction=files.has_no_transaction_mark(migration.down_sql))
     await ctx.report(f"rolling back {migration.label}")
     result = await runner.revert(ctx.database, migration, [s.sql for s in down.statements], role=action.role,

@@ -10,7 +10,7 @@ import pytest
 
 from core.errors import GuardError
 from core.migrations import files
-from core.migrations.analysis import analyse
+from core.migrations.analysis import analyse, is_irreversible
 from core.sqlguard import SqlGuard
 
 GUARD = SqlGuard()
@@ -123,3 +123,9 @@ def test_promotion_never_overwrites(tmp_path: Path) -> None:
     promoted = files.promote_draft(draft, folder=tmp_path, version=2)
     assert promoted.label == "0002_a" and (tmp_path / "0002_a.up.sql").read_text() == "U"
     assert files.list_drafts(tmp_path) == []
+
+
+def test_only_a_commented_down_marked_irreversible_counts_as_irreversible() -> None:
+    assert is_irreversible("-- irreversible: enum values cannot be dropped\n", GUARD)
+    assert not is_irreversible("-- nothing to do\n", GUARD)
+    assert not is_irreversible("-- irreversible\nDROP TABLE t;\n", GUARD)  # it has a statement: a real down

@@ -16,6 +16,7 @@ from core.config import Settings
 from tests.integration.change_env import ChangeEnv, change_env_fixture  # noqa: F401 - fixture
 
 ORDERS_SQL = """
+CREATE TYPE order_state AS ENUM ('new', 'paid');
 CREATE TABLE orders (id int PRIMARY KEY, status text NOT NULL, total numeric(10,2) NOT NULL, note text);
 INSERT INTO orders SELECT g, CASE WHEN g % 3 = 0 THEN 'shipped' ELSE 'pending' END, g * 1.5, 'n' || g
   FROM generate_series(1, 50) g;
@@ -66,7 +67,8 @@ class MigrationEnv:
 async def migration_env_fixture(change_env: ChangeEnv, tmp_path: Path) -> AsyncIterator[MigrationEnv]:
     conn = await asyncpg.connect(change_env.dsn)
     try:  # the analyst owns orders, so migrations run as the analyst may alter it
-        await conn.execute(ORDERS_SQL + f'ALTER TABLE orders OWNER TO "{change_env.analyst}";')
+        await conn.execute(ORDERS_SQL + f'ALTER TABLE orders OWNER TO "{change_env.analyst}";'
+                           f'ALTER TYPE order_state OWNER TO "{change_env.analyst}";')
     finally:
         await conn.close()
     yield MigrationEnv(env=change_env, folder=tmp_path / "migrations" / "shop")

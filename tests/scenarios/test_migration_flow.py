@@ -184,3 +184,25 @@ async def test_a_rejected_draft_is_never_applied_and_is_cleaned_up_by_the_next_p
     assert answer.kind is ReplyKind.ANSWER
     status = [m["content"] for m in llm_server.requests[-1]["messages"] if m["role"] == "tool"][-1]
     assert "0001_create_coupons" in status and "awaiting approval" in status and "0 pending." in status
+
+
+async def test_an_enum_value_is_an_irreversible_migration_said_plainly_and_never_rolled_back(
+        migration_env: MigrationEnv, llm_server: llm.ScriptedLlmServer, capsys: pytest.CaptureFixture[str]) -> None:
+    env = migration_env
+    up = "ALTER TYPE order_state ADD VALUE 'refunded'"
+    llm_server.script(propose(up, "ALTER TYPE order_state RENAME VALUE 'refunded' TO 'gone'", name="refunded state"),
+                      propose(up, "-- irreversible: PostgreSQL cannot drop an enum value", name="refunded state"))
+    agent = env.agent(llm_server.base_url)
+    proposal = await final_reply(agent, message("orders can be refunded now", user="UANALYST"))
+    hint = [m["content"] for m in llm_server.requests[-1]["messages"] if m["role"] == "tool"][0]
+    assert "does not undo" in hint and "'-- irreversible: <why>'" in hint
+    assert proposal.kind is ReplyKind.APPROVAL and proposal.approval is not None, proposal.text
+    assert "⚠ IRREVERSIBLE: it has no down migration" in proposal.text
+    assert "there is no down to check" in proposal.text and proposal.approval.summary.endswith("⚠ IRREVERSIBLE")
+    outcome = await agent.decide(action_id=proposal.approval.action_id, decided_by=DBA, approve=True)
+    assert outcome.kind is ReplyKind.OUTCOME, outcome.text
+    labels = await env.env.fetch("SELECT unnest(enum_range(NULL::order_state))::text AS label")
+    assert [r["label"] for r in labels] == ["new", "paid", "refunded"]
+    assert await migrate_main(env.settings(), action="down", database=None, yes=True, to=None) == 1
+    assert "0001_refunded_state is irreversible" in capsys.readouterr().err
+    assert await env.recorded() == [(1, "refunded_state", DBA)]
