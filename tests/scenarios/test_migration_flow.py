@@ -194,7 +194,7 @@ async def test_an_enum_value_is_an_irreversible_migration_said_plainly_and_never
                       propose(up, "-- irreversible: PostgreSQL cannot drop an enum value", name="refunded state"))
     agent = env.agent(llm_server.base_url)
     proposal = await final_reply(agent, message("orders can be refunded now", user="UANALYST"))
-    hint = [m["content"] for m in llm_server.requests[-1]["messages"] if m["role"] == "tool"][0]
+    hint = next(m["content"] for m in llm_server.requests[-1]["messages"] if m["role"] == "tool")
     assert "does not undo" in hint and "'-- irreversible: <why>'" in hint
     assert proposal.kind is ReplyKind.APPROVAL and proposal.approval is not None, proposal.text
     assert "⚠ IRREVERSIBLE: it has no down migration" in proposal.text
