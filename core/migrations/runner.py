@@ -11,11 +11,11 @@ from __future__ import annotations
 import enum
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import asyncpg
 
-from core.db.postgres import SQL_TAG, PgDatabase, describe_connect_error, quote_ident, translate_pg_error
+from core.db.postgres import SQL_TAG, PgDatabase, QueryLimits, describe_connect_error, quote_ident, translate_pg_error
 from core.errors import DatabaseUnavailableError, PgbotError
 from core.migrations import store
 from core.migrations.files import Folder, MigrationFile
@@ -117,12 +117,20 @@ async def revert(db: PgDatabase, migration: MigrationFile, statements: Sequence[
 Finish = Callable[[asyncpg.Connection, float], Awaitable[None]]
 
 
+def migration_limits(db: PgDatabase) -> QueryLimits:
+    """Index builds and rewrites outlast a query: ``migration_timeout_ms`` when set; lock_timeout stays short,
+    so a migration never queues behind a long transaction while blocking everyone behind it."""
+    timeout = db.settings.migration_timeout_ms
+    return replace(db.limits, statement_timeout_ms=timeout) if timeout else db.limits
+
+
 async def _run(db: PgDatabase, statements: Sequence[str], *, role: str | None, version: int, label: str,
                direction: str, outside_transaction: bool, finish: Finish,
                before_commit: Callable[[], Awaitable[None]] | None = None) -> RunResult:
     await store.ensure_table(db)
+    limits = migration_limits(db)
     if outside_transaction:
-        return await _run_autocommit(db, statements, role=role, version=version, label=label,
+        return await _run_autocommit(db, statements, role=role, version=version, label=label, limits=limits,
                                      direction=direction, finish=finish, before_commit=before_commit)
 
     async def work(conn: asyncpg.Connection) -> RunResult:
@@ -140,28 +148,29 @@ async def _run(db: PgDatabase, statements: Sequence[str], *, role: str | None, v
             await before_commit()
         return RunResult(status=_status(direction, label, len(statements)), duration_ms=duration_ms)
 
-    return await db.run(work, role=role, read_only=False)
+    return await db.run(work, role=role, read_only=False, limits=limits)
 
 
 async def _run_autocommit(db: PgDatabase, statements: Sequence[str], *, role: str | None, version: int,
-                          label: str, direction: str, finish: Finish,
+                          label: str, limits: QueryLimits, direction: str, finish: Finish,
                           before_commit: Callable[[], Awaitable[None]] | None) -> RunResult:
     pool = await db.pool()
-    done = 0
+    done, running = 0, False
     try:
         async with pool.acquire(timeout=db.settings.connect_timeout_s) as conn:
-            await conn.execute(f"SELECT pg_advisory_lock({store.LOCK_KEY})")
+            # The timeout bounds the wait for another migration's advisory lock too.
+            await conn.execute(f"SET statement_timeout = {int(limits.statement_timeout_ms)}; "
+                               f"SET lock_timeout = {int(limits.lock_timeout_ms)}; "
+                               f"SELECT pg_advisory_lock({store.LOCK_KEY})")
             try:
                 _expect(await store.is_recorded_on(conn, version), direction=direction, label=label)
-                await conn.execute(f"SET statement_timeout = {int(db.limits.statement_timeout_ms)}; "
-                                   f"SET lock_timeout = {int(db.limits.lock_timeout_ms)}")
                 if role:
                     await conn.execute(f"SET ROLE {quote_ident(role)}")
-                started = time.perf_counter()
+                started, running = time.perf_counter(), True
                 for sql in statements:
                     await conn.execute(SQL_TAG + sql)
                     done += 1
-                duration_ms = (time.perf_counter() - started) * 1000
+                duration_ms, running = (time.perf_counter() - started) * 1000, False
                 await conn.execute("RESET ROLE; RESET statement_timeout; RESET lock_timeout")
                 async with conn.transaction():
                     await finish(conn, duration_ms)
@@ -172,10 +181,11 @@ async def _run_autocommit(db: PgDatabase, statements: Sequence[str], *, role: st
                                    f"SELECT pg_advisory_unlock({store.LOCK_KEY})")
     except asyncpg.PostgresError as exc:
         error = translate_pg_error(exc, database=db.name)
-        if done:
+        if running:
+            before = f"the {done} statement(s) before it stay done, " if done else ""
             raise type(error)(f"{error.user_message} Statement {done + 1} of {label} ({direction}) failed outside a "
-                              f"transaction: the {done} statement(s) before it stay done and the migration is not "
-                              "recorded; clean up by hand (an INVALID index may be left) before retrying.") from exc
+                              f"transaction: {before}the migration is not recorded, and a failed CONCURRENTLY build "
+                              "leaves an INVALID index to drop before retrying.") from exc
         raise error from exc
     except (OSError, asyncpg.InterfaceError, TimeoutError) as exc:
         raise DatabaseUnavailableError(

@@ -207,3 +207,31 @@ async def test_two_runs_at_once_apply_each_migration_exactly_once(
     assert err.count("is already applied on this database; nothing was run") == codes.count(1), err
     assert await recorded(fresh_db) == ["0001_counter", "0002_index_runs"]
     assert (await fetch(fresh_db, "SELECT count(*) AS n FROM runs"))[0]["n"] == 1
+
+
+async def test_a_failed_concurrent_build_says_what_it_left_behind(
+        fresh_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "migrations"
+    write(folder, "0001_dupes", "CREATE TABLE dupes (n int);\nINSERT INTO dupes VALUES (1), (1);\n", "DROP TABLE dupes;\n")
+    write(folder, "0002_unique_n", "CREATE UNIQUE INDEX CONCURRENTLY dupes_n_key ON dupes (n);\n",
+          "DROP INDEX CONCURRENTLY dupes_n_key;\n")
+    assert await migrate_main(settings(fresh_db, folder), action="up", database=None, yes=True, to=None) == 1
+    err = capsys.readouterr().err
+    assert "could not create unique index" in err and "leaves an INVALID index to drop" in err, err
+    assert "rolled back" not in err  # it ran outside a transaction: nothing claims it was undone
+    assert await recorded(fresh_db) == ["0001_dupes"]
+
+
+async def test_migrations_run_under_their_own_timeout(fresh_db: str, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "migrations"
+    write(folder, "0001_slow", "DO $$ BEGIN PERFORM pg_sleep(0.4); END $$;\nCREATE TABLE slow (id int);\n",
+          "DROP TABLE slow;\n")
+    quick = Settings(databases={"shop": {"dsn": fresh_db, "migrations_dir": str(folder), "statement_timeout_ms": 100,
+                                         "migration_timeout_ms": 100}})
+    assert await migrate_main(quick, action="up", database=None, yes=True, to=None) == 1
+    assert "statement timeout" in capsys.readouterr().err and await recorded(fresh_db) == []
+    patient = Settings(databases={"shop": {"dsn": fresh_db, "migrations_dir": str(folder), "statement_timeout_ms": 100,
+                                           "migration_timeout_ms": 5000}})
+    assert await migrate_main(patient, action="up", database=None, yes=True, to=None) == 0
+    assert await recorded(fresh_db) == ["0001_slow"]
