@@ -212,7 +212,8 @@ async def test_two_runs_at_once_apply_each_migration_exactly_once(
 async def test_a_failed_concurrent_build_says_what_it_left_behind(
         fresh_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     folder = tmp_path / "migrations"
-    write(folder, "0001_dupes", "CREATE TABLE dupes (n int);\nINSERT INTO dupes VALUES (1), (1);\n", "DROP TABLE dupes;\n")
+    write(folder, "0001_dupes", "CREATE TABLE dupes (n int);\nINSERT INTO dupes VALUES (1), (1);\n",
+          "DROP TABLE dupes;\n")
     write(folder, "0002_unique_n", "CREATE UNIQUE INDEX CONCURRENTLY dupes_n_key ON dupes (n);\n",
           "DROP INDEX CONCURRENTLY dupes_n_key;\n")
     assert await migrate_main(settings(fresh_db, folder), action="up", database=None, yes=True, to=None) == 1
