@@ -18,7 +18,7 @@ from core.audit import AuditLog
 from core.config import Settings
 from core.db.postgres import PgDatabase
 from core.db.registry import DatabaseRegistry
-from core.errors import PgbotError
+from core.errors import ConfigError, PgbotError
 from core.messages import ReplyKind
 from core.migrations import files, runner, store
 from core.migrations.analysis import MigrationAnalysis, analyse, is_irreversible
@@ -36,7 +36,10 @@ async def migrate_main(settings: Settings, *, action: str, database: str | None,
     """0: done (or nothing to do); 1: refused, declined or failed; config problems raise ConfigError (2)."""
     databases = DatabaseRegistry(settings)
     try:
-        db = databases.get(database) if database else databases.get(databases.default or "")
+        if not database and databases.default is None:
+            raise ConfigError("No database is configured: add a [databases.NAME] section with a dsn and a "
+                              "migrations_dir to pgbot.toml.")
+        db = databases.get(database or databases.default or "")
         folder_path = files.migrations_dir(db.name, db.settings)
         folder = files.load_folder(folder_path)
         lines = runner.compare(folder, await store.applied(db))

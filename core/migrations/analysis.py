@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pglast import ast, enums, parse_sql, split
 from pglast.parser import ParseError
 
+from core.audit import SECRET_BEARING
 from core.errors import GuardError
 from core.sqlguard import Classification, SqlGuard, StatementKind, must_run_outside_transaction
 from core.tools.changes import LOCK_EFFECT
@@ -124,6 +125,10 @@ def analyse(sql: str, guard: SqlGuard, *, marked_no_transaction: bool = False) -
             checked = guard.check_change(text)
         except GuardError as exc:
             raise GuardError(f"Statement {number} ({shorten(text, 80)}): {exc.user_message}") from None
+        if checked.statement_type in SECRET_BEARING:  # files live in git and in the audit trail, unredacted
+            raise GuardError(f"Statement {number} ({checked.statement_type.removesuffix('Stmt')}) may carry a "
+                             "password or connection string, which must not be written into migration files; "
+                             "run it as a one-off change instead.")
         node = parse_sql(text)[0].stmt
         assert isinstance(node, ast.Node)
         effects, losses = _effects(node)

@@ -72,6 +72,7 @@ def test_safe_changes_raise_no_flag_and_no_transaction_is_detected() -> None:
     ("ALTER TABLE t ADD c int; COMMIT", "Statement 2 (COMMIT): Transaction control"),
     ("CREATE TABLE t (id int); SET ROLE admin", "Statement 2 (SET ROLE admin)"),
     ("-- only a comment", "holds no SQL statement"),
+    ("CREATE ROLE app LOGIN PASSWORD 'hunter2'", "Statement 1 (CreateRole) may carry a password"),
 ])
 def test_bad_statements_are_refused_with_the_statement_named(sql: str, message: str) -> None:
     with pytest.raises(GuardError, match=re.escape(message)):
