@@ -201,6 +201,8 @@ def _effects(node: ast.Node) -> tuple[list[str], list[str]]:
             if isinstance(node, ast.ClusterStmt) or any(
                     isinstance(o, ast.DefElem) and o.defname == "full" for o in node.options or ()):
                 effects.append("Rewrites the whole table while holding its lock.")
+        case ast.RenameStmt():
+            effects.append("Queries and application code that use the old name stop working.")
         case ast.AlterEnumStmt():
             if node.newVal is not None:
                 effects.append("A value added to an enum cannot be removed again by a down migration.")

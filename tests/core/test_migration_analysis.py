@@ -34,6 +34,7 @@ def notes(sql: str) -> str:
     ("CREATE INDEX CONCURRENTLY i ON t (c)", "without blocking writes"),
     ("ALTER TABLE t SET LOGGED", "Rewrites the table"),
     ("VACUUM FULL t", "Rewrites the whole table"),
+    ("ALTER TABLE t RENAME COLUMN c TO d", "use the old name stop working"),
 ])
 def test_each_statement_says_what_it_locks_and_rewrites(sql: str, expected: str) -> None:
     text = notes(sql)
