@@ -119,8 +119,7 @@ async def _down(settings: Settings, databases: DatabaseRegistry, db: PgDatabase,
             return 1
         analysis = _analyse(migration.label, migration.down_sql, guard)
         print(f"{migration.label} (down):")
-        print("\n".join("  " + text for text in preview_lines(analysis, None)).replace("Up (what runs when "
-                                                                                      "approved)", "Down"))
+        print("\n".join("  " + text for text in preview_lines(analysis, None, heading="Down (what runs now):")))
         actions.append(_action(db.name, migration, analysis, direction="down", sql=migration.down_sql))
     count = len(plan)
     if not _confirm(f"Roll back {count} migration{'s' if count != 1 else ''} on '{db.name}'?", yes=yes, ask=ask):

@@ -130,7 +130,8 @@ def summary(label: str, analysis: MigrationAnalysis, *, irreversible: bool = Fal
     return f"MIGRATION {label}: {count} statement{'s' if count != 1 else ''}{where}{flag}"
 
 
-def preview_lines(up: MigrationAnalysis, down: MigrationAnalysis | None, *, irreversible: bool = False) -> list[str]:
+def preview_lines(up: MigrationAnalysis, down: MigrationAnalysis | None, *, irreversible: bool = False,
+                  heading: str = "Up (what runs when approved):") -> list[str]:
     """The approval preview: loud data-loss flags first, then each statement with its lock and effects."""
     lines: list[str] = []
     if up.data_loss:
@@ -138,7 +139,7 @@ def preview_lines(up: MigrationAnalysis, down: MigrationAnalysis | None, *, irre
         lines += [f"  {loss}" for loss in up.data_loss]
     if irreversible:
         lines.append("⚠ IRREVERSIBLE: it has no down migration, so `pgbot migrate down` will refuse to roll it back.")
-    lines.append("Up (what runs when approved):")
+    lines.append(heading)
     lines += up.describe(indent="  ")
     if up.outside_transaction:
         lines.append("  Marked no-transaction: it cannot run inside a transaction, so its statements run one by one "

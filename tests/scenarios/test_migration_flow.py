@@ -206,3 +206,29 @@ async def test_an_enum_value_is_an_irreversible_migration_said_plainly_and_never
     assert await migrate_main(env.settings(), action="down", database=None, yes=True, to=None) == 1
     assert "0001_refunded_state is irreversible" in capsys.readouterr().err
     assert await env.recorded() == [(1, "refunded_state", DBA)]
+
+
+async def test_a_pending_file_blocks_a_proposal_and_a_number_taken_meanwhile_is_moved_up(
+        migration_env: MigrationEnv, llm_server: llm.ScriptedLlmServer, capsys: pytest.CaptureFixture[str]) -> None:
+    env = migration_env
+    env.write("0001_manual", "CREATE TABLE manual (id int);\n", "DROP TABLE manual;\n")
+    llm_server.script(propose(UP, DOWN), propose(UP, DOWN))
+    agent = env.agent(llm_server.base_url)
+    refused = await final_reply(agent, message("add a discount column to orders", user="UANALYST"))
+    assert refused.kind is ReplyKind.ERROR and refused.approval is None
+    assert "No migration was written: 0001_manual" in refused.text and "not applied yet" in refused.text
+    assert env.proposed() == []
+
+    (env.folder / "0001_manual.up.sql").rename(env.folder / "hold.txt")  # out of the way while proposing
+    (env.folder / "0001_manual.down.sql").unlink()
+    proposal = await final_reply(agent, message("add a discount column to orders", user="UANALYST"))
+    assert proposal.approval is not None and "Migration 0001_add_discount_orders" in proposal.text
+    (env.folder / "hold.txt").rename(env.folder / "0001_manual.up.sql")  # someone else applies 0001 meanwhile
+    assert await migrate_main(env.settings(), action="up", database=None, yes=True, to=None) == 0
+    capsys.readouterr()
+
+    outcome = await agent.decide(action_id=proposal.approval.action_id, decided_by=DBA, approve=True)
+    assert outcome.kind is ReplyKind.OUTCOME, outcome.text
+    assert "applied 0002_add_discount_orders" in outcome.text and "0001 was taken meanwhile" in outcome.text
+    assert [(v, n) for v, n, _ in await env.recorded()] == [(1, "manual"), (2, "add_discount_orders")]
+    assert "0002_add_discount_orders.up.sql" in env.folder_files() and env.proposed() == []
