@@ -254,21 +254,29 @@ async def run_migration(action: PendingAction, ctx: ExecutionContext) -> Executi
 
 async def _apply(action: PendingAction, ctx: ExecutionContext, migration: MigrationFile,
                  guard: SqlGuard, *, promote: files.Draft | None = None) -> ExecutionOutcome:
+    """Run up and record it. A draft moves into the folder in the same transaction; a no-transaction draft
+    moves first, because what its statements do cannot be taken back: if it fails it stays there as pending."""
     up = analyse(migration.up_sql, guard, marked_no_transaction=files.has_no_transaction_mark(migration.up_sql))
+    folder = migration.up_path.parent
     moved: list[MigrationFile] = []
 
     async def move_files() -> None:
         if promote is not None:
-            moved.append(files.promote_draft(promote, folder=migration.up_path.parent, version=migration.version))
+            moved.append(files.promote_draft(promote, folder=folder, version=migration.version))
 
     await ctx.report(f"applying {migration.label}")
+    if up.outside_transaction:
+        await move_files()
     try:
         result = await runner.apply(ctx.database, migration, [s.sql for s in up.statements], role=action.role,
                                     applied_by=ctx.decided_by, outside_transaction=up.outside_transaction,
-                                    before_commit=move_files)
-    except BaseException:
-        if moved and promote is not None:  # the files moved but the transaction did not commit: put them back
-            files.unpromote(moved[0], promote)
+                                    before_commit=None if up.outside_transaction else move_files)
+    except BaseException as exc:
+        if moved and promote is not None and not up.outside_transaction:
+            files.unpromote(moved[0], promote)  # moved, but the transaction did not commit: back to the draft
+        if moved and up.outside_transaction and isinstance(exc, PgbotError):
+            raise type(exc)(f"{exc.user_message} Its files are in {folder} as a pending migration: clean up, "
+                            "then run `pgbot migrate up`.") from exc
         raise
     return ExecutionOutcome(status=result.status, duration_ms=result.duration_ms,
                             details=f"Recorded in pgbot.migrations; files: {migration.up_path}.")

@@ -232,3 +232,19 @@ async def test_a_pending_file_blocks_a_proposal_and_a_number_taken_meanwhile_is_
     assert "applied 0002_add_discount_orders" in outcome.text and "0001 was taken meanwhile" in outcome.text
     assert [(v, n) for v, n, _ in await env.recorded()] == [(1, "manual"), (2, "add_discount_orders")]
     assert "0002_add_discount_orders.up.sql" in env.folder_files() and env.proposed() == []
+
+
+async def test_a_failed_concurrent_index_from_chat_stays_pending_in_the_folder(
+        migration_env: MigrationEnv, llm_server: llm.ScriptedLlmServer) -> None:
+    env = migration_env
+    llm_server.script(propose("CREATE UNIQUE INDEX CONCURRENTLY orders_status_key ON orders (status)",
+                              "DROP INDEX CONCURRENTLY orders_status_key", name="unique status"))
+    agent = env.agent(llm_server.base_url)
+    proposal = await final_reply(agent, message("make status unique", user="UANALYST"))
+    assert proposal.approval is not None, proposal.text  # parse-only check: the duplicates are not seen yet
+    outcome = await agent.decide(action_id=proposal.approval.action_id, decided_by=DBA, approve=True)
+    assert outcome.kind is ReplyKind.ERROR and "could not create unique index" in outcome.text
+    assert "leaves an INVALID index" in outcome.text and "as a pending migration" in outcome.text
+    assert "rolled back" not in outcome.text
+    assert env.folder_files() == ["0001_unique_status.down.sql", "0001_unique_status.up.sql"]
+    assert await env.recorded() == []
