@@ -16,9 +16,12 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
+
 from core.config import DatabaseSettings
 from core.errors import ConfigError, PgbotError
 
+log = structlog.get_logger(__name__)
 NO_TRANSACTION_MARK = "-- pgbot: no-transaction"
 PROPOSED_DIR = ".proposed"
 _FILE_RE = re.compile(r"^(\d{1,9})_([a-z0-9][a-z0-9_]{0,62})\.(up|down)\.sql$")
@@ -195,7 +198,11 @@ def remove_dead_drafts(folder: Path, *, older_than_s: float, decided: Collection
     removed = []
     for draft in list_drafts(folder):
         if now - draft.created_at > older_than_s or draft.action_id in decided:
-            shutil.rmtree(draft.up_path.parent, ignore_errors=True)
+            try:
+                shutil.rmtree(draft.up_path.parent)
+            except OSError as exc:  # harmless (drafts never run), but say so: it will be retried next time
+                log.warning("migration_draft_not_removed", draft=str(draft.up_path.parent), error=str(exc))
+                continue
             removed.append(f"{draft.version:04d}_{draft.name}")
     return removed
 
@@ -212,7 +219,10 @@ def promote_draft(draft: Draft, *, folder: Path, version: int) -> MigrationFile:
     except OSError as exc:
         raise MigrationFileError(f"Cannot move the approved migration into {folder}: {exc.strerror or exc}. "
                                  "Nothing was applied.") from exc
-    shutil.rmtree(draft.up_path.parent, ignore_errors=True)
+    try:
+        draft.up_path.parent.rmdir()  # empty now
+    except OSError as exc:
+        log.warning("migration_draft_dir_left", draft=str(draft.up_path.parent), error=str(exc))
     up_sql, down_sql = _read(up_target), _read(down_target)
     return MigrationFile(version=version, name=draft.name, up_path=up_target, down_path=down_target,
                          up_sql=up_sql, down_sql=down_sql)
