@@ -9,6 +9,8 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
+from bot import migrate_command
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -54,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.diagnostics_command import add_diagnostics_commands
 
     COMMANDS.update(add_diagnostics_commands(sub, common))
+    migrate_command.add_parser(sub, common)
     return parser
 
 
@@ -147,6 +150,7 @@ COMMANDS: dict[str, Handler] = {
     "slack": _slack,
     "discord": _discord,
     "audit": _audit,
+    "migrate": migrate_command.handle,
 }
 
 if __name__ == "__main__":

@@ -86,6 +86,7 @@ class Accuracy:
             examples=render(examples), value_hints=hints or "", dates=dates.prompt_text() if dates else "",
             show_version=cfg.server_version, show_clock=cfg.relative_dates,
             clarify=cfg.clarifying_questions, clarify_tool=clarify_tool,
+            migrations=db.settings.migrations_dir is not None,
         )
         parts = tuple(name for name, present in (
             ("version", cfg.server_version), ("dates", dates is not None), ("value_hints", bool(hints)),

@@ -92,6 +92,7 @@ class DatabaseSettings(_Section):
     export_timeout_ms: int | None = Field(default=None, ge=1)  # CSV export statement_timeout; None: as reads
     connect_timeout_s: float = Field(default=5.0, gt=0)
     migrations_dir: Path | None = None
+    migration_timeout_ms: int | None = Field(default=None, ge=1)  # applying a migration; None: change_timeout_ms
     # chat identity -> database role; absent: every statement runs as the login role
     roles: dict[str, str] | None = None
     approvers: ApproverSettings = Field(default_factory=ApproverSettings)

@@ -26,6 +26,8 @@ Answer questions about the data by calling tools; never invent numbers.
 
 DATES_RULE = """- Relative dates ("last week", "this month") are relative to the database's now() given below;
   say which dates you used."""
+MIGRATIONS_RULE = """- This database keeps schema migrations: schema changes (add, alter or drop a column, table, index
+  or constraint) go through propose_migration, with a down_sql that undoes the up_sql exactly."""
 CLARIFY_RULE = """- If the request is ambiguous in a way that changes the answer (which measure, which period, which
   definition), call ask_clarification with one short question instead of guessing. Do not ask when a
   sensible default exists: use it and state the assumption in the answer."""
@@ -46,9 +48,13 @@ def build_system_prompt(
     show_clock: bool = True,
     clarify: bool = True,
     clarify_tool: bool = True,
+    migrations: bool = False,
 ) -> str:
-    """Assemble the prompt; ``clarify_tool`` says whether the ask_clarification tool is offered."""
+    """Assemble the prompt; ``clarify_tool`` says whether the ask_clarification tool is offered, ``migrations``
+    whether the database has a migrations folder (schema changes then become migrations)."""
     rules = [RULES]
+    if migrations:
+        rules.append(MIGRATIONS_RULE)
     if show_clock:
         rules.append(DATES_RULE)
     if clarify:

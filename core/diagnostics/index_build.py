@@ -23,7 +23,6 @@ log = structlog.get_logger(__name__)
 OPERATION = "create_index"
 POLL_S = 0.25
 REPORT_EVERY_S = 3.0  # chat threads should not get a line every poll
-BUILD_TIMEOUT_MS = 4 * 3600 * 1000  # approved builds may take long; lock_timeout still bounds the waits
 
 
 @executor(OPERATION)
@@ -37,7 +36,8 @@ async def create_index(action: PendingAction, ctx: ExecutionContext) -> Executio
     try:
         async with pool.acquire(timeout=db.settings.connect_timeout_s) as conn:
             pid: int = await conn.fetchval("SELECT pg_backend_pid()")
-            await conn.execute(f"SET statement_timeout = {BUILD_TIMEOUT_MS}; "
+            # Approved builds may take long (change_timeout_ms); lock_timeout still bounds the waits.
+            await conn.execute(f"SET statement_timeout = {int(db.change_limits.statement_timeout_ms)}; "
                                f"SET lock_timeout = {int(db.limits.lock_timeout_ms)}")
             try:
                 if action.role:
