@@ -19,12 +19,12 @@ ClientFactory = Callable[..., Awaitable[PgbotClient]]
 
 @pytest.fixture
 async def fake_discord() -> AsyncIterator[FakeDiscord]:
-    """The fake REST API; discord.py's class-level base URL is restored afterwards."""
-    original = discord.http.Route.BASE
+    """The fake REST API and gateway; discord.py's class-level URLs are restored afterwards."""
+    original, gateway = discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY
     server = FakeDiscord()
     await server.start()
     yield server
-    discord.http.Route.BASE = original
+    discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = original, gateway
     await server.stop()
 
 
