@@ -83,7 +83,7 @@ def table_embed(
     if shown < table.row_count:
         notes.append(f"… {table.row_count - shown} more rows")
     if partial and csv_name:
-        notes.append(f"all of it in {csv_name}")
+        notes.append(f"all fetched rows in {csv_name}")
     if table.truncated:
         notes.append(f"cut at {table.row_cap} rows; more exist")
     embed.set_footer(text=" · ".join(notes))
