@@ -232,7 +232,6 @@ class FakeDiscord:
                     loading = body["data"]
                 message = self._store(snowflake(), self._command_channel[parts[2]], loading, author=BOT_USER,
                                       webhook=APP_ID)
-                message["interaction_metadata"] = {"id": parts[1], "type": 2}
                 self._interaction_message[parts[2]] = message
             return _ok({
                 "interaction": {"id": parts[1], "type": 3, "response_message_loading": response_type == 5,
