@@ -81,9 +81,10 @@ class PgbotClient(discord.Client):
         )
         if incoming is None:
             return
-        if not events.addressed(message, channel=channel, bot_user_id=self.user.id):
-            if not isinstance(channel, discord.Thread) or not await self._in_conversation(incoming):
-                return
+        if not events.addressed(message, channel=channel, bot_user_id=self.user.id) and not (
+            isinstance(channel, discord.Thread) and await self._in_conversation(incoming)
+        ):
+            return
         conversation = await self._conversation(message, channel, incoming)
         await self.answer(incoming, conversation)
 
@@ -98,7 +99,7 @@ class PgbotClient(discord.Client):
         except discord.HTTPException as exc:
             log.warning("discord_channel_fetch_failed", channel=channel.id, status=exc.status, code=exc.code)
             return None
-        return fetched if isinstance(fetched, discord.Thread | discord.abc.Messageable) else None
+        return fetched if isinstance(fetched, discord.abc.Messageable) else None
 
     async def _in_conversation(self, incoming: Message) -> bool:
         """A thread pgbot did not open but has talked in: core's context store knows (any replica, any restart)."""

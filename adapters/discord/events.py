@@ -23,7 +23,9 @@ PLATFORM = "discord"
 THREAD_NAME_LIMIT = 100
 _ANSWERED_TYPES = (discord.MessageType.default, discord.MessageType.reply)
 
-Channel = discord.abc.Messageable | discord.abc.GuildChannel | discord.Thread | discord.PartialMessageable
+Channel = (
+    discord.abc.GuildChannel | discord.Thread | discord.DMChannel | discord.GroupChannel | discord.PartialMessageable
+)
 
 
 def _bot_role_id(message: discord.Message) -> int | None:

@@ -227,9 +227,8 @@ class FakeDiscord:
         if route == ("POST", "interactions", "#", parts[2], "callback"):
             response_type = body["type"]
             if response_type in (4, 5) and parts[2] in self._command_channel:  # the command's own response
-                loading = {"content": "", "flags": (body.get("data") or {}).get("flags", 0) | 128 * (response_type == 5)}
-                if response_type == 4:
-                    loading = body["data"]
+                flags = (body.get("data") or {}).get("flags", 0) | (128 if response_type == 5 else 0)  # loading
+                loading = body["data"] if response_type == 4 else {"content": "", "flags": flags}
                 message = self._store(snowflake(), self._command_channel[parts[2]], loading, author=BOT_USER,
                                       webhook=APP_ID)
                 self._interaction_message[parts[2]] = message

@@ -16,7 +16,6 @@ from tests.adapters.discord.fake_discord import (
     BOT_USER,
     CHANNEL_ID,
     DM_CHANNEL_ID,
-    GUILD_ID,
     OTHER_BOT_ID,
     USER_ID,
     FakeDiscord,
@@ -207,7 +206,8 @@ async def test_results_larger_than_a_message_come_as_an_attached_csv(
     assert edit.path == f"/channels/{data['id']}/messages/{post.response['id']}"
     grid = edit.json["embeds"][1]
     assert grid["description"].startswith("```\n id |  qty") and len(grid["description"]) <= 2000
-    assert grid["footer"]["text"].startswith("300 rows · … ") and "all fetched rows in result.csv" in grid["footer"]["text"]
+    footer = grid["footer"]["text"]
+    assert footer.startswith("300 rows · … ") and "all fetched rows in result.csv" in footer
     assert edit.json["attachments"] == [{"id": 0, "filename": "result.csv"}]  # multipart upload on the edit
     lines = edit.files["result.csv"].decode().splitlines()
     assert lines[0] == "id,qty" and len(lines) == 301 and lines[-1] == "300,3000"

@@ -99,7 +99,8 @@ async def test_ask_where_config_does_not_allow_it_is_refused_privately(
     await fake_discord.wait_for(lambda f: len(f.of("POST", "interactions")) == 2)
     for interaction in (command, dm):
         refusal = fake_discord.of("POST", "interactions", interaction["id"])[0].json
-        assert refusal == {"type": 4, "data": {"tts": False, "content": "pgbot is not enabled in this server or channel.",
-                                               "flags": 64, "allowed_mentions": {"parse": []}}}
+        assert refusal == {"type": 4, "data": {
+            "tts": False, "content": "pgbot is not enabled in this server or channel.", "flags": 64,
+            "allowed_mentions": {"parse": []}}}
     await fake_discord.settle()
     assert not llm_server.requests and not fake_discord.of("PATCH", "webhooks")

@@ -115,7 +115,7 @@ async def test_approval_round_trip_with_the_model_across_a_restart(
     change = "UPDATE items SET qty = qty + 1 WHERE id = 7"
     llm_server.script(llm.tool_call("propose_change", {"sql": change}))
     data, thread, post, edit = await mention(fake_discord, client, "add one to item 7")
-    approval, sql, preview = edit.json["embeds"]
+    approval, sql, _preview = edit.json["embeds"]
     assert approval["title"] == "Approval needed" and sql["description"] == f"```sql\n{change};\n```"
     approve_id, reject_id = custom_ids(edit.json)
     assert approve_id.startswith("pgbot:approve:") and reject_id == approve_id.replace("approve", "reject")
