@@ -25,11 +25,21 @@ log = structlog.get_logger(__name__)
 
 THREAD_ARCHIVE_MINUTES: Literal[1440] = 1440  # a day of quiet before Discord archives the thread
 TYPING_EVERY_S = 8.0  # Discord shows "is typing…" for about 10 s per trigger
+# What the invite grants (README: the permissions integer); the log names them when Discord answers 403.
+PERMISSIONS = discord.Permissions(
+    view_channel=True, send_messages=True, send_messages_in_threads=True, create_public_threads=True,
+    read_message_history=True, embed_links=True, attach_files=True,
+)
+SCOPES = ("bot", "applications.commands")
 MISSING_PERMISSIONS = (
     "pgbot lacks a Discord permission here: it needs View Channel, Send Messages, Send Messages in Threads, "
     "Create Public Threads, Read Message History, Embed Links and Attach Files"
 )
 NOT_HERE = "pgbot is not enabled in this server or channel."
+NO_THREAD = (
+    "I could not open a thread on this answer (pgbot needs the Create Public Threads permission here). "
+    "Use /pgbot ask again, or mention me, to continue."
+)
 
 Put = Callable[[DiscordMessage], Awaitable[discord.Message]]
 
@@ -55,6 +65,11 @@ class PgbotClient(discord.Client):
             await self.tree.sync()
         except discord.HTTPException as exc:  # the bot still answers mentions without the command
             log.error("discord_command_sync_failed", status=exc.status, code=exc.code, error=exc.text)
+
+    async def on_ready(self) -> None:
+        """Log where pgbot is and the invite URL with the scopes and permissions it needs."""
+        if self.user is not None:
+            log.info("discord_ready", user=str(self.user), guilds=len(self.guilds), invite=invite_url(self.user.id))
 
     async def _use_gateway_of_api(self) -> None:
         """discord.py's plain Client always dials wss://gateway.discord.gg; ask the configured API instead,
@@ -189,11 +204,20 @@ class PgbotClient(discord.Client):
             )
             await self._answer_interaction(interaction, incoming)
             if original is not None:
-                await original.create_thread(
-                    name=events.thread_name(question), auto_archive_duration=THREAD_ARCHIVE_MINUTES
-                )
+                await self._thread_on_answer(interaction, original, question)
         except discord.HTTPException as exc:
             _log_http_error("discord_command_failed", exc, interaction=interaction.id)
+
+    async def _thread_on_answer(
+        self, interaction: discord.Interaction[Any], original: discord.InteractionMessage, question: str
+    ) -> None:
+        """Open the thread follow-ups go to; if Discord refuses, the asker is told privately why."""
+        try:
+            await original.create_thread(name=events.thread_name(question), auto_archive_duration=THREAD_ARCHIVE_MINUTES)
+        except discord.HTTPException as exc:
+            _log_http_error("discord_thread_create_failed", exc, interaction=interaction.id)
+            if isinstance(exc, discord.Forbidden):
+                await interaction.followup.send(NO_THREAD, ephemeral=True)
 
     async def _answer_interaction(self, interaction: discord.Interaction[Any], incoming: Message) -> None:
         """The first reply after WORKING replaces the "thinking…" response; any later one is a followup."""
@@ -255,6 +279,11 @@ def _log_http_error(event: str, exc: discord.HTTPException, **where: object) -> 
     """Discord refused a call pgbot cannot recover from; 403 says which permissions pgbot needs."""
     hint = MISSING_PERMISSIONS if isinstance(exc, discord.Forbidden) else None
     log.error(event, status=exc.status, code=exc.code, error=exc.text, hint=hint, **where)
+
+
+def invite_url(application_id: int) -> str:
+    """The OAuth2 URL that adds pgbot to a server with its scopes and permissions."""
+    return discord.utils.oauth_url(application_id, permissions=PERMISSIONS, scopes=SCOPES)
 
 
 def build_discord_client(agent: Agent, settings: DiscordSettings) -> PgbotClient:

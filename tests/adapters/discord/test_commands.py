@@ -13,6 +13,7 @@ from tests.adapters.discord.fake_discord import (
     USER_ID,
     FakeDiscord,
     message_create,
+    missing_permissions,
     text_channel,
     thread_channel,
     user,
@@ -104,3 +105,17 @@ async def test_ask_where_config_does_not_allow_it_is_refused_privately(
             "allowed_mentions": {"parse": []}}}
     await fake_discord.settle()
     assert not llm_server.requests and not fake_discord.of("PATCH", "webhooks")
+
+
+async def test_ask_where_pgbot_cannot_open_a_thread_tells_the_asker_privately(
+    fake_discord: FakeDiscord, make_client: ClientFactory, stack: AgentFactory, llm_server: ScriptedLlmServer
+) -> None:
+    client = await make_client(stack())
+    llm_server.script(llm.tool_call("run_query", {"sql": "SELECT 1 AS one"}), llm.text("One."))
+    fake_discord.fail(missing_permissions("POST", f"/channels/{CHANNEL_ID}/messages"))
+    command = fake_discord.command("just one?", channel=text_channel(), invoker=ALICE)
+    client._connection.parse_interaction_create(command)
+    await fake_discord.wait_for(lambda f: len(f.of("POST", "webhooks")) == 1)
+    assert fake_discord.of("PATCH", "webhooks")[0].json["content"].startswith("One.")  # the answer still came
+    note = fake_discord.of("POST", "webhooks", APP_ID, command["token"])[0].json
+    assert "Create Public Threads" in note["content"] and note["flags"] & 64

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from pathlib import Path
 
 import discord
 import pytest
+from structlog.testing import capture_logs
 
+from adapters.discord.bot import PERMISSIONS, invite_url
 from adapters.discord.runner import run_discord
 from core import Agent, ConfigError
 from core.config import DiscordSettings
-from tests.adapters.discord.fake_discord import BOT_ID, BOT_USER, CHANNEL_ID, FakeDiscord, message_create
+from tests.adapters.discord.fake_discord import APP_ID, BOT_ID, BOT_USER, CHANNEL_ID, FakeDiscord, message_create
 from tests.adapters.slack.agent_double import IdleAgentDouble
+from tests.helpers import wait_until
 
 
 async def test_missing_token_is_one_clear_line() -> None:
@@ -38,7 +42,11 @@ async def test_the_bot_dials_the_gateway_the_configured_api_names_and_answers_a_
     settings = DiscordSettings(token="test-token", api_base_url=fake_discord.api_url)  # type: ignore[arg-type]
     bot = asyncio.create_task(run_discord(shop_agent, settings))
     try:
-        await fake_discord.wait_for(lambda f: f.identify is not None)
+        with capture_logs() as logs:
+            await fake_discord.wait_for(lambda f: f.identify is not None)
+            await wait_until(lambda: any(e["event"] == "discord_ready" for e in logs), describe=lambda: logs)
+        (ready,) = [e for e in logs if e["event"] == "discord_ready"]
+        assert ready["guilds"] == 1 and ready["invite"] == invite_url(int(BOT_ID))
         assert fake_discord.of("GET", "gateway", "bot")
         identify = fake_discord.identify
         assert identify is not None and identify["token"] == "test-token"
@@ -55,3 +63,10 @@ async def test_the_bot_dials_the_gateway_the_configured_api_names_and_answers_a_
         bot.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await bot
+
+
+def test_readme_invite_matches_what_the_bot_needs() -> None:
+    """The README's permissions integer and scopes are the ones the adapter checks for and logs."""
+    readme = (Path(__file__).parents[3] / "README.md").read_text()
+    assert invite_url(int(APP_ID)).replace(APP_ID, "<APPLICATION_ID>") in readme
+    assert f"**{PERMISSIONS.value}**" in readme and "Message Content Intent" in readme
