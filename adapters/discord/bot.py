@@ -213,7 +213,9 @@ class PgbotClient(discord.Client):
     ) -> None:
         """Open the thread follow-ups go to; if Discord refuses, the asker is told privately why."""
         try:
-            await original.create_thread(name=events.thread_name(question), auto_archive_duration=THREAD_ARCHIVE_MINUTES)
+            await original.create_thread(
+                name=events.thread_name(question), auto_archive_duration=THREAD_ARCHIVE_MINUTES
+            )
         except discord.HTTPException as exc:
             _log_http_error("discord_thread_create_failed", exc, interaction=interaction.id)
             if isinstance(exc, discord.Forbidden):
