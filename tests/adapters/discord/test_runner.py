@@ -44,21 +44,23 @@ async def test_the_bot_dials_the_gateway_the_configured_api_names_and_answers_a_
     try:
         with capture_logs() as logs:
             await fake_discord.wait_for(lambda f: f.identify is not None)
+            assert fake_discord.of("GET", "gateway", "bot")
+            identify = fake_discord.identify
+            assert identify is not None and identify["token"] == "test-token"
+            intents = discord.Intents._from_value(identify["intents"])
+            assert intents.message_content and intents.guild_messages and intents.dm_messages and intents.guilds
+            assert not intents.members and not intents.presences  # no other privileged intent is asked for
+
+            fake_discord.dispatch("MESSAGE_CREATE", message_create(f"<@{BOT_ID}> /sql SELECT 2 AS two",
+                                                                   mentions=[BOT_USER]))
+            await fake_discord.wait_for(lambda f: len(f.of("PATCH", "channels")) == 1)
+            assert fake_discord.of("POST", "channels", CHANNEL_ID, "messages")[0].json["name"] == (
+                "/sql SELECT 2 AS two")
+            assert fake_discord.of("PATCH", "channels")[0].json["content"] == "1 row"
+            # discord.py fires on_ready once no GUILD_CREATE has come for 2 s.
             await wait_until(lambda: any(e["event"] == "discord_ready" for e in logs), describe=lambda: logs)
         (ready,) = [e for e in logs if e["event"] == "discord_ready"]
         assert ready["guilds"] == 1 and ready["invite"] == invite_url(int(BOT_ID))
-        assert fake_discord.of("GET", "gateway", "bot")
-        identify = fake_discord.identify
-        assert identify is not None and identify["token"] == "test-token"
-        intents = discord.Intents._from_value(identify["intents"])
-        assert intents.message_content and intents.guild_messages and intents.dm_messages and intents.guilds
-        assert not intents.members and not intents.presences  # no other privileged intent is asked for
-
-        fake_discord.dispatch("MESSAGE_CREATE", message_create(f"<@{BOT_ID}> /sql SELECT 2 AS two",
-                                                               mentions=[BOT_USER]))
-        await fake_discord.wait_for(lambda f: len(f.of("PATCH", "channels")) == 1)
-        assert fake_discord.of("POST", "channels", CHANNEL_ID, "messages")[0].json["name"] == "/sql SELECT 2 AS two"
-        assert fake_discord.of("PATCH", "channels")[0].json["content"] == "1 row"
     finally:
         bot.cancel()
         with contextlib.suppress(asyncio.CancelledError):
