@@ -78,15 +78,18 @@ class PgbotClient(discord.Client):
             _, url, _ = await self.http.get_bot_gateway()
         except discord.GatewayNotFound as exc:
             raise ConfigError(
-                "GET /gateway/bot failed on the Discord API; check [discord] api_base_url"
+                f"GET /gateway/bot failed at {discord.http.Route.BASE}: Discord may be down, or [discord] "
+                "api_base_url is not a Discord-compatible API"
             ) from exc.__cause__
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(url)
 
     # --- mentions and thread replies ----------------------------------------------------------------------
 
     async def on_message(self, message: discord.Message) -> None:
-        if self.user is None:
-            return
+        if self.user is None or events.never_answered(
+            message, bot_user_id=self.user.id, allowed_guilds=self.settings.allowed_guilds
+        ):
+            return  # decided before any REST call or context lookup
         channel = await self._channel_of(message)
         if channel is None:
             return
@@ -128,8 +131,9 @@ class PgbotClient(discord.Client):
         self, message: discord.Message, channel: events.Channel, incoming: Message
     ) -> discord.abc.Messageable:
         """Where the replies go: the thread or DM it came from, else a new thread on the message."""
-        if message.guild is None or isinstance(channel, discord.Thread):
-            assert isinstance(channel, discord.abc.Messageable)
+        if (message.guild is None or isinstance(channel, discord.Thread)) and isinstance(
+            channel, discord.abc.Messageable
+        ):
             return channel
         try:
             return await message.create_thread(

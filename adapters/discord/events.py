@@ -68,6 +68,13 @@ def allowed_place(
     return channel.id in allowed_channels or parent in allowed_channels
 
 
+def never_answered(message: discord.Message, *, bot_user_id: int, allowed_guilds: Sequence[int]) -> bool:
+    """Bots (pgbot too), system messages and other guilds: cheap checks on the message alone."""
+    if message.author.bot or message.author.id == bot_user_id or message.type not in _ANSWERED_TYPES:
+        return True
+    return bool(allowed_guilds) and message.guild is not None and message.guild.id not in allowed_guilds
+
+
 def to_core_message(
     message: discord.Message, *, channel: Channel, bot_user_id: int, allowed_guilds: Sequence[int],
     allowed_channels: Sequence[int] = (),
@@ -75,7 +82,7 @@ def to_core_message(
     """The core message for a Discord message pgbot may answer, else None (bots, system messages, places
     config does not allow). ``channel`` is the message's channel, resolved when the cache did not know it.
     Whether pgbot is addressed at all is :func:`addressed` (plus core's ``in_conversation`` for threads)."""
-    if message.author.bot or message.author.id == bot_user_id or message.type not in _ANSWERED_TYPES:
+    if never_answered(message, bot_user_id=bot_user_id, allowed_guilds=allowed_guilds):
         return None
     guild_id = message.guild.id if message.guild is not None else None
     if not allowed_place(guild_id=guild_id, channel=channel, allowed_guilds=allowed_guilds,

@@ -15,7 +15,15 @@ from adapters.discord.bot import PERMISSIONS, invite_url
 from adapters.discord.runner import run_discord
 from core import Agent, ConfigError
 from core.config import DiscordSettings
-from tests.adapters.discord.fake_discord import APP_ID, BOT_ID, BOT_USER, CHANNEL_ID, FakeDiscord, message_create
+from tests.adapters.discord.fake_discord import (
+    APP_ID,
+    BOT_ID,
+    BOT_USER,
+    CHANNEL_ID,
+    FakeDiscord,
+    Fault,
+    message_create,
+)
 from tests.adapters.slack.agent_double import IdleAgentDouble
 from tests.helpers import wait_until
 
@@ -72,3 +80,14 @@ def test_readme_invite_matches_what_the_bot_needs() -> None:
     readme = (Path(__file__).parents[3] / "README.md").read_text()
     assert invite_url(int(APP_ID)).replace(APP_ID, "<APPLICATION_ID>") in readme
     assert f"**{PERMISSIONS.value}**" in readme and "Message Content Intent" in readme
+
+
+async def test_an_api_without_a_gateway_is_one_clear_line(fake_discord: FakeDiscord) -> None:
+    fake_discord.fail(Fault("GET", "/gateway/bot", 404, {"message": "404: Not Found", "code": 0}))
+    settings = DiscordSettings(token="test-token", api_base_url=fake_discord.api_url)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError) as caught:
+        await run_discord(IdleAgentDouble(), settings)  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        f"GET /gateway/bot failed at {fake_discord.api_url}: Discord may be down, or [discord] api_base_url is not "
+        "a Discord-compatible API"
+    )
