@@ -3,11 +3,13 @@ Agent and Postgres behind it, and every REST call checked on a local fake Discor
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import asyncpg
 
-from core import Agent
+from bot.wiring import build_agent
+from core import Agent, Settings
 from tests.adapters.discord.conftest import ClientFactory
 from tests.adapters.discord.fake_discord import (
     APPROVER_ID,
@@ -234,3 +236,35 @@ async def test_channels_outside_allowed_channels_are_ignored(
     assert not fake_discord.of("POST", "channels")
     allowed = await make_client(shop_agent, allowed_channels=[int(CHANNEL_ID)])
     await mention(fake_discord, allowed, "/sql SELECT 1 AS one")  # the parent channel allows its threads too
+
+
+async def test_discord_identities_map_to_database_roles(
+    fake_discord: FakeDiscord, make_client: ClientFactory, fresh_db: str, pg_admin_dsn: str
+) -> None:
+    """``discord:<user id>`` in [databases.X.roles]: Alice's statements run as her role, Eve (unmapped) gets none."""
+    role = f"pgbot_analyst_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(fresh_db)
+    try:
+        await conn.execute(f'CREATE ROLE "{role}" NOLOGIN; GRANT "{role}" TO CURRENT_USER')
+        agent = build_agent(Settings(databases={"shop": {"dsn": fresh_db, "roles": {f"discord:{USER_ID}": role}}}),
+                            use_llm=False)
+        try:
+            client = await make_client(agent)
+            _, _, _, edit = await mention(fake_discord, client, "/sql SELECT current_user AS who")
+            assert role in edit.json["embeds"][1]["description"]
+            eve = "1200000000000000555"
+            client._connection.parse_message_create(message_create(
+                f"<@{BOT_ID}> /sql SELECT 1", mentions=[BOT_USER], author=user(eve, "eve")))
+            await fake_discord.wait_for(lambda f: len(f.of("PATCH", "channels")) == 2)
+            refused = fake_discord.of("PATCH", "channels")[-1].json["content"]
+            assert f"You (discord:{eve}) are not mapped to a database role on 'shop'" in refused
+        finally:
+            await agent.aclose()
+    finally:
+        await conn.execute(f'DROP OWNED BY "{role}"')
+        await conn.close()
+        admin = await asyncpg.connect(pg_admin_dsn)
+        try:
+            await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+        finally:
+            await admin.close()
