@@ -198,9 +198,9 @@ class PgbotClient(discord.Client):
         ):
             await interaction.response.send_message(NOT_HERE, ephemeral=True)
             return
-        await interaction.response.defer(thinking=True)
         opens_thread = interaction.guild_id is not None and not isinstance(channel, discord.Thread)
         try:
+            await interaction.response.defer(thinking=True)  # an expired interaction (over 3 s) fails here
             original = await interaction.original_response() if opens_thread else None
             incoming = events.command_message(
                 question=question, guild_id=interaction.guild_id, channel=channel, user=interaction.user,
