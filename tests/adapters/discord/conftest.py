@@ -41,6 +41,7 @@ async def make_client(fake_discord: FakeDiscord) -> AsyncIterator[ClientFactory]
         client = build_discord_client(agent, DiscordSettings.model_validate(values))  # type: ignore[arg-type]
         clients.append(client)
         await client.login("test-token")
+        client._connection.guild_ready_timeout = 0.01  # on_ready at once, not 2 s later during teardown
         client._connection.parse_ready(ready())
         client._connection.parse_guild_create(guild_create())
         return client

@@ -65,7 +65,7 @@ async def test_the_bot_dials_the_gateway_the_configured_api_names_and_answers_a_
             assert fake_discord.of("POST", "channels", CHANNEL_ID, "messages")[0].json["name"] == (
                 "/sql SELECT 2 AS two")
             assert fake_discord.of("PATCH", "channels")[0].json["content"] == "1 row"
-            # discord.py fires on_ready once no GUILD_CREATE has come for 2 s.
+            # discord.py fires on_ready once no GUILD_CREATE has come for 2 s; pgbot logs its invite URL then.
             await wait_until(lambda: any(e["event"] == "discord_ready" for e in logs), describe=lambda: logs)
         (ready,) = [e for e in logs if e["event"] == "discord_ready"]
         assert ready["guilds"] == 1 and ready["invite"] == invite_url(int(BOT_ID))
