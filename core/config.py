@@ -163,8 +163,11 @@ class SlackSettings(_Section):
 
 class DiscordSettings(_Section):
     token: SecretStr | None = None
-    allowed_guilds: list[int] = Field(default_factory=list)
-    api_base_url: str | None = None  # tests point the REST API at a local server
+    allowed_guilds: list[int] = Field(default_factory=list)  # empty: every guild the bot is in
+    allowed_channels: list[int] = Field(default_factory=list)  # empty: every channel; threads go by their parent
+    # discord.py's Route.BASE: Discord-compatible servers, proxies and tests; the gateway URL then comes from
+    # that server's GET /gateway/bot.
+    api_base_url: str | None = None
 
 
 class Settings(BaseSettings):

@@ -64,13 +64,34 @@ class DecisionButton(
             action_id=self.action_id, decided_by=f"discord:{interaction.user.id}", approve=self.approve
         )
         shown = render(outcome)
+        if outcome.kind is not ReplyKind.OUTCOME:
+            # Not allowed, expired, already decided: only the clicker needs to know; the buttons stay.
+            await interaction.followup.send(content=shown.content, embeds=shown.embeds, ephemeral=True)
+            return
         await interaction.followup.send(content=shown.content, embeds=shown.embeds)
-        if outcome.kind is ReplyKind.OUTCOME and interaction.message is not None:
+        if interaction.message is not None:
             verdict = "✅ Approved" if self.approve else "🚫 Rejected"
             note = f"{verdict} by {interaction.user.mention}"
             await interaction.edit_original_response(
-                content=cut(f"{interaction.message.content}\n{note}", CONTENT_LIMIT), view=None
+                content=cut(f"{interaction.message.content}\n{note}", CONTENT_LIMIT),
+                view=decided_view(self.action_id, approved=self.approve),
             )
+
+
+def decided_view(action_id: str, *, approved: bool) -> discord.ui.View:
+    """The Approve/Reject pair, disabled, the chosen one keeping its colour: the decision stays visible."""
+    view = discord.ui.View(timeout=None)
+    for decision in ("approve", "reject"):
+        chosen = (decision == "approve") == approved
+        style = discord.ButtonStyle.secondary
+        if chosen:
+            style = discord.ButtonStyle.success if approved else discord.ButtonStyle.danger
+        view.add_item(discord.ui.Button(
+            label="Approve" if decision == "approve" else "Reject", style=style, disabled=True,
+            custom_id=f"pgbot:{decision}:{action_id}",
+        ))
+    view.stop()  # nothing to listen for: discord.py does not keep a finished view
+    return view
 
 
 class FeedbackButton(

@@ -7,15 +7,16 @@ handlers. Every REST call is recorded; answers have the shapes Discord documents
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import itertools
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, WSMsgType, web
 
 from tests.helpers import settle, wait_until
 
@@ -77,6 +78,33 @@ class RestCall:
     query: dict[str, str]
     json: Any
     response: Any = None
+    status: int = 200
+    files: dict[str, bytes] = field(default_factory=dict)  # multipart uploads: filename → content
+
+
+@dataclass(slots=True)
+class Fault:
+    """Answer the next ``times`` calls of ``method`` on a path starting with ``path`` with this error."""
+
+    method: str
+    path: str
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    times: int = 1
+
+
+def rate_limited(method: str, path: str, *, retry_after: float = 0.05) -> Fault:
+    """A 429 exactly as Discord sends it (through Cloudflare, hence ``Via``), with the X-RateLimit headers."""
+    return Fault(method, path, 429, {"message": "You are being rate limited.", "retry_after": retry_after,
+                                     "global": False},
+                 headers={"Via": "1.1 google", "X-RateLimit-Limit": "5", "X-RateLimit-Remaining": "0",
+                          "X-RateLimit-Reset-After": str(retry_after), "X-RateLimit-Bucket": "abcd1234",
+                          "X-RateLimit-Scope": "user", "Retry-After": "1"})
+
+
+def missing_permissions(method: str, path: str, *, times: int = 1) -> Fault:
+    return Fault(method, path, 403, {"message": "Missing Permissions", "code": 50013}, times=times)
 
 
 class FakeDiscord:
@@ -85,10 +113,24 @@ class FakeDiscord:
     def __init__(self) -> None:
         self.calls: list[RestCall] = []
         self.messages: dict[str, dict[str, Any]] = {}
-        self._interaction_message: dict[str, dict[str, Any]] = {}  # token → the message clicked on
+        self._interaction_message: dict[str, dict[str, Any]] = {}  # token → the message clicked on / the response
+        self._command_channel: dict[str, str] = {}  # token → channel of a slash command
         self.refuse_embeds_with: str | None = None  # answer 400 Invalid Form Body when embeds contain this
+        self.faults: list[Fault] = []
+        self.channels: dict[str, dict[str, Any]] = {}  # threads opened through the API, for GET /channels/<id>
+        self.commands: list[dict[str, Any]] = []  # the application commands last registered
+        self.identify: dict[str, Any] | None = None  # the gateway IDENTIFY payload, once a client connected
+        self.gateway_events: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        self._sequence = 0
         self._runner: web.AppRunner | None = None
         self.port = 0
+
+    def fail(self, fault: Fault) -> None:
+        self.faults.append(fault)
+
+    def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        """Send a gateway event to the connected client (after READY and GUILD_CREATE)."""
+        self.gateway_events.put_nowait((event, data))
 
     @property
     def api_url(self) -> str:
@@ -97,6 +139,7 @@ class FakeDiscord:
     async def start(self) -> None:
         app = web.Application()
         app.router.add_route("*", "/api/v10/{tail:.*}", self._handle)
+        app.router.add_get("/gateway", self._gateway)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -104,24 +147,53 @@ class FakeDiscord:
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def stop(self) -> None:
+        self.gateway_events.put_nowait(("", {}))
         if self._runner is not None:
             await self._runner.cleanup()
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = "/" + request.match_info["tail"]
-        body = await request.json() if request.can_read_body else None
-        call = RestCall(request.method, path, dict(request.query), body)
+        files: dict[str, bytes] = {}
+        if request.content_type == "multipart/form-data":  # discord.py's upload: payload_json + files[n]
+            body = None
+            reader = await request.multipart()
+            async for part in reader:
+                if not isinstance(part, BodyPartReader):
+                    continue
+                if part.name == "payload_json":
+                    body = json.loads(await part.text())
+                else:
+                    files[part.filename or str(part.name)] = bytes(await part.read())
+        else:
+            body = await request.json() if request.can_read_body else None
+        call = RestCall(request.method, path, dict(request.query), body, files=files)
         if request.headers.get("Authorization") == "Bot rejected-token":
             return _json({"message": "401: Unauthorized", "code": 0}, status=401)
+        for fault in self.faults:
+            if fault.times > 0 and fault.method == request.method and path.startswith(fault.path):
+                fault.times -= 1
+                call.response, call.status = fault.body, fault.status
+                self.calls.append(call)
+                response = _json(fault.body, status=fault.status)
+                response.headers.update(fault.headers)
+                return response
+        if path.endswith("/typing"):
+            call.status = 204
+            self.calls.append(call)
+            return web.Response(status=204)
         if self.refuse_embeds_with and self.refuse_embeds_with in json.dumps((body or {}).get("embeds", [])):
             call.response = {"message": "Invalid Form Body", "code": 50035,
                              "errors": {"embeds": {"0": {"description": {"_errors": [
                                  {"code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 4096 or fewer in length."}]}}}}}
             self.calls.append(call)
             return _json(call.response, status=400)
-        status, call.response = self._answer(request.method, path, body)
+        call.status, call.response = self._answer(request.method, path, body)
+        if files and call.status < 300 and isinstance(call.response, dict) and "attachments" in call.response:
+            call.response["attachments"] = [
+                {"id": snowflake(), "filename": name, "size": len(data), "url": f"https://cdn.invalid/{name}",
+                 "proxy_url": f"https://cdn.invalid/{name}"} for name, data in files.items()]
         self.calls.append(call)
-        return _json(call.response, status=status)
+        return _json(call.response, status=call.status)
 
     def _answer(self, method: str, path: str, body: Any) -> tuple[int, Any]:
         parts = path.strip("/").split("/")
@@ -134,14 +206,32 @@ class FakeDiscord:
                 "bot_require_code_grant": False, "verify_key": "0" * 64, "flags": 0, "owner": user(USER_ID, "owner"),
                 "team": None, "summary": "", "rpc_origins": [], "bot": BOT_USER,
             })
+        if route == ("GET", "gateway", "bot"):
+            return _ok({"url": f"ws://127.0.0.1:{self.port}/gateway", "shards": 1, "session_start_limit": {
+                "total": 1000, "remaining": 999, "reset_after": 14400000, "max_concurrency": 1}})
+        if route == ("PUT", "applications", "#", "commands"):
+            self.commands = [{**c, "id": snowflake(), "application_id": APP_ID, "version": snowflake(),
+                              "default_member_permissions": None, "type": c.get("type", 1)} for c in body]
+            return _ok(self.commands)
+        if route == ("GET", "channels", "#"):
+            known = self.channels.get(parts[1])
+            return _ok(known) if known else _ok({"message": "Unknown Channel", "code": 10003}, status=404)
         if route == ("POST", "channels", "#", "messages", "#", "threads"):
-            return _ok(thread_channel(thread_id=parts[3], name=body["name"], parent_id=parts[1]), status=201)
+            thread = thread_channel(thread_id=parts[3], name=body["name"], parent_id=parts[1])
+            self.channels[parts[3]] = thread
+            return _ok(thread, status=201)
         if route == ("POST", "channels", "#", "messages"):
             return _ok(self._store(snowflake(), parts[1], body, author=BOT_USER))
         if route == ("PATCH", "channels", "#", "messages", "#"):
             return _ok(self._store(parts[3], parts[1], body, author=BOT_USER))
         if route == ("POST", "interactions", "#", parts[2], "callback"):
             response_type = body["type"]
+            if response_type in (4, 5) and parts[2] in self._command_channel:  # the command's own response
+                flags = (body.get("data") or {}).get("flags", 0) | (128 if response_type == 5 else 0)  # loading
+                loading = body["data"] if response_type == 4 else {"content": "", "flags": flags}
+                message = self._store(snowflake(), self._command_channel[parts[2]], loading, author=BOT_USER,
+                                      webhook=APP_ID)
+                self._interaction_message[parts[2]] = message
             return _ok({
                 "interaction": {"id": parts[1], "type": 3, "response_message_loading": response_type == 5,
                                 "response_message_ephemeral": bool((body.get("data") or {}).get("flags", 0) & 64)},
@@ -150,6 +240,11 @@ class FakeDiscord:
         if route == ("POST", "webhooks", "#", parts[2]):
             channel = self._interaction_message[parts[2]]["channel_id"]
             return _ok(self._store(snowflake(), channel, body, author=BOT_USER, webhook=APP_ID))
+        if route == ("GET", "webhooks", "#", parts[2], "messages", "#"):
+            original = self._interaction_message.get(parts[2])
+            if original is None:
+                return _ok({"message": "Unknown Message", "code": 10008}, status=404)
+            return _ok(self.messages[original["id"]])
         if route == ("PATCH", "webhooks", "#", parts[2], "messages", "#"):
             original = self._interaction_message.get(parts[2])
             if original is None:
@@ -181,9 +276,56 @@ class FakeDiscord:
         self._interaction_message[payload["token"]] = message
         return payload
 
+    def command(self, question: str, *, channel: dict[str, Any], invoker: dict[str, Any],
+                guild: bool = True) -> dict[str, Any]:
+        """INTERACTION_CREATE for ``/pgbot ask question:…`` typed in ``channel``."""
+        payload = command_interaction(question, channel=channel, invoker=invoker, guild=guild)
+        self._command_channel[payload["token"]] = channel["id"]
+        return payload
+
     def of(self, method: str, *path_start: str) -> list[RestCall]:
+        """Calls of ``method`` under a path; typing triggers only when asked for by path."""
         prefix = "/" + "/".join(path_start)
-        return [c for c in self.calls if c.method == method and c.path.startswith(prefix)]
+        return [c for c in self.calls if c.method == method and c.path.startswith(prefix)
+                and (not c.path.endswith("/typing") or prefix.endswith("/typing"))]
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        """A gateway as Discord runs it: HELLO, then READY + GUILD_CREATE after IDENTIFY, then queued events."""
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_json({"op": 10, "d": {"heartbeat_interval": 45000}, "s": None, "t": None})
+        identified = asyncio.Event()
+
+        async def read() -> None:
+            async for frame in ws:
+                if frame.type is not WSMsgType.TEXT:
+                    continue
+                payload = json.loads(frame.data)
+                if payload["op"] == 1:
+                    await ws.send_json({"op": 11, "d": None, "s": None, "t": None})
+                elif payload["op"] == 2:
+                    self.identify = payload["d"]
+                    identified.set()
+            self.gateway_events.put_nowait(("", {}))  # the client hung up: stop sending
+
+        reader = asyncio.create_task(read())
+        try:
+            await identified.wait()
+            await self._send(ws, "READY", {**ready(), "resume_gateway_url": f"ws://127.0.0.1:{self.port}/gateway"})
+            await self._send(ws, "GUILD_CREATE", guild_create())
+            while True:
+                event, data = await self.gateway_events.get()
+                if not event or ws.closed:
+                    break
+                await self._send(ws, event, data)
+        finally:
+            reader.cancel()
+            await ws.close()
+        return ws
+
+    async def _send(self, ws: web.WebSocketResponse, event: str, data: dict[str, Any]) -> None:
+        self._sequence += 1
+        await ws.send_json({"op": 0, "t": event, "s": self._sequence, "d": data})
 
     async def wait_for(self, done: Callable[[FakeDiscord], bool], *, within_s: float = 10.0) -> None:
         await wait_until(lambda: done(self), describe=lambda: [(c.method, c.path) for c in self.calls],
@@ -270,3 +412,31 @@ def interaction_create(custom_id: str, *, message: dict[str, Any], thread: dict[
         "entitlements": [], "authorizing_integration_owners": {"0": GUILD_ID}, "context": 0,
         "attachment_size_limit": 10485760,
     }
+
+
+def command_interaction(question: str, *, channel: dict[str, Any], invoker: dict[str, Any],
+                        guild: bool = True) -> dict[str, Any]:
+    """INTERACTION_CREATE for a chat-input command (type 2): ``/pgbot ask question:<question>``."""
+    data: dict[str, Any] = {
+        "type": 2, "id": snowflake(), "application_id": APP_ID, "token": f"Y29tbWFuZDo{snowflake()}",
+        "version": 1, "channel_id": channel["id"], "channel": {**channel, "permissions": "2248473465835073"},
+        "data": {"id": "1200000000000000900", "name": "pgbot", "type": 1,
+                 "options": [{"type": 1, "name": "ask", "options": [
+                     {"type": 3, "name": "question", "value": question}]}]},
+        "app_permissions": "2248473465835073", "locale": "en-US", "entitlements": [],
+        "authorizing_integration_owners": {"0": GUILD_ID} if guild else {"1": invoker["id"]},
+        "context": 0 if guild else 1, "attachment_size_limit": 10485760,
+    }
+    if guild:
+        data.update({"guild_id": GUILD_ID, "guild": {"id": GUILD_ID, "locale": "en-US", "features": []},
+                     "guild_locale": "en-US", "member": {**member(invoker), "permissions": "2248473465835073"}})
+    else:
+        data["user"] = invoker
+    return data
+
+
+def text_channel() -> dict[str, Any]:
+    """#db-ops as an interaction carries it."""
+    return {"id": CHANNEL_ID, "type": 0, "guild_id": GUILD_ID, "name": "db-ops", "position": 0,
+            "permission_overwrites": [], "parent_id": None, "nsfw": False, "topic": None,
+            "rate_limit_per_user": 0, "last_message_id": None, "flags": 0}

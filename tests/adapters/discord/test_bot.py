@@ -3,11 +3,13 @@ Agent and Postgres behind it, and every REST call checked on a local fake Discor
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import asyncpg
 
-from core import Agent, Message, Reply, ReplyKind
+from bot.wiring import build_agent
+from core import Agent, Settings
 from tests.adapters.discord.conftest import ClientFactory
 from tests.adapters.discord.fake_discord import (
     APPROVER_ID,
@@ -16,7 +18,6 @@ from tests.adapters.discord.fake_discord import (
     BOT_USER,
     CHANNEL_ID,
     DM_CHANNEL_ID,
-    GUILD_ID,
     OTHER_BOT_ID,
     USER_ID,
     FakeDiscord,
@@ -25,7 +26,6 @@ from tests.adapters.discord.fake_discord import (
     thread_channel,
     user,
 )
-from tests.adapters.slack.agent_double import ANSWER_ID, ApprovalAgentDouble
 
 ALICE = user(USER_ID, "alice")
 
@@ -178,33 +178,14 @@ async def test_approval_buttons_work_across_a_restart(
     outcome = fake_discord.of("POST", "webhooks", BOT_ID, click["token"])[0]
     assert outcome.response["channel_id"] == data["id"]  # posted in the thread
     retired = fake_discord.of("PATCH", "webhooks", BOT_ID, click["token"], "messages", "@original")[0]
-    assert retired.json["components"] == []
+    assert [(b["custom_id"], b["style"], b["disabled"]) for b in retired.json["components"][0]["components"]] == [
+        (approve_id, 3, True), (reject_id, 2, True)]  # disabled; the chosen one keeps its colour
     assert retired.json["content"].endswith(f"✅ Approved by <@{APPROVER_ID}>")
     conn = await asyncpg.connect(fresh_db)
     try:
         assert await conn.fetchval("SELECT qty FROM items WHERE id = 7") == 0
     finally:
         await conn.close()
-
-
-async def test_feedback_buttons_reach_core_and_answer_only_the_clicker(
-    fake_discord: FakeDiscord, make_client: ClientFactory
-) -> None:
-    double = ApprovalAgentDouble(answers=[Reply(kind=ReplyKind.ANSWER, text="42 orders", answer_id=ANSWER_ID)])
-    client = await make_client(double)
-    data, thread, post, edit = await mention(fake_discord, client, "how many orders?")
-    assert custom_ids(edit.json) == [f"pgbot:fb:up:{ANSWER_ID}", f"pgbot:fb:down:{ANSWER_ID}"]
-    assert double.messages == [Message(platform="discord", workspace=GUILD_ID, channel=CHANNEL_ID, thread=data["id"],
-                                       user=USER_ID, text="how many orders?", user_name="Alice",
-                                       event_id=data["id"])]
-    click = fake_discord.click(f"pgbot:fb:up:{ANSWER_ID}", message=fake_discord.messages[post.response["id"]],
-                               thread=thread.response, clicker=user(APPROVER_ID, "dba"))
-    client._connection.parse_interaction_create(click)
-    await fake_discord.wait_for(lambda f: len(f.of("POST", "webhooks")) == 1)
-    assert double.feedbacks == [(ANSWER_ID, f"discord:{APPROVER_ID}", True)]
-    assert fake_discord.of("POST", "interactions", click["id"])[0].json == {"type": 5, "data": {"flags": 64}}
-    followup = fake_discord.of("POST", "webhooks")[0].json
-    assert followup["content"] == "Thanks, noted." and followup["flags"] & 64
 
 
 async def test_embeds_discord_refuses_fall_back_to_text(
@@ -217,3 +198,73 @@ async def test_embeds_discord_refuses_fall_back_to_text(
     refused, plain = fake_discord.of("PATCH", "channels")
     assert refused.path == plain.path
     assert plain.json["embeds"] == [] and plain.json["content"] == "1 row"
+
+
+async def test_results_larger_than_a_message_come_as_an_attached_csv(
+    fake_discord: FakeDiscord, make_client: ClientFactory, shop_agent: Agent
+) -> None:
+    client = await make_client(shop_agent)
+    data, _, post, edit = await mention(fake_discord, client, "/sql SELECT id, qty FROM items ORDER BY id")
+    assert edit.path == f"/channels/{data['id']}/messages/{post.response['id']}"
+    grid = edit.json["embeds"][1]
+    assert grid["description"].startswith("```\n id |  qty") and len(grid["description"]) <= 2000
+    footer = grid["footer"]["text"]
+    assert footer.startswith("300 rows · … ") and "all fetched rows in result.csv" in footer
+    assert edit.json["attachments"] == [{"id": 0, "filename": "result.csv"}]  # multipart upload on the edit
+    lines = edit.files["result.csv"].decode().splitlines()
+    assert lines[0] == "id,qty" and len(lines) == 301 and lines[-1] == "300,3000"
+
+
+async def test_small_results_have_no_attachment_and_typing_shows_while_working(
+    fake_discord: FakeDiscord, make_client: ClientFactory, shop_agent: Agent
+) -> None:
+    client = await make_client(shop_agent)
+    data, _, _, edit = await mention(fake_discord, client, "/sql SELECT 1 AS one")
+    assert not edit.files and "attachments" not in edit.json
+    typing = fake_discord.of("POST", "channels", data["id"], "typing")
+    assert typing  # started once "Working on it…" was up (a message clears typing)
+    order = [c.path for c in fake_discord.calls if c.method == "POST" and c.path.startswith(f"/channels/{data['id']}")]
+    assert order[0].endswith("/messages") and order[1].endswith("/typing")
+
+
+async def test_channels_outside_allowed_channels_are_ignored(
+    fake_discord: FakeDiscord, make_client: ClientFactory, shop_agent: Agent
+) -> None:
+    client = await make_client(shop_agent, allowed_channels=[1200000000000000778])
+    client._connection.parse_message_create(message_create(f"<@{BOT_ID}> /sql SELECT 1", mentions=[BOT_USER]))
+    await fake_discord.settle()
+    assert not fake_discord.of("POST", "channels")
+    allowed = await make_client(shop_agent, allowed_channels=[int(CHANNEL_ID)])
+    await mention(fake_discord, allowed, "/sql SELECT 1 AS one")  # the parent channel allows its threads too
+
+
+async def test_discord_identities_map_to_database_roles(
+    fake_discord: FakeDiscord, make_client: ClientFactory, fresh_db: str, pg_admin_dsn: str
+) -> None:
+    """``discord:<user id>`` in [databases.X.roles]: Alice's statements run as her role, Eve (unmapped) gets none."""
+    role = f"pgbot_analyst_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(fresh_db)
+    try:
+        await conn.execute(f'CREATE ROLE "{role}" NOLOGIN; GRANT "{role}" TO CURRENT_USER')
+        agent = build_agent(Settings(databases={"shop": {"dsn": fresh_db, "roles": {f"discord:{USER_ID}": role}}}),
+                            use_llm=False)
+        try:
+            client = await make_client(agent)
+            _, _, _, edit = await mention(fake_discord, client, "/sql SELECT current_user AS who")
+            assert role in edit.json["embeds"][1]["description"]
+            eve = "1200000000000000555"
+            client._connection.parse_message_create(message_create(
+                f"<@{BOT_ID}> /sql SELECT 1", mentions=[BOT_USER], author=user(eve, "eve")))
+            await fake_discord.wait_for(lambda f: len(f.of("PATCH", "channels")) == 2)
+            refused = fake_discord.of("PATCH", "channels")[-1].json["content"]
+            assert f"You (discord:{eve}) are not mapped to a database role on 'shop'" in refused
+        finally:
+            await agent.aclose()
+    finally:
+        await conn.execute(f'DROP OWNED BY "{role}"')
+        await conn.close()
+        admin = await asyncpg.connect(pg_admin_dsn)
+        try:
+            await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+        finally:
+            await admin.close()

@@ -33,7 +33,25 @@ def test_everything_stays_within_discord_limits() -> None:
         body = embed.description or ""
         assert body.endswith("\n```") and body.count("```") == 2  # inner fences broken, closing fence kept
     shown_rows = len((grid.description or "").splitlines()) - 4
-    assert grid.footer.text == f"5000 rows · … {5000 - shown_rows} more rows · cut at 5000 rows; more exist"
+    assert grid.footer.text == (
+        f"5000 rows · … {5000 - shown_rows} more rows · all fetched rows in result.csv · cut at 5000 rows; more exist"
+    )
+    text, csv_file = shown.files
+    assert text.filename == "answer.md" and text.data == b"t" * 5000
+    assert shown.content.endswith("\n-# cut here: the whole answer is in answer.md")
+    assert csv_file.filename == "result.csv" and len(csv_file.data.decode().splitlines()) == 5001
+
+
+def test_long_cells_are_cut_in_the_table_and_whole_in_the_csv() -> None:
+    long = "a, \"quoted\"\nsecond line " + "y" * 100
+    shown = render.render(Reply(kind=ReplyKind.RESULT, text="1 row",
+                                table=ResultTable(columns=("id", "note"), rows=((1, long), (2, None)))))
+    assert "…" in (shown.embeds[0].description or "")
+    (csv_file,) = shown.files
+    assert csv_file.data.decode() == f'id,note\r\n1,"{long.replace(chr(34), chr(34) * 2)}"\r\n2,\r\n'
+    short = render.render(Reply(kind=ReplyKind.RESULT, text="x" * 2000,
+                                table=ResultTable(columns=("n",), rows=((1,),))))
+    assert short.files == [] and short.content == "x" * 2000
 
 
 def test_approval_embeds_and_buttons() -> None:
