@@ -200,6 +200,7 @@ ENTRY_POINT_GROUP = "pgbot.tools"
 BUILTIN_TOOL_MODULES = (
     "core.tools.query", "core.tools.schema", "core.tools.databases", "core.tools.changes", "core.tools.clarify",
     "core.tools.export",
+    "core.tools.backups",
 )
 
 
