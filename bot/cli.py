@@ -49,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--since", metavar="WHEN", help="ISO date/time, or a span like 24h, 7d")
     audit.add_argument("--limit", type=int, default=100)
     audit.add_argument("--format", choices=["table", "csv", "json"], default="table")
+
+    from bot.backup_command import add_backup_parser
+
+    add_backup_parser(sub, common)
     return parser
 
 
@@ -134,6 +138,12 @@ async def _audit(args: argparse.Namespace) -> int:
     return await audit_main(settings, database=args.db, since=args.since, limit=args.limit, fmt=args.format)
 
 
+async def _backup(args: argparse.Namespace) -> int:
+    from bot.backup_command import backup_main
+
+    return await backup_main(args)
+
+
 COMMANDS: dict[str, Handler] = {
     "chat": _chat,
     "ask": _ask,
@@ -142,6 +152,7 @@ COMMANDS: dict[str, Handler] = {
     "slack": _slack,
     "discord": _discord,
     "audit": _audit,
+    "backup": _backup,
 }
 
 if __name__ == "__main__":
