@@ -80,3 +80,8 @@ async def drop_database(admin_dsn: str, name: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+def files_in(folder: Path, pattern: str = "*") -> list[Path]:
+    """The files in ``folder`` matching ``pattern`` (sorted), for assertions in async tests."""
+    return sorted(folder.glob(pattern))

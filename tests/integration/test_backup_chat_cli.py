@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from bot.backup_command import change_command, verify_command
 from bot.wiring import build_agent
-from core import ReplyKind
+from core import ReplyKind, load_settings
 from core.backups.conninfo import database_name
+from core.errors import BackupError
 from tests import llm_server as llm
 from tests.helpers import final_reply, message
-from tests.integration.backup_env import database_exists, drop_database, new_name, seed, table_checksums
+from tests.integration.backup_env import database_exists, drop_database, files_in, new_name, seed, table_checksums
 from tests.integration.change_env import LEAD, ChangeEnv, change_env_fixture  # noqa: F401 - fixture
-from tests.integration.test_cli import run_pgbot, run_pgbot_with_input
+from tests.integration.test_cli import run_pgbot
 from tests.services import dsn_for_database
 
 
@@ -83,7 +86,7 @@ async def test_overwrite_from_chat_is_a_distinct_flag_shown_loudly(
     asked = await final_reply(agent, message("back up shop", user="UDBA"))
     assert asked.approval is not None
     await agent.decide(action_id=asked.approval.action_id, decided_by=LEAD, approve=True)
-    dump = next(tmp_path.glob("*.dump"))
+    dump = files_in(tmp_path, "*.dump")[0]
     await change_env.fetch("DELETE FROM items")
     original = database_name(change_env.dsn)
     llm_server.script(llm.tool_call("propose_restore", {"file": dump.name, "into": original, "overwrite": True}))
@@ -105,51 +108,61 @@ def cli_config(tmp_path: Path, dsn: str) -> Path:
 
 
 async def test_the_backup_command_creates_lists_verifies_and_restores(
-        fresh_db: str, tmp_path: Path, pg_admin_dsn: str) -> None:
+        fresh_db: str, tmp_path: Path, pg_admin_dsn: str, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The real command for create and list (a subprocess each); the other actions call its handlers in-process
+    to keep the test fast (the same code after argument parsing)."""
     await seed(fresh_db)
     path = str(cli_config(tmp_path, fresh_db))
-    code, out, err = await run_pgbot_with_input("backup", "create", "--config", path, home=tmp_path, stdin="n\n")
-    assert code == 1 and "Cancelled; nothing was run." in err
-    assert not list((tmp_path / "backups").glob("*.dump"))
     code, out, err = await run_pgbot("backup", "create", "--yes", "--db", "shop", "--config", path, home=tmp_path)
     assert code == 0, err
     assert "backup written: shop-" in out and "Counted" in err  # progress on stderr
     dump = next((tmp_path / "backups").glob("*.dump"))
     (tmp_path / "backups" / "stray.dump").write_bytes(b"PGDMP not really")
-
     code, out, err = await run_pgbot("backup", "list", "--config", path, home=tmp_path)
     assert code == 0, err
     assert dump.name in out and "no manifest" in out and "Traceback" not in out + err
-    code, out, err = await run_pgbot("backup", "verify", dump.name, "--config", path, home=tmp_path)
-    assert code == 0 and f"{dump.name}: ok" in out, err
-    code, out, err = await run_pgbot("backup", "verify", "stray.dump", "--config", path, home=tmp_path)
-    assert code == 1 and "NOT usable" in err and "no manifest" in err
+    assert out.index("stray.dump") < out.index(dump.name)  # newest first
+
+    settings = load_settings(path)
+    answers: list[str] = []
+    monkeypatch.setattr("builtins.input", lambda prompt: answers.pop(0))
+
+    async def command(action: str, **args: object) -> int:
+        namespace = argparse.Namespace(**{"backup_command": action, "db": None, "yes": False, "overwrite": False,
+                                          **args})
+        if action == "verify":
+            return await verify_command(settings, file=str(args["file"]))
+        return await change_command(settings, namespace)
+
+    answers.append("n")
+    assert await command("create") == 1 and "Cancelled; nothing was run." in capsys.readouterr().err
+    assert len(list((tmp_path / "backups").glob("*.dump"))) == 2  # the first, the stray: no new one
+    assert await command("verify", file=dump.name) == 0 and f"{dump.name}: ok" in capsys.readouterr().out
+    assert await command("verify", file="stray.dump") == 1
+    assert "NOT usable" in capsys.readouterr().err
 
     original = database_name(fresh_db)
     assert original is not None
-    code, out, err = await run_pgbot("backup", "restore", dump.name, "--into", original, "--yes", "--config", path,
-                                     home=tmp_path)
-    assert code == 1 and "already exists" in err and "Traceback" not in err
+    with pytest.raises(BackupError, match="already exists"):
+        await command("restore", file=dump.name, into=original)
     # --overwrite at the prompt: the database name must be typed; anything else cancels.
-    code, out, err = await run_pgbot_with_input("backup", "restore", dump.name, "--into", original, "--overwrite",
-                                                "--config", path, home=tmp_path, stdin="y\n")
-    assert code == 1 and "Cancelled" in err
+    answers.append("y")
+    assert await command("restore", file=dump.name, into=original, overwrite=True) == 1
     conn = await asyncpg.connect(fresh_db)
     try:
         await conn.execute("DELETE FROM orders")
     finally:
         await conn.close()
-    code, out, err = await run_pgbot_with_input("backup", "restore", dump.name, "--into", original, "--overwrite",
-                                                "--config", path, home=tmp_path, stdin=f"{original}\n")
-    assert code == 0, err
+    answers.append(original)
+    assert await command("restore", file=dump.name, into=original, overwrite=True) == 0, capsys.readouterr()
     assert (await table_checksums(fresh_db))["public.orders"][0] == 90
 
     into = new_name()
     try:
-        code, out, err = await run_pgbot("backup", "restore", str(dump), "--into", into, "--yes", "--config", path,
-                                         home=tmp_path)
-        assert code == 0, err
-        assert f"[databases.{into}]" in out
+        answers.append("yes")
+        assert await command("restore", file=str(dump), into=into) == 0
+        assert f"[databases.{into}]" in capsys.readouterr().out
         restored = json.loads(dump.with_name(dump.name + ".json").read_text())
         counts = await table_checksums(dsn_for_database(pg_admin_dsn, into))
         assert {f"{t['schema']}.{t['name']}": t["rows"] for t in restored["tables"] if t["schema"] != "pgbot"} == {
@@ -160,5 +173,5 @@ async def test_the_backup_command_creates_lists_verifies_and_restores(
 
 @pytest.mark.parametrize("argv", [["backup"], ["backup", "restore", "x.dump"]])
 async def test_backup_usage_errors_are_one_line(argv: list[str], tmp_path: Path) -> None:
-    code, out, err = await run_pgbot(*argv, home=tmp_path)
+    code, _, err = await run_pgbot(*argv, home=tmp_path)
     assert code == 2 and "usage: pgbot backup" in err and "Traceback" not in err

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -23,7 +22,7 @@ from core.backups.create import check_free_space, run_pg_dump
 from core.backups.verify import verify_backup
 from core.config import BackupSettings
 from core.errors import BackupError
-from tests.integration.backup_env import backup_settings, seed
+from tests.integration.backup_env import backup_settings, files_in, seed
 from tests.integration.change_env import ANALYST, DBA, ChangeEnv, change_env_fixture  # noqa: F401 - fixture
 from tests.integration.test_backups import OPERATOR, make_backup
 
@@ -96,7 +95,7 @@ async def test_a_client_older_than_the_server_is_refused(pg16_server: str, tmp_p
     text = refused.value.user_message
     assert "pg_dump available is 15." in text and "older than PostgreSQL 16" in text
     assert "postgresql-client-16" in text and "pg_bin_dir" in text
-    assert list(tmp_path.glob("*.dump*")) == []
+    assert files_in(tmp_path, "*.dump*") == []
 
 
 async def test_no_client_at_all_is_a_clear_refusal(tmp_path: Path) -> None:
@@ -182,7 +181,7 @@ async def test_the_dsn_password_never_reaches_messages_files_or_the_audit_trail(
         assert reply.kind is ReplyKind.OUTCOME and PASSWORD not in reply.text
     finally:
         await agent.aclose()
-    for file in tmp_path.iterdir():
+    for file in files_in(tmp_path):
         assert PASSWORD.encode() not in file.read_bytes()
     conn = await asyncpg.connect(fresh_db)
     try:
