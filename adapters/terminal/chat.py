@@ -82,8 +82,13 @@ class TerminalChat:
         assert reply.approval is not None
         answer = await self._read("Approve and run it? [y/N] ")
         approve = (answer or "").strip().lower() in {"y", "yes"}
+
+        async def progress(text: str) -> None:
+            self.console.print(text, style="dim", markup=False, highlight=False)
+
         outcome = await self.agent.decide(
-            action_id=reply.approval.action_id, decided_by=f"terminal:{terminal_identity()}", approve=approve
+            action_id=reply.approval.action_id, decided_by=f"terminal:{terminal_identity()}", approve=approve,
+            progress=progress,
         )
         render_reply(self.console, outcome)
 
