@@ -102,7 +102,7 @@ async def propose_restore_action(
     else:
         command = f"CREATE DATABASE {into} TEMPLATE template0;\n{command} --dbname=<{into}> {path}"
         summary = f"RESTORE {path.name} into the new database '{into}'"
-    params = {"file": file, "into": into, "overwrite": "true" if overwrite else "false"}
+    params = {"file": file, "into": into, "overwrite": "true" if overwrite else "false", "sha256": manifest.sha256}
     action = _action(db=db, settings=settings, operation=RESTORE, sql=command, params=params, summary=summary,
                      thread_key=thread_key, requested_by=requested_by, role=role, statement_type="RESTORE")
     lines = [f"Backup {path.name}: made {made} from '{manifest.database}' (PostgreSQL {manifest.server_version}), "
@@ -132,7 +132,7 @@ async def run_restore(action: PendingAction, ctx: ExecutionContext) -> Execution
     except KeyError as exc:
         raise BackupError("This restore request is incomplete; nothing was run.") from exc
     result = await restore_backup(ctx.database, path, into=into, overwrite=overwrite, settings=settings.backups,
-                                  report=ctx.report)
+                                  report=ctx.report, expected_sha256=action.params.get("sha256"))
     where = f"over '{into}'" if overwrite else f"into the new database '{into}'"
     details = [f"Check: {result.summary()}."]
     if not result.owners_kept:

@@ -108,11 +108,18 @@ async def check_restore_target(db: PgDatabase, manifest: Manifest, *, into: str,
 
 async def restore_backup(
     db: PgDatabase, dump: Path, *, into: str, overwrite: bool, settings: BackupSettings, report: Report,
+    expected_sha256: str | None = None,
 ) -> RestoreResult:
-    """Verify ``dump``, check the target, restore, and compare the row counts with the manifest."""
+    """Verify ``dump``, check the target, restore, and compare the row counts with the manifest.
+
+    ``expected_sha256``: the checksum of the backup that was shown for approval; another file put in its
+    place since (with a manifest of its own) is refused."""
     into = check_target_name(into)
     facts = await database_facts(db)
     verified = await verify_backup(dump, settings=settings, server_major=facts.server_major)
+    if expected_sha256 is not None and verified.manifest.sha256 != expected_sha256:
+        raise BackupError(f"{dump.name} is not the backup that was shown for approval (its checksum changed "
+                          "since); nothing was restored. Ask for the restore again.")
     await check_restore_target(db, verified.manifest, into=into, overwrite=overwrite)
     started = time.perf_counter()
     dsn = db.settings.dsn.get_secret_value()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.wiring import build_agent
-from core import ReplyKind
+from core import Reply, ReplyKind
 from core.agent import Agent
 from core.backups.actions import propose_backup_action, propose_restore_action
 from core.backups.conninfo import database_name
@@ -65,12 +66,17 @@ async def make_backup(agent: Agent, lines: list[str] | None = None) -> Path:
     return agent.settings.backups.dir / name
 
 
-async def restore(agent: Agent, file: str, into: str, *, overwrite: bool = False) -> str:
+async def try_restore(agent: Agent, file: str, into: str, *, overwrite: bool = False) -> Reply:
+    """Propose (refusals raise here, before anything is offered) and run as the operator."""
     db = agent.databases.get("shop")
     action, _ = await propose_restore_action(db, settings=agent.settings, file=file, into=into, overwrite=overwrite,
                                              thread_key="t", requested_by=OPERATOR, role=None)
     assert agent.approvals is not None
-    reply = await agent.approvals.run_as_operator(action, operator=OPERATOR)
+    return await agent.approvals.run_as_operator(action, operator=OPERATOR)
+
+
+async def restore(agent: Agent, file: str, into: str, *, overwrite: bool = False) -> str:
+    reply = await try_restore(agent, file, into, overwrite=overwrite)
     assert reply.kind is ReplyKind.OUTCOME, reply.text
     return reply.text
 
@@ -203,3 +209,59 @@ async def test_backup_folder_missing_is_created_and_an_unusable_one_is_refused(
                                             requested_by=OPERATOR, role=None)
         finally:
             await agent.aclose()
+
+
+async def test_a_restore_failing_midway_leaves_nothing_behind(
+        shop: tuple[str, Agent, Path], pg_admin_dsn: str, restored: list[str]) -> None:
+    """New database: dropped again. Over the original: one transaction, so the original is untouched."""
+    import asyncpg
+
+    dsn, agent, _ = shop
+    owner = new_name("pgbot_t_owner")
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'CREATE ROLE "{owner}" NOLOGIN; CREATE TABLE owned (id int); '
+                           f'ALTER TABLE owned OWNER TO "{owner}"')
+        dump = await make_backup(agent)
+        await conn.execute(f'DROP TABLE owned; DROP ROLE "{owner}"')  # the backup now names a missing owner
+    finally:
+        await conn.close()
+    into = new_name()
+    restored.append(into)
+    failed = await try_restore(agent, dump.name, into)
+    assert failed.kind is ReplyKind.ERROR
+    assert re.search(rf"pg_restore failed: .*{owner}.*half-made database '{into}' was dropped", failed.text)
+    assert not await database_exists(pg_admin_dsn, into)
+
+    clean = await make_backup(agent)
+    conn = await asyncpg.connect(dsn)
+    try:
+        # A view made after the backup depends on orders, so dropping orders fails halfway through the restore.
+        await conn.execute("DELETE FROM orders WHERE id > 45; CREATE SCHEMA later; "
+                           "CREATE VIEW later.v AS SELECT count(*) FROM public.orders")
+    finally:
+        await conn.close()
+    before = await table_checksums(dsn)
+    failed = await try_restore(agent, clean.name, str(database_name(dsn)), overwrite=True)
+    assert failed.kind is ReplyKind.ERROR and "rolled back, so the database is as it was" in failed.text
+    assert await table_checksums(dsn) == before and before["public.orders"][0] == 45
+
+
+async def test_a_backup_swapped_after_it_was_shown_is_refused(
+        shop: tuple[str, Agent, Path], restored: list[str], pg_admin_dsn: str) -> None:
+    _, agent, _ = shop
+    first = await make_backup(agent)
+    second = await make_backup(agent)
+    into = new_name()
+    restored.append(into)
+    db = agent.databases.get("shop")
+    action, _ = await propose_restore_action(db, settings=agent.settings, file=first.name, into=into,
+                                             overwrite=False, thread_key="t", requested_by=OPERATOR, role=None)
+    # Someone replaces the file (and its manifest) by another valid backup before the click.
+    shutil.copy(second, first)
+    manifest_path(first).write_text(read_manifest(second).model_copy(update={"file": first.name})
+                                    .model_dump_json(by_alias=True))
+    assert agent.approvals is not None
+    reply = await agent.approvals.run_as_operator(action, operator=OPERATOR)
+    assert reply.kind is ReplyKind.ERROR and "not the backup that was shown for approval" in reply.text
+    assert not await database_exists(pg_admin_dsn, into)
