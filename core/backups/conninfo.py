@@ -30,10 +30,12 @@ class ClientTarget:
         return text
 
 
-def client_target(dsn: str, *, dbname: str | None = None) -> ClientTarget:
+def client_target(dsn: str, *, dbname: str | None = None, server_major: int = 0) -> ClientTarget:
     """Split ``dsn`` (a ``postgresql://`` URI, as asyncpg takes) into a password-free URI and environment.
 
-    ``dbname`` replaces the database the URI names (a restore's new database on the same server)."""
+    ``dbname`` replaces the database the URI names (a restore's new database on the same server). On
+    PostgreSQL 14+ the child's sessions check every few seconds that it is still there, so a client killed
+    while its server session waits (for a lock, say) does not leave that session behind."""
     parts = urlsplit(dsn)
     if parts.scheme not in {"postgresql", "postgres"}:
         raise BackupError("Backups need the database's dsn as a postgresql:// URI.")
@@ -55,6 +57,8 @@ def client_target(dsn: str, *, dbname: str | None = None) -> ClientTarget:
     env = dict(os.environ)  # the operator's PGSSL* settings and the like still apply; the URI wins on the rest
     env["PGAPPNAME"] = "pgbot:backup"
     env["PGCONNECT_TIMEOUT"] = "10"
+    if server_major >= 14:
+        env["PGOPTIONS"] = (env.get("PGOPTIONS", "") + " -c client_connection_check_interval=2000").strip()
     secrets: tuple[str, ...] = ()
     if password:
         plain = unquote(password)

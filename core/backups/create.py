@@ -74,7 +74,7 @@ async def plan_backup(db: PgDatabase, *, settings: BackupSettings, role: str | N
     folder = ensure_folder(settings.dir)
     check_free_space(folder, needed=facts.table_bytes)
     return BackupPlan(facts=facts, client=client, folder=folder,
-                      target=client_target(db.settings.dsn.get_secret_value()))
+                      target=client_target(db.settings.dsn.get_secret_value(), server_major=facts.server_major))
 
 
 def check_free_space(folder: Path, *, needed: int) -> None:

@@ -18,10 +18,14 @@ from core.errors import BackupError
 
 BOOKKEEPING_SCHEMA = "pgbot"
 
-# Plain and partitioned tables of the user's schemas; extension members are not dumped as data.
+# Plain and partitioned tables of the user's schemas; extension members are not dumped as data. Sizes come
+# from the catalog's page counts (heap + TOAST, as of the last VACUUM/ANALYZE): pg_table_size() would wait
+# behind a table someone holds locked, and the check must not hang.
 _TABLES: LiteralString = """
-SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind, pg_table_size(c.oid) AS bytes
+SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind,
+       (c.relpages::bigint + coalesce(t.relpages, 0)) * current_setting('block_size')::bigint AS bytes
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
 WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname NOT LIKE 'pg\\_toast%' AND n.nspname NOT LIKE 'pg\\_temp%'

@@ -179,7 +179,7 @@ async def _pg_restore(
     verified: Verified, dsn: str, *, into: str, settings: BackupSettings, report: Report, owners_kept: bool,
     clean: bool,
 ) -> None:
-    target = client_target(dsn, dbname=into)
+    target = client_target(dsn, dbname=into, server_major=verified.server_major)
     env = dict(target.env)
     env["PGOPTIONS"] = (env.get("PGOPTIONS", "") + f" -c lock_timeout={int(settings.lock_wait_timeout_ms)}").strip()
     target = type(target)(uri=target.uri, env=env, secrets=target.secrets)

@@ -27,6 +27,7 @@ class Verified:
     manifest: Manifest
     client: Client  # the pg_restore that read it
     entries: int  # table-of-contents entries pg_restore listed
+    server_major: int  # of the server it was verified for (0: any)
     listing: tuple[str, ...]  # the entry lines, for restores that leave some out
 
 
@@ -44,7 +45,8 @@ async def verify_backup(path: Path, *, settings: BackupSettings, server_major: i
         text = " / ".join(result.errors[-3:]) or f"exit status {result.returncode}"
         raise BackupError(f"pg_restore cannot read {path.name} ({text}); refused.")
     listing = tuple(line for line in result.stdout.splitlines() if line and not line.startswith(";"))
-    return Verified(path=path, manifest=manifest, client=client, entries=len(listing), listing=listing)
+    return Verified(path=path, manifest=manifest, client=client, entries=len(listing), listing=listing,
+                    server_major=server_major)
 
 
 def check_file(path: Path) -> Manifest:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import subprocess
@@ -189,3 +190,47 @@ async def test_the_dsn_password_never_reaches_messages_files_or_the_audit_trail(
     finally:
         await conn.close()
     assert "pg_dump" in logged and PASSWORD not in logged
+
+
+async def test_a_locked_table_fails_the_backup_in_time_and_a_stuck_pg_dump_is_killed(
+        fresh_db: str, tmp_path: Path) -> None:
+    await seed(fresh_db)
+    holder = await asyncpg.connect(fresh_db)
+    tx = holder.transaction()
+    await tx.start()
+    await holder.execute("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")
+    agent = build_agent(backup_settings(fresh_db, tmp_path, lock_wait_timeout_ms=300, timeout_s=2), use_llm=False)
+    try:
+        db = agent.databases.get("shop")
+        action, _ = await propose_backup_action(db, settings=agent.settings, thread_key="t", requested_by=OPERATOR,
+                                                role=None)
+        assert agent.approvals is not None
+        reply = await agent.approvals.run_as_operator(action, operator=OPERATOR)
+        assert reply.kind is ReplyKind.ERROR and "lock timeout" in reply.text, reply.text
+        assert files_in(tmp_path) == []  # no partial file left behind
+
+        # pg_dump itself waiting on the lock past [backups] timeout_s: stopped, and its session is gone.
+        client = await choose_client("pg_dump", pg_bin_dir=None, server_major=15)
+        slow = BackupSettings(dir=tmp_path, timeout_s=1, lock_wait_timeout_ms=60_000)
+
+        async def report(_: str) -> None:
+            return None
+
+        with pytest.raises(BackupError, match=r"took longer than 1 s \(\[backups\] timeout_s\) and was stopped"):
+            await run_pg_dump(client, client_target(fresh_db, server_major=15), output=tmp_path / "x.dump.partial",
+                              snapshot=None, tables=1, settings=slow, report=report)
+        # (polled from a fresh connection: inside a transaction pg_stat_activity is a cached snapshot)
+        sessions = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgbot:backup'"
+        watcher = await asyncpg.connect(fresh_db)
+        try:
+            for _ in range(60):  # client_connection_check_interval: the server drops the session within ~2 s
+                if not await watcher.fetchval(sessions + " AND datname = current_database()"):
+                    break
+                await asyncio.sleep(0.1)
+            assert await watcher.fetchval(sessions + " AND datname = current_database()") == 0
+        finally:
+            await watcher.close()
+    finally:
+        await tx.rollback()
+        await holder.close()
+        await agent.aclose()
