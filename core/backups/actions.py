@@ -16,7 +16,7 @@ from core.actions import ExecutionContext, ExecutionOutcome
 from core.approvals import PendingAction, action_hash, role_label
 from core.backups.create import create_backup, plan_backup
 from core.backups.inspect import database_facts
-from core.backups.manifest import human_size, resolve_in_folder
+from core.backups.manifest import human_size, plural, resolve_in_folder
 from core.backups.restore import check_restore_target, check_target_name, restore_backup
 from core.backups.verify import Verified, verify_backup
 from core.config import Settings
@@ -44,7 +44,7 @@ async def propose_backup_action(
     """Check everything a backup needs now (grants, client, folder, space) and describe it for approval."""
     plan = await plan_backup(db, settings=settings.backups, role=role)
     facts = plan.facts
-    summary = f"BACKUP of '{db.name}': {len(facts.data_tables)} tables, ~{human_size(facts.table_bytes)}"
+    summary = f"BACKUP of '{db.name}': {plural(len(facts.data_tables), 'table')}, ~{human_size(facts.table_bytes)}"
     action = _action(db=db, settings=settings, operation=BACKUP, sql=plan.command(), params={"database": db.name},
                      summary=summary, thread_key=thread_key, requested_by=requested_by, role=role,
                      statement_type="BACKUP")
@@ -53,7 +53,7 @@ async def propose_backup_action(
     text = "\n".join([
         f"Back up '{db.name}' (database {facts.dbname}, PostgreSQL {facts.server_version}) with pg_dump "
         f"{plan.client.version} in custom format into {plan.folder}.",
-        f"{len(facts.data_tables)} tables, about {human_size(facts.table_bytes)} of table data (the dump is "
+        f"{plural(len(facts.data_tables), 'table')}, about {human_size(facts.table_bytes)} of table data (the dump is "
         "usually smaller: compressed, and indexes are saved as definitions only).",
         f"Row counts are taken in the same snapshot as the dump and written to a manifest with its sha256; "
         f"{readable}.",
@@ -70,7 +70,8 @@ async def run_backup(action: PendingAction, ctx: ExecutionContext) -> ExecutionO
     return ExecutionOutcome(
         status=f"backup written: {result.path.name} ({human_size(manifest.size_bytes)})",
         duration_ms=(time.perf_counter() - started) * 1000,
-        details=(f"{len(manifest.tables)} tables, {manifest.total_rows:,} rows, sha256 {manifest.sha256[:16]}…; "
+        details=(f"{plural(len(manifest.tables), 'table')}, {plural(manifest.total_rows, 'row')}, "
+                 f"sha256 {manifest.sha256[:16]}…; "
                  f"manifest {result.path.name}.json in {result.path.parent}."),
     )
 
@@ -106,7 +107,8 @@ async def propose_restore_action(
     action = _action(db=db, settings=settings, operation=RESTORE, sql=command, params=params, summary=summary,
                      thread_key=thread_key, requested_by=requested_by, role=role, statement_type="RESTORE")
     lines = [f"Backup {path.name}: made {made} from '{manifest.database}' (PostgreSQL {manifest.server_version}), "
-             f"{len(manifest.tables)} tables, {manifest.total_rows:,} rows, {human_size(manifest.size_bytes)}.",
+             f"{plural(len(manifest.tables), 'table')}, {plural(manifest.total_rows, 'row')}, "
+             f"{human_size(manifest.size_bytes)}.",
              f"Verified just now: size and sha256 match the manifest; pg_restore {verified.client.version} reads "
              f"its {verified.entries} entries."]
     if overwrite:
@@ -118,7 +120,8 @@ async def propose_restore_action(
         lines += [f"pgbot creates the database '{into}' on the server of '{db.name}' and restores into it in one "
                   "transaction; if the restore fails, the half-made database is dropped.",
                   f"'{into}' will not be in pgbot's config: add a [databases.{into}] section to query it."]
-    lines.append(f"It runs as the bot's login role, requested as {role_label(role)}. "
+    requested = f" (requested by {requested_by} as {role_label(role)})" if role else ""
+    lines.append(f"It runs as the bot's login role{requested}. "
                  f"Nothing has run yet: restore {action.id} waits for Approve or Reject.")
     return action, "\n".join(lines)
 

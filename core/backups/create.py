@@ -32,6 +32,7 @@ from core.backups.manifest import (
     ensure_folder,
     human_size,
     new_dump_name,
+    plural,
     write_manifest,
 )
 from core.backups.proc import run_client
@@ -97,8 +98,8 @@ async def create_backup(
     now = dt.datetime.now(dt.UTC)
     final = plan.folder / new_dump_name(db.name, now)
     partial = final.with_name(final.name + PARTIAL_SUFFIX)
-    await report(f"Backing up '{db.name}' with pg_dump {plan.client.version}: {len(facts.data_tables)} tables, "
-                 f"about {human_size(facts.table_bytes)} of table data.")
+    await report(f"Backing up '{db.name}' with pg_dump {plan.client.version}: "
+                 f"{plural(len(facts.data_tables), 'table')}, about {human_size(facts.table_bytes)} of table data.")
     try:
         counts = await _dump_in_snapshot(db, plan, partial, settings=settings, report=report)
         size = partial.stat().st_size
@@ -141,7 +142,8 @@ async def _dump_in_snapshot(
                     f"SELECT count(*) FROM {quote_ident(t.schema)}.{quote_ident(t.name)}")))
                 for t in plan.facts.data_tables
             ]
-            await report(f"Counted {sum(c.rows for c in counts):,} rows in {len(counts)} tables; dumping…")
+            await report(f"Counted {plural(sum(c.rows for c in counts), 'row')} in {plural(len(counts), 'table')}; "
+                         "dumping…")
             await run_pg_dump(plan.client, plan.target, output=partial, snapshot=snapshot,
                               tables=len(counts), settings=settings, report=report)
     except asyncpg.PostgresError as exc:

@@ -12,18 +12,17 @@ from dataclasses import dataclass
 from typing import LiteralString
 
 import asyncpg
+import structlog
 
 from core.db.postgres import PgDatabase
 from core.errors import BackupError
 
+log = structlog.get_logger(__name__)
 BOOKKEEPING_SCHEMA = "pgbot"
 
-# Plain and partitioned tables of the user's schemas; extension members are not dumped as data. Sizes come
-# from the catalog's page counts (heap + TOAST, as of the last VACUUM/ANALYZE): pg_table_size() would wait
-# behind a table someone holds locked, and the check must not hang.
+# Plain and partitioned tables of the user's schemas; extension members are not dumped as data.
 _TABLES: LiteralString = """
-SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind,
-       (c.relpages::bigint + coalesce(t.relpages, 0)) * current_setting('block_size')::bigint AS bytes
+SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind, {size} AS bytes
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
 WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
@@ -33,6 +32,11 @@ WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
                   AND d.deptype = 'e')
 ORDER BY 1, 2
 """
+_EXACT_SIZE: LiteralString = "pg_table_size(c.oid)"
+# From the catalog's page counts (heap + TOAST, as of the last VACUUM/ANALYZE): no lock needed.
+_ESTIMATED_SIZE: LiteralString = ("(c.relpages::bigint + coalesce(t.relpages, 0)) "
+                                   "* current_setting('block_size')::bigint")
+_SIZE_LOCK_TIMEOUT_MS = 500
 # Tables the role cannot read in full: no SELECT, no USAGE on the schema, or row-level security it is subject to.
 _UNREADABLE: LiteralString = """
 SELECT n.nspname AS schema, c.relname AS name,
@@ -105,7 +109,7 @@ async def database_facts(db: PgDatabase) -> DatabaseFacts:
 
     async def work(conn: asyncpg.Connection) -> DatabaseFacts:
         row = await conn.fetchrow(_FACTS)
-        tables = await conn.fetch(_TABLES)
+        tables = await _tables(conn)
         assert row is not None
         return DatabaseFacts(
             dbname=row["dbname"], server_version=row["version"], server_version_num=row["version_num"],
@@ -115,6 +119,18 @@ async def database_facts(db: PgDatabase) -> DatabaseFacts:
         )
 
     return await db.run(work, role=None, read_only=True)
+
+
+async def _tables(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    """Exact sizes, unless a table is locked by someone else: pg_table_size() would wait behind that lock,
+    and the check must not hang, so it falls back to the catalog's estimate."""
+    try:
+        async with conn.transaction():  # a savepoint: a lock timeout here leaves the outer transaction usable
+            await conn.execute(f"SET LOCAL lock_timeout = {_SIZE_LOCK_TIMEOUT_MS}")
+            return list(await conn.fetch(_TABLES.replace("{size}", _EXACT_SIZE)))
+    except asyncpg.LockNotAvailableError:
+        log.info("backup_sizes_estimated", reason="a table is locked")
+        return list(await conn.fetch(_TABLES.replace("{size}", _ESTIMATED_SIZE)))
 
 
 async def check_role_can_read(db: PgDatabase, role: str | None, *, action: str = "back up") -> None:

@@ -202,6 +202,10 @@ def _belongs(path: Path, manifest: Manifest | None, database: str) -> bool:
     return path.name.startswith(database + "-")
 
 
+def plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
 def human_size(size: int) -> str:
     value = float(size)
     for unit in ("B", "KB", "MB", "GB", "TB"):

@@ -100,7 +100,8 @@ async def check_restore_target(db: PgDatabase, manifest: Manifest, *, into: str,
             raise BackupError(f"Database '{into}' does not exist, so there is nothing to overwrite.")
         return
     if exists:
-        hint = (" To replace its contents with this backup, ask again with the explicit overwrite confirmation."
+        hint = (" To replace its contents with this backup, ask again explicitly for an overwrite (command "
+                "line: --overwrite)."
                 if into == manifest.dbname and into == facts.dbname else "")
         raise BackupError(f"Refused: database '{into}' already exists, and a restore never writes into an "
                           f"existing database without a second confirmation. Choose a new name.{hint}")
