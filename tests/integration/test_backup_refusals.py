@@ -223,7 +223,7 @@ async def test_a_locked_table_fails_the_backup_in_time_and_a_stuck_pg_dump_is_ki
         sessions = "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pgbot:backup'"
         watcher = await asyncpg.connect(fresh_db)
         try:
-            for _ in range(60):  # client_connection_check_interval: the server drops the session within ~2 s
+            for _ in range(150):  # client_connection_check_interval: the server drops the session within ~2 s
                 if not await watcher.fetchval(sessions + " AND datname = current_database()"):
                     break
                 await asyncio.sleep(0.1)
