@@ -87,6 +87,17 @@ async def test_overwrite_from_chat_is_a_distinct_flag_shown_loudly(
     assert asked.approval is not None
     await agent.decide(action_id=asked.approval.action_id, decided_by=LEAD, approve=True)
     dump = files_in(tmp_path, "*.dump")[0]
+
+    # Listing and verifying are plain reads; a path instead of a listed name goes back to the model as a hint.
+    llm_server.script(llm.tool_call("list_backups", {}), llm.tool_call("verify_backup", {"file": "/etc/passwd"}),
+                      llm.tool_call("verify_backup", {"file": dump.name}), llm.text("It is intact."))
+    answer = await final_reply(agent, message("which backups do we have, and is the latest one ok?", user="UDBA"))
+    assert answer.kind is ReplyKind.ANSWER and answer.text == "It is intact."
+    results = [m["content"] for m in llm_server.requests[-1]["messages"] if m["role"] == "tool"]
+    assert dump.name in results[0] and "ok" in results[0]
+    assert "is a path" in results[1] and dump.name in results[1]
+    assert f"{dump.name} is intact" in results[2] and "sha256 matches" in results[2]
+
     await change_env.fetch("DELETE FROM items")
     original = database_name(change_env.dsn)
     llm_server.script(llm.tool_call("propose_restore", {"file": dump.name, "into": original, "overwrite": True}))
