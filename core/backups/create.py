@@ -44,6 +44,7 @@ log = structlog.get_logger(__name__)
 Report = Callable[[str], Awaitable[None]]
 _DUMPING_RE = re.compile(r'dumping contents of table "(.+)"')
 _FREE_SPACE_MARGIN = 64 * 1024 * 1024
+_MAX_MS = 2**31 - 1  # the largest statement_timeout Postgres accepts
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +134,7 @@ async def _dump_in_snapshot(
         async with pool.acquire(timeout=db.settings.connect_timeout_s) as conn, \
                 conn.transaction(isolation="repeatable_read", readonly=True):
             await conn.execute(
-                f"SET LOCAL statement_timeout = {int(settings.timeout_s * 1000)}; "
+                f"SET LOCAL statement_timeout = {min(int(settings.timeout_s * 1000), _MAX_MS)}; "
                 f"SET LOCAL lock_timeout = {int(settings.lock_wait_timeout_ms)}; "
                 "SET LOCAL idle_in_transaction_session_timeout = 0")
             snapshot: str = await conn.fetchval("SELECT pg_export_snapshot()")
