@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     COMMANDS.update(add_diagnostics_commands(sub, common))
     migrate_command.add_parser(sub, common)
+    from bot.backup_command import add_backup_parser
+
+    add_backup_parser(sub, common)
     return parser
 
 
@@ -142,6 +145,12 @@ async def _audit(args: argparse.Namespace) -> int:
     return await audit_main(settings, database=args.db, since=args.since, limit=args.limit, fmt=args.format)
 
 
+async def _backup(args: argparse.Namespace) -> int:
+    from bot.backup_command import backup_main
+
+    return await backup_main(args)
+
+
 COMMANDS: dict[str, Handler] = {
     "chat": _chat,
     "ask": _ask,
@@ -151,6 +160,7 @@ COMMANDS: dict[str, Handler] = {
     "discord": _discord,
     "audit": _audit,
     "migrate": migrate_command.handle,
+    "backup": _backup,
 }
 
 if __name__ == "__main__":

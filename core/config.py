@@ -141,7 +141,12 @@ class LimitsSettings(_Section):
 
 
 class BackupSettings(_Section):
-    dir: Path = Path("./backups")
+    dir: Path = Path("./backups")  # each backup: the pg_dump file and its manifest (.json) beside it
+    # pg_dump / pg_restore from this folder only; absent: PATH, /usr/lib/postgresql/*/bin, the pgserver wheel
+    pg_bin_dir: Path | None = None
+    timeout_s: float = Field(default=6 * 3600, gt=0)  # a dump or restore running longer is stopped
+    progress_interval_s: float = Field(default=5.0, ge=0)  # at most one progress line per interval
+    lock_wait_timeout_ms: int = Field(default=30_000, ge=1)  # waiting for a table lock longer fails the run
 
 
 class ObservabilitySettings(_Section):

@@ -19,6 +19,7 @@ to post in chat (no secrets, no tracebacks). Hints meant for the model are a sep
     │   ├── LlmRateLimitError          429 after retries
     │   └── LlmResponseError           a reply that is not a usable completion
     ├── ApprovalError          approval refused: not allowed, expired, decided, forged, altered
+    ├── BackupError            a backup or restore refused or failed (folder, client version, bad dump)
     ├── BusyError              more work than the configured limits allow right now
     └── QuotaError             a rate limit or the workspace's daily token budget was hit
 
@@ -98,6 +99,10 @@ class LlmResponseError(LlmError):
 
 class ApprovalError(PgbotError):
     default_message = "That approval cannot be carried out."
+
+
+class BackupError(PgbotError):
+    default_message = "The backup or restore could not be carried out."
 
 
 class BusyError(PgbotError):

@@ -13,6 +13,7 @@ import re
 from typing import TYPE_CHECKING, Any, Self
 
 import discord
+import structlog
 
 from adapters.discord.render import CONTENT_LIMIT, render
 from adapters.text_table import cut
@@ -21,6 +22,7 @@ from core import Agent, Reply, ReplyKind
 if TYPE_CHECKING:
     from adapters.discord.bot import PgbotClient
 
+log = structlog.get_logger(__name__)
 _ID = r"[A-Za-z0-9_.-]{1,80}"  # custom_id is at most 100 characters
 
 
@@ -60,8 +62,17 @@ class DecisionButton(
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         agent = _client(interaction).agent
         await interaction.response.defer()  # a deferred update: the change may take longer than 3 s
+
+        async def progress(text: str) -> None:
+            """Long approved work (a backup, an index build) reports in the thread while it runs."""
+            try:
+                await interaction.followup.send(content=cut(text, CONTENT_LIMIT))
+            except discord.HTTPException as exc:
+                log.warning("discord_progress_not_posted", status=exc.status, error=exc.text[:200])
+
         outcome = await agent.decide(
-            action_id=self.action_id, decided_by=f"discord:{interaction.user.id}", approve=self.approve
+            action_id=self.action_id, decided_by=f"discord:{interaction.user.id}", approve=self.approve,
+            progress=progress,
         )
         shown = render(outcome)
         if outcome.kind is not ReplyKind.OUTCOME:

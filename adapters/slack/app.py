@@ -257,8 +257,17 @@ class _Poster:
     async def decide(self, client: AsyncWebClient, body: Mapping[str, Any], *, approve: bool) -> None:
         """Pass (action id, clicker, decision) to core; post its outcome and retire the buttons if it took."""
         action, user, channel, msg = _click(body)
-        outcome = await self.agent.decide(action_id=str(action["value"]), decided_by=f"slack:{user}", approve=approve)
         thread_ts = str(msg.get("thread_ts") or msg["ts"])
+
+        async def progress(text: str) -> None:
+            """Long approved work (a backup, an index build) reports in the thread while it runs."""
+            try:
+                await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=render.escape(text))
+            except SlackApiError as exc:
+                log.warning("slack_progress_not_posted", channel=channel, error=exc.response.get("error"))
+
+        outcome = await self.agent.decide(action_id=str(action["value"]), decided_by=f"slack:{user}", approve=approve,
+                                          progress=progress)
         shown = render.render(outcome)
         try:
             await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=shown.text, blocks=shown.blocks)

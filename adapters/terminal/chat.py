@@ -82,6 +82,7 @@ class TerminalChat:
         assert reply.approval is not None
         answer = await self._read("Approve and run it? [y/N] ")
         approve = (answer or "").strip().lower() in {"y", "yes"}
+
         outcome = await self.agent.decide(
             action_id=reply.approval.action_id, decided_by=f"terminal:{terminal_identity()}", approve=approve,
             progress=self._progress,

@@ -13,6 +13,11 @@ class DatabaseRegistry:
         self._databases = {name: PgDatabase(name, db) for name, db in settings.databases.items()}
 
     @property
+    def settings(self) -> Settings:
+        """The whole configuration (executors of approved work read their sections, e.g. [backups])."""
+        return self._settings
+
+    @property
     def names(self) -> list[str]:
         return list(self._databases)
 

@@ -199,7 +199,7 @@ class ToolRegistry:
 ENTRY_POINT_GROUP = "pgbot.tools"
 BUILTIN_TOOL_MODULES = (
     "core.tools.query", "core.tools.schema", "core.tools.databases", "core.tools.changes", "core.tools.clarify",
-    "core.tools.export", "core.tools.diagnostics", "core.tools.migrations",
+    "core.tools.export", "core.tools.diagnostics", "core.tools.migrations", "core.tools.backups",
 )
 
 

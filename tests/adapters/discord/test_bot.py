@@ -26,6 +26,7 @@ from tests.adapters.discord.fake_discord import (
     thread_channel,
     user,
 )
+from tests.adapters.slack.agent_double import ApprovalAgentDouble
 
 ALICE = user(USER_ID, "alice")
 
@@ -268,3 +269,18 @@ async def test_discord_identities_map_to_database_roles(
             await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
         finally:
             await admin.close()
+
+
+async def test_progress_of_long_approved_work_is_posted_as_followups(
+    fake_discord: FakeDiscord, make_client: ClientFactory
+) -> None:
+    double = ApprovalAgentDouble(progress_lines=["Backing up 'shop'…", "Dumped 3 of 12 tables."])
+    client = await make_client(double)
+    _, thread, post, edit = await mention(fake_discord, client, "back up shop")
+    approve_id, _ = custom_ids(edit.json)
+    click = fake_discord.click(approve_id, message=fake_discord.messages[post.response["id"]],
+                               thread=thread.response, clicker=user(APPROVER_ID, "dba"))
+    client._connection.parse_interaction_create(click)
+    await fake_discord.wait_for(lambda f: len(f.of("POST", "webhooks")) == 3)
+    sent = [c.json["content"] for c in fake_discord.of("POST", "webhooks", BOT_ID, click["token"])]
+    assert sent[:2] == ["Backing up 'shop'…", "Dumped 3 of 12 tables."] and "Approved by" in sent[2]

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from core import ApprovalPrompt, Message, Reply, ReplyKind, ResultTable
+from core.actions import ProgressSink
 from core.health import Health
 
 ACTION_ID = "a1b2c3d4e5f6"
@@ -39,14 +40,19 @@ class ApprovalAgentDouble:
     decisions: list[tuple[str, str, bool]] = field(default_factory=list)
     feedbacks: list[tuple[str, str, bool]] = field(default_factory=list)
     decide_kind: ReplyKind = ReplyKind.OUTCOME
+    progress_lines: list[str] = field(default_factory=list)  # reported through ``progress`` before the outcome
 
     async def handle(self, message: Message) -> AsyncIterator[Reply]:
         self.messages.append(message)
         yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
         yield self.answers.pop(0) if self.answers else approval_reply()
 
-    async def decide(self, *, action_id: str, decided_by: str, approve: bool) -> Reply:
+    async def decide(self, *, action_id: str, decided_by: str, approve: bool,
+                     progress: ProgressSink | None = None) -> Reply:
         self.decisions.append((action_id, decided_by, approve))
+        for line in self.progress_lines:
+            assert progress is not None, "the adapter passed no progress sink"
+            await progress(line)
         if self.decide_kind is ReplyKind.ERROR:
             return Reply(kind=ReplyKind.ERROR, text=f"{decided_by} may not approve changes on shop.")
         verb = "Approved" if approve else "Rejected"
@@ -69,5 +75,6 @@ class IdleAgentDouble:
         yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
         yield Reply(kind=ReplyKind.ANSWER, text="42", answer_id=ANSWER_ID)
 
-    async def decide(self, *, action_id: str, decided_by: str, approve: bool) -> Reply:
+    async def decide(self, *, action_id: str, decided_by: str, approve: bool,
+                     progress: ProgressSink | None = None) -> Reply:
         return Reply(kind=ReplyKind.ERROR, text="not used")

@@ -311,3 +311,19 @@ async def test_blocks_slack_refuses_fall_back_to_text(fake_slack: FakeSlack, sho
     refused, plain = fake_slack.of("chat.update")
     assert refused.args["ts"] == plain.args["ts"]
     assert plain.args["blocks"] == [{"type": "section", "text": {"type": "mrkdwn", "text": "1 row"}}]
+
+
+async def test_progress_of_long_approved_work_is_posted_in_the_thread(fake_slack: FakeSlack) -> None:
+    double = ApprovalAgentDouble(progress_lines=["Backing up 'shop'…", "Dumped 3 of 12 tables; now public.<orders>."])
+    app = build_slack_app(double, slack_settings(fake_slack))  # type: ignore[arg-type]
+    post, update = await ask(fake_slack, app, "back up shop")
+    (_, action_id), _ = buttons(update.args["blocks"])
+    click = block_actions(action_id="pgbot_approve", value=action_id, message=bot_message(post, update),
+                          user=APPROVER)
+    await dispatch(app, click, content_type=FORM)
+    await fake_slack.wait_for(lambda f: len(f.of("chat.postMessage")) == 4)
+    first, second, outcome = fake_slack.of("chat.postMessage")[1:]
+    assert {c.args["thread_ts"] for c in (first, second, outcome)} == {post.args["thread_ts"]}
+    assert first.args["text"] == "Backing up 'shop'…"
+    assert second.args["text"] == "Dumped 3 of 12 tables; now public.&lt;orders&gt;."  # escaped for mrkdwn
+    assert "Approved by" in outcome.args["text"]

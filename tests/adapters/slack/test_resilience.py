@@ -20,6 +20,7 @@ from adapters.slack.app import NOT_HERE, build_slack_app
 from adapters.slack.progress import elapsed_text
 from bot.wiring import build_agent
 from core import Agent, Message, Reply, ReplyKind, Settings
+from core.actions import ProgressSink
 from tests.adapters.slack.agent_double import ACTION_ID, ApprovalAgentDouble
 from tests.adapters.slack.fake_slack import (
     BOT_USER_ID,
@@ -184,9 +185,10 @@ class SlowDecisionDouble(ApprovalAgentDouble):
         super().__init__()
         self.release = asyncio.Event()
 
-    async def decide(self, *, action_id: str, decided_by: str, approve: bool) -> Reply:
+    async def decide(self, *, action_id: str, decided_by: str, approve: bool,
+                     progress: ProgressSink | None = None) -> Reply:
         await self.release.wait()
-        return await super().decide(action_id=action_id, decided_by=decided_by, approve=approve)
+        return await super().decide(action_id=action_id, decided_by=decided_by, approve=approve, progress=progress)
 
 
 async def test_clicks_are_acked_at_once_and_the_work_runs_after(fake_slack: FakeSlack) -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import sys
 from pathlib import Path
+
+import pytest
 
 from adapters.terminal.render import reply_as_csv, reply_as_json
 from core import Reply, ReplyKind, ResultTable
@@ -51,3 +54,18 @@ def test_csv_and_json_renderers() -> None:
         "answer": "done", "kind": "answer", "database": "shop", "sql": ["SELECT 1"], "columns": ["a", "b"],
         "rows": [[1, None], ["x,y", "z"]], "truncated": True, "pending": None,
     }
+
+
+async def test_progress_of_approved_work_is_printed_before_the_outcome(monkeypatch: pytest.MonkeyPatch) -> None:
+    from rich.console import Console
+
+    from adapters.terminal.chat import TerminalChat
+    from tests.adapters.slack.agent_double import ApprovalAgentDouble
+
+    double = ApprovalAgentDouble(progress_lines=["Backing up 'shop'…", "Dumped 3 of 12 tables."])
+    out = io.StringIO()
+    monkeypatch.setattr(sys, "stdin", io.StringIO("y\n"))
+    chat_ui = TerminalChat(double, console=Console(file=out, width=120), interactive=False)  # type: ignore[arg-type]
+    await chat_ui.send("back up shop")
+    text = out.getvalue()
+    assert text.index("Backing up 'shop'…") < text.index("Dumped 3 of 12 tables.") < text.index("Approved by")
