@@ -57,7 +57,10 @@ class ObservabilityServer:
 
 
 async def readiness_problems(agent: Agent) -> list[str]:
-    """One secret-free line per dependency that does not answer."""
+    """One secret-free line per dependency that does not answer; a draining replica is never ready, so the
+    load balancer (or Kubernetes) stops sending it work while it finishes what it has."""
+    if agent.inflight.closing:
+        return ["shutting down: finishing work in flight, taking no new messages"]
 
     async def database(name: str) -> str | None:
         try:

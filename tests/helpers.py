@@ -91,3 +91,15 @@ async def settle(count: Callable[[], int], *, quiet: float = 0.3) -> None:
     while seen != count():
         seen = count()
         await asyncio.sleep(quiet)
+
+
+async def active_queries(dsn: str, marker: str) -> int:
+    """How many other sessions are running a statement containing ``marker`` (was a query cancelled?)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        count: int = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1 "
+            "AND pid <> pg_backend_pid()", f"%{marker}%")
+    finally:
+        await conn.close()
+    return count

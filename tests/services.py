@@ -108,3 +108,31 @@ async def throwaway_database(admin_dsn: str, *, prefix: str, keep: bool = False)
                 await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             finally:
                 await admin.close()
+
+
+@asynccontextmanager
+async def throwaway_role(dsn: str, admin_dsn: str, *, prefix: str, grants: str = "") -> AsyncIterator[str]:
+    """A NOLOGIN role the login role may SET ROLE to, with ``grants`` (SQL; ``{role}`` is its quoted name)
+    run in ``dsn``'s database; afterwards what it owns there is dropped, then the role itself."""
+    role = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    quoted = f'"{role}"'
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f"CREATE ROLE {quoted} NOLOGIN; GRANT {quoted} TO CURRENT_USER")
+        if grants:
+            await conn.execute(grants.format(role=quoted))
+    finally:
+        await conn.close()
+    try:
+        yield role
+    finally:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute(f"DROP OWNED BY {quoted}")
+        finally:
+            await conn.close()
+        admin = await asyncpg.connect(admin_dsn)
+        try:
+            await admin.execute(f"DROP ROLE IF EXISTS {quoted}")
+        finally:
+            await admin.close()

@@ -128,6 +128,12 @@ async def test_readyz_waits_for_the_chat_connection_the_adapter_reports(fresh_db
 
         agent.health.report_chat("slack", broken)
         assert await ready() == (503, "slack: connection check failed (RuntimeError)\n")
+        agent.health.report_chat("slack", lambda: True)
+        assert (await ready())[0] == 200
+        agent.begin_shutdown()  # SIGTERM: the replica drains, so the load balancer must stop sending it work
+        assert await ready() == (503, "shutting down: finishing work in flight, taking no new messages\n")
+        async with aiohttp.ClientSession() as http, http.get(f"http://127.0.0.1:{server.port}/healthz") as r:
+            assert r.status == 200  # still alive: liveness must not kill it mid-drain
     finally:
         await server.stop()
         await agent.aclose()

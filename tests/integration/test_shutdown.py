@@ -38,7 +38,7 @@ from tests.adapters.slack.fake_slack import (
 )
 from tests.adapters.slack.fake_slack import slack_settings as fake_slack_settings
 from tests.adapters.slack.test_runner import free_port, running
-from tests.helpers import settings_for
+from tests.helpers import active_queries, settings_for
 
 GRACE_S = 2.0
 LEASE_S = 1.0
@@ -105,20 +105,9 @@ async def deliver(url: str, body: str, *, within_s: float = 20.0) -> None:
                 await asyncio.sleep(0.1)
 
 
-async def active(dsn: str, marker: str) -> int:
-    conn = await asyncpg.connect(dsn)
-    try:
-        count: int = await conn.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1 "
-            "AND pid <> pg_backend_pid()", f"%{marker}%")
-    finally:
-        await conn.close()
-    return count
-
-
 async def wait_active(dsn: str, marker: str, *, present: bool, within_s: float = 20.0) -> None:
     deadline = time.monotonic() + within_s
-    while (await active(dsn, marker) > 0) != present:
+    while (await active_queries(dsn, marker) > 0) != present:
         if time.monotonic() > deadline:
             raise AssertionError(f"query {marker} {'never started' if present else 'still running'}")
         await asyncio.sleep(0.05)
@@ -167,7 +156,7 @@ async def test_sigterm_during_a_long_query_cancels_it_tells_the_thread_and_exits
             log = (tmp_path / "pgbot.log").read_text(errors="replace")
             assert code == 0, log
             assert took < GRACE_S + 2, log  # within the grace period (plus interpreter exit)
-            assert await active(fresh_db, marker) == 0  # cancelled on the server, not left running for 60 s
+            assert await active_queries(fresh_db, marker) == 0  # cancelled on the server, not left running for 60 s
             assert said(fake_slack, RESTARTING.split(";")[0]), fake_slack.calls
             update = fake_slack.of("chat.update")[-1].args
             assert update["ts"] == fake_slack.of("chat.postMessage")[0].args.get("ts", update["ts"])

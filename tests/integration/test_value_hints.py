@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -12,6 +11,7 @@ from bot.demo import load_demo
 from core.config import DatabaseSettings
 from core.db.postgres import PgDatabase
 from core.value_hints import ValueHints
+from tests.services import throwaway_role
 
 
 @pytest.fixture
@@ -66,21 +66,10 @@ async def test_never_analysed_tables_use_a_bounded_distinct(fresh_db: str) -> No
 
 
 async def test_only_columns_the_role_may_read_are_hinted(demo_db: PgDatabase, fresh_db: str, pg_admin_dsn: str) -> None:
-    role = f"pgbot_t_hints_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(fresh_db)
-    try:
-        await conn.execute(f'CREATE ROLE "{role}" NOLOGIN; GRANT "{role}" TO CURRENT_USER; '
-                           f'GRANT SELECT (id, status) ON orders TO "{role}"')
+    async with throwaway_role(fresh_db, pg_admin_dsn, prefix="pgbot_t_hints",
+                              grants="GRANT SELECT (id, status) ON orders TO {role}") as role:
         columns = [c.qualified for c in await ValueHints().columns(demo_db, role=role, question="orders")]
-        assert columns == ["public.orders.status"]
-    finally:
-        await conn.execute(f'DROP OWNED BY "{role}"')
-        await conn.close()
-        admin = await asyncpg.connect(pg_admin_dsn)
-        try:
-            await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
-        finally:
-            await admin.close()
+    assert columns == ["public.orders.status"]
 
 
 async def test_big_schemas_only_get_the_tables_in_play(demo_db: PgDatabase) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -13,7 +12,7 @@ from core import ReplyKind
 from core.config import Settings
 from tests import llm_server as llm
 from tests.helpers import final_reply, load_shop, message, settings_for
-from tests.services import throwaway_database
+from tests.services import throwaway_database, throwaway_role
 
 SHIPPED_SQL = "SELECT count(*) AS shipped FROM orders WHERE status = 'shipped'"
 EXAMPLES_HEADER = "Examples of questions this team asked before"
@@ -22,25 +21,10 @@ EXAMPLES_HEADER = "Examples of questions this team asked before"
 @pytest.fixture
 async def reader_role(fresh_db: str, pg_admin_dsn: str) -> AsyncIterator[str]:
     """A role that may read the shop tables and nothing else (the chat user's role)."""
-    role = f"pgbot_t_reader_{uuid.uuid4().hex[:8]}"
     await load_shop(fresh_db)
-    conn = await asyncpg.connect(fresh_db)
-    try:
-        await conn.execute(f'CREATE ROLE "{role}" NOLOGIN; GRANT "{role}" TO CURRENT_USER; '
-                           f'GRANT SELECT ON customers, orders TO "{role}"')
-    finally:
-        await conn.close()
-    yield role
-    conn = await asyncpg.connect(fresh_db)
-    try:
-        await conn.execute(f'DROP OWNED BY "{role}"')
-    finally:
-        await conn.close()
-    admin = await asyncpg.connect(pg_admin_dsn)
-    try:
-        await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
-    finally:
-        await admin.close()
+    async with throwaway_role(fresh_db, pg_admin_dsn, prefix="pgbot_t_reader",
+                              grants="GRANT SELECT ON customers, orders TO {role}") as role:
+        yield role
 
 
 def feedback_settings(dsn: str, url: str, *, role: str | None = None, redis_url: str | None = None) -> Settings:

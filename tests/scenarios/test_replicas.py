@@ -11,7 +11,6 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
-import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
@@ -21,7 +20,7 @@ from core.agent import Agent
 from core.inflight import LEASE_LOST, NOT_TAKEN, RESTARTING
 from core.messages import Message
 from tests import llm_server as llm
-from tests.helpers import message, settings_for
+from tests.helpers import active_queries, message, settings_for
 
 
 async def _drive(agent: Agent, msg: Message) -> list[Reply]:
@@ -72,17 +71,6 @@ async def test_an_event_delivered_to_both_replicas_at_once_is_answered_once(
         await _forget(redis_url, thread)
 
 
-async def _active(dsn: str, marker: str) -> int:
-    conn = await asyncpg.connect(dsn)
-    try:
-        count: int = await conn.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE $1 "
-            "AND pid <> pg_backend_pid()", f"%{marker}%")
-    finally:
-        await conn.close()
-    return count
-
-
 async def _until(check: object, *, within_s: float = 5.0) -> None:
     deadline = asyncio.get_running_loop().time() + within_s
     while not await check():  # type: ignore[operator]
@@ -114,7 +102,7 @@ async def test_drain_finishes_quick_turns_cancels_slow_ones_and_tells_every_thre
         assert queued_replies[-1].text == RESTARTING  # waited behind it in the thread: told as well
         assert quick_replies[-1].kind is ReplyKind.RESULT  # finished within the grace period
         assert late[-1].text == NOT_TAKEN
-        assert await _active(fresh_db, marker) == 0  # the server-side query was cancelled, not left running
+        assert await active_queries(fresh_db, marker) == 0  # the server-side query was cancelled, not left running
         client = aioredis.Redis.from_url(redis_url, decode_responses=True)
         state = await client.hgetall(f"pgbot:turn:{message('', thread=slow_thread).thread_key}")
         await client.aclose()
@@ -125,7 +113,7 @@ async def test_drain_finishes_quick_turns_cancels_slow_ones_and_tells_every_thre
 
 
 async def _has(dsn: str, marker: str) -> bool:
-    return await _active(dsn, marker) > 0
+    return await active_queries(dsn, marker) > 0
 
 
 async def test_a_turn_whose_lease_is_lost_stops_and_says_so(fresh_db: str, redis_url: str) -> None:
@@ -151,4 +139,4 @@ async def test_a_turn_whose_lease_is_lost_stops_and_says_so(fresh_db: str, redis
 
 
 async def _gone(dsn: str, marker: str) -> bool:
-    return await _active(dsn, marker) == 0
+    return await active_queries(dsn, marker) == 0

@@ -3,7 +3,6 @@ Agent and Postgres behind it, and every REST call checked on a local fake Discor
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import asyncpg
@@ -27,6 +26,7 @@ from tests.adapters.discord.fake_discord import (
     user,
 )
 from tests.adapters.slack.agent_double import ApprovalAgentDouble
+from tests.services import throwaway_role
 
 ALICE = user(USER_ID, "alice")
 
@@ -243,10 +243,7 @@ async def test_discord_identities_map_to_database_roles(
     fake_discord: FakeDiscord, make_client: ClientFactory, fresh_db: str, pg_admin_dsn: str
 ) -> None:
     """``discord:<user id>`` in [databases.X.roles]: Alice's statements run as her role, Eve (unmapped) gets none."""
-    role = f"pgbot_analyst_{uuid.uuid4().hex[:8]}"
-    conn = await asyncpg.connect(fresh_db)
-    try:
-        await conn.execute(f'CREATE ROLE "{role}" NOLOGIN; GRANT "{role}" TO CURRENT_USER')
+    async with throwaway_role(fresh_db, pg_admin_dsn, prefix="pgbot_analyst") as role:
         agent = build_agent(Settings(databases={"shop": {"dsn": fresh_db, "roles": {f"discord:{USER_ID}": role}}}),
                             use_llm=False)
         try:
@@ -261,14 +258,6 @@ async def test_discord_identities_map_to_database_roles(
             assert f"You (discord:{eve}) are not mapped to a database role on 'shop'" in refused
         finally:
             await agent.aclose()
-    finally:
-        await conn.execute(f'DROP OWNED BY "{role}"')
-        await conn.close()
-        admin = await asyncpg.connect(pg_admin_dsn)
-        try:
-            await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
-        finally:
-            await admin.close()
 
 
 async def test_progress_of_long_approved_work_is_posted_as_followups(
