@@ -63,7 +63,12 @@ async def load_demo(conn: asyncpg.Connection, *, force: bool = False) -> None:
             )
         label = f"{_SCHEMA_DESCRIPTION} [pgbot-demo v{DEMO_VERSION} loaded {today.isoformat()}]"
         await conn.execute("COMMENT ON SCHEMA public IS " + _quote_literal(label))
-        await conn.execute("ANALYZE " + ", ".join(DEMO_TABLES))
+    # After the commit, and once this session's counters reached the statistics (PostgreSQL 15+ flushes them
+    # lazily): otherwise the loaded rows count as changes made after the ANALYZE and ``/health`` calls the
+    # fresh tables stale.
+    if conn.get_server_version().major >= 15:
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+    await conn.execute("ANALYZE " + ", ".join(DEMO_TABLES))
 
 
 async def _refuse_foreign_tables(conn: asyncpg.Connection) -> None:

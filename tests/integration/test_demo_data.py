@@ -264,3 +264,12 @@ async def test_every_reference_query_runs_read_only_and_most_return_rows(demo: a
     expected_empty = {str(q["id"]) for q in questions if "empty" in q["tags"]}  # type: ignore[operator]
     assert expected_empty <= set(empty)
     assert len(empty) <= len(questions) // 10, empty
+
+
+async def test_fresh_load_leaves_no_table_looking_stale_to_the_health_check(demo: asyncpg.Connection) -> None:
+    """The ANALYZE runs after the load's counters are flushed, so /health finds nothing to re-analyze."""
+    await demo.execute("SELECT pg_stat_force_next_flush()")  # this session's counters, as health would see them
+    stale = await demo.fetch(
+        "SELECT relname, n_mod_since_analyze FROM pg_stat_user_tables "
+        "WHERE schemaname = 'public' AND n_mod_since_analyze > 0")
+    assert stale == []
