@@ -37,6 +37,10 @@ async def bots(fake: FakeDiscord, dsn: str, redis_url: str, count: int) -> Async
                 await task
         for agent in agents:
             await agent.aclose()
+    await asyncio.sleep(0)  # let cancelled tasks finish
+    # Closed within discord.py's 2 s wait for GUILD_CREATEs after READY: its on_ready task must not outlive the
+    # client (it would dispatch into the closed client and log a traceback).
+    assert not [t for t in asyncio.all_tasks() if "_delay_ready" in getattr(t.get_coro(), "__qualname__", "")]
 
 
 def answered(fake: FakeDiscord, message_id: str) -> dict[str, int]:
