@@ -66,6 +66,15 @@ class PgbotClient(discord.Client):
         except discord.HTTPException as exc:  # the bot still answers mentions without the command
             log.error("discord_command_sync_failed", status=exc.status, code=exc.code, error=exc.text)
 
+    async def close(self) -> None:
+        """Also stop discord.py's pending "ready" task: it waits up to 2 s after READY for more GUILD_CREATEs,
+        and a client closed in that window (SIGTERM right after connecting) would otherwise dispatch on_ready
+        into a closed client and log a traceback on exit."""
+        ready_task: asyncio.Task[None] | None = getattr(self._connection, "_ready_task", None)
+        if ready_task is not None:
+            ready_task.cancel()
+        await super().close()
+
     async def on_ready(self) -> None:
         """Log where pgbot is and the invite URL with the scopes and permissions it needs."""
         if self.user is not None:

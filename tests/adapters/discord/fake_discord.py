@@ -80,6 +80,7 @@ class RestCall:
     response: Any = None
     status: int = 200
     files: dict[str, bytes] = field(default_factory=dict)  # multipart uploads: filename → content
+    at: float = field(default_factory=time.monotonic)  # when it arrived (same clock as the test process)
 
 
 @dataclass(slots=True)
@@ -120,7 +121,13 @@ class FakeDiscord:
         self.channels: dict[str, dict[str, Any]] = {}  # threads opened through the API, for GET /channels/<id>
         self.commands: list[dict[str, Any]] = []  # the application commands last registered
         self.identify: dict[str, Any] | None = None  # the gateway IDENTIFY payload, once a client connected
-        self.gateway_events: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        self.identified = 0  # how many gateway sessions were opened (IDENTIFY)
+        self.resumes: list[dict[str, Any]] = []  # the RESUME payloads received, in order
+        self.ready_gate = asyncio.Event()  # READY is sent once this is set (a test may clear it to hold it back)
+        self.ready_gate.set()
+        self._sessions: list[asyncio.Queue[tuple[str, dict[str, Any]]]] = []  # connected clients' outboxes
+        self._backlog: list[tuple[str, dict[str, Any]]] = []  # dispatched while no client was connected
+        self._replay: list[tuple[str, dict[str, Any]]] = []  # sent to the next client that resumes
         self._sequence = 0
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -129,8 +136,19 @@ class FakeDiscord:
         self.faults.append(fault)
 
     def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        """Send a gateway event to the connected client (after READY and GUILD_CREATE)."""
-        self.gateway_events.put_nowait((event, data))
+        """Send a gateway event to every connected client (after READY and GUILD_CREATE), as Discord does to
+        each session of a bot on one shard; with none connected yet, to the next one that connects."""
+        if not self._sessions:
+            self._backlog.append((event, data))
+        for outbox in self._sessions:
+            outbox.put_nowait((event, data))
+
+    def reconnect(self, *, replay: list[tuple[str, dict[str, Any]]]) -> None:
+        """Ask every client to reconnect (op 7 RECONNECT); the one that RESUMEs gets ``replay`` before RESUMED,
+        as Discord replays the events it thinks the session missed."""
+        self._replay = list(replay)
+        for outbox in self._sessions:
+            outbox.put_nowait(("", {"op": 7}))
 
     @property
     def api_url(self) -> str:
@@ -147,7 +165,8 @@ class FakeDiscord:
         self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
 
     async def stop(self) -> None:
-        self.gateway_events.put_nowait(("", {}))
+        for outbox in self._sessions:
+            outbox.put_nowait(("", {}))
         if self._runner is not None:
             await self._runner.cleanup()
 
@@ -290,11 +309,13 @@ class FakeDiscord:
                 and (not c.path.endswith("/typing") or prefix.endswith("/typing"))]
 
     async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
-        """A gateway as Discord runs it: HELLO, then READY + GUILD_CREATE after IDENTIFY, then queued events."""
+        """A gateway as Discord runs it: HELLO, then READY + GUILD_CREATE after IDENTIFY (or the replayed events
+        and RESUMED after RESUME), then the dispatched events; op 7 when asked to make the client reconnect."""
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         await ws.send_json({"op": 10, "d": {"heartbeat_interval": 45000}, "s": None, "t": None})
-        identified = asyncio.Event()
+        outbox: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        opened: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
         async def read() -> None:
             async for frame in ws:
@@ -303,22 +324,44 @@ class FakeDiscord:
                 payload = json.loads(frame.data)
                 if payload["op"] == 1:
                     await ws.send_json({"op": 11, "d": None, "s": None, "t": None})
-                elif payload["op"] == 2:
-                    self.identify = payload["d"]
-                    identified.set()
-            self.gateway_events.put_nowait(("", {}))  # the client hung up: stop sending
+                elif payload["op"] in (2, 6) and not opened.done():
+                    if payload["op"] == 2:
+                        self.identify = payload["d"]
+                        self.identified += 1
+                    else:
+                        self.resumes.append(payload["d"])
+                    self._sessions.append(outbox)  # dispatched from now on reaches this client
+                    opened.set_result("IDENTIFY" if payload["op"] == 2 else "RESUME")
+            outbox.put_nowait(("", {}))  # the client hung up: stop sending
+            if not opened.done():
+                opened.set_result("")
 
         reader = asyncio.create_task(read())
         try:
-            await identified.wait()
-            await self._send(ws, "READY", {**ready(), "resume_gateway_url": f"ws://127.0.0.1:{self.port}/gateway"})
-            await self._send(ws, "GUILD_CREATE", guild_create())
+            kind = await opened
+            if kind == "IDENTIFY":
+                await self.ready_gate.wait()
+                await self._send(ws, "READY", {**ready(), "resume_gateway_url": f"ws://127.0.0.1:{self.port}/gateway"})
+                await self._send(ws, "GUILD_CREATE", guild_create())
+            elif kind == "RESUME":
+                replay, self._replay = self._replay, []
+                for event, data in replay:
+                    await self._send(ws, event, data)
+                await self._send(ws, "RESUMED", {})
+            backlog, self._backlog = self._backlog, []
+            for item in backlog:
+                outbox.put_nowait(item)
             while True:
-                event, data = await self.gateway_events.get()
-                if not event or ws.closed:
+                event, data = await outbox.get()
+                if ws.closed or (not event and not data):
                     break
+                if not event:  # an opcode, not a dispatch
+                    await ws.send_json({**data, "d": None, "s": None, "t": None})
+                    continue
                 await self._send(ws, event, data)
         finally:
+            if outbox in self._sessions:
+                self._sessions.remove(outbox)
             reader.cancel()
             await ws.close()
         return ws
