@@ -11,6 +11,7 @@ if ! docker image inspect pgbot-local/debian:bookworm >/dev/null 2>&1; then
     rootfs=$(mktemp -d)
     trap 'rm -rf "$rootfs"' EXIT
     debootstrap --variant=minbase bookworm "$rootfs" "$MIRROR" >/dev/null
+    rm -rf "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
     tar -C "$rootfs" -c . | docker import - pgbot-local/debian:bookworm >/dev/null
 fi
 context=$(mktemp -d)

@@ -5,7 +5,7 @@ ARG BASE=pgbot-local/debian:bookworm
 FROM ${BASE}
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3.11 python3.11-venv python3-pip ca-certificates netbase tzdata \
- && rm -rf /var/lib/apt/lists/* /usr/lib/python3.11/EXTERNALLY-MANAGED \
+ && apt-get clean && rm -rf /var/lib/apt/lists/* /usr/lib/python3.11/EXTERNALLY-MANAGED \
  && ln -s /usr/bin/python3.11 /usr/local/bin/python \
  && ln -s /usr/bin/python3.11 /usr/local/bin/python3 \
  && ln -s /usr/bin/pip3 /usr/local/bin/pip

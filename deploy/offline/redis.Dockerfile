@@ -5,7 +5,7 @@ ARG BASE=pgbot-local/debian:bookworm
 FROM ${BASE}
 RUN apt-get update \
  && apt-get install -y --no-install-recommends redis-server \
- && rm -rf /var/lib/apt/lists/* \
+ && apt-get clean && rm -rf /var/lib/apt/lists/* \
  && mkdir /data && chown redis:redis /data
 COPY redis-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 WORKDIR /data
