@@ -55,7 +55,8 @@ def _dsn_password(dsn: str) -> list[str]:
 def configure_logging(
     settings: Settings | None, *, level: str | None = None, stream: TextIO | None = None, file: Path | None = None,
 ) -> None:
-    """Console logs on stderr for servers; a JSON file for interactive commands so the chat stays clean."""
+    """Console logs on stderr for servers; a JSON file for interactive commands so the chat stays clean (stderr
+    when that file cannot be written)."""
     level_name = (level or (settings.observability.log_level if settings else "info")).upper()
     secrets = secret_values(settings) if settings else []
     shared: list[Any] = [
@@ -65,13 +66,19 @@ def configure_logging(
         structlog.processors.format_exc_info,
         RedactSecrets(secrets),  # last before rendering: it also sees the formatted traceback
     ]
+    out: TextIO = stream or sys.stderr
+    unwritable: str | None = None
+    if file is not None:
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            out = file.open("a", encoding="utf-8")
+        except OSError as exc:
+            # e.g. a read-only root filesystem (deploy/k8s) under `kubectl exec … pgbot ask`: the command must
+            # still run, so its log goes to stderr, with a warning that says why.
+            unwritable = f"{file}: {exc.strerror or exc}"
+            file = None
     as_json = file is not None or (settings is not None and settings.observability.log_format == "json")
     renderer: Any = structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=False)
-    if file is not None:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        out: TextIO = file.open("a", encoding="utf-8")
-    else:
-        out = stream or sys.stderr
     level_no = logging.getLevelName(level_name)
     structlog.configure(
         processors=[*shared, renderer],
@@ -80,6 +87,8 @@ def configure_logging(
         cache_logger_on_first_use=False,
     )
     _route_stdlib(out, level_no, shared, renderer, owns_stream=file is not None)
+    if unwritable is not None:
+        structlog.get_logger(__name__).warning("log_file_unwritable", detail=unwritable)
 
 
 class _PgbotHandler(logging.StreamHandler):  # type: ignore[type-arg]

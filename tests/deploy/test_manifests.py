@@ -137,3 +137,29 @@ async def run(command: list[str], env: dict[str, str]) -> tuple[int, bytes]:
     _, stderr = await asyncio.wait_for(proc.communicate(), 20)
     assert proc.returncode is not None
     return proc.returncode, stderr
+
+
+def test_compose_bot_writes_into_its_volume_and_outlasts_the_shutdown_grace() -> None:
+    """The image runs as uid 10001 with a root-owned /app: exports and backups need the pgbotdata volume, and
+    docker's SIGKILL must come after [limits] shutdown_grace_s so in-flight turns can finish."""
+    bot = compose()["services"]["pgbot"]
+    settings = load_settings(ROOT / "deploy" / "pgbot.toml")
+    named = {target: source for source, target, *_ in (v.split(":") for v in bot["volumes"])
+             if not source.startswith((".", "/"))}
+    assert named, "no named volume for the bot's files"
+    assert any(settings.limits.export_dir.is_relative_to(t) for t in named)
+    assert any(settings.backups.dir.is_relative_to(t) for t in named)
+    assert int(bot["stop_grace_period"].removesuffix("s")) > settings.limits.shutdown_grace_s
+
+
+def test_image_user_matches_kubernetes_and_the_build_context_leaves_out_secrets() -> None:
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    uid = k8s_objects()["Deployment"]["spec"]["template"]["spec"]["securityContext"]["runAsUser"]
+    assert f"USER {uid}:{uid}" in dockerfile.splitlines()
+    ignore = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+              if line.strip() and not line.startswith("#")]
+    assert ignore[0] == "*"  # everything out, then only what the Dockerfile copies back in
+    allowed = {line.removeprefix("!").rstrip("/") for line in ignore if line.startswith("!")}
+    copied = {part.rstrip("/") for line in dockerfile.splitlines() if line.startswith("COPY ") and "--from" not in line
+              for part in line.split()[1:-1]}
+    assert copied == allowed and not allowed & {".env", ".venv", ".git"}
