@@ -21,6 +21,15 @@ async def check_config(*, config: str | None) -> int:
         for line in exc.problems:
             print(f"FAIL {line}", file=sys.stderr)
         return 2
+    if settings.llm.disabled_tools:
+        from core.tools.registry import load_tools
+
+        try:
+            load_tools().without(settings.llm.disabled_tools)
+        except ConfigError as exc:
+            for line in exc.problems:
+                print(f"FAIL {path}: {line}", file=sys.stderr)
+            return 2
     results = await asyncio.gather(
         *(_check_database(name, settings) for name in settings.databases),
         _check_redis(settings),

@@ -89,7 +89,7 @@ def build_agent(
     """Wire an :class:`Agent`; tests pass their own ``llm``/``store``/``approval_store``/``quotas``."""
     databases = DatabaseRegistry(settings)
     store = store or make_store(settings)
-    tools = load_tools()
+    tools = load_tools().without(settings.llm.disabled_tools)
     approvals = Approvals(
         settings=settings, databases=databases, store=approval_store or make_approval_store(settings),
         audit=AuditLog(databases), context=store, executors=tools.executors,

@@ -43,6 +43,9 @@ class LlmSettings(_Section):
     tool_mode: Literal["auto", "native", "text"] = "auto"
     tool_choice: Literal["auto", "required"] = "auto"
     max_question_chars: int = Field(default=8000, ge=100)
+    # Tools the model is never offered, by name (e.g. "propose_restore"): a capability a team does not want
+    # from chat, or fewer tool schemas per call for a small local model. Slash commands are unaffected.
+    disabled_tools: list[str] = Field(default_factory=list)
 
 
 class AccuracySettings(_Section):

@@ -190,6 +190,19 @@ class ToolRegistry:
     def names(self) -> list[str]:
         return sorted(self._tools)
 
+    def without(self, names: Iterable[str]) -> ToolRegistry:
+        """The same tools and executors minus ``names``; an unknown name is a config error, not a no-op."""
+        from core.errors import ConfigError
+
+        drop = set(names)
+        unknown = sorted(drop - set(self._tools))
+        if unknown:
+            raise ConfigError(f"llm.disabled_tools: unknown tool(s) {', '.join(unknown)}; "
+                              f"the tools are {', '.join(self.names)}")
+        kept = ToolRegistry(t for name, t in self._tools.items() if name not in drop)
+        kept.executors = dict(self.executors)  # approved work already pending must still be able to run
+        return kept
+
     def specs(self) -> list[ToolSpec]:
         if self._specs is None:
             self._specs = tuple(t.spec() for t in self._tools.values())

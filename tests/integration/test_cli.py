@@ -56,6 +56,13 @@ async def test_check_config_reports_bad_keys_one_line_each(tmp_path: Path) -> No
     assert any("databases.a.dsn: required key is missing" in line for line in lines)
 
 
+async def test_check_config_names_an_unknown_disabled_tool(tmp_path: Path) -> None:
+    path = config(tmp_path, '[llm]\ndisabled_tools = ["propose_restor"]\n[databases.a]\ndsn = "postgresql://x@/a"\n')
+    code, _, err = await run_pgbot("check-config", "--config", str(path), home=tmp_path)
+    assert code == 2
+    assert f"FAIL {path}: llm.disabled_tools: unknown tool(s) propose_restor;" in err and "propose_restore" in err
+
+
 async def test_check_config_tries_databases_and_llm(tmp_path: Path, pg_admin_dsn: str, llm_server) -> None:
     path = config(tmp_path, f"""
 [llm]

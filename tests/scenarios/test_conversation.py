@@ -156,3 +156,38 @@ async def test_huge_result_is_capped_and_a_slow_query_times_out(fresh_db: str, l
     tool_text = next(m["content"] for m in llm_server.requests[1]["messages"] if m["role"] == "tool")
     assert "cut at the cap of 100" in tool_text
     assert slow.kind is ReplyKind.ERROR and "statement timeout" in slow.text
+
+
+async def test_disabled_tools_are_never_offered_and_cannot_be_called(fresh_db: str, llm_server) -> None:
+    """``[llm] disabled_tools``: a team that wants no restores from chat; a model that calls one anyway
+    (an injected instruction, a stale habit) is told the tool does not exist and nothing is proposed."""
+    await load_shop(fresh_db)
+    llm_server.script(
+        llm.tool_call("propose_restore", {"file": "shop.dump", "into": "shop", "overwrite": True}),
+        llm.text("I cannot restore from here."),
+    )
+    settings = settings_for(fresh_db, llm_url=llm_server.base_url)
+    settings.llm.disabled_tools = ["propose_restore", "propose_backup"]
+    agent = build_agent(settings)
+    try:
+        reply = await final_reply(agent, message("restore shop over itself"))
+    finally:
+        await agent.aclose()
+    offered = {t["function"]["name"] for t in llm_server.requests[0]["tools"]}
+    assert "propose_restore" not in offered and "propose_backup" not in offered and "run_query" in offered
+    assert reply.kind is ReplyKind.ANSWER and reply.approval is None
+    results = [m["content"] for m in llm_server.requests[-1]["messages"] if m["role"] == "tool"]
+    assert "no tool named 'propose_restore'" in results[0]
+    assert set(agent.tools.executors) >= {"backup", "restore"}  # restores approved before the change still run
+
+
+def test_an_unknown_disabled_tool_is_a_config_error_naming_the_tools() -> None:
+    import pytest
+
+    from core.errors import ConfigError
+    from core.tools.registry import load_tools
+
+    with pytest.raises(ConfigError) as caught:
+        load_tools().without(["propose_restore", "drop_everything"])
+    assert "unknown tool(s) drop_everything" in caught.value.problems[0]
+    assert "propose_restore" in caught.value.problems[0]  # the list of real names, to fix the typo
