@@ -482,7 +482,8 @@ def command_interaction(question: str, *, channel: dict[str, Any], invoker: dict
     }
     if guild:
         data.update({"guild_id": GUILD_ID, "guild": {"id": GUILD_ID, "locale": "en-US", "features": []},
-                     "guild_locale": "en-US", "member": {**member(invoker, roles=roles), "permissions": "2248473465835073"}})
+                     "guild_locale": "en-US",
+                     "member": {**member(invoker, roles=roles), "permissions": "2248473465835073"}})
     else:
         data["user"] = invoker
     return data
