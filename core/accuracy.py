@@ -142,7 +142,9 @@ class Accuracy:
 
     # -- feedback ---------------------------------------------------------------------------------
 
-    async def feedback(self, *, databases: DatabaseRegistry, answer_id: str, user: str, helpful: bool) -> Reply:
+    async def feedback(
+        self, *, databases: DatabaseRegistry, answer_id: str, user: str, helpful: bool, groups: tuple[str, ...] = ()
+    ) -> Reply:
         record = await self.answers.recall(answer_id)
         if record is None:
             return Reply(
@@ -151,7 +153,7 @@ class Accuracy:
                      "so the vote was not recorded.",
             )
         db = databases.get(record.database)
-        resolve_role(database=record.database, settings=db.settings, identity=user)  # no access, no vote
+        resolve_role(database=record.database, settings=db.settings, identity=user, groups=groups)  # no access, no vote
         await self.feedback_store.record(db, answer=record, voted_by=user, helpful=helpful)
         if helpful and record.sql:
             text = ("Thanks! 👍 recorded: this question and its SQL will help answer similar questions on "

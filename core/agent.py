@@ -32,7 +32,7 @@ from core.llm.base import ChatTurn, LlmClient, ToolCall
 from core.messages import Message, Reply, ReplyKind, ResultTable, new_id
 from core.metrics import UNKNOWN_TOOL
 from core.ops import Ops, Turn
-from core.permissions import resolve_role
+from core.permissions import GroupLookup, resolve_role
 from core.render import render_error
 from core.schema_context import SchemaContext
 from core.sqlguard import SqlGuard
@@ -218,7 +218,8 @@ class Agent:
         if name is None:
             raise PgbotError("No database is configured. Add a [databases.NAME] section with a dsn to pgbot.toml.")
         database = self.databases.get(name)
-        actor = resolve_role(database=name, settings=database.settings, identity=message.identity)
+        actor = resolve_role(database=name, settings=database.settings, identity=message.identity,
+                             groups=message.groups)
         return ToolContext(
             settings=self.settings, databases=self.databases, database=database, actor=actor,
             thread_key=message.thread_key, store=self.store, guard=self.guard,
@@ -341,7 +342,8 @@ class Agent:
 
     async def _switch(self, ctx: ToolContext, name: str) -> ToolContext:
         database = self.databases.get(name)
-        actor = resolve_role(database=name, settings=database.settings, identity=ctx.actor.identity)
+        actor = resolve_role(database=name, settings=database.settings, identity=ctx.actor.identity,
+                             groups=ctx.actor.groups)
         return ToolContext(
             settings=ctx.settings, databases=ctx.databases, database=database, actor=actor, thread_key=ctx.thread_key,
             store=ctx.store, guard=ctx.guard, log=ctx.log.bind(database=name), question=ctx.question,
@@ -359,11 +361,14 @@ class Agent:
         )
 
     async def decide(
-        self, *, action_id: str, decided_by: str, approve: bool, progress: ProgressSink | None = None
+        self, *, action_id: str, decided_by: str, approve: bool, progress: ProgressSink | None = None,
+        groups: tuple[str, ...] = (), current_groups: GroupLookup | None = None,
     ) -> Reply:
         """An Approve/Reject click from any adapter: (action id, deciding identity, decision) → outcome.
 
-        ``progress`` (optional) receives progress lines of long approved work, for the adapter to post."""
+        ``progress`` (optional) receives progress lines of long approved work, for the adapter to post;
+        ``groups`` are the clicker's platform groups (as on :class:`Message`), for approvers by role;
+        ``current_groups`` looks up the requester's groups at approval (see :class:`GroupLookup`)."""
         if self.approvals is None:
             return Reply(kind=ReplyKind.ERROR, text="Changes are not enabled in this pgbot.")
         if self.inflight.closing:  # nothing was claimed: the same click works again on a running replica
@@ -371,7 +376,8 @@ class Agent:
         with self.inflight.opened(), self.ops.request() as request_id:  # a drain waits for a decision
             try:
                 reply = await self.approvals.decide(action_id=action_id, decided_by=decided_by, approve=approve,
-                                                    progress=progress)
+                                                    progress=progress, decider_groups=groups,
+                                                    current_groups=current_groups)
             except Exception as exc:  # noqa: BLE001 - the error policy: one reply, traceback logged
                 reply = render_error(exc, error_id=request_id)
         self.ops.metrics.decision(reply, approve=approve)
@@ -394,11 +400,12 @@ class Agent:
             database=ctx.database.name, answer_id=answer_id, meta=meta,
         )
 
-    async def feedback(self, *, answer_id: str, user: str, helpful: bool) -> Reply:
-        """👍/👎 from any adapter: (answer id from ``Reply.answer_id``, voting identity, vote) → a short reply."""
+    async def feedback(self, *, answer_id: str, user: str, helpful: bool, groups: tuple[str, ...] = ()) -> Reply:
+        """👍/👎 from any adapter: (answer id from ``Reply.answer_id``, voting identity, vote) → a short reply;
+        ``groups`` are the voter's platform groups (as on :class:`Message`)."""
         try:
             return await self.accuracy.feedback(
-                databases=self.databases, answer_id=answer_id, user=user, helpful=helpful
+                databases=self.databases, answer_id=answer_id, user=user, helpful=helpful, groups=groups
             )
         except Exception as exc:  # noqa: BLE001 - the error policy: one reply, traceback logged
             return render_error(exc)

@@ -8,7 +8,8 @@
 4. the decider may approve on that database (approvers by user or role; self-approval is a switch, off by
    default); the requester may always reject their own request;
 5. the SQL is the SQL that was shown: its SHA-256 matches the stored hash *and* the ``requested`` audit row
-   in Postgres (which Redis cannot rewrite), and the requester still maps to the stored role;
+   in Postgres (which Redis cannot rewrite), and the requester still maps to the stored role (with their
+   platform groups as the adapter sees them now, else as stored with the request);
 6. the decision is claimed atomically in the store *before* anything runs, so exactly one click wins.
 
 The approved statement then runs once, as the requester's role, and its ``executed`` audit row commits in
@@ -44,7 +45,7 @@ from core.db.postgres import (
 from core.errors import AccessDeniedError, DatabaseUnavailableError, PgbotError
 from core.llm.base import ChatTurn
 from core.messages import ApprovalPrompt, Reply, ReplyKind, ResultTable
-from core.permissions import Actor, may_approve, resolve_role
+from core.permissions import Actor, GroupLookup, may_approve, resolve_role
 
 if TYPE_CHECKING:
     from core.config import Settings
@@ -88,6 +89,8 @@ class PendingAction(BaseModel):
     thread_key: str
     requested_by: str
     role: str | None  # None: the bot's login role (no roles table configured)
+    # The requester's platform groups when they asked: approval re-resolves their role with them (rule 5).
+    requester_groups: tuple[str, ...] = ()
     sql: str
     sql_hash: str
     kind: str  # write / ddl / admin
@@ -164,22 +167,27 @@ class Approvals:
         return action.prompt()
 
     async def decide(
-        self, *, action_id: str, decided_by: str, approve: bool, progress: ProgressSink | None = None
+        self, *, action_id: str, decided_by: str, approve: bool, progress: ProgressSink | None = None,
+        decider_groups: tuple[str, ...] = (), current_groups: GroupLookup | None = None,
     ) -> Reply:
         """Apply the rules (module docstring) and return the outcome; never runs anything twice.
 
-        ``progress`` receives progress lines from long approved work (backups, index builds)."""
+        ``progress`` receives progress lines from long approved work (backups, index builds);
+        ``decider_groups`` are the clicker's platform groups, for approvers by database role;
+        ``current_groups`` looks up the requester's groups now, so a revoked group is noticed."""
         if not _ID_RE.fullmatch(action_id or ""):
             log.warning("approval_refused", reason="malformed id", decided_by=decided_by)
             return _error(UNKNOWN)
         try:
-            return await self._decide(action_id, decided_by=decided_by, approve=approve, progress=progress)
+            return await self._decide(action_id, decided_by=decided_by, approve=approve, progress=progress,
+                                      decider_groups=tuple(decider_groups), current_groups=current_groups)
         except ApprovalStoreUnavailableError as exc:
             log.warning("approval_store_unavailable", action_id=action_id, decided_by=decided_by)
             return _error(exc.user_message)
 
     async def _decide(
-        self, action_id: str, *, decided_by: str, approve: bool, progress: ProgressSink | None
+        self, action_id: str, *, decided_by: str, approve: bool, progress: ProgressSink | None,
+        decider_groups: tuple[str, ...], current_groups: GroupLookup | None,
     ) -> Reply:
         stored = await self._store.get(action_id)
         if stored is None:
@@ -197,12 +205,23 @@ class Approvals:
             return await self._expire(action, decided_by)
         if action.database not in self._databases.names:
             return _error(f"Database '{action.database}' is no longer configured; nothing was run.", action)
-        reason = self._refusal(action, decided_by=decided_by, approve=approve)
+        reason = self._refusal(action, decided_by=decided_by, approve=approve, groups=decider_groups)
         if reason is not None:
             log.warning("approval_refused", action_id=action.id, decided_by=decided_by, reason=reason)
             verb = "approve" if approve else "reject"
             return _error(f"You ({decided_by}) cannot {verb} this change: {reason}. Nothing was run.", action)
-        problem, altered = await self._verify(action)
+        requester_groups = action.requester_groups
+        if approve and current_groups is not None and self._databases.get(action.database).settings.roles is not None:
+            try:
+                found = await current_groups(action.requested_by)
+            except PgbotError as exc:  # transient: nothing is claimed, the click can be repeated
+                log.warning("approval_refused", action_id=action.id, reason="groups lookup failed",
+                            error=exc.user_message)
+                return _error(f"Could not check {action.requested_by}'s current roles ({exc.user_message}); "
+                              "nothing was run. Try again in a moment.", action)
+            if found is not None:
+                requester_groups = tuple(found)
+        problem, altered = await self._verify(action, requester_groups)
         if problem is not None:
             claim = await self._store.claim(action.id, self._decision(ActionStatus.FAILED, decided_by,
                                                                       result=problem))
@@ -214,17 +233,19 @@ class Approvals:
             return await self._reject(action, decided_by)
         return await self._approve(action, decided_by, progress)
 
-    def _refusal(self, action: PendingAction, *, decided_by: str, approve: bool) -> str | None:
+    def _refusal(
+        self, action: PendingAction, *, decided_by: str, approve: bool, groups: tuple[str, ...]
+    ) -> str | None:
         if not approve and decided_by == action.requested_by:
             return None  # withdrawing your own request is always allowed
         settings = self._databases.get(action.database).settings
         try:
-            decider = resolve_role(database=action.database, settings=settings, identity=decided_by)
-        except AccessDeniedError:  # an approver listed by identity need not be mapped to a role
-            decider = Actor(identity=decided_by, role=None, database=action.database)
+            decider = resolve_role(database=action.database, settings=settings, identity=decided_by, groups=groups)
+        except AccessDeniedError:  # an approver listed by identity (or group) need not be mapped to a role
+            decider = Actor(identity=decided_by, role=None, database=action.database, groups=groups)
         return may_approve(settings=settings, approver=decider, requested_by=action.requested_by)
 
-    async def _verify(self, action: PendingAction) -> tuple[str | None, bool]:
+    async def _verify(self, action: PendingAction, requester_groups: tuple[str, ...]) -> tuple[str | None, bool]:
         """(why the stored action cannot run, whether it was altered); Redis is checked against Postgres."""
         if action.expected_hash() != action.sql_hash:
             return "the SQL was altered after it was shown (hash mismatch)", True
@@ -234,7 +255,8 @@ class Approvals:
             return "the SQL, requester or role differs from the audited request", True
         settings = self._databases.get(action.database).settings
         try:
-            now = resolve_role(database=action.database, settings=settings, identity=action.requested_by)
+            now = resolve_role(database=action.database, settings=settings, identity=action.requested_by,
+                               groups=requester_groups)
         except AccessDeniedError:
             return f"{action.requested_by} no longer has access to '{action.database}'", False
         if now.role != action.role:

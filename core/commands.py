@@ -102,7 +102,8 @@ async def _vote(agent: Agent, ctx: ToolContext, helpful: bool) -> Reply:
     if last is None:
         return Reply(kind=ReplyKind.INFO, text="There is no answer in this thread to rate yet.",
                      database=ctx.database.name)
-    return await agent.feedback(answer_id=last.answer_id, user=ctx.actor.identity, helpful=helpful)
+    return await agent.feedback(answer_id=last.answer_id, user=ctx.actor.identity, helpful=helpful,
+                                groups=ctx.actor.groups)
 
 
 async def _good(agent: Agent, ctx: ToolContext, arg: str) -> Reply:

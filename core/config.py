@@ -67,10 +67,28 @@ class AccuracySettings(_Section):
     unverified_note: bool = True  # say so when an answer quotes numbers without any query behind it
 
 
+DISCORD_ROLE = "discord-role:"  # a roles/approvers key naming a Discord guild role: discord-role:<role id>
+
+
+def _check_group_key(key: str) -> None:
+    """A mistyped group key would silently never match anyone: refuse it when the config is loaded."""
+    ident = key.removeprefix(DISCORD_ROLE)
+    if key.startswith(DISCORD_ROLE) and not (ident.isascii() and ident.isdigit()):
+        raise ValueError(f"{key!r}: a Discord role is named by its numeric id, e.g. discord-role:123456789012345678 "
+                         "(Developer Mode → right-click the role → Copy Role ID)")
+
+
 class ApproverSettings(_Section):
     roles: list[str] = Field(default_factory=list)
-    users: list[str] = Field(default_factory=list)
+    users: list[str] = Field(default_factory=list)  # identities, or discord-role:<id> for a guild role's members
     allow_self_approval: bool = False
+
+    @field_validator("users")
+    @classmethod
+    def _users_are_keys(cls, value: list[str]) -> list[str]:
+        for who in value:
+            _check_group_key(who)
+        return value
 
 
 class DatabaseSettings(_Section):
@@ -96,7 +114,8 @@ class DatabaseSettings(_Section):
     connect_timeout_s: float = Field(default=5.0, gt=0)
     migrations_dir: Path | None = None
     migration_timeout_ms: int | None = Field(default=None, ge=1)  # applying a migration; None: change_timeout_ms
-    # chat identity -> database role; absent: every statement runs as the login role
+    # chat identity (or platform group, e.g. discord-role:<id>) -> database role; absent: every statement runs as
+    # the login role. Precedence: the identity's entry, the first matching group in this order, then "*".
     roles: dict[str, str] | None = None
     approvers: ApproverSettings = Field(default_factory=ApproverSettings)
 
@@ -104,6 +123,7 @@ class DatabaseSettings(_Section):
     @classmethod
     def _roles_are_names(cls, value: dict[str, str] | None) -> dict[str, str] | None:
         for who, role in (value or {}).items():
+            _check_group_key(who)
             if not role or len(role) > 63 or "\x00" in role:
                 raise ValueError(f"role for {who!r} must be a role name of 1-63 characters")
         return value

@@ -30,6 +30,9 @@ class Message:
     text: str
     user_name: str = ""
     event_id: str | None = None  # the platform's id for this delivery's message: a redelivery is handled once
+    # Platform groups the sender belongs to, prefixed by the adapter (``discord-role:<id>``); the roles table
+    # may map them to database roles (core.permissions). Resolved per message, so role changes apply at once.
+    groups: tuple[str, ...] = ()
 
     @property
     def identity(self) -> str:

@@ -20,6 +20,7 @@ import discord
 from core import Message
 
 PLATFORM = "discord"
+ROLE_GROUP = "discord-role:"  # a guild role as a core group; the roles table maps discord-role:<id> to a db role
 THREAD_NAME_LIMIT = 100
 _ANSWERED_TYPES = (discord.MessageType.default, discord.MessageType.reply)
 
@@ -105,7 +106,16 @@ def to_core_message(
         text=clean_text(message, bot_user_id=bot_user_id),
         user_name=message.author.display_name,
         event_id=str(message.id),  # gateway replays on resume, and every replica on one shard, see the same id
+        groups=member_groups(message.author),
     )
+
+
+def member_groups(user: discord.abc.User) -> tuple[str, ...]:
+    """A guild member's roles as core groups (``discord-role:<id>``), @everyone left out; none in DMs, where the
+    author is a plain User and belongs to no guild."""
+    if not isinstance(user, discord.Member):
+        return ()
+    return tuple(f"{ROLE_GROUP}{role.id}" for role in user.roles if not role.is_default())
 
 
 def addressed(message: discord.Message, *, channel: Channel, bot_user_id: int) -> bool:
@@ -127,4 +137,4 @@ def command_message(
     else:
         workspace, parent, key = str(guild_id), str(channel.id), thread or str(channel.id)
     return Message(platform=PLATFORM, workspace=workspace, channel=parent, thread=key, user=str(user.id),
-                   text=question.strip(), user_name=user.display_name)
+                   text=question.strip(), user_name=user.display_name, groups=member_groups(user))

@@ -15,9 +15,11 @@ from typing import TYPE_CHECKING, Any, Self
 import discord
 import structlog
 
+from adapters.discord.events import PLATFORM, member_groups
 from adapters.discord.render import CONTENT_LIMIT, render
 from adapters.text_table import cut
-from core import Agent, Reply, ReplyKind
+from core import Agent, PgbotError, Reply, ReplyKind
+from core.permissions import GroupLookup
 
 if TYPE_CHECKING:
     from adapters.discord.bot import PgbotClient
@@ -71,8 +73,8 @@ class DecisionButton(
                 log.warning("discord_progress_not_posted", status=exc.status, error=exc.text[:200])
 
         outcome = await agent.decide(
-            action_id=self.action_id, decided_by=f"discord:{interaction.user.id}", approve=self.approve,
-            progress=progress,
+            action_id=self.action_id, decided_by=f"{PLATFORM}:{interaction.user.id}", approve=self.approve,
+            progress=progress, groups=member_groups(interaction.user), current_groups=current_groups(interaction),
         )
         shown = render(outcome)
         if outcome.kind is not ReplyKind.OUTCOME:
@@ -87,6 +89,26 @@ class DecisionButton(
                 content=cut(f"{interaction.message.content}\n{note}", CONTENT_LIMIT),
                 view=decided_view(self.action_id, approved=self.approve),
             )
+
+
+def current_groups(interaction: discord.Interaction[Any]) -> GroupLookup:
+    """Core asks for the requester's roles at approval: a role removed since the request is noticed. Fetched
+    from Discord (not the cache, which may be stale or hold no members); one who left the guild has none."""
+
+    async def lookup(identity: str) -> tuple[str, ...] | None:
+        platform, _, user_id = identity.partition(":")
+        guild = interaction.guild
+        if platform != PLATFORM or guild is None or not user_id.isdigit():
+            return None  # not a member of this guild by construction: the groups stored with the request stand
+        try:
+            return member_groups(await guild.fetch_member(int(user_id)))
+        except discord.NotFound:
+            return ()
+        except discord.HTTPException as exc:
+            log.warning("discord_member_lookup_failed", status=exc.status, error=exc.text[:200])
+            raise PgbotError("Discord did not answer the member look-up") from exc
+
+    return lookup
 
 
 def decided_view(action_id: str, *, approved: bool) -> discord.ui.View:
@@ -132,15 +154,18 @@ class FeedbackButton(
         agent = _client(interaction).agent
         await interaction.response.defer(ephemeral=True, thinking=True)
         reply = await record_feedback(
-            agent, answer_id=self.answer_id, user=f"discord:{interaction.user.id}", helpful=self.helpful
+            agent, answer_id=self.answer_id, user=f"{PLATFORM}:{interaction.user.id}", helpful=self.helpful,
+            groups=member_groups(interaction.user),
         )
         shown = render(reply)
         await interaction.followup.send(content=shown.content, embeds=shown.embeds, ephemeral=True)
 
 
-async def record_feedback(agent: Agent, *, answer_id: str, user: str, helpful: bool) -> Reply:
+async def record_feedback(
+    agent: Agent, *, answer_id: str, user: str, helpful: bool, groups: tuple[str, ...] = ()
+) -> Reply:
     """core's ``Agent.feedback``; core turns every failure into an error reply itself."""
-    return await agent.feedback(answer_id=answer_id, user=user, helpful=helpful)
+    return await agent.feedback(answer_id=answer_id, user=user, helpful=helpful, groups=groups)
 
 
 def view_for(reply: Reply) -> discord.ui.View | None:

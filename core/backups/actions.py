@@ -28,10 +28,12 @@ RESTORE = "restore"
 
 
 def _action(*, db: PgDatabase, settings: Settings, operation: str, sql: str, params: dict[str, str], summary: str,
-            thread_key: str, requested_by: str, role: str | None, statement_type: str) -> PendingAction:
+            thread_key: str, requested_by: str, role: str | None, statement_type: str,
+            requester_groups: tuple[str, ...]) -> PendingAction:
     now = time.time()
     return PendingAction(
-        database=db.name, thread_key=thread_key, requested_by=requested_by, role=role, sql=sql,
+        database=db.name, thread_key=thread_key, requested_by=requested_by, role=role,
+        requester_groups=requester_groups, sql=sql,
         sql_hash=action_hash(sql, operation, params), kind="admin", statement_type=statement_type,
         summary=summary, outside_transaction=True, operation=operation, params=params, created_at=now,
         expires_at=now + settings.approvals.expiry_s,
@@ -40,6 +42,7 @@ def _action(*, db: PgDatabase, settings: Settings, operation: str, sql: str, par
 
 async def propose_backup_action(
     db: PgDatabase, *, settings: Settings, thread_key: str, requested_by: str, role: str | None,
+    requester_groups: tuple[str, ...] = (),
 ) -> tuple[PendingAction, str]:
     """Check everything a backup needs now (grants, client, folder, space) and describe it for approval."""
     plan = await plan_backup(db, settings=settings.backups, role=role)
@@ -47,7 +50,7 @@ async def propose_backup_action(
     summary = f"BACKUP of '{db.name}': {plural(len(facts.data_tables), 'table')}, ~{human_size(facts.table_bytes)}"
     action = _action(db=db, settings=settings, operation=BACKUP, sql=plan.command(), params={"database": db.name},
                      summary=summary, thread_key=thread_key, requested_by=requested_by, role=role,
-                     statement_type="BACKUP")
+                     statement_type="BACKUP", requester_groups=requester_groups)
     readable = ("it runs as the bot's login role; your role " + role + " can read every table (checked just now)"
                 if role else "it runs as the bot's login role")
     text = "\n".join([
@@ -86,7 +89,7 @@ def locate(settings: Settings, file: str) -> Path:
 
 async def propose_restore_action(
     db: PgDatabase, *, settings: Settings, file: str, into: str, overwrite: bool, thread_key: str,
-    requested_by: str, role: str | None,
+    requested_by: str, role: str | None, requester_groups: tuple[str, ...] = (),
 ) -> tuple[PendingAction, str]:
     """Verify the backup and check the target now; refusals come before anything is offered for approval."""
     into = check_target_name(into)
@@ -105,7 +108,8 @@ async def propose_restore_action(
         summary = f"RESTORE {path.name} into the new database '{into}'"
     params = {"file": file, "into": into, "overwrite": "true" if overwrite else "false", "sha256": manifest.sha256}
     action = _action(db=db, settings=settings, operation=RESTORE, sql=command, params=params, summary=summary,
-                     thread_key=thread_key, requested_by=requested_by, role=role, statement_type="RESTORE")
+                     thread_key=thread_key, requested_by=requested_by, role=role, statement_type="RESTORE",
+                     requester_groups=requester_groups)
     lines = [f"Backup {path.name}: made {made} from '{manifest.database}' (PostgreSQL {manifest.server_version}), "
              f"{plural(len(manifest.tables), 'table')}, {plural(manifest.total_rows, 'row')}, "
              f"{human_size(manifest.size_bytes)}.",

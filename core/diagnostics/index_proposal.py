@@ -39,6 +39,7 @@ class Requester:
     identity: str
     role: str | None
     thread_key: str
+    groups: tuple[str, ...] = ()  # the requester's platform groups, re-checked at approval
 
 
 async def propose_index_build(db: PgDatabase, *, table: str, columns: Sequence[str], unique: bool,
@@ -87,7 +88,8 @@ async def propose_index_build(db: PgDatabase, *, table: str, columns: Sequence[s
     now = time.time()
     action = PendingAction(
         database=db.name, thread_key=requester.thread_key, requested_by=requester.identity, role=requester.role,
-        sql=sql, sql_hash=action_hash(sql, OPERATION, params), kind="ddl", statement_type="IndexStmt",
+        requester_groups=requester.groups, sql=sql,
+        sql_hash=action_hash(sql, OPERATION, params), kind="ddl", statement_type="IndexStmt",
         summary=f"CREATE INDEX CONCURRENTLY {name} on {facts.name}", tables=(facts.name,),
         lock="SHARE UPDATE EXCLUSIVE", outside_transaction=True, operation=OPERATION, params=params,
         created_at=now, expires_at=now + expiry_s,

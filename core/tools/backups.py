@@ -35,7 +35,8 @@ def _target(ctx: ToolContext, database: str) -> tuple[str, str | None]:
         db = ctx.databases.get(database)
     except UnknownDatabaseError as exc:
         raise ModelHint(exc.user_message) from None
-    actor = resolve_role(database=db.name, settings=db.settings, identity=ctx.actor.identity)
+    actor = resolve_role(database=db.name, settings=db.settings, identity=ctx.actor.identity,
+                         groups=ctx.actor.groups)
     return db.name, actor.role
 
 
@@ -52,7 +53,7 @@ async def propose_backup(ctx: ToolContext, database: str = "") -> ToolOutput:
     name, role = _target(ctx, database)
     action, text = await propose_backup_action(
         ctx.databases.get(name), settings=ctx.settings, thread_key=ctx.thread_key,
-        requested_by=ctx.actor.identity, role=role)
+        requested_by=ctx.actor.identity, role=role, requester_groups=ctx.actor.groups)
     ctx.log.info("backup_proposed", action_id=action.id, database=name)
     return ToolOutput(text=text, pending=action)
 
@@ -118,7 +119,8 @@ async def propose_restore(ctx: ToolContext, file: str, into: str, overwrite: boo
     path = _locate(ctx, file)
     action, text = await propose_restore_action(
         ctx.database, settings=ctx.settings, file=path.name, into=into, overwrite=overwrite,
-        thread_key=ctx.thread_key, requested_by=ctx.actor.identity, role=ctx.actor.role)
+        thread_key=ctx.thread_key, requested_by=ctx.actor.identity, role=ctx.actor.role,
+        requester_groups=ctx.actor.groups)
     ctx.log.info("restore_proposed", action_id=action.id, into=into, overwrite=overwrite)
     return ToolOutput(text=text, pending=action)
 

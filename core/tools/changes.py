@@ -65,7 +65,8 @@ async def propose_change(ctx: ToolContext, sql: str) -> ToolOutput:
     now = time.time()
     action = PendingAction(
         database=ctx.database.name, thread_key=ctx.thread_key, requested_by=ctx.actor.identity,
-        role=ctx.actor.role, sql=checked.sql, sql_hash=sql_hash(checked.sql), kind=checked.kind.value,
+        role=ctx.actor.role, requester_groups=ctx.actor.groups, sql=checked.sql,
+        sql_hash=sql_hash(checked.sql), kind=checked.kind.value,
         statement_type=checked.statement_type, summary=short_summary(checked, preview),
         preview=preview.sample, before=preview.before, tables=checked.tables, lock=checked.lock,
         outside_transaction=must_run_outside_transaction(checked),

@@ -31,6 +31,7 @@ async def switch_database(ctx: ToolContext, name: str) -> ToolOutput:
         target = ctx.databases.get(name)
     except UnknownDatabaseError as exc:
         raise ModelHint(exc.user_message) from None
-    resolve_role(database=target.name, settings=target.settings, identity=ctx.actor.identity)
+    resolve_role(database=target.name, settings=target.settings, identity=ctx.actor.identity,
+                 groups=ctx.actor.groups)
     await ctx.store.set_database(ctx.thread_key, target.name)
     return ToolOutput(text=f"This thread now uses database '{target.name}'.", switched_database=target.name)

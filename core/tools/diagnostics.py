@@ -110,7 +110,8 @@ async def propose_index(ctx: ToolContext, table: str, columns: list[str], unique
         columns: the index's columns in order (equality-filtered columns first)
         unique: a UNIQUE index (the build fails if duplicates exist)
     """
-    requester = Requester(identity=ctx.actor.identity, role=ctx.actor.role, thread_key=ctx.thread_key)
+    requester = Requester(identity=ctx.actor.identity, role=ctx.actor.role, thread_key=ctx.thread_key,
+                          groups=ctx.actor.groups)
     try:
         proposal = await propose_index_build(ctx.database, table=table, columns=columns, unique=unique,
                                              requester=requester, expiry_s=ctx.settings.approvals.expiry_s)

@@ -74,7 +74,8 @@ async def propose_migration(ctx: ToolContext, name: str, up_sql: str, down_sql: 
     now = time.time()
     action = PendingAction(
         id=action_id, database=db.name, thread_key=ctx.thread_key, requested_by=ctx.actor.identity,
-        role=ctx.actor.role, sql=up_text, sql_hash=action_hash(up_text, OPERATION, params),
+        role=ctx.actor.role, requester_groups=ctx.actor.groups, sql=up_text,
+        sql_hash=action_hash(up_text, OPERATION, params),
         kind=up_analysis.kind, statement_type="Migration",
         summary=summary(label, up_analysis, irreversible=down_analysis is None),
         tables=up_analysis.tables, lock=up_analysis.strongest_lock, operation=OPERATION, params=params,

@@ -23,9 +23,12 @@ def test_example_config_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = load_settings(ROOT / "pgbot.example.toml")
     assert settings.default_database == "shop"
     assert settings.llm.api_key is not None and settings.llm.api_key.get_secret_value() == "sk-example"
-    assert settings.databases["shop"].roles == {
-        "slack:U024BE7LH": "analyst", "discord:80351110224678912": "dba", "terminal:alice": "dba", "*": "readonly",
-    }
+    roles = settings.databases["shop"].roles
+    assert roles is not None and list(roles.items()) == [  # in file order: the first matching guild role wins
+        ("slack:U024BE7LH", "analyst"), ("discord:80351110224678912", "dba"), ("terminal:alice", "dba"),
+        ("discord-role:1187000000000000001", "analyst"), ("discord-role:1187000000000000002", "dba"),
+        ("*", "readonly"),
+    ]
 
 
 def test_environment_overrides_file_and_env_refs_expand(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

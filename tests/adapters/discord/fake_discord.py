@@ -131,6 +131,7 @@ class FakeDiscord:
         self._sequence = 0
         self._runner: web.AppRunner | None = None
         self.port = 0
+        self.members: dict[str, dict[str, Any]] = {}  # user id → guild member (GET /guilds/<id>/members/<id>)
 
     def fail(self, fault: Fault) -> None:
         self.faults.append(fault)
@@ -232,6 +233,9 @@ class FakeDiscord:
             self.commands = [{**c, "id": snowflake(), "application_id": APP_ID, "version": snowflake(),
                               "default_member_permissions": None, "type": c.get("type", 1)} for c in body]
             return _ok(self.commands)
+        if route == ("GET", "guilds", "#", "members", "#"):
+            found = self.members.get(parts[3]) if parts[1] == GUILD_ID else None
+            return _ok(found) if found else _ok({"message": "Unknown Member", "code": 10007}, status=404)
         if route == ("GET", "channels", "#"):
             known = self.channels.get(parts[1])
             return _ok(known) if known else _ok({"message": "Unknown Channel", "code": 10003}, status=404)
@@ -289,16 +293,16 @@ class FakeDiscord:
         return message
 
     def click(self, custom_id: str, *, message: dict[str, Any], thread: dict[str, Any],
-              clicker: dict[str, Any]) -> dict[str, Any]:
+              clicker: dict[str, Any], roles: list[str] | None = None) -> dict[str, Any]:
         """INTERACTION_CREATE for a click on ``message``; the fake remembers the token like Discord does."""
-        payload = interaction_create(custom_id, message=message, thread=thread, clicker=clicker)
+        payload = interaction_create(custom_id, message=message, thread=thread, clicker=clicker, roles=roles)
         self._interaction_message[payload["token"]] = message
         return payload
 
     def command(self, question: str, *, channel: dict[str, Any], invoker: dict[str, Any],
-                guild: bool = True) -> dict[str, Any]:
+                guild: bool = True, roles: list[str] | None = None) -> dict[str, Any]:
         """INTERACTION_CREATE for ``/pgbot ask question:…`` typed in ``channel``."""
-        payload = command_interaction(question, channel=channel, invoker=invoker, guild=guild)
+        payload = command_interaction(question, channel=channel, invoker=invoker, guild=guild, roles=roles)
         self._command_channel[payload["token"]] = channel["id"]
         return payload
 
@@ -413,6 +417,12 @@ def guild_create() -> dict[str, Any]:
     }
 
 
+def guild_role(role_id: str, name: str, *, position: int = 2) -> dict[str, Any]:
+    """A guild role as in GUILD_CREATE's ``roles`` and GUILD_ROLE_CREATE."""
+    return {"id": role_id, "name": name, "permissions": "0", "position": position, "color": 0, "hoist": False,
+            "managed": False, "mentionable": False, "flags": 0, "icon": None, "unicode_emoji": None}
+
+
 def thread_channel(*, thread_id: str, name: str, parent_id: str = CHANNEL_ID, owner_id: str = BOT_ID) -> dict[str, Any]:
     """A public thread (type 11) as returned by "start thread from message" and sent in THREAD_CREATE."""
     return {"id": thread_id, "type": 11, "guild_id": GUILD_ID, "parent_id": parent_id, "owner_id": owner_id,
@@ -424,7 +434,7 @@ def thread_channel(*, thread_id: str, name: str, parent_id: str = CHANNEL_ID, ow
 
 def message_create(content: str, *, channel_id: str = CHANNEL_ID, author: dict[str, Any] | None = None,
                    mentions: list[dict[str, Any]] | None = None, mention_roles: list[str] | None = None,
-                   guild: bool = True, message_type: int = 0) -> dict[str, Any]:
+                   guild: bool = True, message_type: int = 0, roles: list[str] | None = None) -> dict[str, Any]:
     """MESSAGE_CREATE for a message a person typed (guild text channel, thread, or DM)."""
     author = author or user(USER_ID, "alice")
     data: dict[str, Any] = {
@@ -435,7 +445,7 @@ def message_create(content: str, *, channel_id: str = CHANNEL_ID, author: dict[s
     }
     if guild:
         data["guild_id"] = GUILD_ID
-        data["member"] = member()
+        data["member"] = member(roles=roles)
         data["channel_type"] = 0 if channel_id == CHANNEL_ID else 11
     else:
         data["channel_type"] = 1
@@ -443,13 +453,13 @@ def message_create(content: str, *, channel_id: str = CHANNEL_ID, author: dict[s
 
 
 def interaction_create(custom_id: str, *, message: dict[str, Any], thread: dict[str, Any],
-                       clicker: dict[str, Any]) -> dict[str, Any]:
+                       clicker: dict[str, Any], roles: list[str] | None = None) -> dict[str, Any]:
     """INTERACTION_CREATE for a button click (type 3, component_type 2) on one of pgbot's messages."""
     return {
         "type": 3, "id": snowflake(), "application_id": APP_ID, "token": f"aW50ZXJhY3Rpb246{snowflake()}",
         "version": 1, "guild_id": GUILD_ID, "guild": {"id": GUILD_ID, "locale": "en-US", "features": []},
         "channel_id": thread["id"], "channel": {**thread, "permissions": "2248473465835073"},
-        "member": {**member(clicker), "permissions": "2248473465835073"},
+        "member": {**member(clicker, roles=roles), "permissions": "2248473465835073"},
         "data": {"custom_id": custom_id, "component_type": 2},
         "message": message, "app_permissions": "2248473465835073", "locale": "en-US", "guild_locale": "en-US",
         "entitlements": [], "authorizing_integration_owners": {"0": GUILD_ID}, "context": 0,
@@ -458,7 +468,7 @@ def interaction_create(custom_id: str, *, message: dict[str, Any], thread: dict[
 
 
 def command_interaction(question: str, *, channel: dict[str, Any], invoker: dict[str, Any],
-                        guild: bool = True) -> dict[str, Any]:
+                        guild: bool = True, roles: list[str] | None = None) -> dict[str, Any]:
     """INTERACTION_CREATE for a chat-input command (type 2): ``/pgbot ask question:<question>``."""
     data: dict[str, Any] = {
         "type": 2, "id": snowflake(), "application_id": APP_ID, "token": f"Y29tbWFuZDo{snowflake()}",
@@ -472,7 +482,8 @@ def command_interaction(question: str, *, channel: dict[str, Any], invoker: dict
     }
     if guild:
         data.update({"guild_id": GUILD_ID, "guild": {"id": GUILD_ID, "locale": "en-US", "features": []},
-                     "guild_locale": "en-US", "member": {**member(invoker), "permissions": "2248473465835073"}})
+                     "guild_locale": "en-US",
+                     "member": {**member(invoker, roles=roles), "permissions": "2248473465835073"}})
     else:
         data["user"] = invoker
     return data

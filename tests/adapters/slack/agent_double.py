@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from core import ApprovalPrompt, Message, Reply, ReplyKind, ResultTable
 from core.actions import ProgressSink
 from core.health import Health
+from core.permissions import GroupLookup
 
 ACTION_ID = "a1b2c3d4e5f6"
 ANSWER_ID = "0a1b2c3d4e5f"
@@ -48,7 +49,8 @@ class ApprovalAgentDouble:
         yield self.answers.pop(0) if self.answers else approval_reply()
 
     async def decide(self, *, action_id: str, decided_by: str, approve: bool,
-                     progress: ProgressSink | None = None) -> Reply:
+                     progress: ProgressSink | None = None, groups: tuple[str, ...] = (),
+                     current_groups: GroupLookup | None = None) -> Reply:
         self.decisions.append((action_id, decided_by, approve))
         for line in self.progress_lines:
             assert progress is not None, "the adapter passed no progress sink"
@@ -59,7 +61,7 @@ class ApprovalAgentDouble:
         return Reply(kind=ReplyKind.OUTCOME, text=f"{verb} by {decided_by}: 1 row updated.", sql=(CHANGE_SQL,),
                      database="shop")
 
-    async def feedback(self, *, answer_id: str, user: str, helpful: bool) -> Reply:
+    async def feedback(self, *, answer_id: str, user: str, helpful: bool, groups: tuple[str, ...] = ()) -> Reply:
         self.feedbacks.append((answer_id, user, helpful))
         return Reply(kind=ReplyKind.INFO, text="Thanks, noted.")
 
@@ -76,5 +78,6 @@ class IdleAgentDouble:
         yield Reply(kind=ReplyKind.ANSWER, text="42", answer_id=ANSWER_ID)
 
     async def decide(self, *, action_id: str, decided_by: str, approve: bool,
-                     progress: ProgressSink | None = None) -> Reply:
+                     progress: ProgressSink | None = None, groups: tuple[str, ...] = (),
+                     current_groups: GroupLookup | None = None) -> Reply:
         return Reply(kind=ReplyKind.ERROR, text="not used")
