@@ -7,26 +7,13 @@ import io
 import logging
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import structlog
 
 from bot.logs import configure_logging
 from core import Settings
 from tests.helpers import load_shop
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    saved = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    structlog.configure(**saved)
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def unwritable_log_path(tmp_path: Path) -> Path:

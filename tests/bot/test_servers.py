@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 import socket
-from collections.abc import Iterator
 
 import aiohttp
 import pytest
-import structlog
 
 from bot.servers import serve
 from core import Agent
@@ -19,17 +16,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    saved = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    yield
-    structlog.configure(**saved)
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 async def test_readyz_is_503_until_the_runner_reports_its_connection(fresh_db: str, restore_logging: None) -> None:
