@@ -18,6 +18,7 @@ from pglast.parser import ParseError
 from pglast.stream import RawStream
 from pglast.visitors import Visitor
 
+from core.db.owned import ensure_owned_table
 from core.db.postgres import PgDatabase
 from core.db.registry import DatabaseRegistry
 from core.errors import PermissionDeniedError
@@ -122,15 +123,8 @@ class AuditLog:
         """Create the schema and table once per process; an advisory lock serialises racing replicas."""
         if db.name in self._ready:
             return
-
-        async def work(conn: asyncpg.Connection) -> None:
-            if await conn.fetchval("SELECT to_regclass('pgbot.audit')") is not None:
-                return  # created before (maybe by an admin): CREATE SCHEMA would need CREATE on the database
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('pgbot.audit'))")
-            await conn.execute(_CREATE)
-
         try:
-            await db.run(work, role=None, read_only=False)
+            await ensure_owned_table(db, "pgbot.audit", _CREATE)
         except PermissionDeniedError as exc:
             raise PermissionDeniedError(
                 f"pgbot cannot create its audit table pgbot.audit on '{db.name}', so it will not offer changes "

@@ -20,6 +20,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from core.db.owned import ensure_owned_table
 from core.db.postgres import PgDatabase
 from core.errors import DatabaseError, PgbotError
 
@@ -187,14 +188,8 @@ class FeedbackStore:
         """Create schema and table once per process, as the login role; a lock serialises racing replicas."""
         if db.name in self._ready:
             return
-
-        async def work(conn: asyncpg.Connection) -> None:
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('pgbot.feedback'))")
-            if await conn.fetchval("SELECT to_regclass('pgbot.feedback')") is None:
-                await conn.execute(CREATE_SQL)
-
         try:
-            await db.run(work, role=None, read_only=False)
+            await ensure_owned_table(db, "pgbot.feedback", CREATE_SQL)
         except DatabaseError as exc:
             raise FeedbackUnavailableError(
                 f"pgbot could not create its feedback table in '{db.name}' ({exc.user_message}). "

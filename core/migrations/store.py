@@ -12,6 +12,7 @@ from typing import LiteralString
 
 import asyncpg
 
+from core.db.owned import ensure_owned_table
 from core.db.postgres import PgDatabase
 from core.errors import PermissionDeniedError
 
@@ -47,15 +48,8 @@ class AppliedMigration:
 
 async def ensure_table(db: PgDatabase) -> None:
     """Create the table as the login role (never a user's role); a clear error if that is not allowed."""
-
-    async def work(conn: asyncpg.Connection) -> None:
-        if await conn.fetchval("SELECT to_regclass('pgbot.migrations')") is not None:
-            return
-        await conn.execute(f"SELECT pg_advisory_xact_lock({LOCK_KEY})")
-        await conn.execute(_CREATE)
-
     try:
-        await db.run(work, role=None, read_only=False)
+        await ensure_owned_table(db, "pgbot.migrations", _CREATE)
     except PermissionDeniedError as exc:
         raise PermissionDeniedError(
             f"pgbot cannot create its table pgbot.migrations on '{db.name}': {exc.user_message}. Let its login "

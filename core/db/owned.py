@@ -1,0 +1,25 @@
+"""pgbot's own tables (schema ``pgbot``: audit, feedback, migrations), created on first use.
+
+They are created as the bot's login role, never a user's role: people need no privileges on pgbot's schema.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+
+from core.db.postgres import PgDatabase
+
+
+async def ensure_owned_table(db: PgDatabase, table: str, create_sql: str) -> None:
+    """Run ``create_sql`` (idempotent DDL) unless ``table`` exists; replicas racing to create it are
+    serialised by an advisory lock on the table's name. A table that already exists (perhaps made by an
+    admin) needs no lock and no CREATE privilege. Postgres errors come out translated (PgbotError)."""
+
+    async def work(conn: asyncpg.Connection) -> None:
+        if await conn.fetchval("SELECT to_regclass($1)", table) is not None:
+            return
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", table)
+        if await conn.fetchval("SELECT to_regclass($1)", table) is None:  # another replica may have won
+            await conn.execute(create_sql)
+
+    await db.run(work, role=None, read_only=False)
