@@ -59,3 +59,14 @@ async def llm_server() -> AsyncIterator[object]:
     await server.start()
     yield server
     await server.stop()
+
+
+@pytest.fixture
+async def fake_slack() -> AsyncIterator[object]:
+    """A local stand-in for Slack's Web API that records every call (tests/adapters/slack/fake_slack.py)."""
+    from tests.adapters.slack.fake_slack import FakeSlack
+
+    server = FakeSlack()
+    await server.start()
+    yield server
+    await server.stop()

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -103,3 +107,21 @@ async def active_queries(dsn: str, marker: str) -> int:
     finally:
         await conn.close()
     return count
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@contextmanager
+def pgbot_process(command: str, config: Path, log: Path, *, env: Mapping[str, str] | None = None
+                  ) -> Iterator[subprocess.Popen[bytes]]:
+    """``pgbot <command> --config <config>`` as a real process, its output in ``log``; killed if still running."""
+    with log.open("wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "bot.cli", command, "--config", str(config)], cwd=REPO_ROOT,
+                                env=dict(env) if env is not None else None, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -11,7 +11,6 @@ import contextlib
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -23,11 +22,7 @@ from pathlib import Path
 import pytest
 import redis
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.services import free_port
 
 
 def _postgres_bin() -> Path | None:
@@ -43,6 +38,7 @@ class PrivatePostgres:
     data_dir: Path
     port: int
     as_user: list[str]
+    settings: tuple[str, ...] = ()  # extra ``-c name=value`` server settings (shared_preload_libraries, ...)
 
     @property
     def dsn(self) -> str:
@@ -53,7 +49,8 @@ class PrivatePostgres:
                        check=True, capture_output=True, timeout=60)
 
     def start(self) -> None:
-        options = f"-p {self.port} -k {self.data_dir.parent} -c listen_addresses=127.0.0.1 -c fsync=off"
+        options = " ".join([f"-p {self.port} -k {self.data_dir.parent} -c listen_addresses=127.0.0.1 -c fsync=off",
+                            *(f"-c {setting}" for setting in self.settings)])
         self.pg_ctl("-l", str(self.data_dir.parent / "log"), "-o", options, "-w", "start")
 
     def restart(self) -> None:
@@ -63,7 +60,8 @@ class PrivatePostgres:
 
 
 @contextmanager
-def private_postgres() -> Iterator[PrivatePostgres]:
+def private_postgres(*settings: str) -> Iterator[PrivatePostgres]:
+    """A fresh server from the system binaries, started with the ``-c`` ``settings`` given."""
     bin_dir = _postgres_bin()
     if bin_dir is None:
         pytest.skip("no PostgreSQL server binaries in /usr/lib/postgresql/*/bin to start a private server")
@@ -77,10 +75,11 @@ def private_postgres() -> Iterator[PrivatePostgres]:
     base = Path(tempfile.mkdtemp(prefix="pgbot-fault-pg-"))
     if as_user:
         shutil.chown(base, user="postgres")
-    server = PrivatePostgres(bin_dir=bin_dir, data_dir=base / "data", port=free_port(), as_user=as_user)
+    server = PrivatePostgres(bin_dir=bin_dir, data_dir=base / "data", port=free_port(), as_user=as_user,
+                             settings=settings)
     try:
         subprocess.run([*as_user, str(bin_dir / "initdb"), "-D", str(server.data_dir), "-A", "trust", "-U",
-                        "postgres", "--no-sync"], check=True, capture_output=True, timeout=120)
+                        "postgres", "-E", "UTF8", "--no-sync"], check=True, capture_output=True, timeout=120)
         server.start()
         yield server
     finally:

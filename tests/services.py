@@ -49,7 +49,8 @@ def find_or_start_postgres() -> tuple[str, object | None]:
     return server.get_uri(), server
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port nothing listens on right now, for a server a test starts."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -67,7 +68,7 @@ def find_or_start_redis() -> tuple[str, subprocess.Popen[bytes] | None]:
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("No Redis: set PGBOT_REDIS_URL, run one on 127.0.0.1:6379, or install redis-server")
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"redis://127.0.0.1:{port}/0"

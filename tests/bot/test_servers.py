@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import socket
-
 import aiohttp
 import pytest
 
 from bot.servers import serve
 from core import Agent
 from tests.helpers import settings_for
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.services import free_port
 
 
 async def test_readyz_is_503_until_the_runner_reports_its_connection(fresh_db: str, restore_logging: None) -> None:

@@ -13,7 +13,6 @@ run also exercises base-URL normalisation, tool-support detection and tool calls
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -27,18 +26,13 @@ import pytest
 from bot.wiring import build_agent
 from core import ReplyKind
 from tests.helpers import final_reply, load_shop, message, settings_for
+from tests.services import free_port
 
 pytestmark = pytest.mark.slow
 
 # Read at import: the session fixture that cleans the environment runs after collection.
 GGUF = os.environ.get("PGBOT_TEST_GGUF", "")
 STARTUP_S = 300
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +45,7 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         import llama_cpp.server  # noqa: F401
     except ImportError:
         pytest.fail("llama-cpp-python is not installed: pip install 'llama-cpp-python[server]'")
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path_factory.mktemp("llama") / "server.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(

@@ -8,12 +8,13 @@ from core.diagnostics.health import health_check
 from core.diagnostics.indexes import advise, top_statements
 from core.sqlguard import SqlGuard
 from tests.integration.diagnostics_env import database
-from tests.integration.private_pg import private_postgres
+from tests.private_servers import private_postgres
 from tests.services import dsn_for_database
 
 
 async def test_top_queries_come_from_pg_stat_statements() -> None:
-    with private_postgres("shared_preload_libraries=pg_stat_statements") as admin_dsn:
+    with private_postgres("shared_preload_libraries=pg_stat_statements") as server:
+        admin_dsn = server.dsn
         admin = await asyncpg.connect(admin_dsn)
         await admin.execute("CREATE DATABASE shop")
         await admin.close()

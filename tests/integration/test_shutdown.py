@@ -11,17 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
 import asyncpg
-import pytest
 import redis.asyncio as aioredis
 
 from bot.wiring import build_agent
@@ -37,20 +32,12 @@ from tests.adapters.slack.fake_slack import (
     signed_headers,
 )
 from tests.adapters.slack.fake_slack import slack_settings as fake_slack_settings
-from tests.adapters.slack.test_runner import free_port, running
-from tests.helpers import active_queries, settings_for
+from tests.adapters.slack.test_runner import running
+from tests.helpers import active_queries, pgbot_process, settings_for
+from tests.services import free_port
 
 GRACE_S = 2.0
 LEASE_S = 1.0
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-async def fake_slack() -> AsyncIterator[FakeSlack]:
-    server = FakeSlack()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 def write_config(path: Path, *, dsn: str, redis_url: str, fake: FakeSlack, port: int) -> Path:
@@ -74,19 +61,6 @@ http_port = {port}
 api_base_url = "{fake.api_url}"
 """, encoding="utf-8")
     return path
-
-
-@contextmanager
-def pgbot_slack(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "slack", "--config", str(config)], cwd=ROOT,
-                                stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 async def deliver(url: str, body: str, *, within_s: float = 20.0) -> None:
@@ -143,7 +117,7 @@ async def test_sigterm_during_a_long_query_cancels_it_tells_the_thread_and_exits
     config = write_config(tmp_path / "pgbot.toml", dsn=fresh_db, redis_url=redis_url, fake=fake_slack, port=port)
     marker = f"marker_{uuid.uuid4().hex[:8]}"
     thread = new_ts()
-    with pgbot_slack(config, tmp_path / "pgbot.log") as proc:
+    with pgbot_process("slack", config, tmp_path / "pgbot.log") as proc:
         try:
             body = event_body(app_mention(f"<@{BOT_USER_ID}> /sql SELECT pg_sleep(60) AS {marker}", ts=thread))
             await deliver(f"http://127.0.0.1:{port}/slack/events", body)
@@ -180,7 +154,7 @@ async def test_a_replica_killed_while_holding_a_lease_is_taken_over_when_it_expi
     other_port = free_port()
     try:
         async with running(survivor, fake_slack_settings(fake_slack, mode="http", http_port=other_port)):
-            with pgbot_slack(config, tmp_path / "pgbot.log") as doomed:
+            with pgbot_process("slack", config, tmp_path / "pgbot.log") as doomed:
                 first = event_body(app_mention(f"<@{BOT_USER_ID}> /sql SELECT pg_sleep(60) AS {marker}", ts=thread))
                 await deliver(f"http://127.0.0.1:{port}/slack/events", first)
                 await wait_active(fresh_db, marker, present=True)

@@ -12,11 +12,9 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -27,13 +25,12 @@ from bot.wiring import build_agent
 from core.config import DiscordSettings
 from core.inflight import NOT_TAKEN, RESTARTING
 from tests.adapters.discord.fake_discord import BOT_ID, BOT_USER, CHANNEL_ID, FakeDiscord, RestCall, message_create
-from tests.adapters.slack.test_runner import free_port
-from tests.helpers import active_queries, settings_for
+from tests.helpers import active_queries, pgbot_process, settings_for
 from tests.integration.test_shutdown import forget, wait_active
+from tests.services import free_port
 
 GRACE_S = 2.0
 TOKEN = "discord-SECRET-token-4242"
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def write_config(path: Path, *, dsn: str, redis_url: str, fake: FakeDiscord, port: int) -> Path:
@@ -58,18 +55,9 @@ api_base_url = "{fake.api_url}"
     return path
 
 
-@contextmanager
-def pgbot_discord(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def pgbot_discord(config: Path, log: Path) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PGBOT_", "OPENAI_", "DISCORD_"))}
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "bot.cli", "discord", "--config", str(config)], cwd=ROOT,
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    return pgbot_process("discord", config, log, env=env)
 
 
 async def readyz(session: aiohttp.ClientSession, port: int, *, within_s: float = 20.0) -> tuple[int, str]:

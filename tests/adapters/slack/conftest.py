@@ -9,16 +9,7 @@ import pytest
 from bot.wiring import build_agent
 from core import Agent, Settings
 from tests.adapters.slack.agent_double import ApprovalAgentDouble
-from tests.adapters.slack.fake_slack import FakeSlack
 from tests.helpers import items_agent
-
-
-@pytest.fixture
-async def fake_slack() -> AsyncIterator[FakeSlack]:
-    server = FakeSlack()
-    await server.start()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture

@@ -22,8 +22,9 @@ from core import Agent
 from tests import llm_server as llm
 from tests.adapters.slack.fake_slack import BOT_USER_ID, FakeSlack, app_mention, event_body, new_ts, signed_headers
 from tests.adapters.slack.fake_slack import slack_settings as fake_slack_settings
-from tests.adapters.slack.test_runner import free_port, post_when_up, running
+from tests.adapters.slack.test_runner import post_when_up, running
 from tests.helpers import settings_for
+from tests.services import free_port
 
 THREADS = 5
 PER_THREAD = 10

@@ -9,7 +9,6 @@ import hashlib
 import hmac
 import json
 import os
-import socket
 import sys
 import time
 import urllib.parse
@@ -34,12 +33,7 @@ from tests.adapters.slack.fake_slack import (
     signed_headers,
     slack_settings,
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.services import free_port
 
 
 @contextlib.asynccontextmanager
