@@ -150,10 +150,7 @@ class Approvals:
 
     async def submit(self, action: PendingAction) -> ApprovalPrompt:
         """Audit the request, then store it; if either fails nothing is offered for approval."""
-        if action.expected_hash() != action.sql_hash:
-            raise PgbotError("This change's SQL does not match its hash; it was not stored.")
-        if action.operation != SQL_OPERATION and action.operation not in self._executors:
-            raise PgbotError(f"This pgbot cannot carry out '{action.operation}' actions; nothing was stored.")
+        self._check_runnable(action, subject="change", consequence="it was not stored")
         await self._audit.record(action.audit(AuditEvent.REQUESTED))
         remaining = max(action.expires_at - self._clock(), 0.0)
         try:
@@ -165,6 +162,13 @@ class Approvals:
             await self._audit_quietly(action.audit(AuditEvent.FAILED, result="approval store unavailable"))
             raise
         return action.prompt()
+
+    def _check_runnable(self, action: PendingAction, *, subject: str, consequence: str) -> None:
+        """Before anything is audited: the hash matches what is shown, and someone here can carry it out."""
+        if action.expected_hash() != action.sql_hash:
+            raise PgbotError(f"This {subject}'s SQL does not match its hash; {consequence}.")
+        if action.operation != SQL_OPERATION and action.operation not in self._executors:
+            raise PgbotError(f"This pgbot cannot carry out '{action.operation}' actions; {consequence}.")
 
     async def decide(
         self, *, action_id: str, decided_by: str, approve: bool, progress: ProgressSink | None = None,
@@ -288,10 +292,7 @@ class Approvals:
         """The command line's path (``pgbot migrate up --yes``, ``pgbot backup create``): whoever holds the
         config file is trusted to confirm at the prompt, so the approver rules do not apply, but the action is
         audited (requested, approved by ``operator``, executed or failed) exactly like a chat approval."""
-        if action.expected_hash() != action.sql_hash:
-            raise PgbotError("This action's SQL does not match its hash; nothing was run.")
-        if action.operation != SQL_OPERATION and action.operation not in self._executors:
-            raise PgbotError(f"This pgbot cannot carry out '{action.operation}' actions; nothing was run.")
+        self._check_runnable(action, subject="action", consequence="nothing was run")
         await self._audit.record(action.audit(AuditEvent.REQUESTED))
         await self._audit.record(action.audit(AuditEvent.APPROVED, decided_by=operator))
         return await self._carry_out(action, operator, progress)
