@@ -30,6 +30,8 @@ from typing import Literal, Self
 
 from aiohttp import web
 
+from tests.services import serve_locally
+
 JsonObject = dict[str, object]
 TextCallStyle = Literal["json_fence", "tool_call_tag", "bare_json", "mistral"]
 
@@ -215,11 +217,8 @@ class ScriptedLlmServer:
         # handler_cancellation: a client that timed out should not keep a delayed handler alive;
         # shutdown_timeout: stop() must not wait for such handlers.
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.2, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.base_url = f"http://{host}:{port}/v1"
+        port = await serve_locally(self._runner)
+        self.base_url = f"http://127.0.0.1:{port}/v1"
         return self.base_url
 
     async def stop(self) -> None:

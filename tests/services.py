@@ -21,6 +21,7 @@ from pathlib import Path
 
 import asyncpg
 import redis
+from aiohttp import web
 
 DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -137,3 +138,10 @@ async def throwaway_role(dsn: str, admin_dsn: str, *, prefix: str, grants: str =
             await admin.execute(f"DROP ROLE IF EXISTS {quoted}")
         finally:
             await admin.close()
+
+
+async def serve_locally(runner: web.AppRunner) -> int:
+    """Set up ``runner`` and serve it on 127.0.0.1, on a port the OS picks (no race with other tests); the port."""
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return int(runner.addresses[0][1])

@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import BodyPartReader, WSMsgType, web
 
 from tests.helpers import settle, wait_until
+from tests.services import serve_locally
 
 GUILD_ID = "1200000000000000001"
 CHANNEL_ID = "1200000000000000002"
@@ -160,10 +161,7 @@ class FakeDiscord:
         app.router.add_route("*", "/api/v10/{tail:.*}", self._handle)
         app.router.add_get("/gateway", self._gateway)
         self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = await serve_locally(self._runner)
 
     async def stop(self) -> None:
         for outbox in self._sessions:

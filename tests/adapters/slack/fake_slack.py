@@ -26,6 +26,7 @@ from slack_bolt.response import BoltResponse
 
 from core.config import SlackSettings
 from tests.helpers import settle, wait_until
+from tests.services import serve_locally
 
 BOT_USER_ID = "U0BOT00001"
 BOT_ID = "B0BOT00001"
@@ -73,10 +74,7 @@ class FakeSlack:
         app.router.add_get("/link", self._link)
         app.router.add_post("/upload/{file_id}", self._upload)
         self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = await serve_locally(self._runner)
 
     async def stop(self) -> None:
         if self._socket is not None:
