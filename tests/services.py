@@ -21,6 +21,7 @@ from pathlib import Path
 
 import asyncpg
 import redis
+import redis.asyncio as aioredis
 from aiohttp import web
 
 DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -145,3 +146,15 @@ async def serve_locally(runner: web.AppRunner) -> int:
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
     return int(runner.addresses[0][1])
+
+
+async def delete_keys(redis_url: str, *patterns: str) -> None:
+    """Remove a test's Redis keys (each ``SCAN`` pattern), never anyone else's: no FLUSHDB."""
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        for pattern in patterns:
+            keys = [k async for k in client.scan_iter(pattern)]
+            if keys:
+                await client.delete(*keys)
+    finally:
+        await client.aclose()

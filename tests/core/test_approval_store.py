@@ -18,6 +18,7 @@ from core.approval_store import (
     MemoryApprovalStore,
     RedisApprovalStore,
 )
+from tests.services import delete_keys
 
 DEAD_REDIS = "redis://127.0.0.1:9/0"  # the discard port: nothing listens there
 
@@ -26,11 +27,7 @@ DEAD_REDIS = "redis://127.0.0.1:9/0"  # the discard port: nothing listens there
 async def prefix(redis_url: str) -> AsyncIterator[str]:
     value = f"pgbot:test:{uuid.uuid4().hex}"
     yield value
-    client = aioredis.Redis.from_url(redis_url)
-    keys = [k async for k in client.scan_iter(f"{value}:*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    await delete_keys(redis_url, f"{value}:*")
 
 
 @pytest.fixture(params=["memory", "redis"])

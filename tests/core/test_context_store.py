@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 
 from core.context import ContextStore, ContextUnavailableError, MemoryContextStore, RedisContextStore, trim_history
 from core.llm.base import ChatTurn, ToolCall
+from tests.services import delete_keys
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -21,11 +22,7 @@ async def store(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator
     prefix = f"pgbot:test:{uuid.uuid4().hex}"
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     yield RedisContextStore(client, ttl_s=60, max_turns=6, prefix=prefix)
-    cleanup = aioredis.Redis.from_url(redis_url)
-    keys = [k async for k in cleanup.scan_iter(f"{prefix}:*")]
-    if keys:
-        await cleanup.delete(*keys)
-    await cleanup.aclose()
+    await delete_keys(redis_url, f"{prefix}:*")
     await client.aclose()
 
 

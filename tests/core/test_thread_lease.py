@@ -17,17 +17,14 @@ import redis.asyncio as aioredis
 from core.errors import BusyError
 from core.thread_lease import LocalThreadTurns, RedisThreadTurns, ThreadTurns, TurnTicket
 from tests.helpers import wait_until
+from tests.services import delete_keys
 
 
 @pytest.fixture
 async def prefix(redis_url: str) -> AsyncIterator[str]:
     prefix = f"pgbot:test:{uuid.uuid4().hex}:turn"
     yield prefix
-    client = aioredis.Redis.from_url(redis_url)
-    keys = [k async for k in client.scan_iter(f"{prefix}:*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    await delete_keys(redis_url, f"{prefix}:*")
 
 
 def replica(redis_url: str, prefix: str, *, lease_s: float = 5.0, max_waiting: int | None = None) -> RedisThreadTurns:

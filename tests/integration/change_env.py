@@ -21,6 +21,7 @@ from core import Settings
 from core.agent import Agent
 from core.approval_store import RedisApprovalStore
 from tests.helpers import settings_for
+from tests.services import delete_keys
 
 ANALYST = "slack:UANALYST"
 DBA = "slack:UDBA"
@@ -146,8 +147,4 @@ async def change_env_fixture(fresh_db: str, pg_admin_dsn: str, redis_url: str) -
                 await admin.execute(f'DROP ROLE IF EXISTS "{role}"')
         finally:
             await admin.close()
-        client = aioredis.Redis.from_url(redis_url)
-        keys = [k async for k in client.scan_iter(f"{env.prefix}:*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
+        await delete_keys(redis_url, f"{env.prefix}:*")

@@ -34,7 +34,7 @@ from tests.adapters.slack.fake_slack import (
 from tests.adapters.slack.fake_slack import slack_settings as fake_slack_settings
 from tests.adapters.slack.test_runner import running
 from tests.helpers import active_queries, pgbot_process, settings_for
-from tests.services import free_port
+from tests.services import delete_keys, free_port
 
 GRACE_S = 2.0
 LEASE_S = 1.0
@@ -103,11 +103,7 @@ async def lease_state(redis_url: str, thread_ts: str) -> dict[str, str]:
 
 
 async def forget(redis_url: str, thread_ts: str) -> None:
-    client = aioredis.Redis.from_url(redis_url)
-    keys = [k async for k in client.scan_iter(f"pgbot:*{thread_ts}*")]
-    if keys:
-        await client.delete(*keys)
-    await client.aclose()
+    await delete_keys(redis_url, f"pgbot:*{thread_ts}*")
 
 
 async def test_sigterm_during_a_long_query_cancels_it_tells_the_thread_and_exits_0(

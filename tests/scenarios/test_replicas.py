@@ -21,6 +21,7 @@ from core.inflight import LEASE_LOST, NOT_TAKEN, RESTARTING
 from core.messages import Message
 from tests import llm_server as llm
 from tests.helpers import active_queries, message, settings_for
+from tests.services import delete_keys
 
 
 async def _drive(agent: Agent, msg: Message) -> list[Reply]:
@@ -38,12 +39,7 @@ async def two_agents(fresh_db: str, redis_url: str, llm_server: llm.ScriptedLlmS
 
 
 async def _forget(redis_url: str, *fragments: str) -> None:
-    client = aioredis.Redis.from_url(redis_url)
-    for fragment in fragments:
-        keys = [k async for k in client.scan_iter(f"pgbot:*{fragment}*")]
-        if keys:
-            await client.delete(*keys)
-    await client.aclose()
+    await delete_keys(redis_url, *(f"pgbot:*{fragment}*" for fragment in fragments))
 
 
 async def test_an_event_delivered_to_both_replicas_at_once_is_answered_once(

@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
 from bot.wiring import build_agent
 from core import Agent
@@ -24,7 +23,7 @@ from tests.adapters.slack.fake_slack import BOT_USER_ID, FakeSlack, app_mention,
 from tests.adapters.slack.fake_slack import slack_settings as fake_slack_settings
 from tests.adapters.slack.test_runner import post_when_up, running
 from tests.helpers import settings_for
-from tests.services import free_port
+from tests.services import delete_keys, free_port
 
 THREADS = 5
 PER_THREAD = 10
@@ -129,12 +128,7 @@ async def test_burst_over_two_replicas_keeps_order_and_answers_each_event_once(
         earlier = [m["content"] for m in request["messages"] if m["role"] == "user"][:-1]
         # each turn ran after the previous one of its thread had finished and saved its history
         assert [QUESTION.search(q).group(0) for q in earlier] == [f"q-{t}-{j}" for j in range(k)]  # type: ignore[union-attr]
-    client = aioredis.Redis.from_url(redis_url)
-    for stamp in stamps:
-        keys = [key async for key in client.scan_iter(f"pgbot:*{stamp}*")]
-        if keys:
-            await client.delete(*keys)
-    await client.aclose()
+    await delete_keys(redis_url, *(f"pgbot:*{stamp}*" for stamp in stamps))
 
 
 async def _later(delay: float, work: Any) -> None:
