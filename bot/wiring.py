@@ -22,13 +22,8 @@ from core.tools.registry import load_tools
 
 def make_llm(settings: Settings) -> LlmClient | None:
     """An OpenAI-compatible client when a key or a base URL is configured, else None (slash commands only).
-
-    An empty key counts as none: ``api_key = "${OPENAI_API_KEY}"`` with the variable unset or blank (as
-    docker-compose.yml passes it by default) must give the "no model configured" hint, not calls to OpenAI
-    with an empty key that fail only after a timeout or a 401.
-    """
-    key = settings.llm.api_key
-    if (key is None or not key.get_secret_value().strip()) and not settings.llm.base_url:
+    A blank key is already None (``LlmSettings``)."""
+    if settings.llm.api_key is None and not settings.llm.base_url:
         return None
     from core.llm.openai_client import OpenAIClient
 

@@ -47,6 +47,14 @@ class LlmSettings(_Section):
     # from chat, or fewer tool schemas per call for a small local model. Slash commands are unaffected.
     disabled_tools: list[str] = Field(default_factory=list)
 
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _blank_key_is_none(cls, value: object) -> object:
+        """``api_key = "${OPENAI_API_KEY}"`` with the variable blank (docker-compose.yml's default) means no
+        key: the "no model configured" hint, not calls that fail only after a timeout or a 401."""
+        secret = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return None if isinstance(secret, str) and not secret.strip() else value
+
 
 class AccuracySettings(_Section):
     """Techniques that make answers more accurate; each one can be switched off to measure what it buys."""
@@ -301,7 +309,7 @@ def load_settings(path: Path | str | None = None, *, require_file: bool = False)
         raise ConfigError(f"{config_path}: {exc}") from None
     finally:
         _config_path.reset(token)
-    if settings.llm.api_key is None and os.environ.get("OPENAI_API_KEY"):
+    if settings.llm.api_key is None and os.environ.get("OPENAI_API_KEY", "").strip():
         settings.llm.api_key = SecretStr(os.environ["OPENAI_API_KEY"])
     return settings
 
