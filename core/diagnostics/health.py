@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from core.db.postgres import PgDatabase
-from core.diagnostics.checks import PRIVILEGE_HINT, LockView, run_isolated
+from core.diagnostics.checks import PRIVILEGE_HINT, LockAwareCheck, LockView, run_isolated
 from core.diagnostics.findings import Finding, Severity, duration_s, number, render_findings, size
-from core.diagnostics.index_catalog import unused_and_duplicate
+from core.diagnostics.index_catalog import duplicate_indexes, unused_indexes
 from core.diagnostics.locks import Locks, locked_finding
 
 __all__ = ["PRIVILEGE_HINT", "HealthReport", "health_check"]
@@ -53,10 +53,10 @@ async def health_check(db: PgDatabase, *, role: str | None, long_query_s: float 
     async def statements(conn: asyncpg.Connection) -> list[Finding]:
         return await _top_statements(conn, top_queries)
 
-    checks: list[tuple[str, Check]] = [
+    plain: list[tuple[str, Check]] = [
         ("cache hit ratio", _cache_hit), ("connections", _connections), ("blocked sessions", _blocking),
         ("long-running queries", long_running), ("dead rows and vacuum", _vacuum), ("table bloat", _table_bloat),
-        ("index bloat", _index_bloat), ("top queries", statements),
+        ("index bloat", _index_bloat),
     ]
 
     async def work(conn: asyncpg.Connection) -> HealthReport:
@@ -68,17 +68,25 @@ async def health_check(db: PgDatabase, *, role: str | None, long_query_s: float 
             await view.refresh(conn)
             return [locked_finding(view.locks)]
 
-        report.findings.extend(await run_isolated(conn, "locked relations", locked, view))
+        async def unused(locks: Locks) -> list[Finding]:
+            return await unused_indexes(conn, None, locks)
+
+        async def duplicate(locks: Locks) -> list[Finding]:
+            return await duplicate_indexes(conn, None, locks)
+
+        checks: list[tuple[str, LockAwareCheck]] = [
+            ("locked relations", locked), *((name, _ignoring_locks(conn, check)) for name, check in plain),
+            ("unused indexes", unused), ("duplicate indexes", duplicate),
+            ("top queries", _ignoring_locks(conn, statements)),
+        ]
         for name, check in checks:
-            report.findings.extend(await run_isolated(conn, name, _ignoring_locks(conn, check), view))
-            if name == "index bloat":  # keep the report's order: index checks together
-                report.findings.extend(await unused_and_duplicate(conn, view=view))
+            report.findings.extend(await run_isolated(conn, name, check, view))
         return report
 
     return await db.run(work, role=role, read_only=True, rollback=True)
 
 
-def _ignoring_locks(conn: asyncpg.Connection, check: Check) -> Callable[[Locks], Awaitable[list[Finding]]]:
+def _ignoring_locks(conn: asyncpg.Connection, check: Check) -> LockAwareCheck:
     """A check that reads only catalogs and statistics views, which no relation lock blocks."""
 
     async def run(_: Locks) -> list[Finding]:

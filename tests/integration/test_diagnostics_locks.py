@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 
 from core.db.postgres import PgDatabase
-from core.diagnostics.checks import LockView
+from core.diagnostics.checks import LockView, run_isolated
 from core.diagnostics.explain import explain, relation_names
 from core.diagnostics.findings import Finding, Severity
 from core.diagnostics.health import HealthReport, health_check
@@ -181,6 +181,43 @@ async def test_a_lock_taken_after_the_look_costs_one_lock_timeout_and_is_named(l
     assert [f.check for f in findings] == ["unused_index", "duplicate_index"]
     assert any("[from the catalog: locked]" in d for d in findings[0].details)
     assert stale.locks and "public.orders_big" in stale.locks.reported()[0].relation
+
+
+async def test_a_failing_check_is_its_own_finding_and_the_next_one_still_runs(lock_db: str) -> None:
+    db = database(lock_db, lock_timeout_ms=200)
+
+    try:
+        async with access_exclusive(lock_db, "orders_big") as pid:
+
+            async def work(conn: asyncpg.Connection) -> list[Finding]:
+                view = await LockView.read(conn)
+
+                async def divide(_: Locks) -> list[Finding]:
+                    await conn.fetchval("SELECT 1 / 0")
+                    return []
+
+                async def stubborn(_: Locks) -> list[Finding]:  # ignores the locks it is given: waits each time
+                    await conn.fetchval("SELECT pg_relation_size('orders_big')")
+                    return []
+
+                async def fine(_: Locks) -> list[Finding]:
+                    return [Finding(Severity.OK, "fine", str(await conn.fetchval("SELECT count(*) FROM events")))]
+
+                return [*await run_isolated(conn, "divide", divide, view),
+                        *await run_isolated(conn, "stubborn", stubborn, view),
+                        *await run_isolated(conn, "fine", fine, view)]
+
+            started = time.monotonic()
+            findings = await db.run(work, role=None, read_only=True, rollback=True)
+            elapsed = time.monotonic() - started
+    finally:
+        await db.aclose()
+    assert [f.check for f in findings] == ["check_failed", "check_failed", "fine"]
+    assert findings[0].what == "The divide check failed: division by zero"
+    assert findings[1].what.startswith("The stubborn check could not run: canceling statement due to lock timeout. "
+                                       f"Locked now: public.orders_big is locked by pid {pid} (ACCESS EXCLUSIVE")
+    assert findings[2].what == "5000"
+    assert elapsed < 2 * 0.2 + 1.0, elapsed  # two lock waits at most, then it gives up
 
 
 async def test_index_advice_on_a_locked_table_without_hypopg(lock_db: str) -> None:
