@@ -58,6 +58,7 @@ async def propose_backup_action(
         f"{plan.client.version} in custom format into {plan.folder}.",
         f"{plural(len(facts.data_tables), 'table')}, about {human_size(facts.table_bytes)} of table data (the dump is "
         "usually smaller: compressed, and indexes are saved as definitions only).",
+        *facts.lock_notes(settings.backups.lock_wait_timeout_ms),
         f"Row counts are taken in the same snapshot as the dump and written to a manifest with its sha256; "
         f"{readable}.",
         f"Nothing has run yet: backup {action.id} waits for Approve or Reject.",

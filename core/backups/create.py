@@ -101,6 +101,8 @@ async def create_backup(
     partial = final.with_name(final.name + PARTIAL_SUFFIX)
     await report(f"Backing up '{db.name}' with pg_dump {plan.client.version}: "
                  f"{plural(len(facts.data_tables), 'table')}, about {human_size(facts.table_bytes)} of table data.")
+    for note in facts.lock_notes(settings.lock_wait_timeout_ms):
+        await report(note)
     try:
         counts = await _dump_in_snapshot(db, plan, partial, settings=settings, report=report)
         size = partial.stat().st_size

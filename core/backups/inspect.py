@@ -15,6 +15,7 @@ import asyncpg
 import structlog
 
 from core.db.postgres import PgDatabase
+from core.diagnostics.locks import Locks, RelationLock, current_locks
 from core.errors import BackupError
 
 log = structlog.get_logger(__name__)
@@ -22,7 +23,8 @@ BOOKKEEPING_SCHEMA = "pgbot"
 
 # Plain and partitioned tables of the user's schemas; extension members are not dumped as data.
 _TABLES: LiteralString = """
-SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind, {size} AS bytes
+SELECT n.nspname AS schema, c.relname AS name, c.relkind::text AS kind,
+       CASE WHEN {estimated} THEN {estimate} ELSE {size} END AS bytes, {estimated} AS estimated
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN pg_class t ON t.oid = c.reltoastrelid
 WHERE c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
@@ -36,6 +38,8 @@ _EXACT_SIZE: LiteralString = "pg_table_size(c.oid)"
 # From the catalog's page counts (heap + TOAST, as of the last VACUUM/ANALYZE): no lock needed.
 _ESTIMATED_SIZE: LiteralString = ("(c.relpages::bigint + coalesce(t.relpages, 0)) "
                                    "* current_setting('block_size')::bigint")
+# pg_table_size() opens the table and its TOAST table: estimate where either is locked ($1: locked oids).
+_LOCKED: LiteralString = "(c.oid = ANY($1::oid[]) OR c.reltoastrelid = ANY($1::oid[]))"
 _SIZE_LOCK_TIMEOUT_MS = 500
 # Tables the role cannot read in full: no SELECT, no USAGE on the schema, or row-level security it is subject to.
 _UNREADABLE: LiteralString = """
@@ -71,6 +75,7 @@ class TableInfo:
     name: str
     kind: str  # r: table, p: partitioned parent (its rows live in the partitions)
     bytes: int
+    estimated: bool = False  # locked: the catalog's page count, not pg_table_size()
 
     @property
     def qualified(self) -> str:
@@ -89,6 +94,7 @@ class DatabaseFacts:
     login_role: str
     login_is_superuser: bool
     tables: tuple[TableInfo, ...]
+    locked: tuple[RelationLock, ...] = ()  # tables locked against reads now: sizes estimated, the dump would wait
 
     @property
     def server_major(self) -> int:
@@ -103,34 +109,45 @@ class DatabaseFacts:
     def table_bytes(self) -> int:
         return sum(t.bytes for t in self.tables)
 
+    def lock_notes(self, lock_wait_timeout_ms: int) -> list[str]:
+        """One line per locked table: its size is an estimate, and pg_dump would wait for the lock."""
+        return [f"Right now {lock.describe()}: its size is an estimate, and pg_dump waits up to "
+                f"{lock_wait_timeout_ms / 1000:g} s ([backups] lock_wait_timeout_ms) for that lock, then fails "
+                "without leaving a file." for lock in self.locked]
+
 
 async def database_facts(db: PgDatabase) -> DatabaseFacts:
     """Server version, size and tables, read as the login role (the role the dump runs as)."""
 
     async def work(conn: asyncpg.Connection) -> DatabaseFacts:
-        row = await conn.fetchrow(_FACTS)
-        tables = await _tables(conn)
+        row = await conn.fetchrow(_FACTS)  # pg_database_size() takes no relation lock
+        tables, locks = await _tables(conn)
         assert row is not None
+        infos = tuple(TableInfo(r["schema"], r["name"], r["kind"], r["bytes"], r["estimated"]) for r in tables)
         return DatabaseFacts(
             dbname=row["dbname"], server_version=row["version"], server_version_num=row["version_num"],
             encoding=row["encoding"], collate=row["collate"], ctype=row["ctype"], size_bytes=row["size"],
-            login_role=row["login_role"], login_is_superuser=bool(row["superuser"]),
-            tables=tuple(TableInfo(r["schema"], r["name"], r["kind"], r["bytes"]) for r in tables),
+            login_role=row["login_role"], login_is_superuser=bool(row["superuser"]), tables=infos,
+            locked=tuple(lock for lock in locks.reported() if lock.kind in ("r", "p")),
         )
 
     return await db.run(work, role=None, read_only=True)
 
 
-async def _tables(conn: asyncpg.Connection) -> list[asyncpg.Record]:
-    """Exact sizes, unless a table is locked by someone else: pg_table_size() would wait behind that lock,
-    and the check must not hang, so it falls back to the catalog's estimate."""
+async def _tables(conn: asyncpg.Connection) -> tuple[list[asyncpg.Record], Locks]:
+    """Exact sizes, except for tables another session has locked: pg_table_size() would wait behind that
+    lock, so theirs are the catalog's estimate. A lock taken after the look at pg_locks is met with a short
+    lock_timeout, and then every size is estimated."""
+    locks = await current_locks(conn)
+    query = _TABLES.replace("{estimate}", _ESTIMATED_SIZE).replace("{size}", _EXACT_SIZE)
     try:
         async with conn.transaction():  # a savepoint: a lock timeout here leaves the outer transaction usable
             await conn.execute(f"SET LOCAL lock_timeout = {_SIZE_LOCK_TIMEOUT_MS}")
-            return list(await conn.fetch(_TABLES.replace("{size}", _EXACT_SIZE)))
+            return list(await conn.fetch(query.replace("{estimated}", _LOCKED), locks.oids)), locks
     except asyncpg.LockNotAvailableError:
-        log.info("backup_sizes_estimated", reason="a table is locked")
-        return list(await conn.fetch(_TABLES.replace("{size}", _ESTIMATED_SIZE)))
+        log.info("backup_sizes_estimated", reason="a table was locked meanwhile")
+        locks = await current_locks(conn)
+        return list(await conn.fetch(query.replace("{estimated}", "true"))), locks
 
 
 async def check_role_can_read(db: PgDatabase, role: str | None, *, action: str = "back up") -> None:

@@ -4,6 +4,9 @@ A read gets ``EXPLAIN (ANALYZE, BUFFERS)``: it runs, in a READ ONLY transaction 
 ``statement_timeout``, exactly like any other read. A change (INSERT, UPDATE, DELETE, MERGE, CREATE TABLE AS)
 is only planned: plain EXPLAIN does not execute, and it still runs in a READ ONLY transaction that is rolled
 back, so even a mistake here cannot write. ANALYZE asked for a change is refused and plain EXPLAIN is used.
+
+Planning opens every relation the statement names, and their indexes, so it waits behind an ACCESS EXCLUSIVE
+lock: such a lock is looked up first (``pg_locks``, no wait) and reported at once instead of timing out.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ from dataclasses import dataclass
 import asyncpg
 from pglast import ast, parse_sql
 
-from core.db.postgres import SQL_TAG, PgDatabase
+from core.db.postgres import SQL_TAG, PgDatabase, quote_ident
 from core.diagnostics.findings import Finding, render_findings
+from core.diagnostics.locks import RelationLock, current_locks
 from core.diagnostics.plan import Plan, interpret, parse_plan
-from core.errors import GuardError
+from core.errors import GuardError, QueryTimeoutError
 from core.sqlguard import Classification, SqlGuard, StatementKind
 
 EXPLAINABLE = frozenset({"SelectStmt", "InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt", "CreateTableAsStmt"})
@@ -62,6 +66,41 @@ def classify_for_explain(guard: SqlGuard, sql: str) -> Classification:
 
 def has_parameters(sql: str) -> bool:
     return any(isinstance(node, ast.ParamRef) for node in _walk(parse_sql(sql)))
+
+
+def relation_names(sql: str) -> list[str]:
+    """Every relation the statement names, quoted for ``to_regclass`` (names of its CTEs left out)."""
+    nodes = list(_walk(parse_sql(sql)))
+    ctes = {n.ctename for n in nodes if isinstance(n, ast.CommonTableExpr)}
+    names: set[str] = set()
+    for node in nodes:
+        if not isinstance(node, ast.RangeVar) or node.catalogname or not node.relname:
+            continue
+        if node.schemaname:
+            names.add(f"{quote_ident(node.schemaname)}.{quote_ident(node.relname)}")
+        elif node.relname not in ctes:
+            names.add(quote_ident(node.relname))
+    return sorted(names)
+
+
+async def statement_oids(conn: asyncpg.Connection, sql: str) -> list[int]:
+    """The oids of the relations ``sql`` names that exist (to_regclass: no lock, no error for a missing one)."""
+    rows = await conn.fetch("SELECT to_regclass(name)::oid AS oid FROM unnest($1::text[]) AS name",
+                            relation_names(sql))
+    return [r["oid"] for r in rows if r["oid"] is not None]
+
+
+async def locks_on_statement(conn: asyncpg.Connection, sql: str) -> list[RelationLock]:
+    """ACCESS EXCLUSIVE locks (held or queued) on the relations ``sql`` names or their indexes: what planning
+    it would wait for. Reads pg_locks and resolves names with to_regclass, neither of which waits."""
+    locks = await current_locks(conn)
+    return locks.on(await statement_oids(conn, sql)) if locks else []
+
+
+def locked_error(database: str, locks: Sequence[RelationLock]) -> QueryTimeoutError:
+    held = "; ".join(lock.describe() for lock in locks) or "a relation it reads was locked (lock_timeout)"
+    return QueryTimeoutError(f"EXPLAIN on '{database}' cannot plan this query right now: {held}. Planning needs a "
+                             "lock that waits behind that one; ask again once it is released.")
 
 
 def _walk(value: object) -> Iterable[ast.Node]:
@@ -138,7 +177,14 @@ async def explain(db: PgDatabase, guard: SqlGuard, sql: str, *, role: str | None
         run_analyze = False
 
     async def work(conn: asyncpg.Connection) -> tuple[str, dict[str, float]]:
-        document = await plan_json(conn, checked.sql, analyze=run_analyze)
+        locked = await locks_on_statement(conn, checked.sql)
+        if locked:
+            raise locked_error(db.name, locked)
+        try:
+            async with conn.transaction():  # a savepoint: after a lock timeout the locks can still be read
+                document = await plan_json(conn, checked.sql, analyze=run_analyze)
+        except asyncpg.LockNotAvailableError:  # taken since the look above, or on a table behind a view
+            raise locked_error(db.name, (await current_locks(conn)).reported()) from None
         return document, await table_rows(conn, parse_plan(document).relations())
 
     document, sizes = await db.run(work, role=role, read_only=True, rollback=True)

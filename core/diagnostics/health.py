@@ -1,8 +1,11 @@
 """The health check: a set of independent read-only checks, each turned into findings.
 
-Each check runs in its own savepoint inside one READ ONLY transaction, so a view the role may not read
-(``pg_stat_statements`` of other users, ``pg_stat_activity`` query texts) becomes a finding that says which
-privilege is missing instead of failing the whole check. Everything here is visible with ``pg_monitor``.
+Each check runs in its own savepoint inside one READ ONLY transaction (:mod:`core.diagnostics.checks`), so a
+view the role may not read (``pg_stat_statements`` of other users, ``pg_stat_activity`` query texts) becomes a
+finding that says which privilege is missing, and a check that fails is that check's finding, instead of
+failing the whole report. Locked relations are read first and reported; checks then take their sizes and
+definitions from the catalog, so a health check run during an incident answers without waiting on the lock.
+Everything here is visible with ``pg_monitor``.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from core.db.postgres import PgDatabase
+from core.diagnostics.checks import PRIVILEGE_HINT, LockAwareCheck, LockView, run_isolated
 from core.diagnostics.findings import Finding, Severity, duration_s, number, render_findings, size
-from core.diagnostics.index_catalog import unused_and_duplicate
+from core.diagnostics.index_catalog import duplicate_indexes, unused_indexes
+from core.diagnostics.locks import Locks, locked_finding
 
+__all__ = ["PRIVILEGE_HINT", "HealthReport", "health_check"]
 LONG_QUERY_S = 60.0
-PRIVILEGE_HINT = "GRANT pg_monitor TO <role> lets it see every session and statistic."
 Check = Callable[[asyncpg.Connection], Awaitable[list[Finding]]]
 
 
@@ -48,31 +53,46 @@ async def health_check(db: PgDatabase, *, role: str | None, long_query_s: float 
     async def statements(conn: asyncpg.Connection) -> list[Finding]:
         return await _top_statements(conn, top_queries)
 
-    async def unused(conn: asyncpg.Connection) -> list[Finding]:
-        return await unused_and_duplicate(conn)
-
-    checks: list[tuple[str, Check]] = [
+    plain: list[tuple[str, Check]] = [
         ("cache hit ratio", _cache_hit), ("connections", _connections), ("blocked sessions", _blocking),
         ("long-running queries", long_running), ("dead rows and vacuum", _vacuum), ("table bloat", _table_bloat),
-        ("index bloat", _index_bloat), ("unused and duplicate indexes", unused),
-        ("top queries", statements),
+        ("index bloat", _index_bloat),
     ]
 
     async def work(conn: asyncpg.Connection) -> HealthReport:
         server = await conn.fetchval("SELECT 'PostgreSQL ' || current_setting('server_version')")
         report = HealthReport(database=db.name, server=server)
+        view = LockView(Locks())
+
+        async def locked(_: Locks) -> list[Finding]:
+            await view.refresh(conn)
+            return [locked_finding(view.locks)]
+
+        async def unused(locks: Locks) -> list[Finding]:
+            return await unused_indexes(conn, None, locks)
+
+        async def duplicate(locks: Locks) -> list[Finding]:
+            return await duplicate_indexes(conn, None, locks)
+
+        checks: list[tuple[str, LockAwareCheck]] = [
+            ("locked relations", locked), *((name, _ignoring_locks(conn, check)) for name, check in plain),
+            ("unused indexes", unused), ("duplicate indexes", duplicate),
+            ("top queries", _ignoring_locks(conn, statements)),
+        ]
         for name, check in checks:
-            try:
-                async with conn.transaction():
-                    report.findings.extend(await check(conn))
-            except asyncpg.InsufficientPrivilegeError as exc:
-                report.findings.append(Finding(Severity.INFO, "not_visible",
-                                               f"The {name} check could not run: {exc}. {PRIVILEGE_HINT}"))
-            except asyncpg.PostgresError as exc:
-                report.findings.append(Finding(Severity.INFO, "check_failed", f"The {name} check failed: {exc}"))
+            report.findings.extend(await run_isolated(conn, name, check, view))
         return report
 
     return await db.run(work, role=role, read_only=True, rollback=True)
+
+
+def _ignoring_locks(conn: asyncpg.Connection, check: Check) -> LockAwareCheck:
+    """A check that reads only catalogs and statistics views, which no relation lock blocks."""
+
+    async def run(_: Locks) -> list[Finding]:
+        return await check(conn)
+
+    return run
 
 
 async def _cache_hit(conn: asyncpg.Connection) -> list[Finding]:

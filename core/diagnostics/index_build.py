@@ -17,7 +17,7 @@ import structlog
 from core.actions import ExecutionContext, ExecutionOutcome, executor
 from core.approvals import PendingAction
 from core.db.postgres import SQL_TAG, PgDatabase, describe_connect_error, quote_ident, translate_pg_error
-from core.errors import DatabaseError, DatabaseUnavailableError
+from core.errors import DatabaseError, DatabaseUnavailableError, QueryTimeoutError
 
 log = structlog.get_logger(__name__)
 OPERATION = "create_index"
@@ -121,7 +121,14 @@ async def _drop_if_invalid(conn: asyncpg.Connection, qualified: str) -> str:
 
 
 async def _index_size(db: PgDatabase, qualified: str) -> str:
-    pool = await db.pool()
-    async with pool.acquire(timeout=db.settings.connect_timeout_s) as conn:
+    """The new index's size, under the database's lock_timeout: a session locking it already must not hold up
+    the outcome of a build that has finished."""
+
+    async def work(conn: asyncpg.Connection) -> str | None:
         text: str | None = await conn.fetchval("SELECT pg_size_pretty(pg_relation_size(to_regclass($1)))", qualified)
-    return text or "size unknown"
+        return text
+
+    try:
+        return await db.run(work, role=None, read_only=True) or "size unknown"
+    except QueryTimeoutError:
+        return "size unknown: the index is locked by another session"

@@ -19,6 +19,7 @@ from core.db.postgres import PgDatabase, quote_ident
 from core.diagnostics.findings import number, size
 from core.diagnostics.index_build import OPERATION
 from core.diagnostics.index_catalog import TableFacts, table_facts
+from core.diagnostics.locks import RelationLock, current_locks
 from core.errors import PermissionDeniedError, PgbotError
 
 MAX_INDEX_COLUMNS = 8
@@ -50,17 +51,21 @@ async def propose_index_build(db: PgDatabase, *, table: str, columns: Sequence[s
     if len(set(columns)) != len(columns):
         raise IndexRequestError("A column appears twice in the index; list each once.")
 
-    async def work(conn: asyncpg.Connection) -> tuple[TableFacts | None, bool, float, str]:
-        facts = await table_facts(conn, table)
+    async def work(conn: asyncpg.Connection) -> tuple[TableFacts | None, bool, float, str, list[RelationLock]]:
+        locks = await current_locks(conn)
+        facts = await table_facts(conn, table, locks=locks)
         if facts is None:
-            return None, False, 0.0, ""
+            return None, False, 0.0, "", []
         owner = await conn.fetchval("SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class "
                                     "WHERE oid = $1", facts.oid)
-        bytes_ = await conn.fetchval("SELECT pg_relation_size($1::oid)::float8", facts.oid)
-        return facts, bool(owner), float(bytes_ or 0.0), await _free_name(conn, facts, columns)
+        # pg_relation_size() would wait behind a lock on the table: the catalog's page count then.
+        bytes_ = await conn.fetchval(
+            "SELECT CASE WHEN $1::oid = ANY($2::oid[]) THEN relpages::float8 * current_setting('block_size')::float8 "
+            "ELSE pg_relation_size($1::oid)::float8 END FROM pg_class WHERE oid = $1", facts.oid, locks.oids)
+        return facts, bool(owner), float(bytes_ or 0.0), await _free_name(conn, facts, columns), locks.on([facts.oid])
 
     try:
-        facts, owner, table_bytes, name = await db.run(work, role=requester.role, read_only=True)
+        facts, owner, table_bytes, name, locked = await db.run(work, role=requester.role, read_only=True)
     except PgbotError as exc:
         if "invalid name syntax" in exc.user_message or "improper qualified name" in exc.user_message:
             raise IndexRequestError(f"{table[:100]!r} is not a valid table name.") from None
@@ -96,7 +101,10 @@ async def propose_index_build(db: PgDatabase, *, table: str, columns: Sequence[s
     )
     text = "\n".join([
         f"This builds index {schema}.{name} on {facts.name} ({', '.join(columns)}): ~{number(facts.rows)} rows, "
-        f"{size(table_bytes)} of table to read. It will run as {role_label(requester.role)} on '{db.name}'.",
+        f"{'~' if locked else ''}{size(table_bytes)} of table to read. It will run as {role_label(requester.role)} "
+        f"on '{db.name}'.",
+        *(f"Right now {lock.describe()}: the size is an estimate, and the build waits for that lock (up to "
+          "lock_timeout, then it fails and nothing is left behind)." for lock in locked),
         "Lock: SHARE UPDATE EXCLUSIVE on the table: reads and writes continue while it builds; other schema "
         "changes and VACUUM on it wait. CONCURRENTLY takes longer than a plain build and first waits for "
         "transactions already writing to the table.",

@@ -6,6 +6,10 @@ HypoPG the drop is estimated: the planner's row estimate for the candidate's con
 query) gives how many rows an index scan would fetch, priced with the server's cost settings against the
 sequential scan it would replace. Both run in a READ ONLY transaction that is rolled back; hypothetical
 indexes outlive a transaction, so they are always reset before the connection goes back to the pool.
+
+Planning (EXPLAIN, HypoPG) opens the query's tables and their indexes, so it would wait behind an ACCESS
+EXCLUSIVE lock: a query on a locked table is not planned at all. The advice names the lock, lists the
+candidates to measure once it is released, and still reports the tables' existing indexes from the catalog.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import asyncpg
 import structlog
 
 from core.db.postgres import SQL_TAG, PgDatabase, quote_ident
-from core.diagnostics.explain import classify_for_explain, generic_plan, has_parameters, plan_json
+from core.diagnostics.checks import LockView
+from core.diagnostics.explain import classify_for_explain, generic_plan, has_parameters, plan_json, statement_oids
 from core.diagnostics.findings import Finding, number, render_findings
 from core.diagnostics.index_catalog import TableFacts, table_facts, unused_and_duplicate
 from core.diagnostics.plan import Plan, parse_plan
@@ -72,6 +77,8 @@ class IndexAdvice:
     measured: list[Measured] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     existing: list[Finding] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)  # the locks that kept the query from being planned
+    unmeasured: list[Candidate] = field(default_factory=list)  # candidates to measure once they are gone
 
     @property
     def recommended(self) -> list[Measured]:
@@ -81,6 +88,8 @@ class IndexAdvice:
         how = ("measured with HypoPG hypothetical indexes (the planner's own costs)" if self.method == "hypopg"
                else "estimated from the planner's row estimates for each candidate's conditions (HypoPG is not "
                     "installed in this database, so these are estimates, not measurements)")
+        if self.blocked:
+            return self._render_blocked()
         lines = [f"Index advice on '{self.database}', {how}.", f"Query cost now: {number(self.cost_before)}."]
         best = self.recommended
         if best:
@@ -102,6 +111,19 @@ class IndexAdvice:
         if best:
             lines.append("Nothing was built. Building one is a change: it needs approval and runs CREATE INDEX "
                          "CONCURRENTLY (reads and writes continue while it builds).")
+        return "\n".join(lines)
+
+    def _render_blocked(self) -> str:
+        lines = [f"Index advice on '{self.database}': this query cannot be planned right now, so nothing was "
+                 f"measured: {'; '.join(self.blocked)}. Planning needs a lock that waits behind that one; ask again "
+                 "once it is released."]
+        if self.unmeasured:
+            lines.append("Candidates to measure then: " + "; ".join(
+                f"({', '.join(c.columns)}) on {c.table}, {c.reason}" for c in self.unmeasured) + ".")
+        lines.extend(self.notes)
+        existing = render_findings(self.existing)
+        if existing:
+            lines.append("Existing indexes on these tables (from the catalog):\n" + existing)
         return "\n".join(lines)
 
 
@@ -159,21 +181,16 @@ async def advise(db: PgDatabase, guard: SqlGuard, sql: str, *, role: str | None)
     shape = query_shape(checked.sql)
 
     async def work(conn: asyncpg.Connection) -> IndexAdvice:
+        view = await LockView.read(conn)
         facts: dict[str, TableFacts] = {}
         for use in shape.tables:
-            found = await table_facts(conn, use.relation)
+            found = await table_facts(conn, use.relation, locks=view.locks)
             if found is not None:
                 facts[use.alias] = found
         _resolve(shape, facts)
-        types: list[str] = []
-        if has_parameters(checked.sql):
-            document, types = await generic_plan(conn, checked.sql)
-            base = parse_plan(document)
-        else:
-            base = parse_plan(await plan_json(conn, checked.sql, analyze=False))
         hypopg = await _hypopg_available(conn)
         advice = IndexAdvice(database=db.name, sql=checked.sql, method="hypopg" if hypopg else "estimate",
-                             cost_before=base.total_cost)
+                             cost_before=0.0)
         pool: list[Candidate] = []
         for use in shape.tables:
             table = facts.get(use.alias)
@@ -187,17 +204,49 @@ async def advise(db: PgDatabase, guard: SqlGuard, sql: str, *, role: str | None)
             advice.notes.extend(notes)
         if not shape.tables or not facts:
             advice.notes.append("The query reads no table pgbot could look up, so there is nothing to index.")
-        if hypopg:
-            advice.measured = await _measure_hypopg(conn, checked.sql, pool)
-        else:
-            advice.measured = await _measure_estimate(conn, base, pool, facts, types)
-        advice.measured.sort(key=lambda m: (m.cost_after, len(m.candidate.columns)))
         oids = sorted({f.oid for f in facts.values()})
+        blocked = await _measure_unless_locked(conn, view, [*oids, *await statement_oids(conn, checked.sql)],
+                                               advice, pool, facts, hypopg=hypopg)
+        if blocked:
+            advice.blocked, advice.measured, advice.unmeasured = blocked, [], pool
         if oids:
-            advice.existing = await unused_and_duplicate(conn, tables=oids)
+            advice.existing = await unused_and_duplicate(conn, view=view, tables=oids)
         return advice
 
     return await db.run(work, role=role, read_only=True, rollback=True)
+
+
+async def _measure_unless_locked(conn: asyncpg.Connection, view: LockView, relations: list[int], advice: IndexAdvice,
+                                 pool: list[Candidate], facts: dict[str, TableFacts], *, hypopg: bool) -> list[str]:
+    """Measure, unless planning would wait on a lock: then the locks in the way, described."""
+    blocked = [lock.describe() for lock in view.locks.on(relations)]
+    if blocked:
+        return blocked
+    try:
+        async with conn.transaction():  # a savepoint: a lock met while planning leaves the rest usable
+            await _measure(conn, advice, pool, facts, hypopg=hypopg)
+    except asyncpg.LockNotAvailableError:  # a lock taken since the look, or on a table behind a view
+        await view.refresh(conn)
+        return ([lock.describe() for lock in view.locks.on(relations) or view.locks.reported()]
+                or ["a relation it reads was locked (lock_timeout)"])
+    return []
+
+
+async def _measure(conn: asyncpg.Connection, advice: IndexAdvice, pool: list[Candidate],
+                   facts: dict[str, TableFacts], *, hypopg: bool) -> None:
+    """The query's cost now, and with each candidate (HypoPG, else the estimate)."""
+    types: list[str] = []
+    if has_parameters(advice.sql):
+        document, types = await generic_plan(conn, advice.sql)
+        base = parse_plan(document)
+    else:
+        base = parse_plan(await plan_json(conn, advice.sql, analyze=False))
+    advice.cost_before = base.total_cost
+    if hypopg:
+        advice.measured = await _measure_hypopg(conn, advice.sql, pool)
+    else:
+        advice.measured = await _measure_estimate(conn, base, pool, facts, types)
+    advice.measured.sort(key=lambda m: (m.cost_after, len(m.candidate.columns)))
 
 
 async def _hypopg_available(conn: asyncpg.Connection) -> bool:
@@ -265,6 +314,8 @@ async def _matching_rows(conn: asyncpg.Connection, cand: Candidate, table: Table
     try:
         async with conn.transaction():
             plan = parse_plan(await plan_json(conn, probe, analyze=False, parameter_types=types))
+    except asyncpg.LockNotAvailableError:
+        raise  # the caller names the lock; the other probes would wait on it too
     except asyncpg.PostgresError as exc:  # e.g. a condition naming another table's alias
         log.info("index_probe_failed", error=type(exc).__name__)
         return None

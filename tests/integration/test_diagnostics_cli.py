@@ -49,6 +49,29 @@ async def test_diagnostics_commands(tmp_path: Path, big_db: str) -> None:
     assert code == 1 and 'relation "no_such_table" does not exist' in err and "Traceback" not in err
 
 
+async def test_health_and_index_advice_while_a_table_is_locked(tmp_path: Path, big_db: str) -> None:
+    """The incident case: another session holds ACCESS EXCLUSIVE on orders_big. With a lock_timeout longer than
+    pgbot's start-up, one wait on the lock would show in the time taken."""
+    import time
+
+    from tests.integration.diagnostics_env import access_exclusive
+
+    path = str(config(tmp_path, f'[databases.shop]\ndsn = "{big_db}"\nlock_timeout_ms = 15000\n'))
+    async with access_exclusive(big_db, "orders_big") as pid:
+        started = time.monotonic()
+        code, out, err = await run_pgbot("health", "--config", path, home=tmp_path)
+        code_advice, advice, err_advice = await run_pgbot("index-advice", SLOW_QUERY, "--config", path, home=tmp_path)
+        elapsed = time.monotonic() - started
+    assert code == 0 and code_advice == 0, err + err_advice
+    assert_clean(out + err + advice + err_advice)
+    assert elapsed < 15, elapsed
+    assert f"public.orders_big is locked by pid {pid} (ACCESS EXCLUSIVE" in out and "sizes are estimates" in out
+    assert "orders_big_status_never_used" in out and "orders_big_created_a, public.orders_big_created_b" in out
+    assert "check could not run" not in out and "check failed" not in out
+    assert "cannot be planned right now" in advice and f"locked by pid {pid}" in advice
+    assert "Candidates to measure then: (customer_id) on public.orders_big" in advice
+
+
 async def test_index_advice_create_asks_then_builds_and_audits(tmp_path: Path, fresh_db: str) -> None:
     import asyncpg
 
