@@ -173,3 +173,23 @@ async def test_export_alone_reruns_the_last_answer_as_the_senders_role(
     _, bodies = await turn(agent, llm_server, "what did that say?", user=ANALYST, thread=thread,
                            script=(llm.text("nothing"),))
     assert not leaks(bodies)
+
+
+async def test_a_turn_that_switched_database_mid_way_is_withheld_on_both(
+        env: ChangeEnv, make_agent: MakeAgent, llm_server: ScriptedLlmServer) -> None:
+    settings = env.settings(llm_url=llm_server.base_url)
+    settings.databases["mirror"] = settings.databases["shop"].model_copy(deep=True)
+    agent, thread = make_agent(settings), uuid.uuid4().hex
+    reply, _ = await turn(agent, llm_server, "salaries, then move to mirror", user=DBA, thread=thread, script=(
+        llm.tool_call("run_query", {"sql": READ_SALARIES}),
+        llm.tool_call("switch_database", {"name": "mirror"}),
+        llm.text(f"Alice earns {SALARIES[0]}; this thread now uses mirror."),
+    ))
+    assert reply.kind is ReplyKind.ANSWER and reply.database == "mirror"
+    _, on_mirror = await turn(agent, llm_server, "and here?", user=DBA, thread=thread, script=(llm.text("ok"),))
+    assert not leaks(on_mirror)  # the answer mixed shop's rows into mirror's turn: nobody's own scope
+    await final_reply(agent, message("/db shop", user="UDBA", thread=thread))
+    _, on_shop = await turn(agent, llm_server, "back on shop?", user=DBA, thread=thread, script=(llm.text("ok"),))
+    sent = messages(on_shop[0])
+    assert any(SALARIES[0] in m["content"] for m in sent if m["role"] == "tool")  # read on shop: its own again
+    assert not any(SALARIES[0] in m["content"] for m in sent if m["role"] == "assistant")
