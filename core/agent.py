@@ -28,7 +28,7 @@ from core.feedback import AnswerRecord
 from core.health import Health
 from core.inflight import LEASE_LOST, NOT_TAKEN, InFlight
 from core.limits import TurnLimiter
-from core.llm.base import ChatTurn, LlmClient, ToolCall
+from core.llm.base import ChatTurn, LlmClient, ReadScope, ToolCall
 from core.messages import Message, Reply, ReplyKind, ResultTable, new_id
 from core.metrics import UNKNOWN_TOOL
 from core.ops import Ops, Turn
@@ -73,6 +73,11 @@ class TurnState:
     failures: int = 0
     tools_called: int = 0
     clarification: str | None = None  # set when the model asked the user a question instead of answering
+
+
+def read_scope(ctx: ToolContext) -> ReadScope:
+    """The access a turn runs under, as thread history records it (database and mapped role)."""
+    return ReadScope(database=ctx.database.name, role=ctx.actor.role)
 
 
 class Agent:
@@ -244,17 +249,18 @@ class Agent:
             summary += "\nSQL: " + "\n".join(reply.sql)
         if reply.table is not None:
             summary += "\n" + table_for_model(reply.table, max_rows=20, max_chars=2000)
-        await self.store.append(
-            ctx.thread_key, [ChatTurn(role="user", content=text), ChatTurn(role="assistant", content=summary)]
-        )
+        read_as = (read_scope(ctx),)
+        await self.store.append(ctx.thread_key, [ChatTurn(role="user", content=text, read_as=read_as),
+                                                 ChatTurn(role="assistant", content=summary, read_as=read_as)])
 
     async def in_conversation(self, thread_key: str) -> bool:
         """Whether pgbot has talked in this thread (shared through the context store, so every replica and a
         restarted bot agree); adapters use it to answer thread replies that do not mention pgbot."""
-        return bool(await self.store.history(thread_key))
+        return await self.store.has_history(thread_key)
 
     async def _run_turn(self, ctx: ToolContext, llm: LlmClient, question: str) -> Reply:
-        history = await self.store.history(ctx.thread_key)
+        # Another role's results come back withheld (core.history_scope); questions and SQL stay.
+        history = await self.store.history(ctx.thread_key, viewer=read_scope(ctx))
         previous = [t.content for t in history if t.role == "user" and t.content][-2:]  # follow-ups keep tables
         schema_text = await self.schema.for_question(
             ctx.database, role=ctx.actor.role, question=question, previous=previous
@@ -267,7 +273,8 @@ class Agent:
             schema_text=schema_text, clarify_tool=any(spec.name == CLARIFY_TOOL for spec in specs),
             readable=readable,
         )
-        new_turns: list[ChatTurn] = [ChatTurn(role="user", content=question)]
+        read_as: tuple[ReadScope, ...] = (read_scope(ctx),)  # every scope read under so far: the text may mix them
+        new_turns: list[ChatTurn] = [ChatTurn(role="user", content=question, read_as=read_as)]
         state = TurnState()
         bound = self.settings.accuracy
         for _step in range(self.settings.llm.max_steps):
@@ -275,18 +282,18 @@ class Agent:
             completion = await llm.complete([system, *history, *new_turns], specs)
             if not completion.tool_calls:
                 answer = (completion.content or "").strip() or "(The model returned an empty answer.)"
-                new_turns.append(ChatTurn(role="assistant", content=answer))
+                new_turns.append(ChatTurn(role="assistant", content=answer, read_as=read_as))
                 await self.store.append(ctx.thread_key, new_turns)
                 return await self._final_answer(ctx, question, answer, state, prompt)
-            new_turns.append(
-                ChatTurn(role="assistant", content=completion.content or "", tool_calls=completion.tool_calls)
-            )
+            new_turns.append(ChatTurn(role="assistant", content=completion.content or "",
+                                      tool_calls=completion.tool_calls, read_as=read_as))
             for call in completion.tool_calls:
                 result_text = await self._call_tool(ctx, call, state)
-                new_turns.append(ChatTurn(role="tool", tool_call_id=call.id, name=call.name, content=result_text))
+                new_turns.append(ChatTurn(role="tool", tool_call_id=call.id, name=call.name, content=result_text,
+                                          read_as=read_as))
             if state.clarification is not None:
                 # A question back is a pause too: the reply continues this thread, with this history.
-                new_turns.append(ChatTurn(role="assistant", content=state.clarification))
+                new_turns.append(ChatTurn(role="assistant", content=state.clarification, read_as=read_as))
                 await self.store.append(ctx.thread_key, new_turns)
                 return Reply(kind=ReplyKind.INFO, text=state.clarification, database=ctx.database.name,
                              meta={"clarification": "yes"})
@@ -296,9 +303,12 @@ class Agent:
                 return await self.pending_reply(ctx, state.output)
             if state.output is not None and state.output.switched_database:
                 ctx = await self._switch(ctx, state.output.switched_database)
+                if read_scope(ctx) not in read_as:  # what follows may mix both databases' results
+                    read_as = (*read_as, read_scope(ctx))
             if state.repeated_failures >= bound.max_repeated_failures or (state.failures and not bound.sql_retries):
                 break
-        await self.store.append(ctx.thread_key, [*new_turns, ChatTurn(role="assistant", content="(gave up)")])
+        await self.store.append(ctx.thread_key,
+                                [*new_turns, ChatTurn(role="assistant", content="(gave up)", read_as=read_as)])
         return self._gave_up(ctx, state)
 
     def _gave_up(self, ctx: ToolContext, state: TurnState) -> Reply:

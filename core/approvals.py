@@ -43,7 +43,7 @@ from core.db.postgres import (
     translate_pg_error,
 )
 from core.errors import AccessDeniedError, DatabaseUnavailableError, PgbotError
-from core.llm.base import ChatTurn
+from core.llm.base import ChatTurn, ReadScope
 from core.messages import ApprovalPrompt, Reply, ReplyKind, ResultTable
 from core.permissions import Actor, GroupLookup, may_approve, resolve_role
 
@@ -411,8 +411,11 @@ class Approvals:
         """Tell the thread's history, so a follow-up question knows what happened."""
         if self._context is None:
             return
-        turns = [ChatTurn(role="user", content=f"[{decided_by} pressed {button} on change {action.id}]"),
-                 ChatTurn(role="assistant", content=text)]
+        # The outcome (a database error can quote row values) was produced under the requester's role.
+        read_as = (ReadScope(database=action.database, role=action.role),)
+        turns = [ChatTurn(role="user", content=f"[{decided_by} pressed {button} on change {action.id}]",
+                          read_as=read_as),
+                 ChatTurn(role="assistant", content=text, read_as=read_as)]
         try:
             await self._context.append(action.thread_key, turns)
         except PgbotError as exc:

@@ -1,5 +1,7 @@
 """Per-thread conversation state: history sent back to the model and the thread's chosen database.
 
+History is read for someone: ``history(thread, viewer=scope)`` returns the turns as that database and role
+may see them (:mod:`core.history_scope`): another role's results never come back out of the store.
 Two implementations pass the same test suite: :class:`RedisContextStore` (shared by every bot replica, TTL
 on every key) and :class:`MemoryContextStore` (the terminal, when no Redis URL is configured).
 """
@@ -14,7 +16,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from core.errors import PgbotError
-from core.llm.base import ChatTurn
+from core.history_scope import visible_history
+from core.llm.base import ChatTurn, ReadScope
 
 
 class ContextUnavailableError(PgbotError):
@@ -22,7 +25,13 @@ class ContextUnavailableError(PgbotError):
 
 
 class ContextStore(Protocol):
-    async def history(self, thread_key: str) -> list[ChatTurn]: ...
+    async def history(self, thread_key: str, *, viewer: ReadScope) -> list[ChatTurn]:
+        """The thread's recent turns as ``viewer`` may send them to the model."""
+        ...
+
+    async def has_history(self, thread_key: str) -> bool:
+        """Whether anything was said in the thread (no content: safe for any caller)."""
+        ...
 
     async def append(self, thread_key: str, turns: Sequence[ChatTurn]) -> None: ...
 
@@ -55,14 +64,20 @@ class MemoryContextStore:
     def _alive(self, stamp: float) -> bool:
         return time.monotonic() - stamp < self._ttl_s
 
-    async def history(self, thread_key: str) -> list[ChatTurn]:
+    def _stored(self, thread_key: str) -> list[ChatTurn]:
         entry = self._history.get(thread_key)
         if entry is None or not self._alive(entry[0]):
             return []
         return trim_history(list(entry[1]), self._max_turns)
 
+    async def history(self, thread_key: str, *, viewer: ReadScope) -> list[ChatTurn]:
+        return visible_history(self._stored(thread_key), viewer)
+
+    async def has_history(self, thread_key: str) -> bool:
+        return bool(self._stored(thread_key))
+
     async def append(self, thread_key: str, turns: Sequence[ChatTurn]) -> None:
-        current = await self.history(thread_key)
+        current = self._stored(thread_key)
         self._history[thread_key] = (time.monotonic(), trim_history(current + list(turns), self._max_turns * 2))
 
     async def get_database(self, thread_key: str) -> str | None:
@@ -93,12 +108,19 @@ class RedisContextStore:
     def _key(self, thread_key: str, part: str) -> str:
         return f"{self._prefix}:{thread_key}:{part}"
 
-    async def history(self, thread_key: str) -> list[ChatTurn]:
+    async def history(self, thread_key: str, *, viewer: ReadScope) -> list[ChatTurn]:
         try:
             raw = await self._redis.lrange(self._key(thread_key, "history"), -self._max_turns, -1)
         except RedisError as exc:
             raise ContextUnavailableError() from exc
-        return trim_history([ChatTurn.model_validate_json(item) for item in raw], self._max_turns)
+        turns = trim_history([ChatTurn.model_validate_json(item) for item in raw], self._max_turns)
+        return visible_history(turns, viewer)
+
+    async def has_history(self, thread_key: str) -> bool:
+        try:
+            return bool(await self._redis.exists(self._key(thread_key, "history")))
+        except RedisError as exc:
+            raise ContextUnavailableError() from exc
 
     async def append(self, thread_key: str, turns: Sequence[ChatTurn]) -> None:
         if not turns:

@@ -24,8 +24,24 @@ class ToolCall(BaseModel):
     arguments: str = "{}"
 
 
+class ReadScope(BaseModel):
+    """The access a history turn was produced under: a database and the role on it (None: the login role).
+
+    Same role name on two databases is not the same access, so both are part of the scope."""
+
+    model_config = ConfigDict(frozen=True)
+
+    database: str
+    role: str | None = None
+
+
 class ChatTurn(BaseModel):
-    """One entry of the conversation sent to the model (OpenAI chat format, minus SDK types)."""
+    """One entry of the conversation sent to the model (OpenAI chat format, minus SDK types).
+
+    ``read_as`` is kept in the thread's history and never sent to the model: every scope whose results the
+    turn's text may draw on (a turn that switched database carries both). Empty means unknown (history
+    stored before scopes existed), which every reader treats as another person's (``core.history_scope``).
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -34,6 +50,7 @@ class ChatTurn(BaseModel):
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     name: str | None = None
+    read_as: tuple[ReadScope, ...] = ()
 
 
 class ToolSpec(BaseModel):

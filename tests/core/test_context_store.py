@@ -10,8 +10,13 @@ import pytest
 import redis.asyncio as aioredis
 
 from core.context import ContextStore, ContextUnavailableError, MemoryContextStore, RedisContextStore, trim_history
-from core.llm.base import ChatTurn, ToolCall
+from core.history_scope import withheld_marker
+from core.llm.base import ChatTurn, ReadScope, ToolCall
 from tests.services import delete_keys
+
+DBA = ReadScope(database="shop", role="dba")
+READER = ReadScope(database="shop", role="readonly")
+SALARIES = "name,salary\nAlice,123456\nBob,98765"
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -26,28 +31,64 @@ async def store(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator
     await client.aclose()
 
 
-def user(text: str) -> ChatTurn:
-    return ChatTurn(role="user", content=text)
+def user(text: str, read_as: tuple[ReadScope, ...] = (DBA,)) -> ChatTurn:
+    return ChatTurn(role="user", content=text, read_as=read_as)
+
+
+def dba_turn() -> list[ChatTurn]:
+    """A DBA's question, the salaries they read, and an answer quoting them."""
+    return [
+        user("salaries?"),
+        ChatTurn(role="assistant", content="", read_as=(DBA,),
+                 tool_calls=(ToolCall(id="c1", name="run_query", arguments='{"sql": "SELECT * FROM salaries"}'),)),
+        ChatTurn(role="tool", tool_call_id="c1", name="run_query", content=SALARIES, read_as=(DBA,)),
+        ChatTurn(role="assistant", content="Alice earns 123456.", read_as=(DBA,)),
+    ]
 
 
 async def test_history_round_trips_with_tool_calls(store: ContextStore) -> None:
     turns = [
         user("how many orders?"),
-        ChatTurn(role="assistant", content="",
+        ChatTurn(role="assistant", content="", read_as=(DBA,),
                  tool_calls=(ToolCall(id="c1", name="run_query", arguments='{"sql": "SELECT 1"}'),)),
-        ChatTurn(role="tool", tool_call_id="c1", name="run_query", content="count\n3"),
-        ChatTurn(role="assistant", content="3 orders."),
+        ChatTurn(role="tool", tool_call_id="c1", name="run_query", content="count\n3", read_as=(DBA,)),
+        ChatTurn(role="assistant", content="3 orders.", read_as=(DBA,)),
     ]
     await store.append("t1", turns)
-    assert await store.history("t1") == turns
-    assert await store.history("other") == []
+    assert await store.history("t1", viewer=DBA) == turns
+    assert await store.history("other", viewer=DBA) == []
+    assert await store.has_history("t1") and not await store.has_history("other")
+
+
+async def test_another_roles_results_never_come_back_out(store: ContextStore) -> None:
+    await store.append("s1", dba_turn())
+    assert await store.history("s1", viewer=DBA) == dba_turn()  # the DBA's follow-up keeps its own rows
+    for viewer in (READER, ReadScope(database="hr", role="dba"), ReadScope(database="shop", role=None)):
+        seen = await store.history("s1", viewer=viewer)
+        text = "".join(t.model_dump_json() for t in seen)
+        assert "123456" not in text and "98765" not in text and "Alice" not in text, viewer
+        assert [t.role for t in seen] == ["user", "assistant", "tool", "assistant"]  # pairing intact
+        assert seen[0].content == "salaries?"  # questions stay
+        assert seen[1].tool_calls[0].arguments == '{"sql": "SELECT * FROM salaries"}'  # SQL stays
+        assert seen[1].tool_calls[0].id == seen[2].tool_call_id
+        assert seen[2].content == withheld_marker((DBA,))
+
+
+async def test_history_from_before_scopes_is_foreign_to_everyone(store: ContextStore) -> None:
+    legacy = [ChatTurn(role="user", content="salaries?"), ChatTurn(role="tool", tool_call_id="x", content=SALARIES),
+              ChatTurn(role="assistant", content="Alice earns 123456.")]
+    await store.append("s2", legacy)
+    for viewer in (DBA, READER):
+        seen = await store.history("s2", viewer=viewer)
+        assert seen[0].content == "salaries?"
+        assert all("123456" not in (t.content or "") for t in seen)
 
 
 async def test_history_is_trimmed_at_a_user_turn(store: ContextStore) -> None:
     for i in range(5):
-        await store.append("t2", [user(f"q{i}"), ChatTurn(role="tool", tool_call_id="x", content="r"),
-                                  ChatTurn(role="assistant", content=f"a{i}")])
-    history = await store.history("t2")
+        await store.append("t2", [user(f"q{i}"), ChatTurn(role="tool", tool_call_id="x", content="r", read_as=(DBA,)),
+                                  ChatTurn(role="assistant", content=f"a{i}", read_as=(DBA,))])
+    history = await store.history("t2", viewer=DBA)
     assert len(history) <= 6
     assert history[0].role == "user"
     assert history[-1].content == "a4"
@@ -62,7 +103,7 @@ async def test_database_choice_is_per_thread(store: ContextStore) -> None:
 
 async def test_concurrent_appends_lose_nothing(store: ContextStore) -> None:
     await asyncio.gather(*(store.append("t5", [user(f"m{i}")]) for i in range(6)))
-    history = await store.history("t5")
+    history = await store.history("t5", viewer=DBA)
     assert sorted(t.content or "" for t in history) == [f"m{i}" for i in range(6)]
 
 
@@ -83,7 +124,9 @@ async def test_redis_keys_carry_a_ttl(redis_url: str) -> None:
 async def test_redis_down_is_a_clear_error() -> None:
     store = RedisContextStore.from_url("redis://127.0.0.1:9/0", ttl_s=60, max_turns=4)
     with pytest.raises(ContextUnavailableError, match="context store"):
-        await store.history("t")
+        await store.history("t", viewer=DBA)
+    with pytest.raises(ContextUnavailableError, match="context store"):
+        await store.has_history("t")
     await store.aclose()
 
 

@@ -22,6 +22,7 @@ from core.approval_store import ActionStatus
 from core.approvals import Approvals, PendingAction, sql_hash
 from core.audit import AuditLog, redact_sql
 from core.errors import PgbotError
+from core.llm.base import ReadScope
 from tests import llm_server as llm
 from tests.helpers import final_reply, message
 from tests.integration.change_env import ANALYST, DBA, LEAD, OTHER, ChangeEnv, change_env_fixture  # noqa: F401 - fixture
@@ -78,8 +79,13 @@ async def test_delete_runs_once_under_twenty_concurrent_approvals(change_env: Ch
 
     again = await agent.decide(action_id=action_id(reply), decided_by=LEAD, approve=True)
     assert again.kind is ReplyKind.ERROR and "executed: DELETE 3" in again.text
-    history = await agent.store.history(message("", thread="t-change").thread_key)
+    thread_key = message("", thread="t-change").thread_key
+    history = await agent.store.history(thread_key, viewer=ReadScope(database="shop", role=env.analyst))
     assert any("approved by slack:UDBA and executed" in (t.content or "") for t in history)
+    # The outcome was produced under the requester's role: another role's turn gets a marker instead.
+    other = await agent.store.history(thread_key, viewer=ReadScope(database="shop", role=env.dba))
+    assert not any("executed" in (t.content or "") for t in other if t.role == "assistant")
+    assert any("pressed Approve" in (t.content or "") for t in other)
 
 
 async def test_the_change_runs_as_the_requesters_role(change_env: ChangeEnv) -> None:
