@@ -23,7 +23,7 @@ from core.config import Settings
 from core.context import ContextStore
 from core.db.registry import DatabaseRegistry
 from core.dedupe import EventLog, MemoryEventLog
-from core.errors import BusyError, ModelHint, PgbotError
+from core.errors import BusyError, HandOff, ModelHint, PgbotError
 from core.feedback import AnswerRecord
 from core.health import Health
 from core.inflight import LEASE_LOST, NOT_TAKEN, InFlight
@@ -319,7 +319,10 @@ class Agent:
         state.tools_called += 1
         label = call.name if call.name in self.tools else UNKNOWN_TOOL  # model output: keep labels bounded
         try:
-            output = await self.tools.get(call.name).call(ctx, call.arguments)
+            try:
+                output = await self.tools.get(call.name).call(ctx, call.arguments)
+            except HandOff as handoff:
+                output = await self._hand_off(ctx, call, handoff)
         except ModelHint as hint:
             self.ops.metrics.tool_call(label, "hint")
             state.failures += 1
@@ -339,6 +342,16 @@ class Agent:
         if output.table is not None and output.sql:
             state.table = output.table
         return output.text
+
+    async def _hand_off(self, ctx: ToolContext, call: ToolCall, handoff: HandOff) -> ToolOutput:
+        """Pass a call to the tool it belongs to (same guard and rules there), or refuse it as a plain hint
+        when that tool is switched off."""
+        if handoff.tool not in self.tools:
+            raise ModelHint(handoff.hint)
+        ctx.log.info("tool_handed_off", tool=call.name, to=handoff.tool)
+        output = await self.tools.get(handoff.tool).call(ctx, handoff.arguments)
+        output.text = f"{handoff.note}\n{output.text}"
+        return output
 
     async def _switch(self, ctx: ToolContext, name: str) -> ToolContext:
         database = self.databases.get(name)
