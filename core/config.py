@@ -73,6 +73,9 @@ class AccuracySettings(_Section):
     examples: bool = True  # put 👍 question/SQL pairs of this database into the prompt for similar questions
     max_examples: int = Field(default=3, ge=0, le=20)
     unverified_note: bool = True  # say so when an answer quotes numbers without any query behind it
+    # Never show an invented result: prose with numbers no query or tool produced, text imitating a tool's
+    # output, or prose after a failed query goes back to the model (twice at most), then is withheld.
+    grounded_answers: bool = True
 
 
 DISCORD_ROLE = "discord-role:"  # a roles/approvers key naming a Discord guild role: discord-role:<role id>

@@ -14,6 +14,7 @@ from core.errors import (
     HandOff,
     ModelHint,
     PermissionDeniedError,
+    QueryFailed,
     QueryTimeoutError,
 )
 from core.explain_check import explain_first, retry_hint
@@ -33,7 +34,8 @@ async def run_query(ctx: ToolContext, sql: str) -> ToolOutput:
     try:
         checked = ctx.guard.check_read(sql)
     except GuardError as exc:
-        if _is_change(ctx.guard, sql):
+        kind = _kind(ctx.guard, sql)
+        if kind in _CHANGE_KINDS:
             raise HandOff(
                 tool=CHANGE_TOOL, arguments={"sql": sql},
                 note=("Held for approval: run_query only reads, so pgbot turned this change into a proposal, as "
@@ -41,6 +43,8 @@ async def run_query(ctx: ToolContext, sql: str) -> ToolOutput:
                 hint=(f"Refused: {exc.user_message} Changes are switched off in this pgbot ({CHANGE_TOOL} is not "
                       "available), so do not retry: tell the user this cannot be done from chat."),
             ) from None
+        if kind is None:  # unparseable, or several statements: the SQL needs rewriting
+            raise QueryFailed(f"Refused: {exc.user_message}") from None
         raise ModelHint(f"Refused: {exc.user_message}") from None
     if ctx.settings.accuracy.explain_first:
         await explain_first(ctx.database, role=ctx.actor.role, sql=checked.sql, statement_type=checked.statement_type)
@@ -50,7 +54,7 @@ async def run_query(ctx: ToolContext, sql: str) -> ToolOutput:
         raise  # the model cannot fix these: the user must see them as they are
     except DatabaseError as exc:
         hint = retry_hint(exc.user_message)
-        raise ModelHint(
+        raise QueryFailed(
             f"Postgres error: {exc.user_message}" + (f"\n{hint}" if hint else "") + f"\nSQL was: {checked.sql}"
         ) from None
     table = result.to_table(max_cell_chars=ctx.database.settings.max_cell_chars)
@@ -62,10 +66,9 @@ CHANGE_TOOL = "propose_change"
 _CHANGE_KINDS = (StatementKind.WRITE, StatementKind.DDL, StatementKind.ADMIN)
 
 
-def _is_change(guard: SqlGuard, sql: str) -> bool:
-    """Whether ``sql`` is one change the change path may take; forbidden statements, several statements and
-    parse errors stay refusals."""
+def _kind(guard: SqlGuard, sql: str) -> StatementKind | None:
+    """What the refused statement is; None when it does not parse or holds several statements."""
     try:
-        return guard.classify(sql).kind in _CHANGE_KINDS
+        return guard.classify(sql).kind
     except GuardError:
-        return False
+        return None
