@@ -283,7 +283,7 @@ class Agent:
                 calls = ()  # the SQL it ran, shown beside the answer (a ```sql block read as a call)
             if not calls:
                 answer = (completion.content or "").strip() or "(The model returned an empty answer.)"
-                problem = self._problem(question, history, answer, state)
+                problem = self._problem(question, history, answer, state, {spec.name for spec in specs})
                 if problem is not None and problem not in state.nudged and len(state.nudged) < MAX_NUDGES:
                     state.nudged.append(problem)
                     ctx.log.info("answer_sent_back", problem=problem.value)
@@ -326,13 +326,14 @@ class Agent:
         must not become context for later questions)."""
         await self.store.append(ctx.thread_key, [t for t in new_turns if not any(t is a for a in state.aside)])
 
-    def _problem(self, question: str, history: list[ChatTurn], answer: str, state: TurnState) -> Problem | None:
+    def _problem(self, question: str, history: list[ChatTurn], answer: str, state: TurnState,
+                 tools: set[str]) -> Problem | None:
         """Why a prose reply cannot be shown as it is (core.grounding); None when it can, or the check is off."""
         if not self.settings.accuracy.grounded_answers or self.accuracy.is_clarifying(
                 answer, ran_sql=bool(state.sql), called_tools=state.tools_called > 0):
             return None
         return find_problem(answer, sources=self._sources(question, history, state), ran_sql=bool(state.sql),
-                            last_failed=state.last_failed)
+                            last_failed=state.last_failed, tools=tools)
 
     @staticmethod
     def _sources(question: str, history: list[ChatTurn], state: TurnState) -> list[str]:

@@ -1,7 +1,8 @@
 """Answers backed by the database: which prose replies of the model are not answers, and what to tell it.
 
 Small models write results they never fetched ("The final answer is: **12**"), imitate a tool's output
-(``<tool_response>…``) instead of calling it, or stop in prose after a Postgres error. Before a prose reply
+(``<tool_response>…``) instead of calling it, write a tool call too broken to repair, or stop in prose
+after a Postgres error. Before a prose reply
 is shown, the agent asks :func:`find_problem`; a reply with a problem goes back to the model with a
 nudge saying why (once per problem, at most :data:`MAX_NUDGES` per turn), and a model that still answers
 without a result behind it gets :func:`refusal` shown instead: the user never sees an invented number as
@@ -21,7 +22,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Literal
 
 from core.llm.base import ToolCall
-from core.llm.textcalls import imitates_tool_output
+from core.llm.textcalls import imitates_tool_output, looks_like_a_call
 
 MAX_NUDGES = 2
 Outcome = Literal["answer", "explain", "withhold"]
@@ -33,6 +34,7 @@ _LIST_MARKER = re.compile(r"^\s*\d+[.)]\s", re.M)
 
 class Problem(enum.Enum):
     IMITATION = "imitation"  # the reply poses as a tool's output
+    BROKEN_CALL = "broken_call"  # a tool call written as text that could not be read, even repaired
     AFTER_ERROR = "after_error"  # the last query failed (QueryFailed) and the model answered in prose
     UNGROUNDED = "ungrounded"  # numbers that no query, tool result or earlier turn produced
 
@@ -42,6 +44,10 @@ NUDGES: dict[Problem, str] = {
         "pgbot: your reply contains text posing as a tool's result (for example <tool_response>). Tools run "
         f"only when you call them, so that result is made up. Call {READ_TOOL} (or the tool you meant) and answer "
         "from the real result."
+    ),
+    Problem.BROKEN_CALL: (
+        "pgbot: your reply looks like a tool call, but it could not be read, so nothing ran. Call the tool again "
+        "with its arguments as one valid JSON object (one SQL statement as a plain JSON string)."
     ),
     Problem.AFTER_ERROR: (
         "pgbot: your last query failed (the error is above), so no result backs an answer yet. Fix the SQL "
@@ -56,19 +62,24 @@ NUDGES: dict[Problem, str] = {
 
 _REFUSALS: dict[Problem, str] = {
     Problem.IMITATION: "the model wrote a made-up tool result instead of running a query",
+    Problem.BROKEN_CALL: "the model's tool call could not be read",
     Problem.AFTER_ERROR: "the query failed and the model answered without a result",
     Problem.UNGROUNDED: "the model answered without running a query",
 }
 
 
-def find_problem(answer: str, *, sources: Iterable[str], ran_sql: bool, last_failed: bool) -> Problem | None:
+def find_problem(answer: str, *, sources: Iterable[str], ran_sql: bool, last_failed: bool,
+                 tools: set[str]) -> Problem | None:
     """Why ``answer`` cannot be shown as it is; None when it can.
 
     ``sources``: the question, earlier turns and this turn's tool results; ``ran_sql``: a query succeeded
-    in this turn; ``last_failed``: the turn's last tool call was a query that failed.
+    in this turn; ``last_failed``: the turn's last tool call was a query that failed; ``tools``: the names
+    offered to the model.
     """
     if imitates_tool_output(answer):
         return Problem.IMITATION
+    if looks_like_a_call(answer, tools):
+        return Problem.BROKEN_CALL
     if last_failed:
         return Problem.AFTER_ERROR
     if not ran_sql and unbacked_numbers(answer, sources):

@@ -32,8 +32,8 @@ from pglast.parser import ParseError, parse_sql
 from core.llm.base import ToolCall
 
 TEXT_CALL_ID_PREFIX = "call_text_"
-# Larger payloads are not repaired or parsed as SQL here (the guard still sees any SQL sent as a call):
-# a model that writes a megabyte of "JSON" is not making a tool call, and repair must stay cheap.
+# Larger payloads are not repaired, nor tried as SQL outside a ```sql block: repair must stay cheap, and a
+# model that writes a megabyte of near-JSON is not making a tool call. (Valid JSON of any size is read.)
 MAX_REPAIR_CHARS = 50_000
 
 _TAG_RE = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|\Z)", re.S | re.I)
@@ -69,6 +69,15 @@ def imitates_tool_output(content: str) -> bool:
     A model that writes its own tool output has invented it: such text is never an answer.
     """
     return _IMITATION_RE.search(content) is not None
+
+
+def looks_like_a_call(content: str, known_tools: set[str]) -> bool:
+    """Whether ``content`` still holds something written as a tool call (a ``<tool_call>`` tag, or a fenced
+    or bare object naming a known tool) after extraction found none: a call too broken to repair."""
+    if _TAG_RE.search(content):
+        return True
+    names = "|".join(re.escape(name) for name in sorted(known_tools))
+    return bool(names) and re.search(rf"""["']?(?:name|tool|tool_name|function)["']?\s*[:=]\s*["']({names})["']""", content) is not None
 
 
 def cut_imitation(content: str) -> str:
@@ -154,8 +163,6 @@ def load_jsonish(payload: str) -> object | None:
     with ``true``/``false``/``null`` mapped, which covers triple-quoted and single-quoted strings and trailing
     commas. ``ast.literal_eval`` evaluates literals only, never code.
     """
-    if len(payload) > MAX_REPAIR_CHARS:
-        return None
     try:
         data: object = json.loads(payload, strict=False)
     except RecursionError:  # "[[[[…": deeper than Python can read, and no tool call
@@ -164,6 +171,8 @@ def load_jsonish(payload: str) -> object | None:
         pass
     else:
         return data
+    if len(payload) > MAX_REPAIR_CHARS:
+        return None
     try:
         tokens = [
             tok._replace(string=_PY_NAMES[tok.string])
