@@ -77,7 +77,8 @@ def looks_like_a_call(content: str, known_tools: set[str]) -> bool:
     if _TAG_RE.search(content):
         return True
     names = "|".join(re.escape(name) for name in sorted(known_tools))
-    return bool(names) and re.search(rf"""["']?(?:name|tool|tool_name|function)["']?\s*[:=]\s*["']({names})["']""", content) is not None
+    pattern = rf"""["']?(?:name|tool|tool_name|function)["']?\s*[:=]\s*["']({names})["']"""
+    return bool(names) and re.search(pattern, content) is not None
 
 
 def cut_imitation(content: str) -> str:

@@ -116,7 +116,8 @@ SHAPES = {
     "ollama_finish_reason_stop": llm.ollama_tool_call("run_query", COUNT_ARGS, finish_reason="stop"),
     "vllm_content_null": llm.vllm_tool_call("run_query", COUNT_ARGS),
     "vllm_reasoning_content": llm.vllm_tool_call(
-        "run_query", COUNT_ARGS, reasoning='I could call {"name": "run_query", "arguments": {"sql": "DELETE FROM orders"}}'),
+        "run_query", COUNT_ARGS,
+        reasoning='I could call {"name": "run_query", "arguments": {"sql": "DELETE FROM orders"}}'),
     "lmstudio_no_content_key": llm.lmstudio_tool_call("run_query", COUNT_ARGS),
     "legacy_function_call": llm.legacy_function_call("run_query", COUNT_ARGS),
 }
@@ -151,7 +152,8 @@ async def test_other_servers_tool_call_shapes_run_one_whole_turn(
 REPAIRS = {
     "python_triple_quotes": '```json\n{"name": "run_query", "arguments": {"sql": """SELECT count(*) AS n\n'
                             "FROM orders WHERE status = 'shipped'\"\"\"}}\n```",
-    "single_quotes_trailing_commas": "```json\n{'name': 'run_query', 'arguments': {'sql': \"" + COUNT_SQL + "\",},}\n```",
+    "single_quotes_trailing_commas": "```json\n{'name': 'run_query', 'arguments': {'sql': \""
+                                     + COUNT_SQL + "\",},}\n```",
     "tool_call_tag_with_tool_and_parameters": '<tool_call>\n{"tool": "run_query", "parameters": {"sql": "'
                                               + COUNT_SQL.replace("'", "\\u0027") + '"}}\n</tool_call>',
     "fenced_call_after_prose_and_sql": (

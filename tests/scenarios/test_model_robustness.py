@@ -78,7 +78,7 @@ async def test_a_change_sent_to_run_query_with_changes_switched_off_tells_the_mo
                       llm.text("Changes cannot be made from this chat."))
     reply, _ = await ask(fresh_db, llm_server, "delete all orders", disabled_tools=["propose_change"])
     assert reply.kind is ReplyKind.ANSWER and reply.approval is None and reply.sql == ()
-    result = [m for m in llm_server.requests[1]["messages"] if m["role"] == "tool"][0]["content"]  # type: ignore[index]
+    result = next(m for m in llm_server.requests[1]["messages"] if m["role"] == "tool")["content"]  # type: ignore[index]
     assert result.startswith("ERROR: Refused: This statement changes data (DELETE)")
     assert "Changes are switched off in this pgbot (propose_change is not available)" in result
     assert await count(fresh_db, "SELECT count(*) FROM orders") == 90
@@ -87,7 +87,9 @@ async def test_a_change_sent_to_run_query_with_changes_switched_off_tells_the_mo
 # -- never an invented answer -----------------------------------------------------------------------
 
 
-async def test_an_invented_number_is_never_shown_as_the_answer(fresh_db: str, llm_server: llm.ScriptedLlmServer) -> None:
+async def test_an_invented_number_is_never_shown_as_the_answer(
+    fresh_db: str, llm_server: llm.ScriptedLlmServer
+) -> None:
     await load_shop(fresh_db)
     invented = "To find the number of customers:\n\nThe final answer is: **12**"
     llm_server.script(llm.text(invented), llm.text("There are 12 customers."))
@@ -122,7 +124,9 @@ async def test_an_invented_tool_response_after_list_tables_is_not_an_answer(
     assert sent(llm_server, 2)[-1] == NUDGES[Problem.IMITATION]
 
 
-async def test_prose_after_a_postgres_error_gets_one_more_chance(fresh_db: str, llm_server: llm.ScriptedLlmServer) -> None:
+async def test_prose_after_a_postgres_error_gets_one_more_chance(
+    fresh_db: str, llm_server: llm.ScriptedLlmServer
+) -> None:
     await load_shop(fresh_db)
     llm_server.script(llm.tool_call("run_query", {"sql": "SELECT count(*) FROM customer"}),
                       llm.text("Sorry, I ran into a problem."), llm.tool_call("run_query", {"sql": COUNT_SQL}),
@@ -166,7 +170,9 @@ async def test_answers_backed_by_the_thread_or_without_numbers_are_shown_at_once
     assert share.text.startswith("20 of 100 is 20 %.") and len(llm_server.requests) == 4  # no nudges
 
 
-async def test_the_sql_shown_beside_an_answer_is_not_run_again(fresh_db: str, llm_server: llm.ScriptedLlmServer) -> None:
+async def test_the_sql_shown_beside_an_answer_is_not_run_again(
+    fresh_db: str, llm_server: llm.ScriptedLlmServer
+) -> None:
     await load_shop(fresh_db)
     llm_server.script(llm.tool_call("run_query", {"sql": COUNT_SQL}),
                       llm.text(f"There are 20 customers.\n\n```sql\n{COUNT_SQL};\n```"))
@@ -204,7 +210,8 @@ async def test_a_huge_fenced_call_and_nested_fences_get_the_same_guard(
 ) -> None:
     await load_shop(fresh_db)
     padding = "/* " + "x" * 1_000_000 + " */ "
-    huge = '```json\n{"name": "run_query", "arguments": {"sql": "' + padding + 'SELECT lo_import(\'/etc/passwd\')"}}\n```'
+    huge = ('```json\n{"name": "run_query", "arguments": {"sql": "' + padding
+            + 'SELECT lo_import(\'/etc/passwd\')"}}\n```')
     nested = '```json\n{"name": "run_query", "arguments": {"sql": "```sql\nDROP TABLE orders\n```"}}\n```'
     llm_server.script(llm.text(huge), llm.text(nested), llm.text("Nothing to do."))
     reply, _ = await ask(fresh_db, llm_server, "import the password file", max_steps=4)
