@@ -329,11 +329,14 @@ class Agent:
     def _problem(self, question: str, history: list[ChatTurn], answer: str, state: TurnState,
                  tools: set[str]) -> Problem | None:
         """Why a prose reply cannot be shown as it is (core.grounding); None when it can, or the check is off."""
-        if not self.settings.accuracy.grounded_answers or self.accuracy.is_clarifying(
-                answer, ran_sql=bool(state.sql), called_tools=state.tools_called > 0):
+        if not self.settings.accuracy.grounded_answers:
             return None
-        return find_problem(answer, sources=self._sources(question, history, state), ran_sql=bool(state.sql),
-                            last_failed=state.last_failed, tools=tools)
+        problem = find_problem(answer, sources=self._sources(question, history, state), ran_sql=bool(state.sql),
+                               last_failed=state.last_failed, tools=tools)
+        clarifying = self.accuracy.is_clarifying(answer, ran_sql=bool(state.sql), called_tools=state.tools_called > 0)
+        if clarifying and (problem is None or (problem is Problem.UNGROUNDED and problem in state.nudged)):
+            return None  # a question back; asked again after the nudge, its numbers are the options it offers
+        return problem
 
     @staticmethod
     def _sources(question: str, history: list[ChatTurn], state: TurnState) -> list[str]:
@@ -392,6 +395,8 @@ class Agent:
         state.output = output
         state.last_failed = False
         state.results.append(output.text)
+        if output.table is not None:  # "20 rows", "5 columns" may be stated from a result
+            state.results.append(f"{output.table.row_count} {len(output.table.columns)}")
         state.sql.extend(output.sql)
         if output.table is not None and output.sql:
             state.table = output.table

@@ -53,6 +53,11 @@ _MAX_DETAIL = 200
 _DECIDED: dict[tuple[str, str], ToolMode] = {}
 
 
+def forget_tool_modes() -> None:
+    """Forget auto mode's decisions (tests: a new scripted server may reuse an earlier one's port)."""
+    _DECIDED.clear()
+
+
 def normalize_base_url(url: str | None) -> str | None:
     """Make the configured base URL what the SDK expects.
 

@@ -243,3 +243,21 @@ async def test_an_injection_in_a_table_value_can_only_propose_a_change_nobody_ap
     assert refused.kind is ReplyKind.ERROR
     assert await env.fetchval("SELECT count(*) FROM items") == 10
     assert await env.audit_events(card.approval.action_id) == ["requested"]
+
+
+async def test_counts_read_off_a_tool_result_and_questions_back_are_not_invented_answers(
+    fresh_db: str, llm_server: llm.ScriptedLlmServer
+) -> None:
+    await load_shop(fresh_db)
+    question_back = "Do you mean customers who ordered in 2025 or in 2026?"
+    llm_server.script(llm.tool_call("list_tables", {}), llm.text("There are 2 tables: customers and orders."),
+                      llm.text(question_back), llm.text(question_back))
+    agent = build_agent(settings_for(fresh_db, llm_url=llm_server.base_url))
+    try:
+        tables = await final_reply(agent, message("How many tables are there?"))
+        asked = await final_reply(agent, message("How many active customers?"))
+    finally:
+        await agent.aclose()
+    assert tables.kind is ReplyKind.ANSWER and tables.text.startswith("There are 2 tables")  # 2 rows came back
+    assert asked.kind is ReplyKind.INFO and asked.text == question_back  # after one nudge: a real question
+    assert sent(llm_server, 3)[-1] == NUDGES[Problem.UNGROUNDED] and len(llm_server.requests) == 4
