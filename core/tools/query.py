@@ -41,7 +41,7 @@ async def run_query(ctx: ToolContext, sql: str) -> ToolOutput:
                 note=("Held for approval: run_query only reads, so pgbot turned this change into a proposal, as "
                       f"{CHANGE_TOOL} does (call {CHANGE_TOOL} for changes)."),
                 hint=(f"Refused: {exc.user_message} Changes are switched off in this pgbot ({CHANGE_TOOL} is not "
-                      "available), so do not retry: tell the user this cannot be done from chat."),
+                      "available), so this cannot be done from chat."),  # read by the model, or a person in /sql
             ) from None
         if kind is None:  # unparseable, or several statements: the SQL needs rewriting
             raise QueryFailed(f"Refused: {exc.user_message}") from None

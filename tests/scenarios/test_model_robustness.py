@@ -261,3 +261,16 @@ async def test_counts_read_off_a_tool_result_and_questions_back_are_not_invented
     assert tables.kind is ReplyKind.ANSWER and tables.text.startswith("There are 2 tables")  # 2 rows came back
     assert asked.kind is ReplyKind.INFO and asked.text == question_back  # after one nudge: a real question
     assert sent(llm_server, 3)[-1] == NUDGES[Problem.UNGROUNDED] and len(llm_server.requests) == 4
+
+
+async def test_slash_sql_change_with_changes_switched_off_says_so_to_the_person(fresh_db: str) -> None:
+    await load_shop(fresh_db)
+    settings = settings_for(fresh_db)
+    settings.llm.disabled_tools = ["propose_change"]
+    agent = build_agent(settings, use_llm=False)
+    try:
+        reply = await final_reply(agent, message("/sql DELETE FROM orders"))
+    finally:
+        await agent.aclose()
+    assert reply.kind is ReplyKind.ERROR and "switched off in this pgbot" in reply.text and "cannot be done" in reply.text
+    assert await count(fresh_db, "SELECT count(*) FROM orders") == 90
