@@ -23,8 +23,9 @@ from core.config import Settings
 from core.context import ContextStore
 from core.db.registry import DatabaseRegistry
 from core.dedupe import EventLog, MemoryEventLog
-from core.errors import BusyError, ModelHint, PgbotError
+from core.errors import BusyError, HandOff, ModelHint, PgbotError, QueryFailed
 from core.feedback import AnswerRecord
+from core.grounding import MAX_NUDGES, NUDGES, Problem, after_nudges, find_problem, refusal, repeats_earlier_sql
 from core.health import Health
 from core.inflight import LEASE_LOST, NOT_TAKEN, InFlight
 from core.limits import TurnLimiter
@@ -73,6 +74,10 @@ class TurnState:
     failures: int = 0
     tools_called: int = 0
     clarification: str | None = None  # set when the model asked the user a question instead of answering
+    results: list[str] = field(default_factory=list)  # tool results of this turn: what numbers may come from
+    last_failed: bool = False  # the last tool call was a query Postgres could not parse, plan or run
+    nudged: list[Problem] = field(default_factory=list)  # why prose replies were sent back (core.grounding)
+    aside: list[ChatTurn] = field(default_factory=list)  # sent to the model, never kept in the thread
 
 
 def read_scope(ctx: ToolContext) -> ReadScope:
@@ -280,10 +285,26 @@ class Agent:
         for _step in range(self.settings.llm.max_steps):
             system = ChatTurn(role="system", content=prompt.system)
             completion = await llm.complete([system, *history, *new_turns], specs)
-            if not completion.tool_calls:
+            calls = completion.tool_calls
+            if calls and completion.content and repeats_earlier_sql(calls, state.sql):
+                calls = ()  # the SQL it ran, shown beside the answer (a ```sql block read as a call)
+            if not calls:
                 answer = (completion.content or "").strip() or "(The model returned an empty answer.)"
+                problem = self._problem(question, history, answer, state, {spec.name for spec in specs})
+                if problem is not None and problem not in state.nudged and len(state.nudged) < MAX_NUDGES:
+                    state.nudged.append(problem)
+                    ctx.log.info("answer_sent_back", problem=problem.value)
+                    aside = [ChatTurn(role="assistant", content=answer), ChatTurn(role="user", content=NUDGES[problem])]
+                    state.aside.extend(aside)
+                    new_turns.extend(aside)
+                    continue
+                outcome = "answer" if problem is None else after_nudges(
+                    problem, answer, sources=self._sources(question, history, state), ran_sql=bool(state.sql))
+                if problem is not None and outcome != "answer":
+                    return await self._withheld(ctx, answer, state, problem, new_turns, read_as,
+                                                explain=outcome == "explain")
                 new_turns.append(ChatTurn(role="assistant", content=answer, read_as=read_as))
-                await self.store.append(ctx.thread_key, new_turns)
+                await self._keep(ctx, new_turns, state)
                 return await self._final_answer(ctx, question, answer, state, prompt)
             new_turns.append(ChatTurn(role="assistant", content=completion.content or "",
                                       tool_calls=completion.tool_calls, read_as=read_as))
@@ -294,12 +315,12 @@ class Agent:
             if state.clarification is not None:
                 # A question back is a pause too: the reply continues this thread, with this history.
                 new_turns.append(ChatTurn(role="assistant", content=state.clarification, read_as=read_as))
-                await self.store.append(ctx.thread_key, new_turns)
+                await self._keep(ctx, new_turns, state)
                 return Reply(kind=ReplyKind.INFO, text=state.clarification, database=ctx.database.name,
                              meta={"clarification": "yes"})
             if state.output is not None and state.output.pending is not None:
                 # Approval is a pause: store the plan, show it, and end the turn until someone decides.
-                await self.store.append(ctx.thread_key, new_turns)
+                await self._keep(ctx, new_turns, state)
                 return await self.pending_reply(ctx, state.output)
             if state.output is not None and state.output.switched_database:
                 ctx = await self._switch(ctx, state.output.switched_database)
@@ -307,9 +328,42 @@ class Agent:
                     read_as = (*read_as, read_scope(ctx))
             if state.repeated_failures >= bound.max_repeated_failures or (state.failures and not bound.sql_retries):
                 break
-        await self.store.append(ctx.thread_key,
-                                [*new_turns, ChatTurn(role="assistant", content="(gave up)", read_as=read_as)])
+        await self._keep(ctx, [*new_turns, ChatTurn(role="assistant", content="(gave up)", read_as=read_as)], state)
         return self._gave_up(ctx, state)
+
+    async def _keep(self, ctx: ToolContext, new_turns: list[ChatTurn], state: TurnState) -> None:
+        """Append the turn to the thread's history, without the replies that were sent back (invented results
+        must not become context for later questions)."""
+        await self.store.append(ctx.thread_key, [t for t in new_turns if not any(t is a for a in state.aside)])
+
+    def _problem(self, question: str, history: list[ChatTurn], answer: str, state: TurnState,
+                 tools: set[str]) -> Problem | None:
+        """Why a prose reply cannot be shown as it is (core.grounding); None when it can, or the check is off."""
+        if not self.settings.accuracy.grounded_answers:
+            return None
+        problem = find_problem(answer, sources=self._sources(question, history, state), ran_sql=bool(state.sql),
+                               last_failed=state.last_failed, tools=tools)
+        clarifying = self.accuracy.is_clarifying(answer, ran_sql=bool(state.sql), called_tools=state.tools_called > 0)
+        if clarifying and (problem is None or (problem is Problem.UNGROUNDED and problem in state.nudged)):
+            return None  # a question back; asked again after the nudge, its numbers are the options it offers
+        return problem
+
+    @staticmethod
+    def _sources(question: str, history: list[ChatTurn], state: TurnState) -> list[str]:
+        return [question, *(t.content for t in history if t.content), *state.results]
+
+    async def _withheld(self, ctx: ToolContext, answer: str, state: TurnState, problem: Problem,
+                        new_turns: list[ChatTurn], read_as: tuple[ReadScope, ...], *, explain: bool) -> Reply:
+        """The model still has no result behind its reply after the nudges: say so instead of showing it, or
+        (``explain``) show its explanation, which has no numbers, with the last problem."""
+        if explain:
+            text = kept = f"{answer}\n\n(No query succeeded for this. The last problem was: {state.last_hint})"
+        else:
+            ctx.log.info("answer_withheld", problem=problem.value)
+            text, kept = refusal(problem), "(no answer: the reply had no result behind it)"
+        await self._keep(ctx, [*new_turns, ChatTurn(role="assistant", content=kept, read_as=read_as)], state)
+        return Reply(kind=ReplyKind.ERROR, text=text, sql=tuple(state.sql), table=state.table,
+                     database=ctx.database.name)
 
     def _gave_up(self, ctx: ToolContext, state: TurnState) -> Reply:
         if state.repeated_failures >= self.settings.accuracy.max_repeated_failures:
@@ -329,12 +383,16 @@ class Agent:
         state.tools_called += 1
         label = call.name if call.name in self.tools else UNKNOWN_TOOL  # model output: keep labels bounded
         try:
-            output = await self.tools.get(call.name).call(ctx, call.arguments)
+            try:
+                output = await self.tools.get(call.name).call(ctx, call.arguments)
+            except HandOff as handoff:
+                output = await self._hand_off(ctx, call, handoff)
         except ModelHint as hint:
             self.ops.metrics.tool_call(label, "hint")
             state.failures += 1
             state.repeated_failures = state.repeated_failures + 1 if hint.hint == state.last_hint else 1
             state.last_hint = hint.hint
+            state.last_failed = isinstance(hint, QueryFailed)
             ctx.log.info("tool_hint", tool=call.name, hint=hint.hint[:300])
             return f"ERROR: {hint.hint}"
         except Exception:
@@ -345,10 +403,24 @@ class Agent:
             args = self.tools.get(CLARIFY_TOOL).parse_arguments(call.arguments).model_dump()
             state.clarification = clarification_text(str(args["question"]))
         state.output = output
+        state.last_failed = False
+        state.results.append(output.text)
+        if output.table is not None:  # "20 rows", "5 columns" may be stated from a result
+            state.results.append(f"{output.table.row_count} {len(output.table.columns)}")
         state.sql.extend(output.sql)
         if output.table is not None and output.sql:
             state.table = output.table
         return output.text
+
+    async def _hand_off(self, ctx: ToolContext, call: ToolCall, handoff: HandOff) -> ToolOutput:
+        """Pass a call to the tool it belongs to (same guard and rules there), or refuse it as a plain hint
+        when that tool is switched off."""
+        if handoff.tool not in self.tools:
+            raise ModelHint(handoff.hint)
+        ctx.log.info("tool_handed_off", tool=call.name, to=handoff.tool)
+        output = await self.tools.get(handoff.tool).call(ctx, handoff.arguments)
+        output.text = f"{handoff.note}\n{output.text}"
+        return output
 
     async def _switch(self, ctx: ToolContext, name: str) -> ToolContext:
         database = self.databases.get(name)

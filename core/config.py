@@ -39,7 +39,8 @@ class LlmSettings(_Section):
     max_retries: int = Field(default=2, ge=0, le=10)
     max_steps: int = Field(default=8, ge=1, le=50)
     temperature: float | None = Field(default=0.0, ge=0, le=2)
-    # How tools reach the model: "native" tool_calls, "text" (fenced sql block), or "auto" (detect once).
+    # How tools reach the model: "native" tool_calls, "text" (fenced sql block), or "auto": native, and text
+    # for the rest of the process once the server refuses tools or the model writes its calls as text.
     tool_mode: Literal["auto", "native", "text"] = "auto"
     tool_choice: Literal["auto", "required"] = "auto"
     max_question_chars: int = Field(default=8000, ge=100)
@@ -73,6 +74,9 @@ class AccuracySettings(_Section):
     examples: bool = True  # put 👍 question/SQL pairs of this database into the prompt for similar questions
     max_examples: int = Field(default=3, ge=0, le=20)
     unverified_note: bool = True  # say so when an answer quotes numbers without any query behind it
+    # Never show an invented result: prose with numbers no query or tool produced, text imitating a tool's
+    # output, or prose after a failed query goes back to the model (twice at most), then is withheld.
+    grounded_answers: bool = True
 
 
 DISCORD_ROLE = "discord-role:"  # a roles/approvers key naming a Discord guild role: discord-role:<role id>

@@ -24,6 +24,8 @@ to post in chat (no secrets, no tracebacks). Hints meant for the model are a sep
     └── QuotaError             a rate limit or the workspace's daily token budget was hit
 
     ModelHint                  not a PgbotError: text for the model, never shown to users
+    ├── QueryFailed            Postgres could not parse, plan or run the model's query: rewrite the SQL
+    └── HandOff                a call that belongs to another tool (a change sent to the read tool)
 """
 
 from __future__ import annotations
@@ -125,3 +127,21 @@ class ModelHint(Exception):
     def __init__(self, hint: str) -> None:
         self.hint = hint
         super().__init__(hint)
+
+
+class QueryFailed(ModelHint):
+    """The model's query did not parse, plan or run: a result is still owed, so prose is not an answer yet."""
+
+
+class HandOff(ModelHint):
+    """A call that belongs to another tool, e.g. an UPDATE sent to the read tool.
+
+    The agent passes ``arguments`` to ``tool`` when that tool is available and puts ``note`` before its
+    output; otherwise (or where nothing knows about hand-offs) it is an ordinary hint: ``hint``.
+    """
+
+    def __init__(self, *, tool: str, arguments: dict[str, object], note: str, hint: str) -> None:
+        super().__init__(hint)
+        self.tool = tool
+        self.arguments = arguments
+        self.note = note

@@ -16,8 +16,8 @@ from core.db.postgres import SQL_TAG, PgDatabase
 from core.errors import (
     DatabaseError,
     DatabaseUnavailableError,
-    ModelHint,
     PermissionDeniedError,
+    QueryFailed,
     QueryTimeoutError,
 )
 
@@ -48,7 +48,7 @@ def retry_hint(message: str) -> str:
 
 
 async def explain_first(db: PgDatabase, *, role: str | None, sql: str, statement_type: str) -> None:
-    """Plan ``sql`` (as ``role``, read-only); a planning error becomes a :class:`ModelHint` for a retry."""
+    """Plan ``sql`` (as ``role``, read-only); a planning error becomes a :class:`QueryFailed` hint for a retry."""
     if statement_type not in EXPLAINABLE:
         return
 
@@ -61,7 +61,7 @@ async def explain_first(db: PgDatabase, *, role: str | None, sql: str, statement
         raise  # the model cannot fix these: the user must see them as they are
     except DatabaseError as exc:
         hint = retry_hint(exc.user_message)
-        raise ModelHint(
+        raise QueryFailed(
             f"Postgres rejected the query while planning it (EXPLAIN; nothing ran): {exc.user_message}"
             + (f"\n{hint}" if hint else "") + f"\nSQL was: {sql}"
         ) from None

@@ -51,6 +51,14 @@ def redis_url() -> Iterator[str]:
         proc.kill()
 
 
+@pytest.fixture(autouse=True)
+def fresh_tool_modes() -> None:
+    """Auto tool mode remembers per endpoint and model for the process; each test starts undecided."""
+    from core.llm.openai_client import forget_tool_modes
+
+    forget_tool_modes()
+
+
 @pytest.fixture
 async def llm_server() -> AsyncIterator[object]:
     from tests.llm_server import ScriptedLlmServer

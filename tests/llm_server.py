@@ -60,6 +60,15 @@ class TextReply:
 
 
 @dataclass(frozen=True)
+class MessageReply:
+    """An assistant message exactly as some server shapes it (Ollama, vLLM, LM Studio, legacy
+    ``function_call``): sent as given, with ``finish_reason`` (None: the key is left out)."""
+
+    message: Mapping[str, object]
+    finish_reason: str | None = "stop"
+
+
+@dataclass(frozen=True)
 class RawReply:
     """Any HTTP answer: error statuses, odd headers, bodies that are not JSON."""
 
@@ -77,7 +86,7 @@ class DelayedReply:
     then: Reply
 
 
-Reply = ToolCallReply | TextReply | RawReply | DelayedReply
+Reply = ToolCallReply | TextReply | MessageReply | RawReply | DelayedReply
 Responder = Callable[[JsonObject], "Reply | Awaitable[Reply]"]
 Scripted = Reply | Responder
 
@@ -123,6 +132,50 @@ def text_tool_call(
         "mistral": f"[TOOL_CALLS][{payload}]",
     }[style]
     return TextReply(content=f"{prose}\n{body}".strip() if prose else body)
+
+
+def ollama_tool_call(
+    name: str, arguments: Mapping[str, object], *, with_id: bool = False, with_index: bool = False,
+    arguments_as_object: bool = False, finish_reason: str = "tool_calls",
+) -> MessageReply:
+    """Ollama's ``/v1``: ``content: ""``; ids and ``index`` missing in some versions; arguments sometimes an
+    object rather than JSON text; older versions say ``finish_reason: "stop"`` beside tool calls."""
+    call: JsonObject = {"type": "function", "function": {
+        "name": name, "arguments": dict(arguments) if arguments_as_object else json.dumps(arguments)}}
+    if with_id:
+        call["id"] = "call_8f2kq1"
+    if with_index:
+        call["index"] = 0
+    return MessageReply({"role": "assistant", "content": "", "tool_calls": [call]}, finish_reason)
+
+
+def vllm_tool_call(name: str, arguments: Mapping[str, object], *, reasoning: str | None = None) -> MessageReply:
+    """vLLM with a tool parser: ``content: null`` beside ``tool_calls``; with a reasoning parser, the
+    model's thinking in ``reasoning_content`` (never an answer or a call)."""
+    message: JsonObject = {"role": "assistant", "content": None, "tool_calls": [{
+        "id": "chatcmpl-tool-5b3c0e7d", "type": "function",
+        "function": {"name": name, "arguments": json.dumps(arguments)}}]}
+    if reasoning is not None:
+        message["reasoning_content"] = reasoning
+    return MessageReply(message, "tool_calls")
+
+
+def vllm_text(content: str, *, reasoning: str) -> MessageReply:
+    """vLLM with a reasoning parser: the answer in ``content``, the thinking in ``reasoning_content``."""
+    return MessageReply({"role": "assistant", "content": content, "reasoning_content": reasoning}, "stop")
+
+
+def lmstudio_tool_call(name: str, arguments: Mapping[str, object]) -> MessageReply:
+    """LM Studio: no ``content`` key at all, a numeric-looking id, arguments as JSON text."""
+    return MessageReply({"role": "assistant", "tool_calls": [{
+        "id": "365174485", "type": "function", "function": {"name": name, "arguments": json.dumps(arguments)}}]},
+        "tool_calls")
+
+
+def legacy_function_call(name: str, arguments: Mapping[str, object]) -> MessageReply:
+    """The pre-tools OpenAI shape some servers still send: ``function_call`` and that finish reason."""
+    return MessageReply({"role": "assistant", "content": None,
+                         "function_call": {"name": name, "arguments": json.dumps(arguments)}}, "function_call")
 
 
 def sql_block(sql: str, *, prose: str = "") -> TextReply:
@@ -274,7 +327,8 @@ class ScriptedLlmServer:
             item = self.responder
         else:
             return web.Response(status=500, text="no scripted response", content_type="text/plain")
-        reply = item if isinstance(item, ToolCallReply | TextReply | RawReply | DelayedReply) else item(body)
+        reply = item if isinstance(item, ToolCallReply | TextReply | MessageReply | RawReply | DelayedReply) \
+            else item(body)
         if inspect.isawaitable(reply):
             reply = await reply
         return await self._render(reply, body)
@@ -286,8 +340,12 @@ class ScriptedLlmServer:
         if isinstance(reply, RawReply):
             return _raw_response(reply)
         model = str(request.get("model", "test-model"))
-        if isinstance(reply, ToolCallReply):
-            message: JsonObject = {
+        finish: str | None
+        message: JsonObject
+        if isinstance(reply, MessageReply):
+            message, finish = dict(reply.message), reply.finish_reason
+        elif isinstance(reply, ToolCallReply):
+            message = {
                 "role": "assistant",
                 "content": reply.content,
                 "tool_calls": [
@@ -308,13 +366,16 @@ class ScriptedLlmServer:
             finish = reply.finish_reason
         prompt_tokens = len(json.dumps(request.get("messages", []))) // 4
         completion_tokens = len(json.dumps(message)) // 4
+        choice: JsonObject = {"index": 0, "message": message, "logprobs": None, "finish_reason": finish}
+        if finish is None:
+            del choice["finish_reason"]
         return web.json_response(
             {
                 "id": f"chatcmpl-{next(self._ids)}",
                 "object": "chat.completion",
                 "created": int(time.time()),
                 "model": model,
-                "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+                "choices": [choice],
                 "usage": {
                     "prompt_tokens": prompt_tokens,
                     "completion_tokens": completion_tokens,

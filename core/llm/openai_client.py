@@ -4,7 +4,12 @@ vLLM, llama.cpp, Ollama, LM Studio).
 Requests go through ``AsyncOpenAI`` (its timeout and retries, which honour ``Retry-After``), but bodies
 are built and replies parsed here as plain JSON: compatible servers break the official shapes in small
 ways (``content: null`` refused, no ``tools`` support, tool calls written as text, arguments sent as an
-object), and a typed SDK parse would hide or reject exactly those. SDK errors are translated into the
+object, calls without ids), and a typed SDK parse would hide or reject exactly those. Tool calls written
+as text and SQL written instead of a call are recovered in every tool mode (``core.llm.textcalls``).
+
+``tool_mode = "auto"`` tries native tools and falls back to text mode, for the rest of the process and
+that endpoint and model, when the server refuses ``tools`` or the model answers a request with tools by
+writing its call as text (it does not use native tools); the switch is logged once. SDK errors are translated into the
 ``LlmError`` tree at this boundary; messages name the endpoint's host, never the key or URL credentials.
 """
 
@@ -22,7 +27,13 @@ import structlog
 from core.config import LlmSettings
 from core.errors import LlmAuthError, LlmError, LlmRateLimitError, LlmResponseError, LlmUnavailableError
 from core.llm.base import ChatTurn, Completion, ToolCall, ToolSpec, Usage
-from core.llm.textcalls import extract_sql_block, extract_text_tool_calls, strip_reasoning
+from core.llm.textcalls import (
+    cut_imitation,
+    extract_text_tool_calls,
+    repair_arguments,
+    sql_in_text,
+    strip_reasoning,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +48,14 @@ JsonDict = dict[str, object]
 _MENTIONS_TOOLS = re.compile(r"\b(tools?|tool_choice|tool_calls?|functions?|function_call(ing)?)\b", re.I)
 _SECRETISH = re.compile(r"\b(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+\S+)")
 _MAX_DETAIL = 200
+# auto mode's decision per (endpoint URL, model), for the life of the process: every client (and agent)
+# talking to the same model gets it without probing again.
+_DECIDED: dict[tuple[str, str], ToolMode] = {}
+
+
+def forget_tool_modes() -> None:
+    """Forget auto mode's decisions (tests: a new scripted server may reuse an earlier one's port)."""
+    _DECIDED.clear()
 
 
 def normalize_base_url(url: str | None) -> str | None:
@@ -72,8 +91,9 @@ class OpenAIClient:
             # hundreds of ms per turn at a few hundred concurrent conversations (bench/overhead.py).
             http_client=openai.DefaultAioHttpClient(),
         )
-        self._mode: ToolMode | None = None if settings.tool_mode == "auto" else settings.tool_mode
+        self._fixed: ToolMode | None = None if settings.tool_mode == "auto" else settings.tool_mode
         self._ids = 0
+        self._model_key = (str(self._client.base_url), settings.model)
         parts = urlsplit(str(self._client.base_url))
         host = parts.hostname or "?"
         self._endpoint = f"{host}:{parts.port}" if parts.port else host
@@ -81,26 +101,30 @@ class OpenAIClient:
 
     @property
     def tool_mode(self) -> ToolMode | None:
-        """The mode in use; None while "auto" has not seen a request with tools yet."""
-        return self._mode
+        """The mode in use; None while "auto" has not yet seen this model make a tool call either way."""
+        return self._fixed or _DECIDED.get(self._model_key)
 
     async def complete(self, messages: Sequence[ChatTurn], tools: Sequence[ToolSpec]) -> Completion:
-        if not tools or self._mode == "native":
-            return await self._complete(messages, tools, mode="native")
-        if self._mode == "text":
-            return await self._complete(messages, tools, mode="text")
-        try:  # auto, not decided yet: try native once
-            completion = await self._complete(messages, tools, mode="native")
+        mode = self.tool_mode
+        if not tools or mode is not None:
+            completion, _ = await self._complete(messages, tools, mode=mode or "native")
+            return completion
+        try:  # auto, not decided yet: try native
+            completion, from_text = await self._complete(messages, tools, mode="native")
         except LlmError as exc:
             cause = exc.__cause__
             if not isinstance(cause, openai.APIStatusError) or not _rejects_tools(cause):
                 raise
+            detail = {"status": cause.status_code, "detail": self._detail(cause)}
             if _mentions_tools(cause):
-                self._use_text_mode(cause)
-            completion = await self._complete(messages, tools, mode="text")
-            self._use_text_mode(cause)
+                self._use_text_mode("the server refused tools", **detail)
+            completion, _ = await self._complete(messages, tools, mode="text")
+            self._use_text_mode("the server refused tools", **detail)
             return completion
-        self._mode = "native"
+        if from_text:
+            self._use_text_mode("the model wrote its tool call as text instead of using the tools it was sent")
+        elif completion.tool_calls:
+            _DECIDED[self._model_key] = "native"
         return completion
 
     async def ping(self) -> None:
@@ -121,14 +145,16 @@ class OpenAIClient:
             "messages": [{"role": "user", "content": "ping"}],
             "max_tokens": 1,
         }
-        self._parse(await self._post(body), tools=(), mode="native")
+        self._parse(await self._post(body), tools=())  # raises if it is not a completion
 
     async def aclose(self) -> None:
         await self._client.close()
 
     # -- request building -------------------------------------------------------------------------
 
-    async def _complete(self, messages: Sequence[ChatTurn], tools: Sequence[ToolSpec], *, mode: ToolMode) -> Completion:
+    async def _complete(
+        self, messages: Sequence[ChatTurn], tools: Sequence[ToolSpec], *, mode: ToolMode
+    ) -> tuple[Completion, bool]:
         body: JsonDict = {"model": self._settings.model}
         if mode == "text":
             body["messages"] = _text_messages(messages, tools)
@@ -142,7 +168,7 @@ class OpenAIClient:
                 body["tool_choice"] = "required" if required else "auto"
         if self._settings.temperature is not None:
             body["temperature"] = self._settings.temperature
-        return self._parse(await self._post(body), tools=tools, mode=mode)
+        return self._parse(await self._post(body), tools=tools)
 
     async def _post(self, body: JsonDict) -> object:
         try:
@@ -150,20 +176,18 @@ class OpenAIClient:
         except (openai.OpenAIError, json.JSONDecodeError, UnicodeDecodeError) as exc:  # bad JSON body
             raise self._map_error(exc) from exc
 
-    def _use_text_mode(self, cause: openai.APIStatusError) -> None:
-        if self._mode != "text":
-            self._mode = "text"
+    def _use_text_mode(self, why: str, **detail: object) -> None:
+        if _DECIDED.get(self._model_key) != "text":
+            _DECIDED[self._model_key] = "text"
             log.warning(
-                "llm.tools_unsupported",
-                endpoint=self._endpoint,
-                status=cause.status_code,
-                detail=self._detail(cause),
-                action="using text tool mode from now on (set llm.tool_mode to skip detection)",
+                "llm.tools_unsupported", endpoint=self._endpoint, model=self._settings.model, why=why, **detail,
+                action="using text tool mode for this model from now on (set llm.tool_mode to skip detection)",
             )
 
     # -- reply parsing ----------------------------------------------------------------------------
 
-    def _parse(self, data: object, *, tools: Sequence[ToolSpec], mode: ToolMode) -> Completion:
+    def _parse(self, data: object, *, tools: Sequence[ToolSpec]) -> tuple[Completion, bool]:
+        """The completion, and whether its tool calls were recovered from text (the model wrote them)."""
         if isinstance(data, str):
             raise self._response_error("not JSON")
         if not isinstance(data, dict):
@@ -180,14 +204,19 @@ class OpenAIClient:
         content = strip_reasoning(_content_text(message.get("content")))
         calls = self._native_calls(message)
         known = {t.name for t in tools}
+        from_text = False
         if not calls and known and content:
             content, calls = extract_text_tool_calls(content, known, first_id=self._ids + 1)
             self._ids += len(calls)
-            if not calls and mode == "text" and TEXT_SQL_TOOL in known:
-                content, sql = extract_sql_block(content)
+            if not calls and TEXT_SQL_TOOL in known:  # SQL written instead of a call, in any mode
+                content, sql = sql_in_text(content)
                 if sql is not None:
                     calls = [self._call(TEXT_SQL_TOOL, json.dumps({"sql": sql}, ensure_ascii=False))]
-        return Completion(content=content or None, tool_calls=tuple(calls), usage=_usage(data.get("usage")))
+            from_text = bool(calls)
+            if from_text:  # what follows a written call (an invented "result") is not an answer
+                content = cut_imitation(content)
+        usage = _usage(data.get("usage"))
+        return Completion(content=content or None, tool_calls=tuple(calls), usage=usage), from_text
 
     def _native_calls(self, message: JsonDict) -> list[ToolCall]:
         raw = message.get("tool_calls")
@@ -198,11 +227,8 @@ class OpenAIClient:
             function = item.get("function") if isinstance(item, dict) else None
             if not isinstance(function, dict) or not isinstance(function.get("name"), str):
                 raise self._response_error("a tool call without a function name")
-            arguments = function.get("arguments")
-            if arguments is None:
-                arguments = "{}"
-            elif not isinstance(arguments, str):  # some servers send an object, not JSON text
-                arguments = json.dumps(arguments, ensure_ascii=False)
+            # Some servers send an object, not JSON text; small models write near-JSON (repaired).
+            arguments = repair_arguments(function.get("arguments"))
             call_id = item.get("id") if isinstance(item, dict) else None
             if isinstance(call_id, str) and call_id:
                 calls.append(ToolCall(id=call_id, name=str(function["name"]), arguments=arguments))

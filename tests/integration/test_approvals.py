@@ -325,17 +325,18 @@ async def test_ddl_preview_names_objects_and_lock_and_runs_only_when_approved(ch
     assert refused.kind is ReplyKind.ERROR and "must be owner of table items" in refused.text
 
 
-async def test_model_dml_through_run_query_is_refused_and_nothing_changes(
+async def test_model_dml_through_run_query_is_held_and_nothing_changes_until_decided(
         change_env: ChangeEnv, llm_server: llm.ScriptedLlmServer) -> None:
     env = change_env
-    llm_server.script(llm.tool_call("run_query", {"sql": DELETE_3}), llm.text("I could not delete them."))
+    llm_server.script(llm.tool_call("run_query", {"sql": DELETE_3}))
     agent = env.llm_agent(llm_server.base_url)
     reply = await final_reply(agent, message("delete items 1 to 3", user="UANALYST"))
-    assert reply.kind is ReplyKind.ANSWER and reply.approval is None and reply.sql == ()
-    hint = llm_server.requests[1]["messages"][-1]
-    assert hint["role"] == "tool" and "Refused" in hint["content"] and "changes data" in hint["content"]
-    assert await item_count(env) == 10
-    assert await env.redis_keys() == []
+    assert reply.kind is ReplyKind.APPROVAL and reply.approval is not None and reply.approval.sql == DELETE_3
+    assert reply.text.startswith("Held for approval") and await item_count(env) == 10
+    assert await env.redis_keys() != []  # stored like any proposal
+    rejected = await agent.decide(action_id=action_id(reply), decided_by=DBA, approve=False)
+    assert rejected.kind is ReplyKind.OUTCOME and await item_count(env) == 10
+    assert await env.audit_events(action_id(reply)) == ["requested", "rejected"]
 
 
 async def test_single_user_database_without_roles_lets_the_requester_approve(change_env: ChangeEnv) -> None:

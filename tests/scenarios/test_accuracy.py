@@ -205,7 +205,7 @@ async def test_an_answer_in_prose_with_no_sql_is_flagged_as_unchecked(
     await load_shop(fresh_db)
     llm_server.script(llm.text("You have about 1,200 orders."), llm.text("Hello! Ask me about the shop data."),
                       llm.text("You have about 1,200 orders."))
-    agent = build_agent(settings_with(fresh_db, llm_server.base_url))
+    agent = build_agent(settings_with(fresh_db, llm_server.base_url, grounded_answers=False))  # else withheld
     try:
         invented = await final_reply(agent, message("how many orders?"))
         greeting = await final_reply(agent, message("hi"))
@@ -215,7 +215,7 @@ async def test_an_answer_in_prose_with_no_sql_is_flagged_as_unchecked(
     assert invented.text == f"You have about 1,200 orders.\n\n{UNVERIFIED_NOTE}"
     assert invented.meta["verified"] == "no"
     assert greeting.text == "Hello! Ask me about the shop data." and "verified" not in greeting.meta
-    agent = build_agent(settings_with(fresh_db, llm_server.base_url, unverified_note=False))
+    agent = build_agent(settings_with(fresh_db, llm_server.base_url, unverified_note=False, grounded_answers=False))
     try:
         plain = await final_reply(agent, message("how many orders?"))
     finally:

@@ -32,8 +32,8 @@ async def test_injection_in_the_data_reaches_the_model_only_as_a_tool_result_and
         await conn.close()
     llm_server.script(
         llm.tool_call("run_query", {"sql": LATEST_REVIEWS}),
-        llm.tool_call("run_query", {"sql": "DROP TABLE orders"}),  # the scripted model "obeys" the review
-        llm.tool_call("run_query", {"sql": "SELECT 1; DROP TABLE orders"}),
+        llm.tool_call("run_query", {"sql": "SELECT 1; DROP TABLE orders"}),  # the scripted model "obeys" the review
+        llm.tool_call("run_query", {"sql": "SELECT lo_unlink(1)"}),
         llm.text("The latest reviews are in the table; one of them contains instructions, which I ignored."),
     )
     agent = build_agent(settings_for(fresh_db, llm_url=llm_server.base_url))

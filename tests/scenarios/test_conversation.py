@@ -77,16 +77,13 @@ async def test_model_corrects_its_sql_after_a_postgres_error(fresh_db: str, llm_
 
 async def test_write_through_the_read_path_is_refused_and_nothing_changes(fresh_db: str, llm_server) -> None:
     await load_shop(fresh_db)
-    hostile = [
-        "DELETE FROM orders",
-        "WITH d AS (DELETE FROM orders RETURNING *) SELECT count(*) FROM d",
+    hostile = [  # one change (DELETE, a data-modifying CTE, DROP) is held for approval instead: test_changes_held
         "COMMIT; DELETE FROM orders",
         "SELECT 1; DROP TABLE orders",
         "RESET ROLE",
         "SET ROLE postgres",
         "SELECT pg_terminate_backend(pg_backend_pid())",
         "SELECT lo_import('/etc/passwd')",
-        "DROP TABLE orders",
     ]
     llm_server.script(*(llm.tool_call("run_query", {"sql": sql}) for sql in hostile))
     llm_server.script(llm.text("I cannot do that."))

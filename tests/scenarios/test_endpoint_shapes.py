@@ -1,11 +1,15 @@
-"""Endpoint shapes end to end through the Agent: servers without tools, tool calls written as text,
-``content: null`` refused, forced ``tool_choice``. The client's own tests cover each shape in isolation
+"""Endpoint shapes end to end through the Agent: servers without tools, tool calls written as text (and
+near-JSON repaired), ``content: null`` refused, forced ``tool_choice``, Ollama's, vLLM's and LM Studio's
+replies, the legacy ``function_call``, and auto mode's fallback to text for a model that writes its calls. The client's own tests cover each shape in isolation
 (tests/integration/test_llm_client.py); these prove the whole turn works on top of them.
 """
 
 from __future__ import annotations
 
+import json
+
 import pytest
+import structlog
 
 from bot.wiring import build_agent
 from core import ReplyKind
@@ -101,3 +105,111 @@ async def test_endpoint_failures_end_in_one_clear_message(fresh_db: str, llm_ser
     assert "rate limiting" in replies[1].text
     assert "HTTP 503: model loading" in replies[2].text
     assert all("Traceback" not in r.text and "sk-test" not in r.text for r in replies)
+
+
+# -- other servers' shapes, one whole turn each -----------------------------------------------------
+
+COUNT_ARGS = {"sql": COUNT_SQL}
+SHAPES = {
+    "ollama_no_id_no_index": llm.ollama_tool_call("run_query", COUNT_ARGS),
+    "ollama_index_without_id": llm.ollama_tool_call("run_query", COUNT_ARGS, with_index=True),
+    "ollama_arguments_as_object": llm.ollama_tool_call("run_query", COUNT_ARGS, with_id=True, arguments_as_object=True),
+    "ollama_finish_reason_stop": llm.ollama_tool_call("run_query", COUNT_ARGS, finish_reason="stop"),
+    "vllm_content_null": llm.vllm_tool_call("run_query", COUNT_ARGS),
+    "vllm_reasoning_content": llm.vllm_tool_call(
+        "run_query", COUNT_ARGS,
+        reasoning='I could call {"name": "run_query", "arguments": {"sql": "DELETE FROM orders"}}'),
+    "lmstudio_no_content_key": llm.lmstudio_tool_call("run_query", COUNT_ARGS),
+    "legacy_function_call": llm.legacy_function_call("run_query", COUNT_ARGS),
+}
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+async def test_other_servers_tool_call_shapes_run_one_whole_turn(
+    fresh_db: str, llm_server: llm.ScriptedLlmServer, shape: str
+) -> None:
+    await load_shop(fresh_db)
+    llm_server.script(SHAPES[shape], llm.vllm_text(
+        "30 orders have shipped.", reasoning='```json\n{"name": "run_query", "arguments": {"sql": "SELECT 1"}}\n```'))
+    settings = settings_for(fresh_db, llm_url=llm_server.base_url)
+    settings.llm.tool_mode = "auto"
+    agent = build_agent(settings)
+    try:
+        reply = await final_reply(agent, message("How many orders shipped?"))
+    finally:
+        await agent.aclose()
+    assert reply.kind is ReplyKind.ANSWER and reply.text == "30 orders have shipped."
+    assert reply.sql == (COUNT_SQL,)  # once: the JSON in reasoning_content was neither run nor shown
+    assert reply.table is not None and reply.table.rows == ((30,),)
+    assert len(llm_server.requests) == 2 and all("tools" in r for r in llm_server.requests)  # stayed native
+    assert all(not r.get("stream") for r in llm_server.requests)  # pgbot never asks for a stream
+    follow_up = llm_server.requests[1]["messages"]  # type: ignore[index]
+    call_id = follow_up[-2]["tool_calls"][0]["id"]
+    assert call_id and follow_up[-1] == {"role": "tool", "content": follow_up[-1]["content"], "tool_call_id": call_id}
+
+
+# -- tool calls written as near-JSON or as SQL, repaired and run -------------------------------------
+
+REPAIRS = {
+    "python_triple_quotes": '```json\n{"name": "run_query", "arguments": {"sql": """SELECT count(*) AS n\n'
+                            "FROM orders WHERE status = 'shipped'\"\"\"}}\n```",
+    "single_quotes_trailing_commas": "```json\n{'name': 'run_query', 'arguments': {'sql': \""
+                                     + COUNT_SQL + "\",},}\n```",
+    "tool_call_tag_with_tool_and_parameters": '<tool_call>\n{"tool": "run_query", "parameters": {"sql": "'
+                                              + COUNT_SQL.replace("'", "\\u0027") + '"}}\n</tool_call>',
+    "fenced_call_after_prose_and_sql": (
+        "To find the number of shipped orders, I'll run a simple query:\n```sql\nSELECT count(*) FROM orders;\n```\n"
+        'Calling the tool:\n```json\n{"name": "run_query", "arguments": {"sql": "' + COUNT_SQL + '"}}\n```\n'
+        "The final answer is: **12**"),
+    "function_wrapper_arguments_as_json_string": '{"function": {"name": "run_query", "arguments": '
+                                                 + json.dumps(json.dumps(COUNT_ARGS)) + "}}",
+    "arguments_string_in_python_quotes": '{"name": "run_query", "arguments": "{\'sql\': \\"' + COUNT_SQL + '\\"}"}',
+    "sql_fence_instead_of_a_call": f"Let me count them.\n```sql\n{COUNT_SQL};\n```",
+    "unlabelled_fence_with_sql": f"```\n{COUNT_SQL}\n```",
+    "bare_select": COUNT_SQL + ";",
+}
+
+
+@pytest.mark.parametrize("repair", list(REPAIRS))
+async def test_near_json_and_sql_in_text_are_repaired_and_run_in_native_mode(
+    fresh_db: str, llm_server: llm.ScriptedLlmServer, repair: str
+) -> None:
+    await load_shop(fresh_db)
+    llm_server.script(llm.text(REPAIRS[repair]), llm.text("30 orders have shipped."))
+    agent = build_agent(settings_for(fresh_db, llm_url=llm_server.base_url))  # tool_mode = "native"
+    try:
+        reply = await final_reply(agent, message("How many orders shipped?"))
+    finally:
+        await agent.aclose()
+    assert reply.kind is ReplyKind.ANSWER and reply.text == "30 orders have shipped."
+    assert reply.table is not None and reply.table.rows == ((30,),)
+    assert len(reply.sql) == 1 and " ".join(reply.sql[0].split()) == COUNT_SQL
+    assert "**12**" not in reply.text
+
+
+async def test_auto_mode_falls_back_to_text_for_a_model_that_writes_its_calls_and_remembers_it(
+    fresh_db: str, llm_server: llm.ScriptedLlmServer
+) -> None:
+    await load_shop(fresh_db)
+    llm_server.script(
+        llm.text_tool_call("run_query", COUNT_ARGS, prose="I'll run a query."), llm.text("30 orders have shipped."),
+        llm.sql_block(COUNT_SQL), llm.text("Still 30."),
+    )
+    settings = settings_for(fresh_db, llm_url=llm_server.base_url)
+    settings.llm.tool_mode = "auto"
+    with structlog.testing.capture_logs() as logs:
+        agent = build_agent(settings)
+        try:
+            first = await final_reply(agent, message("How many orders shipped?"))
+        finally:
+            await agent.aclose()
+        agent = build_agent(settings)  # a new client for the same endpoint and model: decided already
+        try:
+            second = await final_reply(agent, message("How many orders shipped now?"))
+        finally:
+            await agent.aclose()
+    assert first.kind is second.kind is ReplyKind.ANSWER and first.sql == second.sql == (COUNT_SQL,)
+    assert ["tools" in r for r in llm_server.requests] == [True, False, False, False]
+    assert "fenced ```sql block" in llm_server.requests[1]["messages"][0]["content"]  # type: ignore[index]
+    switches = [e for e in logs if e["event"] == "llm.tools_unsupported"]
+    assert len(switches) == 1 and switches[0]["model"] == "test-model" and "as text" in switches[0]["why"]
