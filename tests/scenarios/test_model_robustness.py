@@ -12,6 +12,7 @@ from bot.wiring import build_agent
 from core import Reply, ReplyKind
 from core.agent import Agent
 from core.grounding import NUDGES, Problem
+from core.llm.base import ReadScope
 from tests import llm_server as llm
 from tests.helpers import final_reply, load_shop, message, settings_for
 from tests.integration.change_env import ANALYST, DBA, ChangeEnv, change_env_fixture  # noqa: F401 - fixture
@@ -97,7 +98,8 @@ async def test_an_invented_number_is_never_shown_as_the_answer(
     assert reply.kind is ReplyKind.ERROR and reply.answer_id is None and reply.sql == ()
     assert "12" not in reply.text and reply.text.startswith("I could not get an answer from the database")
     assert sent(llm_server, 1)[-2:] == [invented, NUDGES[Problem.UNGROUNDED]]  # one more chance, with why
-    kept = " ".join(t.content or "" for t in await agent.store.history(message("x", thread="t-robust").thread_key))
+    kept = " ".join(t.content or "" for t in await agent.store.history(
+        message("x", thread="t-robust").thread_key, viewer=ReadScope(database="shop", role=None)))
     assert "12" not in kept  # the invented number does not become context for later questions
 
 
