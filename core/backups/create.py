@@ -29,6 +29,7 @@ from core.backups.manifest import (
     PARTIAL_SUFFIX,
     Manifest,
     TableCount,
+    create_private,
     ensure_folder,
     human_size,
     new_dump_name,
@@ -102,6 +103,7 @@ async def create_backup(
     await report(f"Backing up '{db.name}' with pg_dump {plan.client.version}: "
                  f"{plural(len(facts.data_tables), 'table')}, about {human_size(facts.table_bytes)} of table data.")
     try:
+        create_private(partial)  # pg_dump writes into it and keeps its 0600
         counts = await _dump_in_snapshot(db, plan, partial, settings=settings, report=report)
         size = partial.stat().st_size
         digest = await asyncio.to_thread(sha256_of, partial)
