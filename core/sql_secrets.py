@@ -9,7 +9,7 @@ the masked one (:mod:`core.approvals`). Masked, anywhere in a statement:
   ``scheme://user:password@`` in a URI (``dblink_connect('…')``, ``CREATE SUBSCRIPTION … CONNECTION '…'``).
 
 Bodies in dollar quotes (``DO``, functions) and plain literals (``EXECUTE '…'``) are masked the same way,
-recursively. Edits are made in place on the scanner's tokens, so the rest of the text (comments, layout) is
+recursively; comments by the patterns for free text. Edits are made in place on the scanner's tokens, so the rest of the text (comments, layout) is
 exactly what runs. Text that does not scan as SQL, and free text such as a question, is masked by patterns.
 """
 
@@ -67,16 +67,19 @@ def _mask(sql: str, *, depth: int) -> str:
     done = 0
     previous = ""
     for token in tokens:
-        if token.name in _COMMENTS:
-            continue
         text = sql[token.start:token.end + 1]
-        if token.name in _STRINGS:
+        if token.name in _COMMENTS:
+            shown = mask_text(text)  # a comment is prose: patterns only, and it never precedes a literal
+        elif token.name in _STRINGS:
             shown = f"'{MASK}'" if previous in _PASSWORD_WORDS else _mask_literal(text, depth=depth)
-            if shown != text:
-                pieces.append(sql[done:token.start])
-                pieces.append(shown)
-                done = token.end + 1
-        previous = text.lower()
+        else:
+            shown = text
+        if shown != text:
+            pieces.append(sql[done:token.start])
+            pieces.append(shown)
+            done = token.end + 1
+        if token.name not in _COMMENTS:
+            previous = text.lower()
     pieces.append(sql[done:])
     return "".join(pieces)
 
