@@ -9,8 +9,12 @@ the masked one (:mod:`core.approvals`). Masked, anywhere in a statement:
   ``scheme://user:password@`` in a URI (``dblink_connect('…')``, ``CREATE SUBSCRIPTION … CONNECTION '…'``).
 
 Bodies in dollar quotes (``DO``, functions) and plain literals (``EXECUTE '…'``) are masked the same way,
-recursively; comments by the patterns for free text. Edits are made in place on the scanner's tokens, so the rest of the text (comments, layout) is
-exactly what runs. Text that does not scan as SQL, and free text such as a question, is masked by patterns.
+recursively; comments by the patterns for free text. Edits are made in place on the scanner's tokens, so
+the rest of the text (layout, comments) is exactly what runs. Text that does not scan as SQL, and free text
+such as a question, is masked by patterns.
+
+Deliberate limit: a literal after the word ``password`` is masked wherever it stands, so a type named
+``password`` could hide a string from the card; the card then says that a value is masked (core.approvals).
 """
 
 from __future__ import annotations
