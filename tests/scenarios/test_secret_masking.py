@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import uuid
 
+import redis.asyncio as aioredis
+
 from core import ReplyKind
 from core.approvals import sql_hash
 from tests import llm_server as llm
@@ -34,8 +36,10 @@ async def test_a_password_the_model_wrote_is_masked_in_history_and_never_sent_ba
     await final_reply(agent, message("what did you propose?", user="UDBA", thread=thread))
     sent = json.dumps(llm_server.requests[-1]["messages"])
     assert "ALTER ROLE pgbot_nobody ENCRYPTED PASSWORD" in sent and SECRET not in sent
-    try:
-        history = await agent.store.history(f"slack:T1:C1:{thread}")
-        assert history and SECRET not in json.dumps([turn.model_dump() for turn in history])
+    client = aioredis.Redis.from_url(env.redis_url, decode_responses=True)
+    try:  # what is stored, before any per-viewer filtering: the password never reached Redis
+        stored = await client.lrange(f"pgbot:ctx:slack:T1:C1:{thread}:history", 0, -1)
+        assert stored and "PASSWORD '********'" in "".join(stored) and SECRET not in "".join(stored)
     finally:
+        await client.aclose()
         await delete_keys(env.redis_url, f"pgbot:ctx:slack:T1:C1:{thread}:*")

@@ -3,7 +3,7 @@ the real Postgres, every Web API call checked on the local fake Slack.
 
 Self-approval, approving where no approvers are configured (the old shipped default), posing as the terminal,
 a dangerous statement hidden past the card's cut, a click from another workspace, a disguised link from the
-model, and a password on the card and in the thread's history.
+model, and a password on the card (thread history: tests/scenarios/test_secret_masking.py).
 """
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ def scram_matches(verifier: str, password: str) -> bool:
     return method == "SCRAM-SHA-256" and base64.b64encode(hashlib.sha256(client_key).digest()).decode() == stored_key
 
 
-async def test_a_password_is_masked_on_the_card_and_in_history_but_the_real_one_is_set(
+async def test_a_password_is_masked_on_the_card_and_in_the_audit_but_the_real_one_is_set(
     fake_slack: FakeSlack, shop_agent: Agent, fresh_db: str
 ) -> None:
     role, secret = f"pgbot_mask_{uuid.uuid4().hex[:8]}", "hunter2-Very-Secret"
@@ -199,9 +199,6 @@ async def test_a_password_is_masked_on_the_card_and_in_history_but_the_real_one_
         await fake_slack.wait_for(lambda f: len(f.of("chat.update")) == 2)
         everything = str([call.args for call in fake_slack.calls])
         assert secret not in everything  # not on the card, the outcome, or the retired card
-        thread_key = f"slack:T0TEAM0001:C0CHAN0001:{post.args['thread_ts']}"
-        history = await shop_agent.store.history(thread_key)
-        assert history and secret not in str([t.model_dump() for t in history])
         conn = await asyncpg.connect(fresh_db)
         try:
             verifier = await conn.fetchval("SELECT rolpassword FROM pg_authid WHERE rolname = $1", role)
