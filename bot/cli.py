@@ -35,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--db", metavar="NAME", help="database to ask (default: the configured default)")
     ask.add_argument("--format", choices=["table", "csv", "json"], default="table")
 
-    sub.add_parser("check-config", parents=[common], help="validate the config and try every database and the LLM")
+    check = sub.add_parser("check-config", parents=[common],
+                           help="validate the config, try every database and the LLM, name unsafe settings")
+    check.add_argument("--strict", action="store_true", help="exit 1 when an unsafe setting is found")
 
     demo = sub.add_parser("demo", parents=[common],
                           help="chat with the configured database, else an embedded Postgres with sample data")
@@ -72,6 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "config"):
         args.config = None
     handler = COMMANDS[args.command]
+    from bot.logs import configure_logging
+
+    # Until a command configures its own logging: a traceback goes to the log file, as plain text without
+    # local variables (which may hold a DSN) and through the secret filter; never to the terminal.
+    configure_logging(None, file=LOG_FILE)
     try:
         return asyncio.run(handler(args))
     except KeyboardInterrupt:
@@ -115,7 +122,7 @@ async def _ask(args: argparse.Namespace) -> int:
 async def _check_config(args: argparse.Namespace) -> int:
     from bot.check_config import check_config
 
-    return await check_config(config=args.config)
+    return await check_config(config=args.config, strict=args.strict)
 
 
 async def _demo(args: argparse.Namespace) -> int:

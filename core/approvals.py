@@ -45,7 +45,16 @@ from core.db.postgres import (
 from core.errors import AccessDeniedError, DatabaseUnavailableError, PgbotError
 from core.llm.base import ChatTurn, ReadScope
 from core.messages import ApprovalPrompt, Reply, ReplyKind, ResultTable
-from core.permissions import Actor, GroupLookup, may_approve, resolve_role
+from core.permissions import (
+    Actor,
+    GroupLookup,
+    approvers_configured,
+    how_to_add_approvers,
+    may_approve,
+    operator_approves,
+    resolve_role,
+)
+from core.sql_secrets import MASK, mask_sql
 
 if TYPE_CHECKING:
     from core.config import Settings
@@ -109,11 +118,17 @@ class PendingAction(BaseModel):
     def expected_hash(self) -> str:
         return action_hash(self.sql, self.operation, self.params)
 
-    def prompt(self) -> ApprovalPrompt:
+    @property
+    def shown_sql(self) -> str:
+        """The statement as people and the model see it: passwords masked. ``sql`` (and the hash, which covers
+        it) stays the real text, so what runs is exactly what was requested."""
+        return mask_sql(self.sql)
+
+    def prompt(self, *, notes: tuple[str, ...] = ()) -> ApprovalPrompt:
         return ApprovalPrompt(
             action_id=self.id, database=self.database, role=self.role, requested_by=self.requested_by,
-            sql=self.sql, sql_hash=self.sql_hash, kind=self.kind, summary=self.summary, preview=self.preview,
-            expires_at=self.expires_at,
+            sql=self.shown_sql, sql_hash=self.sql_hash, kind=self.kind, summary=self.summary, preview=self.preview,
+            expires_at=self.expires_at, notes=notes,
         )
 
     def audit(self, event: AuditEvent, **outcome: object) -> AuditRecord:
@@ -161,7 +176,19 @@ class Approvals:
         except ApprovalStoreUnavailableError:
             await self._audit_quietly(action.audit(AuditEvent.FAILED, result="approval store unavailable"))
             raise
-        return action.prompt()
+        return action.prompt(notes=self._card_notes(action))
+
+    def _card_notes(self, action: PendingAction) -> tuple[str, ...]:
+        """Told on the card: nobody can approve it here yet (and how to change that), passwords masked."""
+        settings = self._databases.get(action.database).settings
+        notes = []
+        if not approvers_configured(settings) and not operator_approves(settings, action.requested_by):
+            notes.append(f"Nobody can approve this from chat yet: no approvers are configured for "
+                         f"'{action.database}'. To allow it, {how_to_add_approvers(action.database)} "
+                         "(approving your own change also needs allow_self_approval = true).")
+        if action.shown_sql != action.sql:
+            notes.append(f"Passwords in this statement are shown as {MASK}; the statement that runs has them.")
+        return tuple(notes)
 
     def _check_runnable(self, action: PendingAction, *, subject: str, consequence: str) -> None:
         """Before anything is audited: the hash matches what is shown, and someone here can carry it out."""
@@ -284,7 +311,7 @@ class Approvals:
         await self._audit_quietly(action.audit(AuditEvent.REJECTED, decided_by=decided_by))
         text = f"Change {action.id} was rejected by {decided_by}; nothing was run."
         await self._note(action, decided_by, "Reject", text)
-        return Reply(kind=ReplyKind.OUTCOME, text=text, sql=(action.sql,), database=action.database)
+        return Reply(kind=ReplyKind.OUTCOME, text=text, sql=(action.shown_sql,), database=action.database)
 
     async def run_as_operator(
         self, action: PendingAction, *, operator: str, progress: ProgressSink | None = None
@@ -338,7 +365,7 @@ class Approvals:
         await self._note(action, decided_by, "Approve", text)
         if not saved:
             text += " (The outcome could not be saved to Redis; later clicks will see it as still running.)"
-        return Reply(kind=ReplyKind.OUTCOME, text=text, sql=(action.sql,), database=action.database,
+        return Reply(kind=ReplyKind.OUTCOME, text=text, sql=(action.shown_sql,), database=action.database,
                      meta={"action_id": action.id, "status": status})
 
     async def _run_executor(
@@ -451,7 +478,7 @@ def _parse(payload: str) -> PendingAction | None:
 def _error(text: str, action: PendingAction | None = None) -> Reply:
     if action is None:
         return Reply(kind=ReplyKind.ERROR, text=text)
-    return Reply(kind=ReplyKind.ERROR, text=text, sql=(action.sql,), database=action.database,
+    return Reply(kind=ReplyKind.ERROR, text=text, sql=(action.shown_sql,), database=action.database,
                  meta={"action_id": action.id})
 
 

@@ -13,15 +13,12 @@ from typing import LiteralString
 
 import asyncpg
 import structlog
-from pglast import ast, parse_sql
-from pglast.parser import ParseError
-from pglast.stream import RawStream
-from pglast.visitors import Visitor
 
 from core.db.owned import ensure_owned_table
 from core.db.postgres import PgDatabase
 from core.db.registry import DatabaseRegistry
 from core.errors import PermissionDeniedError
+from core.sql_secrets import mask_sql
 
 log = structlog.get_logger(__name__)
 
@@ -52,7 +49,7 @@ _INSERT: LiteralString = (
 _COLUMNS = ("id", "at", "event", "action_id", "database", "requested_by", "decided_by", "role", "sql",
             "sql_hash", "result", "rows_affected", "duration_ms")
 
-# Statement types whose text may carry a password or connection string: stored and logged redacted.
+# Statement types whose text is meant to carry a password or connection string (migrations refuse them).
 SECRET_BEARING = frozenset({
     "CreateRoleStmt", "AlterRoleStmt", "CreateUserMappingStmt", "AlterUserMappingStmt",
     "CreateSubscriptionStmt", "AlterSubscriptionStmt", "CreateForeignServerStmt", "AlterForeignServerStmt",
@@ -85,7 +82,7 @@ class AuditRecord:
 
     @property
     def safe_sql(self) -> str:
-        return redact_sql(self.sql, statement_type=self.statement_type)
+        return mask_sql(self.sql)
 
     def args(self) -> tuple[object, ...]:
         return (self.event.value, self.action_id, self.database, self.requested_by, self.decided_by, self.role,
@@ -189,30 +186,10 @@ def _row(record: asyncpg.Record) -> AuditRow:
     return AuditRow(**{name: record[name] for name in _COLUMNS})
 
 
-class _Redactor(Visitor):
-    def visit_DefElem(self, ancestors: object, node: ast.DefElem) -> ast.DefElem | None:
-        if node.defname == "password" and isinstance(node.arg, ast.String):
-            return ast.DefElem(defname=node.defname, arg=ast.String(sval="********"), defaction=node.defaction)
-        return None
-
-    def visit_CreateSubscriptionStmt(self, ancestors: object, node: ast.CreateSubscriptionStmt) -> None:
-        node.conninfo = "********"
-
-    def visit_AlterSubscriptionStmt(self, ancestors: object, node: ast.AlterSubscriptionStmt) -> None:
-        if node.conninfo:
-            node.conninfo = "********"
-
-
-def redact_sql(sql: str, *, statement_type: str) -> str:
-    """Passwords and connection strings replaced by ``********``; other statements unchanged."""
-    if statement_type not in SECRET_BEARING:
-        return sql
-    try:
-        tree = parse_sql(sql)
-        _Redactor()(tree)
-        return str(RawStream()(tree))
-    except (ParseError, ValueError, TypeError, AttributeError):  # never risk storing the secret
-        return f"({statement_type}: text withheld, it may contain a secret)"
+def redact_sql(sql: str, *, statement_type: str = "") -> str:
+    """What the audit stores and logs: passwords and connection-string secrets masked (core.sql_secrets, the
+    same masker as cards and thread history); ``statement_type`` is kept for callers, the text decides."""
+    return mask_sql(sql)
 
 
 def log_entry(entry: AuditRecord) -> None:

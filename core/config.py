@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+import urllib.parse
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
@@ -103,6 +104,37 @@ class ApproverSettings(_Section):
         return value
 
 
+def dsn_problem(dsn: str) -> str | None:
+    """Why asyncpg could not parse ``dsn``, in words that quote none of it (any part may be a password: an
+    unescaped ``/``, ``@`` or ``#`` moves the password into the host or port), or None when it parses."""
+    escape_hint = " (a password with '/', '@', '#', '?' or ':' must be percent-encoded, e.g. @ as %40)"
+    try:
+        parsed = urllib.parse.urlparse(dsn)
+        query = urllib.parse.parse_qs(parsed.query, strict_parsing=True) if parsed.query else {}
+    except ValueError:
+        return "is not a valid postgresql:// URL" + escape_hint
+    if parsed.scheme not in {"postgresql", "postgres"}:
+        return "must be a postgresql://user:password@host:port/database URL (key=value strings are not accepted)"
+    hostspec = parsed.netloc.partition("@")[2] if "@" in parsed.netloc else parsed.netloc
+    ports = [_port_of(spec) for spec in hostspec.split(",") if spec] if hostspec else []
+    ports += [p for value in query.get("port", [])[-1:] for p in value.split(",")]
+    if any(p is None for p in ports):
+        return "names a host that is not a valid host[:port]" + escape_hint
+    if any(p and not (p.isascii() and p.isdigit() and 0 < int(p) <= 65535) for p in ports if p is not None):
+        return "has a port that is not a number from 1 to 65535" + escape_hint
+    return None
+
+
+def _port_of(hostspec: str) -> str | None:
+    """The port part of one ``host[:port]`` as asyncpg reads it ("" when absent), None when malformed."""
+    if hostspec.startswith("/"):
+        return ""
+    if hostspec.startswith("["):
+        match = re.fullmatch(r"\[[^\]]+\](?::(.*))?", hostspec)
+        return None if match is None else urllib.parse.unquote(match.group(1) or "")
+    return urllib.parse.unquote(hostspec.partition(":")[2])
+
+
 class DatabaseSettings(_Section):
     dsn: SecretStr
     default: bool = False
@@ -130,6 +162,16 @@ class DatabaseSettings(_Section):
     # the login role. Precedence: the identity's entry, the first matching group in this order, then "*".
     roles: dict[str, str] | None = None
     approvers: ApproverSettings = Field(default_factory=ApproverSettings)
+
+    @field_validator("dsn")
+    @classmethod
+    def _dsn_parses(cls, value: SecretStr) -> SecretStr:
+        """A DSN asyncpg cannot parse fails here, in one line naming the key, not later in a traceback whose
+        local variables hold the password (issue 13)."""
+        problem = dsn_problem(value.get_secret_value())
+        if problem is not None:
+            raise ValueError(f"the DSN {problem}")
+        return value
 
     @field_validator("roles")
     @classmethod

@@ -8,6 +8,7 @@ on every key) and :class:`MemoryContextStore` (the terminal, when no Redis URL i
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from typing import Protocol
@@ -18,6 +19,7 @@ from redis.exceptions import RedisError
 from core.errors import PgbotError
 from core.history_scope import visible_history
 from core.llm.base import ChatTurn, ReadScope
+from core.sql_secrets import mask_sql, mask_text
 
 
 class ContextUnavailableError(PgbotError):
@@ -52,6 +54,40 @@ def trim_history(turns: list[ChatTurn], max_turns: int) -> list[ChatTurn]:
     return []
 
 
+def masked_turns(turns: Sequence[ChatTurn]) -> list[ChatTurn]:
+    """Turns as history keeps them: passwords in SQL and connection strings masked (core.sql_secrets), in
+    text and in tool-call arguments alike, so a later turn never sends them to the model again."""
+    return [_masked(turn) for turn in turns]
+
+
+def _masked(turn: ChatTurn) -> ChatTurn:
+    content = mask_text(turn.content) if turn.content else turn.content
+    calls = tuple(call.model_copy(update={"arguments": _masked_arguments(call.arguments)})
+                  for call in turn.tool_calls)
+    if content == turn.content and calls == turn.tool_calls:
+        return turn
+    return turn.model_copy(update={"content": content, "tool_calls": calls})
+
+
+def _masked_arguments(arguments: str) -> str:
+    try:
+        parsed = json.loads(arguments)
+    except ValueError:
+        return mask_text(arguments)
+    masked = _mask_values(parsed)
+    return arguments if masked == parsed else json.dumps(masked, ensure_ascii=False)
+
+
+def _mask_values(value: object) -> object:
+    if isinstance(value, str):
+        return mask_sql(value)
+    if isinstance(value, dict):
+        return {key: _mask_values(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_mask_values(item) for item in value]
+    return value
+
+
 class MemoryContextStore:
     """In-process store for the terminal; entries expire like the Redis ones."""
 
@@ -78,7 +114,8 @@ class MemoryContextStore:
 
     async def append(self, thread_key: str, turns: Sequence[ChatTurn]) -> None:
         current = self._stored(thread_key)
-        self._history[thread_key] = (time.monotonic(), trim_history(current + list(turns), self._max_turns * 2))
+        self._history[thread_key] = (time.monotonic(),
+                                     trim_history(current + masked_turns(turns), self._max_turns * 2))
 
     async def get_database(self, thread_key: str) -> str | None:
         entry = self._database.get(thread_key)
@@ -128,7 +165,7 @@ class RedisContextStore:
         key = self._key(thread_key, "history")
         try:
             async with self._redis.pipeline(transaction=True) as pipe:
-                pipe.rpush(key, *(t.model_dump_json(exclude_defaults=True) for t in turns))
+                pipe.rpush(key, *(t.model_dump_json(exclude_defaults=True) for t in masked_turns(turns)))
                 pipe.ltrim(key, -self._max_turns * 2, -1)
                 pipe.expire(key, self._ttl_s)
                 await pipe.execute()

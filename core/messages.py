@@ -74,7 +74,8 @@ class ReplyKind(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ApprovalPrompt:
-    """What an approver sees: exactly the SQL that will run and what it will touch."""
+    """What an approver sees: the SQL that will run and what it will touch. ``sql`` is the statement with its
+    passwords masked (core.sql_secrets); ``sql_hash`` is the hash of the real statement, which is what runs."""
 
     action_id: str
     database: str
@@ -86,6 +87,8 @@ class ApprovalPrompt:
     summary: str
     preview: ResultTable | None
     expires_at: float
+    # What the approver must also know: nobody can approve here yet (and how to fix that), passwords masked.
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,11 +75,36 @@ def _group_role(roles: dict[str, str], *, identity: str, groups: tuple[str, ...]
     return role
 
 
+TERMINAL = "terminal:"  # identities the terminal adapter makes; Slack and Discord ones carry their own prefix
+
+
+def approvers_configured(settings: DatabaseSettings) -> bool:
+    return bool(settings.approvers.users or settings.approvers.roles)
+
+
+def operator_approves(settings: DatabaseSettings, identity: str) -> bool:
+    """The single-user rule: no roles table and no approvers, and the decision comes from the terminal, whose
+    user holds the config file (and with it the login role) anyway. Never true for Slack or Discord: their
+    identities are ``slack:…``/``discord:…``, built by the adapter from the platform's own user id."""
+    return identity.startswith(TERMINAL) and settings.roles is None and not approvers_configured(settings)
+
+
+def how_to_add_approvers(database: str) -> str:
+    """The config that lets someone approve from chat, for the card and for refusals."""
+    return (f"add them to pgbot's config under [databases.{database}.approvers] as roles = [\"<db role>\"] "
+            f"and/or users = [\"slack:U…\", \"discord:…\"]")
+
+
 def may_approve(*, settings: DatabaseSettings, approver: Actor, requested_by: str) -> str | None:
-    """Return None when ``approver`` may approve, else the reason they may not."""
+    """Return None when ``approver`` may approve, else the reason they may not.
+
+    Safe by default: in chat nobody approves while no approvers are configured, and nobody approves their
+    own request unless ``allow_self_approval``; only the terminal keeps the single-user rule."""
     rules = settings.approvers
-    if not rules.users and not rules.roles and settings.roles is None:
-        return None  # single-user setup (no roles, no approvers): whoever runs pgbot approves
+    if operator_approves(settings, approver.identity):
+        return None
+    if not approvers_configured(settings):
+        return f"no approvers are configured for '{approver.database}'; {how_to_add_approvers(approver.database)}"
     if approver.identity == requested_by and not rules.allow_self_approval:
         return "you requested this change and self-approval is off for this database"
     if approver.identity in rules.users or any(group in rules.users for group in approver.groups):

@@ -3,7 +3,10 @@
 Limits: 2000 chars of content, 4096 per embed description, 6000 over all embeds of one message. The SQL goes
 in a ```sql fence and the table in a monospace code block of at most 2000 characters. What does not fit is
 not lost: a result with more rows (or longer cells) than the block shows is attached as ``result.csv``, and
-answer text over 2000 characters as ``answer.md``. Buttons live in :mod:`adapters.discord.views`.
+answer text over 2000 characters as ``answer.md``, and an approval's statement longer than its SQL block as
+``change.sql`` (the card says so; it never shows a cut statement without the file). Markdown links show
+their real URL: ``[label](url)`` becomes ``label (<url>)``, so no label disguises an address. Buttons live
+in :mod:`adapters.discord.views`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from dataclasses import dataclass, field
 
 import discord
@@ -25,6 +29,8 @@ SQL_BUDGET = 1800
 TABLE_BUDGET = 2000  # one message's worth: wider or longer results go to the CSV
 CSV_NAME = "result.csv"
 TEXT_NAME = "answer.md"
+SQL_NAME = "change.sql"
+NOTE_LIMIT = 1024  # an embed field's value
 FILE_LIMIT = 8 * 1024 * 1024  # under the 10 MiB Discord allows every bot
 SUMMARY_LIMIT = 600
 FACT_LIMIT = 100
@@ -59,6 +65,20 @@ class DiscordMessage:
     embeds: list[discord.Embed] = field(default_factory=list)
     files: list[Attachment] = field(default_factory=list)
 
+
+
+# [label](url) and [label](<url>), optionally with a "title": Discord shows only the label of such a link.
+_MD_LINK = re.compile(r"\[([^\]]*)\]\(\s*<?(https?://[^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+
+
+def shown_links(text: str) -> str:
+    """Links as ``label (<url>)`` (the real address, without a preview), and any other ``](`` broken with a
+    zero-width space, so text from the model or the database cannot disguise where a link goes."""
+    def show(match: re.Match[str]) -> str:
+        label, url = match.group(1).strip(), match.group(2)
+        return f"<{url}>" if not label or label == url else f"{label} (<{url}>)"
+
+    return _MD_LINK.sub(show, text).replace("](", "]\u200b(")
 
 
 def fence(code: str, *, lang: str = "", limit: int) -> str:
@@ -121,7 +141,7 @@ def approval_embed(prompt: ApprovalPrompt) -> discord.Embed:
     if who.startswith("discord:"):
         who = f"<@{who.removeprefix('discord:')}>"
     embed = discord.Embed(
-        title="Approval needed", description=cut(prompt.summary or prompt.kind, SUMMARY_LIMIT),
+        title="Approval needed", description=cut(shown_links(prompt.summary or prompt.kind), SUMMARY_LIMIT),
         colour=_COLOURS[ReplyKind.APPROVAL],
     )
     embed.add_field(name="Database", value=cut(prompt.database, FACT_LIMIT))
@@ -129,7 +149,20 @@ def approval_embed(prompt: ApprovalPrompt) -> discord.Embed:
     embed.add_field(name="Requested by", value=cut(who, FACT_LIMIT))
     embed.add_field(name="Expires", value=f"<t:{int(prompt.expires_at)}:R>")
     embed.timestamp = dt.datetime.fromtimestamp(prompt.expires_at, tz=dt.UTC)
+    if not sql_fits(prompt.sql):
+        lines = prompt.sql.count("\n") + 1
+        embed.add_field(name="📎 Full statement attached", inline=False,
+                        value=f"Full statement ({lines} lines) attached: {SQL_NAME}. The SQL block shows only its "
+                              "start; read the file before you approve.")
+    for note in prompt.notes:
+        embed.add_field(name="⚠️ Note", value=cut(note, NOTE_LIMIT), inline=False)
     return embed
+
+
+def sql_fits(sql: str) -> bool:
+    """Whether the SQL block of an approval card shows ``sql`` whole (else it is attached as change.sql)."""
+    body = (sql.rstrip().rstrip(";") + ";").replace("```", "``\u200b`")
+    return len(body) <= SQL_BUDGET - len("```sql\n") - len("\n```")
 
 
 def render(reply: Reply) -> DiscordMessage:
@@ -140,6 +173,8 @@ def render(reply: Reply) -> DiscordMessage:
     if reply.approval is not None:
         embeds.append(approval_embed(reply.approval))
         embeds.append(sql_embed((reply.approval.sql,), colour=colour))
+        if not sql_fits(reply.approval.sql):
+            files.append(Attachment(SQL_NAME, reply.approval.sql.encode()))
         if reply.approval.preview is not None:
             embeds.append(table_embed(reply.approval.preview, title="Preview", colour=colour)[0])
     else:
@@ -161,7 +196,7 @@ def _content(reply: Reply) -> tuple[str, list[Attachment]]:
     """The text within 2000 characters; longer text is cut there and attached whole as answer.md."""
     if not reply.text:
         return "", []
-    text = _ICONS.get(reply.kind, "") + reply.text
+    text = _ICONS.get(reply.kind, "") + shown_links(reply.text)
     if len(text) <= CONTENT_LIMIT:
         return text, []
     note = f"\n-# cut here: the whole answer is in {TEXT_NAME}"

@@ -2,9 +2,10 @@
 (``pgbot:fb:up:<answer_id>`` / ``pgbot:fb:down:<answer_id>``).
 
 They are :class:`discord.ui.DynamicItem` s registered on the client, so a click is understood from its
-``custom_id`` alone: buttons on messages posted before a restart still work. A click is acknowledged at
-once (Discord's 3-second limit), then passed to core as (id, clicking user, decision); core decides
-whether it is allowed, expired or already done.
+``custom_id`` alone: buttons on messages posted before a restart still work. A click from a guild or channel
+outside ``allowed_guilds`` / ``allowed_channels`` gets a private "not enabled here" and nothing else; any other
+click is acknowledged at once (Discord's 3-second limit), then passed to core as (id, clicking user,
+decision); core decides whether it is allowed, expired or already done.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Self
 import discord
 import structlog
 
-from adapters.discord.events import PLATFORM, member_groups
+from adapters.discord.events import PLATFORM, allowed_place, member_groups
 from adapters.discord.render import CONTENT_LIMIT, render
 from adapters.text_table import cut
 from core import Agent, PgbotError, Reply, ReplyKind
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 _ID = r"[A-Za-z0-9_.-]{1,80}"  # custom_id is at most 100 characters
+NOT_HERE = "pgbot is not enabled in this server or channel, so this button does nothing here."
 
 
 def _client(interaction: discord.Interaction[Any]) -> PgbotClient:
@@ -35,6 +37,20 @@ def _client(interaction: discord.Interaction[Any]) -> PgbotClient:
     if not isinstance(client, PgbotClient):
         raise TypeError("pgbot buttons need the client made by build_discord_client")
     return client
+
+
+async def refused_here(interaction: discord.Interaction[Any]) -> bool:
+    """True (after telling the clicker privately) when config keeps pgbot out of where the click came from:
+    a copied message, or a guild pgbot was added to but does not serve, must not approve or vote."""
+    settings = _client(interaction).settings
+    channel = interaction.channel
+    if channel is not None and allowed_place(guild_id=interaction.guild_id, channel=channel,
+                                             allowed_guilds=settings.allowed_guilds,
+                                             allowed_channels=settings.allowed_channels):
+        return False
+    log.warning("discord_click_not_allowed", guild=interaction.guild_id, user=interaction.user.id)
+    await interaction.response.send_message(NOT_HERE, ephemeral=True)
+    return True
 
 
 class DecisionButton(
@@ -63,6 +79,8 @@ class DecisionButton(
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         agent = _client(interaction).agent
+        if await refused_here(interaction):
+            return
         await interaction.response.defer()  # a deferred update: the change may take longer than 3 s
 
         async def progress(text: str) -> None:
@@ -152,6 +170,8 @@ class FeedbackButton(
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         agent = _client(interaction).agent
+        if await refused_here(interaction):
+            return
         await interaction.response.defer(ephemeral=True, thinking=True)
         reply = await record_feedback(
             agent, answer_id=self.answer_id, user=f"{PLATFORM}:{interaction.user.id}", helpful=self.helpful,

@@ -2,8 +2,9 @@
 
 A conversation's first reply ("Working on it…") is posted at once in the thread and then edited into the
 answer with ``chat.update``, so a thread shows one message per question; a result too big for the message
-follows as a CSV file. Button clicks are acked first (Slack's 3-second limit), then passed to core as
-(id, clicking user, decision); core decides the rest. The Web API client retries rate limits (429, after
+follows as a CSV file (and an approval's long statement as change.sql). Button clicks are acked first (Slack's
+3-second limit), then, if ``allowed_teams`` and ``allowed_channels`` admit the clicker, passed to core as (id,
+clicking user, decision); core decides the rest. The Web API client retries rate limits (429, after
 ``Retry-After``), 500/503 and dropped connections itself; what still fails is logged with Slack's error code.
 """
 
@@ -107,25 +108,37 @@ def build_slack_app(agent: Agent, settings: SlackSettings, *, progress_every_s: 
         if message is not None:
             await poster.answer(client, message, event=event)
 
+    def click_allowed(body: dict[str, Any]) -> bool:
+        """Clicks obey allowed_teams / allowed_channels like messages: a stranger's click does nothing."""
+        why = events.click_refusal(body, **allowed)
+        if why is not None:
+            log.warning("slack_click_not_allowed", reason=why, team=events.team_of(body),
+                        user=str((body.get("user") or {}).get("id", "")))
+        return why is None
+
     @app.action(render.APPROVE)
     async def on_approve(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        await poster.decide(client, body, approve=True)
+        if click_allowed(body):
+            await poster.decide(client, body, approve=True)
 
     @app.action(render.REJECT)
     async def on_reject(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        await poster.decide(client, body, approve=False)
+        if click_allowed(body):
+            await poster.decide(client, body, approve=False)
 
     @app.action(render.FEEDBACK_UP)
     async def on_feedback_up(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        await poster.feedback(client, body, helpful=True)
+        if click_allowed(body):
+            await poster.feedback(client, body, helpful=True)
 
     @app.action(render.FEEDBACK_DOWN)
     async def on_feedback_down(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        await poster.feedback(client, body, helpful=False)
+        if click_allowed(body):
+            await poster.feedback(client, body, helpful=False)
 
     return app
 
@@ -240,8 +253,7 @@ class _Poster:
             why = str(exc.response.get("error")) if isinstance(exc, SlackApiError) else "the upload failed"
             log.warning("slack_upload_failed", channel=channel, error=why)
             await client.chat_postMessage(
-                channel=channel, thread_ts=thread_ts,
-                text=f":warning: The result could not be attached as a CSV file ({render.escape(why)}).",
+                channel=channel, thread_ts=thread_ts, text=f":warning: {file.if_lost} ({render.escape(why)}).",
             )
 
     async def _put(

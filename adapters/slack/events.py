@@ -159,6 +159,18 @@ def is_direct(event: Mapping[str, Any]) -> bool:
     return event.get("channel_type") == "im"
 
 
+def click_refusal(
+    body: Mapping[str, Any], *, allowed_channels: Sequence[str], allowed_teams: Sequence[str]
+) -> str | None:
+    """Why config keeps pgbot from acting on a button click ("team" or "channel"), or None: the same lists as
+    for messages, with the clicker's own workspace counted (a Slack Connect guest is from another team)."""
+    user = body.get("user") or {}
+    container = body.get("container") or {}
+    channel = (body.get("channel") or {}).get("id") or container.get("channel_id") or ""
+    event = {"channel": str(channel), "user_team": str(user.get("team_id") or "")}
+    return refusal(event, team_id=team_of(body), allowed_channels=allowed_channels, allowed_teams=allowed_teams)
+
+
 def team_of(body: Mapping[str, Any]) -> str:
     """The workspace id of an Events API or interactivity payload."""
     team = body.get("team_id") or (body.get("team") or {}).get("id") or (body.get("user") or {}).get("team_id")

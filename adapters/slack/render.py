@@ -3,7 +3,9 @@
 Every text goes through :func:`escape` (Slack parses ``&``, ``<`` and ``>`` as markup, even in code
 blocks). Button ``value``s carry the ids core needs back: the action id on Approve/Reject, the answer id
 on 👍/👎; the adapter never interprets them. A result table that does not fit in full (rows, columns or
-long cells cut) also comes back as a CSV file for the app to upload beside the answer.
+long cells cut) also comes back as a CSV file for the app to upload beside the answer, and a statement
+too long for an approval card comes back whole as ``change.sql``: the card says so, and never shows a cut
+statement without it. Markdown links from the model show their real URL; no label can disguise one.
 """
 
 from __future__ import annotations
@@ -37,13 +39,19 @@ _ICONS = {
 }
 
 
+SQL_FILE = "change.sql"
+
+
 @dataclass(frozen=True, slots=True)
 class CsvFile:
-    """A whole result table as CSV, uploaded into the thread when the message shows only part of it."""
+    """A file uploaded into the thread beside the message: the whole result table as CSV when the message
+    shows only part of it, or the whole statement of an approval card (``change.sql``)."""
 
     filename: str
     title: str
     content: bytes
+    # Posted in the thread when the upload fails, after "could not be attached (<Slack's error>)".
+    if_lost: str = "The result could not be attached as a CSV file"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +73,20 @@ def to_mrkdwn(text: str) -> str:
     text = re.sub(r"```[A-Za-z0-9_+-]+\n", "```\n", text)
     text = re.sub(r"^#{1,6} +(.+)$", r"*\1*", text, flags=re.MULTILINE)
     text = re.sub(r"\*\*(.+?)\*\*", r"*\1*", text)
-    return re.sub(r"\[([^\]]+)\]\((https?://[^)\s]+)\)", r"<\2|\1>", text)
+    return _MD_LINK.sub(_shown_link, text)
+
+
+# [label](url) as models write links; the URL stops at characters that would end or relabel Slack's <url|…>.
+_MD_LINK = re.compile(r"\[([^\]]*)\]\(\s*(https?://[^)\s|]+)\s*\)")
+
+
+def _shown_link(match: re.Match[str]) -> str:
+    """A link shows where it goes: ``label (<url>)``, never Slack's ``<url|label>``, which would let text from
+    the model or the database ("re-login") hide an address. Raw ``<url|label>`` was escaped already."""
+    label, url = match.group(1).strip(), match.group(2)
+    if not label or label.rstrip("/") in (url.rstrip("/"), url.split("://", 1)[1].rstrip("/")):
+        return f"<{url}>"
+    return f"{label} (<{url}>)"
 
 
 
@@ -98,6 +119,20 @@ def code_block(code: str) -> Block:
     body = escape(code.replace("```", "` ` `"))
     room = SECTION_LIMIT - 8
     return section(f"```\n{cut(body, room)}\n```")
+
+
+def fits_code_block(code: str) -> bool:
+    """Whether :func:`code_block` shows ``code`` whole."""
+    return len(escape(code.replace("```", "` ` `"))) <= SECTION_LIMIT - 8
+
+
+def sql_file(prompt: ApprovalPrompt) -> CsvFile:
+    """The whole statement of an approval card (passwords masked as on the card), for the approver to read."""
+    lines = prompt.sql.count("\n") + 1
+    return CsvFile(filename=SQL_FILE, title=f"Full statement ({lines} lines) of change {prompt.action_id}",
+                   content=prompt.sql.encode(),
+                   if_lost=("The full statement of this change could not be attached, so the card shows only its "
+                            "start. Do not approve what you have not read in full: reject it and ask again"))
 
 
 def table_blocks(table: ResultTable) -> list[Block]:
@@ -194,6 +229,11 @@ def approval_blocks(prompt: ApprovalPrompt) -> list[Block]:
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in facts]},
         code_block(prompt.sql),
     ]
+    if not fits_code_block(prompt.sql):
+        lines = prompt.sql.count("\n") + 1
+        blocks.append(section(f":paperclip: *Full statement ({lines} lines) attached: {SQL_FILE}* — the block "
+                              "above shows only its start; read the file before you approve."))
+    blocks.extend(section(f":warning: {escape(note)}") for note in prompt.notes)
     if prompt.preview is not None:
         blocks.append(context("Preview:"))
         blocks.extend(table_blocks(prompt.preview))
@@ -228,6 +268,8 @@ def render(reply: Reply) -> SlackMessage:
         body = approval_blocks(reply.approval)  # header first, then the text, the facts and the SQL
         blocks = [body[0], *blocks, *body[1:-1]]
         actions.append(body[-1])
+        if not fits_code_block(reply.approval.sql):
+            file = sql_file(reply.approval)
     else:
         blocks.extend(code_block(sql) for sql in reply.sql)
         if reply.table is not None:

@@ -29,8 +29,10 @@ def render_reply(console: Console, reply: Reply, *, max_rows: int = 100) -> None
         console.print(Syntax(statement, "sql", theme="ansi_dark", word_wrap=True))
     if reply.approval is not None:
         a = reply.approval
+        notes = "".join(f"\nNote: {note}" for note in a.notes)
         console.print(Panel(
-            f"{a.summary}\nDatabase: {a.database}   Role: {a.role or '(login role)'}   Requested by: {a.requested_by}",
+            f"{a.summary}\nDatabase: {a.database}   Role: {a.role or '(login role)'}   Requested by: {a.requested_by}"
+            f"{notes}",
             title=f"Change waiting for approval ({a.action_id})", border_style="yellow",
         ))
     if reply.table is not None and reply.table.columns:

@@ -29,6 +29,7 @@ from core.backups.manifest import (
     PARTIAL_SUFFIX,
     Manifest,
     TableCount,
+    create_private,
     ensure_folder,
     human_size,
     new_dump_name,
@@ -104,6 +105,7 @@ async def create_backup(
     for note in facts.lock_notes(settings.lock_wait_timeout_ms):
         await report(note)
     try:
+        create_private(partial)  # pg_dump writes into it and keeps its 0600
         counts = await _dump_in_snapshot(db, plan, partial, settings=settings, report=report)
         size = partial.stat().st_size
         digest = await asyncio.to_thread(sha256_of, partial)

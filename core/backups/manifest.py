@@ -13,12 +13,20 @@ import json
 import os
 import re
 import secrets
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import BackupError
+
+log = structlog.get_logger(__name__)
+
+# A backup holds every row of the database: only pgbot's own OS user may list or read it.
+PRIVATE_FOLDER = 0o700
+PRIVATE_FILE = 0o600
 
 DUMP_SUFFIX = ".dump"
 MANIFEST_SUFFIX = ".dump.json"
@@ -87,7 +95,7 @@ def ensure_folder(folder: Path) -> Path:
     """Create the backup folder if missing and prove a file can be written there; a clear refusal otherwise."""
     folder = folder.expanduser()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(mode=PRIVATE_FOLDER, parents=True, exist_ok=True)
     except FileExistsError:
         raise BackupError(f"The backup folder {folder} cannot be used: it exists but is not a folder "
                           "(check [backups] dir).") from None
@@ -101,7 +109,25 @@ def ensure_folder(folder: Path) -> Path:
     except OSError as exc:
         raise BackupError(f"The backup folder {folder} is not writable: {_why(exc)} "
                           "(check [backups] dir and its permissions).") from exc
+    _make_private(folder)
     return folder
+
+
+def _make_private(folder: Path) -> None:
+    """Close a folder others may enter (an existing one, or mkdir under a lax umask) to 0700; one pgbot does
+    not own stays as it is, with a warning (its dumps are 0600 all the same)."""
+    try:
+        if stat.S_IMODE(folder.stat().st_mode) & 0o077:
+            folder.chmod(PRIVATE_FOLDER)
+    except OSError as exc:
+        log.warning("backup_folder_not_private", folder=str(folder), error=_why(exc))
+
+
+def create_private(path: Path) -> None:
+    """An empty file only pgbot's user can read, for pg_dump to write into (it keeps the mode it finds)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE)
+    os.close(fd)
+    path.chmod(PRIVATE_FILE)  # O_CREAT's mode is only used for a new file
 
 
 def _why(exc: OSError) -> str:
@@ -120,6 +146,7 @@ def write_manifest(manifest: Manifest, dump: Path) -> Path:
     """Write the manifest under a temporary name, then rename: a manifest on disk is always complete."""
     target = manifest_path(dump)
     partial = target.with_name(target.name + PARTIAL_SUFFIX)
+    create_private(partial)
     partial.write_text(manifest.model_dump_json(indent=2, by_alias=True), encoding="utf-8")
     os.replace(partial, target)
     return target

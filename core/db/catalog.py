@@ -1,6 +1,7 @@
 """Catalog introspection in a few set-based queries (never one query per table).
 
-All queries run through :meth:`PgDatabase.run` as the user's role, so people only see what their role can.
+All queries run through :meth:`PgDatabase.run` as the user's role, so people only see what their role can:
+a table it cannot read is described as not found, and only the columns it may read are shown.
 """
 
 from __future__ import annotations
@@ -32,7 +33,17 @@ SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, NOT a.at
        pg_get_expr(d.adbin, d.adrelid) AS default, col_description(a.attrelid, a.attnum) AS comment
 FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
 WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
+  AND has_column_privilege(a.attrelid, a.attnum, 'SELECT')
 ORDER BY a.attnum
+"""
+
+# Whether the current role may see a relation at all, as list_tables decides it (a column grant counts), and
+# whether it may read all of it (only then are keys and indexes, which name any column, shown).
+VISIBLE_SQL = """
+SELECT has_schema_privilege(c.relnamespace, 'USAGE')
+       AND (has_table_privilege(c.oid, 'SELECT') OR has_any_column_privilege(c.oid, 'SELECT')) AS visible,
+       has_table_privilege(c.oid, 'SELECT') AS whole
+FROM pg_class c WHERE c.oid = $1
 """
 
 CONSTRAINTS_SQL = """
@@ -42,7 +53,9 @@ FROM pg_constraint WHERE conrelid = $1 ORDER BY contype, conname
 
 REFERENCED_BY_SQL = """
 SELECT conrelid::regclass::text AS from_table, pg_get_constraintdef(oid) AS definition
-FROM pg_constraint WHERE confrelid = $1 AND contype = 'f' ORDER BY 1
+FROM pg_constraint WHERE confrelid = $1 AND contype = 'f'
+  AND (has_table_privilege(conrelid, 'SELECT') OR has_any_column_privilege(conrelid, 'SELECT'))
+ORDER BY 1
 """
 
 INDEXES_SQL = """
@@ -123,7 +136,8 @@ async def describe_table(db: PgDatabase, *, role: str | None, table: str) -> Tab
             oid = await conn.fetchval("SELECT to_regclass($1)::oid", table)
         except asyncpg.PostgresError:
             oid = None
-        if oid is None:
+        access = await conn.fetchrow(VISIBLE_SQL, oid) if oid is not None else None
+        if access is None or not access["visible"]:  # a table the role cannot read is not confirmed to exist
             raise ModelHint(f"No table or view named {table[:120]!r} is visible. Use list_tables to see names.")
         head = await conn.fetchrow(
             "SELECT $1::oid::regclass::text AS name, obj_description($1, 'pg_class') AS comment, "
@@ -133,6 +147,8 @@ async def describe_table(db: PgDatabase, *, role: str | None, table: str) -> Tab
         desc = TableDescription(table=head["name"], comment=head["comment"], row_estimate=head["est"])
         desc.columns = [ColumnInfo(r["name"], r["type"], r["nullable"], r["default"], r["comment"])
                         for r in await conn.fetch(COLUMNS_SQL, oid)]
+        if not access["whole"]:  # some columns only: keys and indexes could name the others
+            return desc
         desc.constraints = [(r["name"], r["type"], r["definition"]) for r in await conn.fetch(CONSTRAINTS_SQL, oid)]
         desc.referenced_by = [(r["from_table"], r["definition"]) for r in await conn.fetch(REFERENCED_BY_SQL, oid)]
         desc.indexes = [(r["name"], r["definition"], r["size"]) for r in await conn.fetch(INDEXES_SQL, oid)]

@@ -73,10 +73,6 @@ async def propose_change(ctx: ToolContext, sql: str) -> ToolOutput:
         created_at=now, expires_at=now + ctx.settings.approvals.expiry_s,
     )
     text = describe(checked, preview, role=ctx.actor.role, database=ctx.database.name)
-    approvers = ctx.database.settings.approvers
-    if ctx.database.settings.roles is not None and not approvers.users and not approvers.roles:
-        text += (f"\nNote: no approvers are configured for '{ctx.database.name}' "
-                 f"([databases.{ctx.database.name}.approvers]), so nobody can approve this yet.")
     text += f"\nNothing has run yet: change {action.id} waits for Approve or Reject."
     ctx.log.info("change_proposed", action_id=action.id, statement=checked.statement_type,
                  rows=preview.rows_affected, sql_hash=action.sql_hash)

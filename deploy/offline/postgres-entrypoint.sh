@@ -1,6 +1,6 @@
 #!/bin/sh
-# First start: initdb with POSTGRES_USER / POSTGRES_PASSWORD, create POSTGRES_DB. Then run the server as the
-# postgres user, listening on every interface.
+# First start: initdb with POSTGRES_USER / POSTGRES_PASSWORD, create POSTGRES_DB, run /docker-entrypoint-initdb.d.
+# Then run the server as the postgres user, listening on every interface.
 set -eu
 : "${POSTGRES_USER:=postgres}" "${POSTGRES_DB:=$POSTGRES_USER}"
 if [ -z "${POSTGRES_PASSWORD:-}" ]; then
@@ -23,6 +23,13 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     if [ "$POSTGRES_DB" != "postgres" ]; then
         createdb -U "$POSTGRES_USER" "$POSTGRES_DB"
     fi
+    # Like the official image: *.sql and *.sh in /docker-entrypoint-initdb.d, in name order (pgbot's roles).
+    for f in /docker-entrypoint-initdb.d/*; do
+        case "$f" in
+            *.sql) psql -v ON_ERROR_STOP=1 --no-psqlrc -U "$POSTGRES_USER" -d "$POSTGRES_DB" -f "$f" ;;
+            *.sh) POSTGRES_USER="$POSTGRES_USER" POSTGRES_DB="$POSTGRES_DB" sh "$f" ;;
+        esac
+    done
     pg_ctl -D "$PGDATA" -m fast -w stop
 fi
 if [ "${1:-}" = "postgres" ]; then

@@ -52,9 +52,11 @@ def test_environment_overrides_file_and_env_refs_expand(tmp_path: Path, monkeypa
          "databases.a.max_rows: Input should be a valid integer"),
         ('[databases.a]\ndsn = "postgresql://x/a"\nmax_rowz = 5\n', "databases.a.max_rowz: unknown key"),
         ('[llm]\ntimeout_s = -1\n', "llm.timeout_s: Input should be greater than 0"),
-        ('[databases.a]\ndsn = "x"\n[databases.b]\ndsn = "y"\n', "mark one with default = true"),
-        ('[databases.a]\ndsn = "x"\ndefault = true\n[databases.b]\ndsn = "y"\ndefault = true\n', "only one database"),
-        ('[databases."bad name!"]\ndsn = "x"\n', "database name 'bad name!'"),
+        ('[databases.a]\ndsn = "postgresql://x/a"\n[databases.b]\ndsn = "postgresql://y/b"\n',
+         "mark one with default = true"),
+        ('[databases.a]\ndsn = "postgresql://x/a"\ndefault = true\n'
+         '[databases.b]\ndsn = "postgresql://y/b"\ndefault = true\n', "only one database"),
+        ('[databases."bad name!"]\ndsn = "postgresql://x/a"\n', "database name 'bad name!'"),
         ('[llm]\ntool_mode = "telepathy"\n', "llm.tool_mode: Input should be 'auto', 'native' or 'text'"),
     ],
 )

@@ -163,3 +163,80 @@ def test_image_user_matches_kubernetes_and_the_build_context_leaves_out_secrets(
     copied = {part.rstrip("/") for line in dockerfile.splitlines() if line.startswith("COPY ") and "--from" not in line
               for part in line.split()[1:-1]}
     assert copied == allowed and not allowed & {".env", ".venv", ".git"}
+
+
+# --- issue 13: safe defaults in every shipped file -------------------------------------------------------------
+
+SHIPPED_CONFIGS = ("deploy/pgbot.toml", "deploy/k8s/configmap.yaml", "pgbot.example.toml")
+
+
+def shipped_settings(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    if name.endswith(".yaml"):
+        objects = k8s_objects()
+        for key, value in objects["Secret"]["stringData"].items():
+            monkeypatch.setenv(key, value)
+        path = tmp_path / "pgbot.toml"
+        path.write_text(objects["ConfigMap"]["data"]["pgbot.toml"])
+        return load_settings(path)
+    return load_settings(ROOT / name)
+
+
+@pytest.mark.parametrize("name", SHIPPED_CONFIGS)
+def test_shipped_configs_map_roles_name_approvers_and_pass_the_safety_checks(
+    name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.check_config import chat_platforms, unsafe_settings
+
+    settings = shipped_settings(name, tmp_path, monkeypatch)
+    assert chat_platforms(settings), "a shipped config serves a chat platform: the checks below must apply"
+    findings = unsafe_settings(settings)
+    assert [line for line in findings if not line.startswith("ok")] == [], findings
+    for db in settings.databases.values():
+        assert db.roles, "no roles table: every chat user would run as the login role"
+        assert db.approvers.users or db.approvers.roles
+        assert db.approvers.allow_self_approval is False
+        dsn_user = db.dsn.get_secret_value().split("://", 1)[1].split("@", 1)[0].split(":", 1)[0]
+        assert dsn_user and dsn_user != "postgres"
+
+
+def test_compose_logs_in_as_the_bot_role_not_the_admin() -> None:
+    services = compose()["services"]
+    postgres, bot = services["postgres"], services["pgbot"]
+    admin = postgres["environment"]["POSTGRES_USER"]
+    login = bot["environment"]["PGBOT_DATABASES__SHOP__DSN"].split("://", 1)[1].split(":", 1)[0]
+    assert login == "pgbot" != admin
+    assert "./deploy/postgres-init:/docker-entrypoint-initdb.d:ro" in postgres["volumes"]
+    assert "PGBOT_DB_PASSWORD" in bot["environment"]["PGBOT_DATABASES__SHOP__DSN"]
+    assert "PGBOT_DB_PASSWORD" in (ROOT / "deploy" / "postgres-init" / "20-pgbot-password.sh").read_text()
+
+
+async def test_compose_init_sql_makes_a_login_check_config_calls_safe(fresh_db: str) -> None:
+    """Run deploy/postgres-init's SQL on a real server (in a transaction that is rolled back: roles are
+    cluster-wide), become its login, and ask the database what check-config asks: no superuser, no stronger
+    membership, every mapped role reachable, "*" read-only; and the mapped roles really read and write."""
+    import asyncpg
+
+    from core.login_check import login_report
+
+    settings = load_settings(ROOT / "deploy" / "pgbot.toml")
+    roles = settings.databases["shop"].roles or {}
+    conn = await asyncpg.connect(fresh_db)
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        # Everything below is rolled back: the roles never outlive the test.
+        await conn.execute((ROOT / "deploy" / "postgres-init" / "10-pgbot-roles.sql").read_text())
+        await conn.execute("SET SESSION AUTHORIZATION pgbot")
+        report = await login_report(conn, mapped=roles.values(), writes_asked=[roles["*"]])
+        assert report.problems() == [] and report.writing_roles == (), report
+        await conn.execute("CREATE TABLE public.t (id int)")  # like `pgbot demo --load-sample`
+        await conn.execute("CREATE SCHEMA pgbot")  # like the audit trail
+        await conn.execute(f"SET ROLE {roles['*']}")
+        assert await conn.fetchval("SELECT count(*) FROM public.t") == 0
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("INSERT INTO public.t VALUES (1)")
+    finally:
+        await transaction.rollback()
+        await conn.close()
+    writer = {role for key, role in roles.items() if key != "*"}
+    assert writer == {"pgbot_writer"}

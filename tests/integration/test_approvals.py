@@ -339,12 +339,23 @@ async def test_model_dml_through_run_query_is_held_and_nothing_changes_until_dec
     assert await env.audit_events(action_id(reply)) == ["requested", "rejected"]
 
 
-async def test_single_user_database_without_roles_lets_the_requester_approve(change_env: ChangeEnv) -> None:
+async def test_single_user_rule_is_for_the_terminal_only(change_env: ChangeEnv) -> None:
+    """No roles, no approvers (the shipped defaults once were): in chat nobody approves, not even a stranger
+    approving a stranger's change; the card says how to name approvers. The terminal's user still approves."""
     env = change_env
     agent = env.agent(env.settings(roles=None, approvers={}))
     reply = await propose(agent, "DELETE FROM items WHERE id = 1", user="USOLO")
     assert reply.approval is not None and reply.approval.role is None
-    ok = await agent.decide(action_id=action_id(reply), decided_by="slack:USOLO", approve=True)
+    assert any("[databases.shop.approvers]" in note for note in reply.approval.notes)
+    for clicker in ("slack:USOLO", "slack:USTRANGER", "discord:80351110224678912"):
+        refused = await agent.decide(action_id=action_id(reply), decided_by=clicker, approve=True)
+        assert refused.kind is ReplyKind.ERROR and "no approvers are configured" in refused.text, refused.text
+    assert await item_count(env) == 10
+
+    mine = await final_reply(agent, message("/sql DELETE FROM items WHERE id = 1", user="alice",
+                                            platform="terminal", thread="t-term"))
+    assert mine.approval is not None and mine.approval.notes == ()
+    ok = await agent.decide(action_id=action_id(mine), decided_by="terminal:alice", approve=True)
     assert ok.kind is ReplyKind.OUTCOME and "login role" in ok.text and await item_count(env) == 9
 
 

@@ -265,3 +265,23 @@ async def test_a_backup_swapped_after_it_was_shown_is_refused(
     reply = await agent.approvals.run_as_operator(action, operator=OPERATOR)
     assert reply.kind is ReplyKind.ERROR and "not the backup that was shown for approval" in reply.text
     assert not await database_exists(pg_admin_dsn, into)
+
+
+async def test_backups_are_private_to_pgbots_user(shop: tuple[str, Agent, Path]) -> None:
+    """A backup holds every row: the dump and its manifest are 0600 in a 0700 folder, whatever the umask, and
+    an existing folder others could enter is closed."""
+    import os
+    import stat
+
+    _, agent, folder = shop
+    old_umask = os.umask(0o022)  # the usual umask, which made backups world-readable (0644 in 0755)
+    try:
+        dump = await make_backup(agent)
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        for path in (dump, manifest_path(dump)):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+        folder.chmod(0o755)
+        second = await make_backup(agent)
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700 and stat.S_IMODE(second.stat().st_mode) == 0o600

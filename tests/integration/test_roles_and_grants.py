@@ -96,3 +96,20 @@ def test_approver_rules() -> None:
     assert "self-approval is off" in (may_approve(settings=settings, approver=dba, requested_by=DBA) or "")
     settings.approvers.allow_self_approval = True
     assert may_approve(settings=settings, approver=dba, requested_by=DBA) is None
+
+
+async def test_describe_shows_nothing_of_a_table_the_role_cannot_read(change_env: ChangeEnv) -> None:
+    """/describe (and the model's describe_table) checks privileges as the mapped role: a table it cannot read
+    reads as not found, with none of its columns; a column grant shows only the granted columns."""
+    env = change_env
+    await env.fetch("CREATE TABLE payroll (who text, salary int, bank_account text)")
+    await env.fetch(f'GRANT SELECT (who) ON payroll TO "{env.analyst}"')
+    agent = env.agent()
+    refused = await final_reply(agent, message("/describe secrets", user="UANALYST"))
+    assert refused.kind is ReplyKind.ERROR and "No table or view named 'secrets' is visible" in refused.text
+    assert "secret" not in refused.text.replace("'secrets'", "") and refused.table is None
+    partial = await final_reply(agent, message("/describe payroll", user="UANALYST"))
+    assert partial.kind is ReplyKind.RESULT and partial.text.endswith("Columns:\n  who text")
+    assert "salary" not in partial.text and "bank_account" not in partial.text
+    whole = await final_reply(agent, message("/describe secrets", user="UDBA"))
+    assert "Columns:\n  id integer NOT NULL\n  secret text NOT NULL" in whole.text and "PRIMARY KEY" in whole.text

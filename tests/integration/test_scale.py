@@ -86,7 +86,7 @@ async def test_5000_tables_introspect_quickly_and_the_prompt_stays_small(big_sch
     assert "public" not in text
     assert '"Ünïcode Schema"' in text or '"select"' in text  # odd schema names listed, quoted
     for reply in (text, again):
-        assert estimate_tokens(reply) <= DatabaseSettings(dsn="x").schema_context_tokens
+        assert estimate_tokens(reply) <= DatabaseSettings(dsn="postgresql://x/a").schema_context_tokens
     assert "entity_4321(" in again
 
 

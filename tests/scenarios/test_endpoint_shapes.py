@@ -1,7 +1,8 @@
 """Endpoint shapes end to end through the Agent: servers without tools, tool calls written as text (and
 near-JSON repaired), ``content: null`` refused, forced ``tool_choice``, Ollama's, vLLM's and LM Studio's
-replies, the legacy ``function_call``, and auto mode's fallback to text for a model that writes its calls. The client's own tests cover each shape in isolation
-(tests/integration/test_llm_client.py); these prove the whole turn works on top of them.
+replies, the legacy ``function_call``, and auto mode's fallback to text for a model that writes its calls.
+The client's own tests cover each shape in isolation (tests/integration/test_llm_client.py); these prove the
+whole turn works on top of them.
 """
 
 from __future__ import annotations

@@ -109,7 +109,7 @@ def test_working_and_error_replies() -> None:
 def test_model_markdown_becomes_slack_mrkdwn() -> None:
     text = "## Top customers\n**Alice** bought most, see [docs](https://example.com/x).\n```sql\nSELECT 1\n```"
     assert render.to_mrkdwn(text) == (
-        "*Top customers*\n*Alice* bought most, see <https://example.com/x|docs>.\n```\nSELECT 1\n```"
+        "*Top customers*\n*Alice* bought most, see docs (<https://example.com/x>).\n```\nSELECT 1\n```"
     )
 
 
