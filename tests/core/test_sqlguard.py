@@ -11,7 +11,7 @@ import pytest
 
 from core import sqlguard
 from core.errors import GuardError
-from core.sqlguard import Classification, SqlGuard, StatementKind, must_run_outside_transaction
+from core.sqlguard import Classification, FunctionCall, SqlGuard, StatementKind, must_run_outside_transaction
 from tests.services import throwaway_database
 
 READ, WRITE, DDL, ADMIN, FORBIDDEN = (StatementKind.READ, StatementKind.WRITE, StatementKind.DDL,
@@ -65,6 +65,16 @@ HOSTILE: list[tuple[str, StatementKind | None]] = [
     ("SELECT dblink_exec('dbname=postgres', 'DROP TABLE orders')", FORBIDDEN),
     ("SELECT * FROM dblink('dbname=postgres', 'SELECT 1') AS t(a int)", FORBIDDEN),
     ("SELECT query_to_xml('DELETE FROM orders RETURNING *', true, false, '')", FORBIDDEN),
+    # Functions that run a query themselves (issue 13): the query they run escapes every check above.
+    ("SELECT ts_rewrite('a'::tsquery, 'SELECT set_config(''role'', ''postgres'', true)::tsquery, ''b''::tsquery')",
+     FORBIDDEN),
+    ("SELECT table_to_xml('orders', true, false, '')", FORBIDDEN),
+    ("SELECT schema_to_xml('public', true, false, '')", FORBIDDEN),
+    ("SELECT database_to_xmlschema(true, false, '')", FORBIDDEN),
+    ("SELECT cursor_to_xml('c', 1, true, false, '')", FORBIDDEN),
+    # Attribute notation: (x).f is f(x).
+    ("SELECT ('/etc/passwd'::text).pg_read_file", FORBIDDEN),
+    ("SELECT (1).pg_terminate_backend", FORBIDDEN),
     ("SELECT ts_stat('SELECT set_config(''statement_timeout'', ''0'', false)::tsvector')", FORBIDDEN),
     ("SELECT pg_reload_conf()", FORBIDDEN),
     ("SELECT pg_switch_wal()", FORBIDDEN),
@@ -347,7 +357,6 @@ READS: list[str] = [
     "/* SET ROLE postgres; */ SELECT current_user",
     "SELECT id FROM orders ORDER BY id LIMIT ALL OFFSET 0 FOR READ ONLY",
     "SELECT NULL::int IS NULL, true AND NOT false, 1 IS DISTINCT FROM 2, current_schema(), session_user",
-    "SELECT table_to_xml('orders', true, false, '')",
     "SELECT pg_sleep_for('10 milliseconds')",
     "SELECT DISTINCT status FROM orders",
 ]
@@ -525,6 +534,8 @@ def test_read_classification_fields(guard: SqlGuard) -> None:
     assert guard.classify(sql) == Classification(
         kind=READ, statement_type="SelectStmt", sql=sql.strip()[:-1].rstrip(),
         tables=('"Order Items"', "café", "public.customers"), functions=("count", "lower"),
+        calls=(FunctionCall("pg_catalog", "lower", 1), FunctionCall(None, "name", 1, "row"),
+               FunctionCall(None, "count", 0)),
     )
 
 
@@ -632,7 +643,7 @@ def test_guard_module_imports_only_pglast_stdlib_and_errors() -> None:
     imported = {alias.name.split(".")[0] for node in pyast.walk(tree) if isinstance(node, pyast.Import)
                 for alias in node.names}
     imported |= {node.module or "" for node in pyast.walk(tree) if isinstance(node, pyast.ImportFrom)}
-    allowed = {"__future__", "enum", "re", "collections.abc", "dataclasses", "fnmatch", "pglast",
+    allowed = {"__future__", "enum", "re", "collections.abc", "dataclasses", "fnmatch", "typing", "pglast",
                "pglast.keywords", "pglast.parser", "core.errors"}
     assert imported <= allowed, imported - allowed
 
