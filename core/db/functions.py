@@ -107,17 +107,16 @@ def _arity_fits(proc: _Proc, call: FunctionCall) -> bool:
 
 
 def _problem(proc: _Proc, allowed: AllowedFunctions) -> str | None:
-    """Why this function may not run on the read path, or None."""
+    """Why this function may not run on the read path ("is …", said of the function), or None."""
     if allowed.allows(proc.schema, proc.name):
         return None
     if proc.schema in SYSTEM_SCHEMAS:
         if proc.name in RUNS_QUERIES:
-            return f"{proc.signature} runs a query of its own, which pgbot cannot check"
+            return "runs a query of its own, which pgbot cannot check"
         if proc.volatility == "v" and proc.name not in SAFE_VOLATILE:
-            return (f"{proc.signature} is VOLATILE: it may change settings, roles or data, or run a query, "
-                    "so reads may not call it")
+            return "is VOLATILE: it may change settings, roles or data, or run a query, so reads may not call it"
         return None
-    return f"{proc.schema}.{proc.signature.split('.')[-1]} is a function in schema {proc.schema}"
+    return f"is a function in schema {proc.schema}, not on the list of functions reads may call"
 
 
 def refusal(classification: Classification, procs: Sequence[_Proc], *, allowed: AllowedFunctions,
@@ -132,27 +131,34 @@ def refusal(classification: Classification, procs: Sequence[_Proc], *, allowed: 
         for proc in fits or same:
             why = _problem(proc, allowed)
             if why is not None:
-                return _explain(call.display, why, proc, same, database=database)
+                text = f"{call.display}() is not allowed on the read path: {_signature(proc)} {why}."
+                return text + _advice(proc, same, database=database)
     for schema, name in classification.operators:
         for proc in procs:
             if proc.kind != "o" or proc.via_name != name or (schema is not None and proc.via_schema != schema):
                 continue
             why = _problem(proc, allowed)
             if why is not None:
-                return _explain(f"operator {name}", f"it runs {why}", proc, [], database=database)
+                text = f"Operator {name} is not allowed on the read path: it runs {_signature(proc)}, which {why}."
+                return text + _advice(proc, [], database=database)
     return None
 
 
-def _explain(what: str, why: str, proc: _Proc, same: Sequence[_Proc], *, database: str) -> str:
-    text = f"{what} is not allowed on the read path: {why}."
-    if proc.schema not in SYSTEM_SCHEMAS:
-        builtin = any(p.schema == "pg_catalog" for p in same)
-        if builtin:
-            text += (f" Postgres could pick it instead of the built-in pg_catalog.{proc.name}; write "
-                     f"pg_catalog.{proc.name}(…) to call the built-in.")
-        text += (f" If an admin trusts it, they can allow it in the configuration: [databases.{database}] "
-                 f'allowed_functions = ["{proc.schema}.{proc.name}"].')
-    return text
+def _signature(proc: _Proc) -> str:
+    """Always schema-qualified (regprocedure leaves out schemas on the search path)."""
+    head, _, args = proc.signature.partition("(")
+    return f"{proc.schema}.{head.rsplit('.', 1)[-1]}({args}"
+
+
+def _advice(proc: _Proc, same: Sequence[_Proc], *, database: str) -> str:
+    if proc.schema in SYSTEM_SCHEMAS:
+        return ""
+    text = ""
+    if any(p.schema == "pg_catalog" for p in same):
+        text += (f" Postgres could pick it instead of the built-in pg_catalog.{proc.name}; write "
+                 f"pg_catalog.{proc.name}(…) to call the built-in.")
+    return text + (f" If an admin trusts it, they can allow it in the configuration: [databases.{database}] "
+                   f'allowed_functions = ["{proc.schema}.{proc.name}"].')
 
 
 async def check_functions(conn: asyncpg.Connection, classification: Classification, *,

@@ -89,11 +89,11 @@ def escapes(env: ChangeEnv, pid: int) -> list[str]:
         "SELECT query_to_xml('SELECT secret FROM secrets', true, false, '')",
         "SELECT * FROM ts_stat('SELECT to_tsvector(secret) FROM secrets')",
         f"SELECT set_config('role', '{dba}', false)",
-        f"SELECT pg_catalog.set_config('role', 'none', false)",
+        "SELECT pg_catalog.set_config('role', 'none', false)",
         # A helper running dynamic SQL, called by name, qualified, or inside a subquery.
         f"SELECT exec_sql('SELECT set_config(''role'', ''{dba}'', false)')",
         f"SELECT public.exec_sql('SELECT pg_notify(''{CHANNEL}'', ''helper'')')",
-        f"SELECT * FROM (SELECT (SELECT exec_sql('SELECT pg_read_file(''/etc/hostname'')'))) s",
+        "SELECT * FROM (SELECT (SELECT exec_sql('SELECT pg_read_file(''/etc/hostname'')'))) s",
         # Server files, other sessions, notifications: directly and through nesting or attribute notation.
         "SELECT * FROM (SELECT (SELECT pg_read_file('/etc/hostname')) AS f) s",
         "SELECT ('/etc/hostname'::text).pg_read_file",
