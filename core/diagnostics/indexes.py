@@ -24,7 +24,7 @@ from core.diagnostics.index_catalog import TableFacts, table_facts, unused_and_d
 from core.diagnostics.plan import Plan, parse_plan
 from core.diagnostics.query_shape import QueryShape, TableUse, query_shape
 from core.errors import PgbotError
-from core.sqlguard import SqlGuard, StatementKind
+from core.sqlguard import DEFAULT_MAX_SQL_CHARS, SqlGuard, StatementKind
 
 log = structlog.get_logger(__name__)
 SMALL_TABLE_ROWS = 1_000  # below this a sequential scan reads a few pages: an index cannot help much
@@ -283,9 +283,14 @@ def _alias_for(cand: Candidate) -> str:
     return cand.table.rsplit(".", 1)[-1]
 
 
-async def top_statements(db: PgDatabase, *, role: str | None, limit: int = 3) -> list[str]:
+async def top_statements(db: PgDatabase, *, role: str | None, limit: int = 3,
+                         max_chars: int = DEFAULT_MAX_SQL_CHARS) -> list[str]:
     """The costliest statements pg_stat_statements recorded here (reads, updates, deletes), for advice without
-    a query; a PgbotError saying how to enable the extension when it is absent."""
+    a query; a PgbotError saying how to enable the extension when it is absent.
+
+    Query texts there have no length limit: each is cut in SQL to ``max_chars + 1``, so an overlong one never
+    reaches Python whole, and the guard then refuses it by length (the caller skips it) before parsing.
+    """
 
     async def work(conn: asyncpg.Connection) -> list[str] | None:
         schema = await conn.fetchval(
@@ -293,7 +298,7 @@ async def top_statements(db: PgDatabase, *, role: str | None, limit: int = 3) ->
         if schema is None:
             return None
         rows = await conn.fetch(
-            f"{SQL_TAG}SELECT query FROM {schema}.pg_stat_statements "
+            f"{SQL_TAG}SELECT left(query, {int(max_chars) + 1}) AS query FROM {schema}.pg_stat_statements "
             "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
             "AND query ~* '^\\s*(select|with|update|delete)' AND query !~* 'pg_stat_statements|pg_catalog' "
             "ORDER BY total_exec_time DESC LIMIT $1", limit)
