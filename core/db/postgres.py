@@ -325,12 +325,15 @@ class PgDatabase:
         guarded: Classification | None = None,
         verify: bool = True,
         main_login: bool = False,
+        statement: str = "",
     ) -> T:
         """Run ``work`` on a connection in a limited transaction; ``rollback`` always undoes it (previews).
 
         ``guarded`` and ``verify`` as for :meth:`transaction`: pass ``guarded`` whenever ``work`` runs SQL a
-        user or the model wrote on the read path.
+        user or the model wrote on the read path. ``statement``: the SQL a security event names (when not
+        ``guarded``'s).
         """
+        statement = guarded.sql if guarded is not None else statement
         limits = limits or self.limits
         def opened() -> AbstractAsyncContextManager[asyncpg.Connection]:
             return self.transaction(role=role, limits=limits, read_only=read_only, guarded=guarded, verify=verify,
@@ -343,6 +346,8 @@ class PgDatabase:
 
         async def undo(conn: asyncpg.Connection) -> None:
             result.append(await work(conn))
+            if verify:  # the rollback below skips the transaction's own check: a preview is checked here
+                await self.verify_identity(conn, role=role, sql=statement, main_login=main_login)
             raise _Rollback
 
         try:

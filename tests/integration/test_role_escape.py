@@ -209,3 +209,27 @@ async def test_a_connection_taken_under_another_identity_is_terminated_not_used(
     events = await env.fetch("SELECT result FROM pgbot.audit WHERE event = 'security'")
     assert [e["result"].split(":")[0] for e in events] == ["connection_taken"]
     assert env.dba in events[0]["result"]
+
+
+async def test_a_change_that_switches_role_is_stopped_in_its_preview_and_when_approved(
+        change_env: ChangeEnv, witness: Witness) -> None:
+    """The identity check covers previews (DML runs rolled back) and approved changes (DDL is not previewed)."""
+    env = change_env
+    agent = env.agent()
+    switch = f"public.exec_sql('SELECT set_config(''role'', ''{env.dba}'', true)')"
+    preview = await final_reply(agent, message(f"/sql UPDATE items SET name = {switch} WHERE id = 1",
+                                               user="UANALYST"))
+    assert preview.kind is ReplyKind.ERROR and "changed the database role" in preview.text
+    assert preview.approval is None
+    card = await final_reply(agent, message(f"/sql CREATE TABLE leak AS SELECT {switch} AS x, "
+                                            "(SELECT public.exec_sql('SELECT secret FROM secrets')) AS s",
+                                            user="UANALYST"))
+    assert card.approval is not None, card.text
+    outcome = await agent.decide(action_id=card.approval.action_id, decided_by="slack:UDBA", approve=True)
+    assert "changed the database role" in outcome.text and "launch codes" not in outcome.text
+    assert await env.fetchval("SELECT to_regclass('public.leak')") is None  # rolled back with the connection
+    assert await env.fetchval("SELECT name FROM items WHERE id = 1") == "item 1"
+    events = await env.fetch("SELECT result, sql FROM pgbot.audit WHERE event = 'security' ORDER BY id")
+    assert len(events) == 2 and all(env.dba in e["result"] for e in events)
+    assert events[0]["sql"].startswith("UPDATE items") and events[1]["sql"].startswith("CREATE TABLE leak")
+    await witness.assert_nothing_happened(env)
