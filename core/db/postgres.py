@@ -28,6 +28,7 @@ import asyncpg
 import structlog
 
 from core.config import DatabaseSettings
+from core.db.bounded import bounded_select
 from core.db.functions import AllowedFunctions, check_functions
 from core.errors import (
     BusyError,
@@ -37,7 +38,7 @@ from core.errors import (
     QueryTimeoutError,
     SecurityError,
 )
-from core.messages import CutText, ResultTable, rows_to_table
+from core.messages import ResultTable, rows_to_table
 from core.sqlguard import Classification, StatementKind
 
 log = structlog.get_logger(__name__)
@@ -408,57 +409,6 @@ async def _reset_session(conn: asyncpg.Connection) -> None:
     """The pool's reset on release: asyncpg's (``RESET ALL`` and more) does not reset ``role`` or
     ``session_authorization``, so a role set with ``set_config('role', x, false)`` would outlive the turn."""
     await conn.execute("RESET SESSION AUTHORIZATION; RESET ROLE; " + (conn.get_reset_query() or ""))
-
-
-# Types whose values have a small fixed or bounded width: fetched as they are. Anything else (text, json,
-# bytea, xml, arrays, composites, unknown and extension types) is cut by the database first.
-_NARROW_TYPES = frozenset({
-    "bool", "int2", "int4", "int8", "float4", "float8", "numeric", "money", "oid", "regclass", "regtype",
-    "regproc", "regprocedure", "regnamespace", "regrole", "date", "time", "timetz", "timestamp", "timestamptz",
-    "interval", "uuid", "inet", "cidr", "macaddr", "macaddr8", "name", "char", "xid", "xid8", "cid", "tid",
-    "pg_lsn", "void",
-})
-_BOUNDED_STATEMENTS = frozenset({"SelectStmt"})
-
-
-@dataclass(frozen=True, slots=True)
-class BoundedSelect:
-    """The read wrapped so wide cells arrive cut: ``left(x::text, N)`` plus the full length, per wide column."""
-
-    sql: str
-    wide: tuple[int, ...]  # positions of the wide columns in the original result
-    binary: frozenset[int] = frozenset()  # bytea columns: their length is in bytes
-
-    def row(self, record: asyncpg.Record) -> tuple[object, ...]:
-        values = list(record)
-        out: list[object] = []
-        lengths = values[len(values) - len(self.wide):]
-        by_position = dict(zip(self.wide, lengths, strict=True))
-        for i, value in enumerate(values[: len(values) - len(self.wide)]):
-            length = by_position.get(i)
-            if isinstance(value, str) and isinstance(length, int) and (i in self.binary or length > len(value)):
-                value = CutText(value, full_length=length, unit="bytes" if i in self.binary else "chars")
-            out.append(value)
-        return tuple(out)
-
-
-def bounded_select(checked: Classification, attributes: tuple[asyncpg.types.Attribute, ...], *,
-                   max_chars: int) -> BoundedSelect | None:
-    """A wrapper that cuts wide columns in the database, or None when every column is narrow (or the
-    statement is not a plain query: SHOW and EXPLAIN output is already bounded)."""
-    if checked.statement_type not in _BOUNDED_STATEMENTS:
-        return None
-    wide = tuple(i for i, a in enumerate(attributes)
-                 if a.type.kind != "scalar" or a.type.schema != "pg_catalog" or a.type.name not in _NARROW_TYPES)
-    if not wide:
-        return None
-    inner = [f"c{i}" for i in range(len(attributes))]
-    select = [f"left(c{i}::text, {int(max_chars)})" if i in wide else f"c{i}" for i in range(len(attributes))]
-    binary = frozenset(i for i in wide if attributes[i].type.name == "bytea")
-    select += [f"octet_length(c{i})" if i in binary else f"length(c{i}::text)" for i in wide]
-    # The newline keeps a trailing "-- comment" in the read from swallowing the parenthesis.
-    sql = f"SELECT {', '.join(select)} FROM (\n{checked.sql}\n) AS pgbot_read({', '.join(inner)})"
-    return BoundedSelect(sql=sql, wide=wide, binary=binary)
 
 
 class _Rollback(Exception):
