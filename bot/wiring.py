@@ -95,7 +95,7 @@ def build_agent(
         store=store,
         tools=tools,
         llm=llm if llm is not None else (make_llm(settings) if use_llm else None),
-        guard=SqlGuard(),
+        guard=SqlGuard(max_sql_chars=settings.limits.max_sql_chars),
         approvals=approvals,
         accuracy=Accuracy(settings=settings, answers=make_answer_log(settings)),
         turns=make_turns(settings),

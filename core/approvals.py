@@ -396,13 +396,15 @@ class Approvals:
             started = time.perf_counter()
             status: str = await conn.execute(SQL_TAG + action.sql)
             duration_ms = (time.perf_counter() - started) * 1000
+            await db.verify_identity(conn, role=action.role, sql=action.sql, main_login=True)  # before RESET ROLE
             await conn.execute("RESET ROLE")  # the audit table belongs to the login role, not the user's
             entry.append(action.audit(AuditEvent.EXECUTED, decided_by=decided_by, result=status,
                                       rows_affected=rows_from_status(status), duration_ms=duration_ms))
             await self._audit.insert_on(conn, entry[0])
             return status, duration_ms
 
-        outcome = await db.run(work, role=action.role, read_only=False, limits=db.change_limits)
+        outcome = await db.run(work, role=action.role, read_only=False, limits=db.change_limits, verify=False,
+                               main_login=True)  # the audit row, written as the main login, commits with it
         log_entry(entry[0])
         return outcome
 
@@ -485,7 +487,7 @@ def _error(text: str, action: PendingAction | None = None) -> Reply:
 async def run_outside_transaction(db: PgDatabase, sql: str, *, role: str | None) -> tuple[str, float]:
     """For statements Postgres refuses inside a transaction block: session-level role and limits, reset after."""
     limits = db.change_limits
-    pool = await db.pool()
+    pool = await db.pool(role=role)
     started = time.perf_counter()
     try:
         async with pool.acquire(timeout=db.settings.connect_timeout_s) as conn:
@@ -495,6 +497,7 @@ async def run_outside_transaction(db: PgDatabase, sql: str, *, role: str | None)
                 if role:
                     await conn.execute(f"SET ROLE {quote_ident(role)}")
                 status: str = await conn.execute(SQL_TAG + sql)
+                await db.verify_identity(conn, role=role, sql=sql)
             finally:
                 # The pool's own reset runs RESET ALL too; this makes the intent explicit and immediate.
                 await conn.execute("RESET ROLE; RESET statement_timeout; RESET lock_timeout")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import hashlib
 from dataclasses import dataclass
 from typing import LiteralString
 
@@ -18,6 +19,7 @@ from core.db.owned import ensure_owned_table
 from core.db.postgres import PgDatabase
 from core.db.registry import DatabaseRegistry
 from core.errors import PermissionDeniedError
+from core.messages import new_id
 from core.sql_secrets import mask_sql
 
 log = structlog.get_logger(__name__)
@@ -63,6 +65,7 @@ class AuditEvent(enum.StrEnum):
     EXPIRED = "expired"
     FAILED = "failed"
     EXECUTED = "executed"
+    SECURITY = "security"  # a statement changed the session's identity: result discarded, connection closed
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +183,26 @@ class AuditLog:
             return found
 
         return [_row(r) for r in await db.run(work, role=None, read_only=True)]
+
+
+async def record_security_event(db: PgDatabase, *, role: str | None, found: str, sql: str, what: str) -> None:
+    """One ``security`` row: who the session became (``result``) and the statement that did it (``sql``).
+
+    ``requested_by`` carries the turn's request id (the log lines of the same turn name the chat user).
+    """
+    request = structlog.contextvars.get_contextvars().get("request_id", "")
+    entry = AuditRecord(
+        event=AuditEvent.SECURITY, action_id=new_id(), database=db.name, requested_by=f"request:{request or '?'}",
+        role=role, sql=sql[:20_000] or "(none)", sql_hash=hashlib.sha256(sql.encode()).hexdigest(),
+        result=f"{what}: {found}"[:2000],
+    )
+    await ensure_owned_table(db, "pgbot.audit", _CREATE)
+
+    async def work(conn: asyncpg.Connection) -> None:
+        await conn.execute(_INSERT, *entry.args())
+
+    await db.run(work, role=None, read_only=False)
+    log_entry(entry)
 
 
 def _row(record: asyncpg.Record) -> AuditRow:

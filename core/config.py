@@ -161,6 +161,13 @@ class DatabaseSettings(_Section):
     # chat identity (or platform group, e.g. discord-role:<id>) -> database role; absent: every statement runs as
     # the login role. Precedence: the identity's entry, the first matching group in this order, then "*".
     roles: dict[str, str] | None = None
+    # One login per mapped role (the recommended production setup): statements run as "analyst" use a pool
+    # on role_dsns["analyst"], so Postgres itself bounds them to that login's rights, whatever SQL arrives.
+    role_dsns: dict[str, SecretStr] = Field(default_factory=dict)
+    # Functions outside pg_catalog that reads may call, as "schema.name" or "schema.*" (an extension's
+    # schema); a bare "name" means pg_catalog.name (e.g. "nextval"). Everything else not on pgbot's own
+    # allow-list of pg_catalog functions is refused on the read path.
+    allowed_functions: list[str] = Field(default_factory=list)
     approvers: ApproverSettings = Field(default_factory=ApproverSettings)
 
     @field_validator("dsn")
@@ -171,6 +178,25 @@ class DatabaseSettings(_Section):
         problem = dsn_problem(value.get_secret_value())
         if problem is not None:
             raise ValueError(f"the DSN {problem}")
+        return value
+
+    @field_validator("role_dsns")
+    @classmethod
+    def _role_dsns_parse(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        """The same secret-free check for each per-role login's DSN."""
+        for role, dsn in value.items():
+            problem = dsn_problem(dsn.get_secret_value())
+            if problem is not None:
+                raise ValueError(f"the DSN for role {role!r} {problem}")
+        return value
+
+    @field_validator("allowed_functions")
+    @classmethod
+    def _functions_are_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            parts = name.split(".")
+            if len(parts) > 2 or not all(p.strip() for p in parts) or (parts[0] == "*" and len(parts) == 2):
+                raise ValueError(f"{name!r}: write a function as \"schema.name\", \"schema.*\" or \"name\"")
         return value
 
     @field_validator("roles")
@@ -204,7 +230,9 @@ class ApprovalSettings(_Section):
 class LimitsSettings(_Section):
     max_concurrent_turns: int = Field(default=64, ge=1)
     queue_per_thread: int = Field(default=100, ge=1)
-    max_queued_turns: int = Field(default=1000, ge=0)  # waiting for a slot beyond this: a "busy" reply
+    max_queued_turns: int = Field(default=1000, ge=0)
+    # Longer SQL (from the model, a user or pg_stat_statements) is refused before it is parsed.
+    max_sql_chars: int = Field(default=20_000, ge=100, le=1_000_000)  # waiting for a slot beyond this: a "busy" reply
     queue_timeout_s: float = Field(default=120.0, gt=0)  # waited this long for a slot: a "busy" reply
     schema_recheck_s: float = Field(default=5.0, ge=0)  # how often the catalog fingerprint is compared
     export_dir: Path = Path("./exports")

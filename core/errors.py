@@ -21,6 +21,7 @@ to post in chat (no secrets, no tracebacks). Hints meant for the model are a sep
     ├── ApprovalError          approval refused: not allowed, expired, decided, forged, altered
     ├── BackupError            a backup or restore refused or failed (folder, client version, bad dump)
     ├── BusyError              more work than the configured limits allow right now
+    ├── SecurityError          a statement left the session under another identity: result discarded
     └── QuotaError             a rate limit or the workspace's daily token budget was hit
 
     ModelHint                  not a PgbotError: text for the model, never shown to users
@@ -105,6 +106,13 @@ class ApprovalError(PgbotError):
 
 class BackupError(PgbotError):
     default_message = "The backup or restore could not be carried out."
+
+
+class SecurityError(PgbotError):
+    """A statement changed the session's role or user; its result was discarded and the connection closed."""
+
+    default_message = ("pgbot stopped this statement: it changed the database role it runs as. The result was "
+                       "discarded, the connection closed and the attempt recorded in the audit log.")
 
 
 class BusyError(PgbotError):

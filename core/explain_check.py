@@ -16,10 +16,13 @@ from core.db.postgres import SQL_TAG, PgDatabase
 from core.errors import (
     DatabaseError,
     DatabaseUnavailableError,
+    GuardError,
+    ModelHint,
     PermissionDeniedError,
     QueryFailed,
     QueryTimeoutError,
 )
+from core.sqlguard import Classification
 
 # Statements EXPLAIN accepts on the read path (SELECT, WITH … SELECT, VALUES, TABLE all parse as SelectStmt).
 EXPLAINABLE = frozenset({"SelectStmt"})
@@ -47,16 +50,22 @@ def retry_hint(message: str) -> str:
     return ""
 
 
-async def explain_first(db: PgDatabase, *, role: str | None, sql: str, statement_type: str) -> None:
-    """Plan ``sql`` (as ``role``, read-only); a planning error becomes a :class:`QueryFailed` hint for a retry."""
-    if statement_type not in EXPLAINABLE:
+async def explain_first(db: PgDatabase, *, role: str | None, checked: Classification) -> None:
+    """Plan the read (as ``role``, read-only); a planning error becomes a :class:`QueryFailed` for a retry.
+
+    Planning runs IMMUTABLE functions with constant arguments, so the catalog's function check runs first.
+    """
+    if checked.statement_type not in EXPLAINABLE:
         return
+    sql = checked.sql
 
     async def work(conn: asyncpg.Connection) -> None:
         await conn.fetch(f"{SQL_TAG}EXPLAIN {sql}")
 
     try:
-        await db.run(work, role=role, read_only=True)
+        await db.run(work, role=role, read_only=True, guarded=checked)
+    except GuardError as exc:
+        raise ModelHint(f"Refused: {exc.user_message}") from None
     except (PermissionDeniedError, QueryTimeoutError, DatabaseUnavailableError):
         raise  # the model cannot fix these: the user must see them as they are
     except DatabaseError as exc:

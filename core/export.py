@@ -22,6 +22,7 @@ import asyncpg
 from core.db.postgres import SQL_TAG, PgDatabase, QueryLimits, rows_from_status
 from core.errors import GuardError, PgbotError
 from core.messages import Reply, ReplyKind, new_id
+from core.sqlguard import Classification
 
 if TYPE_CHECKING:
     from core.agent import Agent
@@ -106,10 +107,11 @@ def export_path(directory: Path, database: str) -> Path:
 
 
 async def export_csv(
-    db: PgDatabase, *, sql: str, role: str | None, directory: Path, max_bytes: int,
+    db: PgDatabase, *, checked: Classification, role: str | None, directory: Path, max_bytes: int,
     limits: QueryLimits | None = None,
 ) -> ExportResult:
-    """Stream the result of one already-guarded query to a new CSV file (header row included)."""
+    """Stream the result of one guarded query to a new CSV file (header row included)."""
+    sql = checked.sql
     started = time.perf_counter()
     sink = _FileSink(export_path(directory, db.name), max_bytes=max_bytes)
     await sink.open()
@@ -120,7 +122,7 @@ async def export_csv(
         return status
 
     try:
-        status = await db.run(work, role=role, limits=limits or export_limits(db), read_only=True)
+        status = await db.run(work, role=role, limits=limits or export_limits(db), read_only=True, guarded=checked)
         await sink.close()
     except BaseException:
         await sink.discard()
@@ -131,11 +133,11 @@ async def export_csv(
 
 async def export_for(ctx: ToolContext, sql: str) -> ExportResult:
     """Guard-check ``sql`` as a read, then export it as the conversation's user (tool and command share it)."""
-    checked = ctx.guard.check_read(sql)
+    checked = ctx.guard.check_read(sql, allowed_functions=ctx.database.settings.allowed_functions)
     if checked.statement_type not in EXPORTABLE:
         raise GuardError("Only queries that return rows (SELECT, WITH … SELECT, VALUES, TABLE) can be exported.")
     limits = ctx.settings.limits
-    result = await export_csv(ctx.database, sql=checked.sql, role=ctx.actor.role, directory=limits.export_dir,
+    result = await export_csv(ctx.database, checked=checked, role=ctx.actor.role, directory=limits.export_dir,
                               max_bytes=limits.export_max_bytes)
     ctx.log.info("export_done", rows=result.rows, bytes=result.bytes, ms=round(result.duration_ms, 1))
     return result

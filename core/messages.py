@@ -126,8 +126,22 @@ def new_id() -> str:
     return uuid.uuid4().hex[:12]
 
 
+class CutText(str):
+    """A value the database already cut (see core.db.postgres.bounded_select); knows its full length."""
+
+    full_length: int
+    unit: str  # "chars", or "bytes" for bytea (shown as hex text)
+
+    def __new__(cls, value: str, *, full_length: int, unit: str = "chars") -> CutText:
+        made = super().__new__(cls, value)
+        made.full_length, made.unit = full_length, unit
+        return made
+
+
 def to_cell(value: object, *, max_chars: int = 2000) -> Cell:
     """Convert one Postgres value for display; huge text and bytea are cut so chat stays readable."""
+    if isinstance(value, CutText):
+        return value[:max_chars] + f"… ({value.full_length} {value.unit})"
     if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, float):

@@ -15,6 +15,15 @@ Why three layers, and why all three stay:
 The guard cannot see inside function bodies, ``DO`` blocks or SQL run dynamically by user-defined
 functions; layers 2 and 3 (and approval, for changes) cover those. So the guard classifies, Postgres
 enforces: none of the three layers is enough alone.
+
+Functions: the names below (``_DENIED``) only *explain* refusals and bound the change path. On the read
+path the decision is an allow-list checked against the database's own ``pg_proc`` just before the statement
+runs (:mod:`core.db.functions`), from the calls this module records in :attr:`Classification.calls`.
+
+Size: libpg_query recurses in C on left-deep trees (``1+1+…``, ``x IS NULL IS NULL …``, ``… UNION …``) and
+overflows the C stack at ~15,000 levels (a segfault, not an exception). :func:`check_size` refuses text
+longer than ``max_sql_chars`` and text whose scanner-based depth estimate passes ``MAX_DEPTH`` before the
+parser ever sees it; every other pglast caller in pgbot goes through it too.
 """
 
 from __future__ import annotations
@@ -24,14 +33,26 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from typing import Literal
 
 from pglast import ast, enums, parse_sql
 from pglast.keywords import RESERVED_KEYWORDS
-from pglast.parser import ParseError
+from pglast.parser import ParseError, scan
 
 from core.errors import GuardError
 
-__all__ = ["Classification", "SqlGuard", "StatementKind", "must_run_outside_transaction"]
+__all__ = ["Classification", "FunctionCall", "SqlGuard", "StatementKind", "check_size",
+           "must_run_outside_transaction"]
+
+DEFAULT_MAX_SQL_CHARS = 20_000
+# Measured (pglast 7 / libpg_query 17, 8 MB stack): a segfault at ~15,400 chained UNIONs, ~23,700 chained
+# binary operators or JOINs, ~32,600 casts, under 30,000 "IS NULL"s. The estimate below is an upper bound of
+# the tree's depth, so 5,000 keeps a margin of three at least.
+MAX_DEPTH = 5_000
+# Tokens that never deepen the tree by themselves: names, constants, commas, parentheses (counted as depth),
+# and AND/OR (Postgres flattens a chain of them into one list).
+_FLAT_TOKENS = frozenset({"IDENT", "UIDENT", "SCONST", "USCONST", "ICONST", "FCONST", "BCONST", "XCONST",
+                          "PARAM", "ASCII_44", "ASCII_59", "AND", "OR", "SQL_COMMENT", "C_COMMENT"})
 
 
 class StatementKind(enum.StrEnum):
@@ -53,6 +74,27 @@ class Classification:
     tables: tuple[str, ...] = ()
     lock: str | None = None
     functions: tuple[str, ...] = ()
+    calls: tuple[FunctionCall, ...] = ()
+    operators: tuple[tuple[str | None, str], ...] = ()  # (schema or None, operator name) of every operator used
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionCall:
+    """One function the statement calls by name, as Postgres will look it up: schema as written (None:
+    resolved through search_path), exact name, and the argument count (None: unknown, any overload).
+
+    ``via`` says how: ``call`` is ``f(x)``; ``field`` is ``(expr).f``, which Postgres runs as ``f(expr)``;
+    ``row`` is ``alias.f``, which is ``f(alias)`` (a function taking the whole row) when no column ``f`` exists.
+    """
+
+    schema: str | None
+    name: str
+    nargs: int | None
+    via: Literal["call", "field", "row"] = "call"
+
+    @property
+    def display(self) -> str:
+        return f"{self.schema}.{self.name}" if self.schema else self.name
 
 
 # Table lock modes, weakest first (Postgres docs, "Explicit Locking").
@@ -95,7 +137,8 @@ _DENIED: tuple[tuple[tuple[str, ...], str], ...] = (
      "it manages replication"),
     (("pg_stat_reset*", "pg_stat_statements_reset"), "it resets the server's statistics"),
     (("query_to_xml", "query_to_xml_and_xmlschema", "query_to_xmlschema", "cursor_to_xml",
-      "cursor_to_xmlschema", "ts_stat", "crosstab*", "connectby", "pg_background_*"),
+      "cursor_to_xmlschema", "ts_stat", "crosstab*", "connectby", "pg_background_*", "table_to_xml*",
+      "schema_to_xml*", "database_to_xml*"),
      "it runs SQL text the guard cannot inspect"),
     (("pg_import_system_collations",), "it creates collations (a catalog change)"),
 )
@@ -106,11 +149,65 @@ _DENIED: tuple[tuple[tuple[str, ...], str], ...] = (
 _CHANGE_PATH_ALLOWED = frozenset({"nextval", "setval"})
 
 
-def _deny_reason(name: str) -> str | None:
+def _deny_reason(call: FunctionCall) -> str | None:
+    name = call.name.lower()
+    if name == "ts_rewrite" and call.nargs == 2:  # ts_rewrite(tsquery, text) runs its text as a query
+        return "it runs SQL text the guard cannot inspect"
     for patterns, why in _DENIED:
         if any(fnmatchcase(name, pattern) for pattern in patterns):
             return why
     return None
+
+
+def _bare_names(names: Iterable[str]) -> frozenset[str]:
+    return frozenset(name.rsplit(".", 1)[-1].strip().lower() for name in names)
+
+
+def _calls(nodes: list[ast.Node]) -> tuple[FunctionCall, ...]:
+    """Every function the statement may call by name.
+
+    Besides ``f(x)``, Postgres reads ``(x).f`` and ``alias.f`` as ``f(x)`` when no such column exists
+    (attribute notation), so a field name is recorded as a possible one-argument call too.
+    """
+    found: dict[FunctionCall, None] = {}
+    for n in nodes:
+        if isinstance(n, ast.FuncCall) and n.funcname:
+            parts = _names(n.funcname)
+            if not parts:
+                continue
+            schema = parts[-2] if len(parts) >= 2 else None
+            nargs = None if n.func_variadic else len(n.args or ())
+            found[FunctionCall(schema, parts[-1], nargs)] = None
+        elif isinstance(n, ast.ColumnRef) and n.fields and len(n.fields) >= 2:
+            last = n.fields[-1]
+            if isinstance(last, ast.String) and last.sval:
+                found[FunctionCall(None, last.sval, 1, "row")] = None
+        elif isinstance(n, ast.A_Indirection):
+            for item in n.indirection or ():
+                if isinstance(item, ast.String) and item.sval:
+                    found[FunctionCall(None, item.sval, 1, "field")] = None
+    return tuple(found)
+
+
+_BETWEEN = {enums.A_Expr_Kind.AEXPR_BETWEEN, enums.A_Expr_Kind.AEXPR_NOT_BETWEEN,
+            enums.A_Expr_Kind.AEXPR_BETWEEN_SYM, enums.A_Expr_Kind.AEXPR_NOT_BETWEEN_SYM}
+
+
+def _operators(nodes: list[ast.Node]) -> tuple[tuple[str | None, str], ...]:
+    """(schema, name) of every operator the statement names (an operator is a function by another name)."""
+    found: dict[tuple[str | None, str], None] = {}
+    for n in nodes:
+        if isinstance(n, ast.A_Expr) and n.kind in _BETWEEN:
+            found[(None, "<=")] = found[(None, ">=")] = None
+            continue
+        names: list[str] = []
+        if isinstance(n, ast.A_Expr):
+            names = _names(n.name or ())
+        elif isinstance(n, ast.SubLink) and n.operName:
+            names = _names(n.operName)
+        if names:
+            found[(names[-2] if len(names) >= 2 else None, names[-1])] = None
+    return tuple(found)
 
 
 # Statements refused on every path, with the reason shown to the user.
@@ -491,7 +588,43 @@ def _verdict(node: ast.Node) -> _Verdict:
                     reason=f"{label} is refused: pgbot does not know this kind of statement ({name}).")
 
 
-def _parse(sql: str) -> ast.Node:
+def depth_estimate(sql: str) -> int:
+    """An upper bound of the parse tree's depth, from the scanner alone (flat, cheap, never recursive):
+    the deepest parenthesis nesting plus every token that can stack a tree level (operators, keywords)."""
+    depth = deepest = stacking = 0
+    for token in scan(sql):
+        if token.name == "ASCII_40":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token.name == "ASCII_41":
+            depth = max(depth - 1, 0)
+        elif token.name not in _FLAT_TOKENS:
+            stacking += 1
+    return deepest + stacking
+
+
+def check_size(sql: str, *, max_chars: int = DEFAULT_MAX_SQL_CHARS) -> None:
+    """Refuse, with a GuardError, SQL too long or too deeply nested to parse safely (see the module's note).
+
+    Every pglast call on text pgbot did not write itself (a chat statement, a query text from
+    pg_stat_statements) must come after this check.
+    """
+    if len(sql) > max_chars:
+        raise GuardError(f"This SQL is {len(sql):,} characters long; pgbot accepts at most {max_chars:,} "
+                         "([limits] max_sql_chars). Send a shorter statement.")
+    try:
+        depth = depth_estimate(sql)
+    except ParseError as exc:  # an unterminated string or comment: the parser would say the same
+        message = str(exc.args[0]) if exc.args else str(exc)
+        raise GuardError(f"Postgres could not parse this SQL: {message}.") from exc
+    if depth > MAX_DEPTH:
+        raise GuardError(f"This SQL is nested too deeply to check safely (about {depth:,} levels of operators "
+                         f"and parentheses; the limit is {MAX_DEPTH:,}). Simplify it, e.g. use IN (...) or "
+                         "a VALUES list instead of long chains.")
+
+
+def _parse(sql: str, *, max_chars: int = DEFAULT_MAX_SQL_CHARS) -> ast.Node:
+    check_size(sql, max_chars=max_chars)
     try:
         statements = parse_sql(sql)
     except ParseError as exc:
@@ -520,17 +653,23 @@ def _strip(sql: str) -> str:
 class SqlGuard:
     """Classifies single SQL statements; ``check_read``/``check_change`` gate the two execution paths."""
 
-    def __init__(self, *, allowed_functions: Iterable[str] = ()) -> None:
+    def __init__(self, *, allowed_functions: Iterable[str] = (),
+                 max_sql_chars: int = DEFAULT_MAX_SQL_CHARS) -> None:
         # Policy: names (qualified or not) taken off the deny list, e.g. {"nextval"} for a sequence-heavy app.
-        self._allowed = frozenset(name.rsplit(".", 1)[-1].strip().lower() for name in allowed_functions)
+        self._allowed = _bare_names(allowed_functions)
+        self.max_sql_chars = max_sql_chars
 
     def classify(self, sql: str) -> Classification:
         """Parse one statement and classify it; raises GuardError on parse errors and multi-statement text."""
         return self._classify(sql)[0]
 
-    def check_read(self, sql: str) -> Classification:
-        """Return the classification if the statement only reads; else raise GuardError saying why."""
-        classification, label = self._classify(sql)
+    def check_read(self, sql: str, *, allowed_functions: Iterable[str] = ()) -> Classification:
+        """Return the classification if the statement only reads; else raise GuardError saying why.
+
+        ``allowed_functions`` (a database's ``allowed_functions``) lifts the named refusals too; the
+        catalog check of :mod:`core.db.functions` still decides before the statement runs.
+        """
+        classification, label = self._classify(sql, extra_allowed=_bare_names(allowed_functions))
         if classification.kind is StatementKind.READ:
             return classification
         raise GuardError(self._refusal(classification, label, path="the read-only path refuses it."))
@@ -544,27 +683,28 @@ class SqlGuard:
             raise GuardError(self._refusal(classification, label, path=""))
         return classification
 
-    def _classify(self, sql: str) -> tuple[Classification, str]:
-        node = _parse(sql)
+    def _classify(self, sql: str, *, extra_allowed: frozenset[str] = frozenset()) -> tuple[Classification, str]:
+        node = _parse(sql, max_chars=self.max_sql_chars)
         nodes = list(_walk(node))
-        functions = sorted({
-            (n.funcname[-1].sval or "").lower() for n in nodes
-            if isinstance(n, ast.FuncCall) and n.funcname and isinstance(n.funcname[-1], ast.String)
-        })
+        calls = _calls(nodes)
+        functions = sorted({call.name.lower() for call in calls if call.via == "call"})
         verdict = _verdict(node)
         kind, reason = verdict.kind, verdict.reason
-        allowed = self._allowed
+        allowed = self._allowed | extra_allowed
         if kind in (StatementKind.WRITE, StatementKind.DDL, StatementKind.ADMIN):
             allowed = allowed | _CHANGE_PATH_ALLOWED
-        denied = [(name, why) for name in functions
-                  if name not in allowed and (why := _deny_reason(name)) is not None]
+        # alias.f is far more often a column than a call: only the catalog check (row-typed argument) judges it.
+        denied = [(call.name.lower(), why) for call in calls if call.via != "row"
+                  and call.name.lower() not in allowed and (why := _deny_reason(call)) is not None]
+        denied = list(dict.fromkeys(denied))
         if denied and kind is not StatementKind.FORBIDDEN:
-            calls = " and ".join(f"{name}()" for name, _ in denied)
-            kind, reason = StatementKind.FORBIDDEN, f"It calls {calls}, which pgbot refuses: {denied[0][1]}."
+            named = " and ".join(f"{name}()" for name, _ in denied)
+            kind, reason = StatementKind.FORBIDDEN, f"It calls {named}, which pgbot refuses: {denied[0][1]}."
         lock = verdict.lock if kind in (StatementKind.WRITE, StatementKind.DDL, StatementKind.ADMIN) else None
         classification = Classification(
             kind=kind, statement_type=type(node).__name__, sql=_strip(sql), reason=reason,
-            tables=_tables(node, nodes), lock=lock, functions=tuple(functions),
+            tables=_tables(node, nodes), lock=lock, functions=tuple(functions), calls=calls,
+            operators=_operators(nodes),
         )
         return classification, verdict.label
 

@@ -3,7 +3,16 @@
 Every statement runs inside a transaction that starts with ``SET LOCAL statement_timeout``,
 ``SET LOCAL lock_timeout`` and ``SET LOCAL ROLE <mapped role>``, so Postgres itself enforces time limits and
 grants. Reads run in a ``READ ONLY`` transaction and fetch through a server-side cursor, so the row cap is
-applied in the database fetch and a million-row result never reaches Python memory.
+applied in the database fetch and a million-row result never reaches Python memory; wide values (text, json,
+bytea, arrays, …) are cut by the database too (:func:`bounded_select`), so no single cell can either.
+
+Identity (issue 13): SQL that runs SQL (a user function with dynamic SQL, ``set_config('role', …)``) can switch
+the session's role. So every transaction first checks that its connection is still the login's, unchanged
+(same round trip as the setup); after the statement, still in the transaction, that ``current_user``,
+``session_user`` and the ``role`` setting are exactly what pgbot set. A mismatch discards the result, closes
+the connection, writes a ``security`` audit row and raises :class:`SecurityError`. A connection returning to
+the pool gets ``RESET SESSION AUTHORIZATION; RESET ROLE`` besides asyncpg's own reset (``RESET ALL`` does not
+reset the role). ``role_dsns`` gives a role its own login, so Postgres bounds it whatever happens above.
 """
 
 from __future__ import annotations
@@ -11,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
@@ -19,14 +28,18 @@ import asyncpg
 import structlog
 
 from core.config import DatabaseSettings
+from core.db.bounded import bounded_select
+from core.db.functions import AllowedFunctions, check_functions
 from core.errors import (
     BusyError,
     DatabaseError,
     DatabaseUnavailableError,
     PermissionDeniedError,
     QueryTimeoutError,
+    SecurityError,
 )
 from core.messages import ResultTable, rows_to_table
+from core.sqlguard import Classification, StatementKind
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -96,33 +109,55 @@ class PgDatabase:
         self.settings = settings
         self.limits = QueryLimits.from_settings(settings)
         self.change_limits = replace(self.limits, statement_timeout_ms=settings.change_timeout_ms)
-        self._pool: asyncpg.Pool | None = None
+        self.allowed_functions = AllowedFunctions(settings.allowed_functions)
+        self._pools: dict[str | None, _Pool] = {}  # None: the main DSN; a role name: its role_dsns login
         self._pool_lock = asyncio.Lock()
 
+    @property
+    def _pool(self) -> asyncpg.Pool | None:
+        """The main DSN's pool, if created (tests and /metrics look at it)."""
+        main = self._pools.get(None)
+        return main.pool if main is not None else None
+
     def pool_usage(self) -> tuple[int, int] | None:
-        """(open connections, idle ones) for /metrics; None before the pool exists (it is never created here)."""
-        pool = self._pool
-        if pool is None or pool.is_closing():
+        """(open connections, idle ones) over every pool, for /metrics; None before any exists."""
+        live = [p.pool for p in self._pools.values() if not p.pool.is_closing()]
+        if not live:
             return None
-        return pool.get_size(), pool.get_idle_size()
+        return sum(p.get_size() for p in live), sum(p.get_idle_size() for p in live)
 
-    async def pool(self) -> asyncpg.Pool:
-        if self._pool is not None:
-            return self._pool
+    def _pool_key(self, role: str | None) -> str | None:
+        return role if role is not None and role in self.settings.role_dsns else None
+
+    async def pool(self, *, role: str | None = None) -> asyncpg.Pool:
+        """The pool statements run as ``role`` use: its own login when ``role_dsns`` has one, else the main."""
+        return (await self._pool_for(role)).pool
+
+    async def _pool_for(self, role: str | None, *, main_login: bool = False) -> _Pool:
+        key = None if main_login else self._pool_key(role)
+        found = self._pools.get(key)
+        if found is not None:
+            return found
         async with self._pool_lock:
-            if self._pool is None:
-                self._pool = await self._create_pool()
-        return self._pool
+            if key not in self._pools:
+                dsn = self.settings.role_dsns[key] if key is not None else self.settings.dsn
+                self._pools[key] = await self._create_pool(dsn.get_secret_value())
+        return self._pools[key]
 
-    async def _create_pool(self) -> asyncpg.Pool:
+    async def login(self, *, role: str | None = None, main_login: bool = False) -> str:
+        """The login role (session user) of the pool statements as ``role`` use."""
+        return (await self._pool_for(role, main_login=main_login)).login
+
+    async def _create_pool(self, dsn: str) -> _Pool:
         try:
             pool = await asyncpg.create_pool(
-                dsn=self.settings.dsn.get_secret_value(),
+                dsn=dsn,
                 min_size=self.settings.pool_min_size,
                 max_size=self.settings.pool_max_size,
                 timeout=self.settings.connect_timeout_s,
                 command_timeout=None,
                 server_settings={"application_name": f"pgbot:{self.name}"},
+                reset=_reset_session,
             )
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise DatabaseUnavailableError(
@@ -131,46 +166,98 @@ class PgDatabase:
         # The pool connects lazily when min_size is 0: prove the database answers now, with a clear error.
         try:
             async with pool.acquire(timeout=self.settings.connect_timeout_s) as conn:
-                await conn.fetchval("SELECT 1")
+                login = str(await conn.fetchval("SELECT session_user"))
         except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             await pool.close()
             raise DatabaseUnavailableError(
                 f"Database '{self.name}' cannot be reached: {describe_connect_error(exc)}"
             ) from exc
-        return pool
+        return _Pool(pool=pool, login=login)
 
     @asynccontextmanager
     async def transaction(
-        self, *, role: str | None, limits: QueryLimits, read_only: bool
+        self, *, role: str | None, limits: QueryLimits, read_only: bool, guarded: Classification | None = None,
+        verify: bool = True, main_login: bool = False,
     ) -> AsyncIterator[asyncpg.Connection]:
-        """A connection inside a transaction with the limits and role applied; errors translated."""
-        pool = await self.pool()
+        """A connection inside a transaction with the limits and role applied; errors translated.
+
+        ``guarded``: a read's classification; its functions are checked against the catalog before it runs.
+        ``verify``: check the session's identity after the work (callers that RESET ROLE themselves pass
+        False and call :meth:`verify_identity` right after the untrusted statement instead).
+        ``main_login``: use the main DSN even when ``role_dsns`` has a login for ``role`` (approved changes
+        whose audit row, written as the main login, commits in the same transaction).
+        """
+        pooled = await self._pool_for(role, main_login=main_login)
         try:
-            async with self._acquire(pool) as conn:
-                tx = conn.transaction(readonly=read_only)
-                await tx.start()
-                try:
-                    setup = (
-                        f"SET LOCAL statement_timeout = {int(limits.statement_timeout_ms)}; "
-                        f"SET LOCAL lock_timeout = {int(limits.lock_timeout_ms)}; "
-                        f"SET LOCAL idle_in_transaction_session_timeout = "
-                        f"{int(limits.statement_timeout_ms) * 4}"
-                    )
-                    if role:  # same round trip: under load every extra await waits behind the whole loop
-                        setup += f"; SET LOCAL ROLE {quote_ident(role)}"
-                    await conn.execute(setup)
-                    yield conn
-                except BaseException:
-                    await _rollback_quietly(tx)
-                    raise
-                else:
-                    await tx.commit()
+            for attempt in range(2):
+                async with self._acquire(pooled.pool) as conn:
+                    tx = conn.transaction(readonly=read_only)
+                    await tx.start()
+                    try:
+                        await conn.execute(_setup_sql(pooled.login, role, limits))
+                    except asyncpg.InvalidTextRepresentationError as exc:
+                        if _IDENTITY_MARK not in str(exc):
+                            raise
+                        # A connection some earlier statement left under another identity: never reuse it.
+                        conn.terminate()
+                        await self._security_event(role=role, found=str(exc), sql="(a pooled connection)",
+                                                   what="connection_taken")
+                        if attempt == 0:
+                            continue
+                        raise SecurityError() from None
+                    try:
+                        if guarded is not None:
+                            await check_functions(conn, guarded, allowed=self.allowed_functions,
+                                                  database=self.name)
+                        yield conn
+                        if verify:
+                            await self.verify_identity(conn, role=role, sql=guarded.sql if guarded else "",
+                                                       main_login=main_login)
+                    except BaseException:
+                        await _rollback_quietly(tx)
+                        raise
+                    else:
+                        await tx.commit()
+                    return
         except asyncpg.PostgresError as exc:
             raise translate_pg_error(exc, database=self.name) from exc
         except (TimeoutError, OSError, asyncpg.InterfaceError) as exc:
             raise DatabaseUnavailableError(
                 f"Database '{self.name}' connection failed: {describe_connect_error(exc)}"
             ) from exc
+
+    async def verify_identity(self, conn: asyncpg.Connection, *, role: str | None, sql: str = "",
+                              main_login: bool = False) -> None:
+        """Still in the statement's transaction: the session is exactly who pgbot made it, or SecurityError.
+
+        On a mismatch the connection is terminated (the server rolls the transaction back, nothing the
+        statement read is returned) and a ``security`` event is audited.
+        """
+        login = (await self._pool_for(role, main_login=main_login)).login
+        row = await conn.fetchrow("SELECT session_user::text AS s, current_user::text AS c, "
+                                  "current_setting('role') AS r")
+        assert row is not None
+        expected = (login, role or login, role or "none")
+        found = (row["s"], row["c"], row["r"])
+        if found == expected:
+            return
+        conn.terminate()
+        await self._security_event(
+            role=role, sql=sql, what="identity_changed",
+            found=f"session_user={found[0]}, current_user={found[1]}, role={found[2]}; expected "
+                  f"session_user={expected[0]}, current_user={expected[1]}, role={expected[2]}",
+        )
+        raise SecurityError()
+
+    async def _security_event(self, *, role: str | None, found: str, sql: str, what: str) -> None:
+        """Log and audit (best effort: the refusal must not depend on the audit table being writable)."""
+        log.warning("security_event", database=self.name, what=what, role=role, found=found[:300])
+        from core.audit import record_security_event  # core.audit imports this module
+
+        try:
+            await record_security_event(self, role=role, found=found, sql=sql, what=what)
+        except (DatabaseError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.error("security_event_not_audited", database=self.name, error=type(exc).__name__)
 
     @asynccontextmanager
     async def _acquire(self, pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
@@ -190,13 +277,26 @@ class PgDatabase:
         finally:
             await pool.release(conn)
 
-    async def fetch(self, sql: str, *, role: str | None, limits: QueryLimits | None = None) -> QueryResult:
-        """Run one already-guarded read in a READ ONLY transaction; rows capped in the fetch itself."""
+    async def fetch(self, checked: Classification | str, *, role: str | None,
+                    limits: QueryLimits | None = None) -> QueryResult:
+        """Run one guarded read in a READ ONLY transaction; rows capped in the fetch, wide cells cut by the
+        database, functions checked against the catalog first and the session's identity after.
+
+        A plain string is SQL pgbot wrote itself (health checks): only a Classification from
+        ``SqlGuard.check_read`` may carry text from a user or the model.
+        """
         limits = limits or self.limits
         started = time.perf_counter()
-        async with self.transaction(role=role, limits=limits, read_only=True) as conn:
-            stmt = await conn.prepare(SQL_TAG + sql)
-            columns = tuple(a.name for a in stmt.get_attributes())
+        guarded = checked if isinstance(checked, Classification) else None
+        if not isinstance(checked, Classification):
+            checked = Classification(kind=StatementKind.READ, statement_type="", sql=checked)
+        async with self.transaction(role=role, limits=limits, read_only=True, guarded=guarded) as conn:
+            stmt = await conn.prepare(SQL_TAG + checked.sql)
+            attributes = stmt.get_attributes()
+            columns = tuple(a.name for a in attributes)
+            bounded = bounded_select(checked, attributes, max_chars=limits.max_cell_chars)
+            if bounded is not None:
+                stmt = await conn.prepare(SQL_TAG + bounded.sql)
             if not columns:  # a statement that returns no rows (e.g. SHOW of nothing): run it plainly
                 await stmt.fetch()
                 rows: list[tuple[object, ...]] = []
@@ -205,7 +305,8 @@ class PgDatabase:
                 cursor = await stmt.cursor()
                 records = await cursor.fetch(limits.max_rows + 1)
                 truncated = len(records) > limits.max_rows
-                rows = [tuple(r) for r in records[: limits.max_rows]]
+                kept = records[: limits.max_rows]
+                rows = [bounded.row(r) for r in kept] if bounded is not None else [tuple(r) for r in kept]
         return QueryResult(
             columns=columns,
             rows=rows,
@@ -222,20 +323,36 @@ class PgDatabase:
         limits: QueryLimits | None = None,
         read_only: bool,
         rollback: bool = False,
+        guarded: Classification | None = None,
+        verify: bool = True,
+        main_login: bool = False,
+        statement: str = "",
     ) -> T:
-        """Run ``work`` on a connection in a limited transaction; ``rollback`` always undoes it (previews)."""
+        """Run ``work`` on a connection in a limited transaction; ``rollback`` always undoes it (previews).
+
+        ``guarded`` and ``verify`` as for :meth:`transaction`: pass ``guarded`` whenever ``work`` runs SQL a
+        user or the model wrote on the read path. ``statement``: the SQL a security event names (when not
+        ``guarded``'s).
+        """
+        statement = guarded.sql if guarded is not None else statement
         limits = limits or self.limits
+        def opened() -> AbstractAsyncContextManager[asyncpg.Connection]:
+            return self.transaction(role=role, limits=limits, read_only=read_only, guarded=guarded, verify=verify,
+                                    main_login=main_login)
+
         if not rollback:
-            async with self.transaction(role=role, limits=limits, read_only=read_only) as conn:
+            async with opened() as conn:
                 return await work(conn)
         result: list[T] = []
 
         async def undo(conn: asyncpg.Connection) -> None:
             result.append(await work(conn))
+            if verify:  # the rollback below skips the transaction's own check: a preview is checked here
+                await self.verify_identity(conn, role=role, sql=statement, main_login=main_login)
             raise _Rollback
 
         try:
-            async with self.transaction(role=role, limits=limits, read_only=read_only) as conn:
+            async with opened() as conn:
                 await undo(conn)
         except _Rollback:
             return result[0]
@@ -254,9 +371,44 @@ class PgDatabase:
                           duration_ms=(time.perf_counter() - started) * 1000)
 
     async def aclose(self) -> None:
-        if self._pool is not None:
-            pool, self._pool = self._pool, None
-            await pool.close()
+        pools, self._pools = list(self._pools.values()), {}
+        for pooled in pools:
+            await pooled.pool.close()
+
+
+@dataclass(frozen=True, slots=True)
+class _Pool:
+    pool: asyncpg.Pool
+    login: str  # the session user every connection of this pool must have
+
+
+_IDENTITY_MARK = "pgbot: connection identity changed"
+
+
+def quote_literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _setup_sql(login: str, role: str | None, limits: QueryLimits) -> str:
+    """The transaction's setup, one round trip: first prove the connection is the login's, unchanged (the cast
+    fails only on a mismatch, with a marked message), then the limits and the role."""
+    setup = (
+        f"SELECT ({quote_literal(_IDENTITY_MARK + ': ')} || session_user || '/' || current_user || '/' || "
+        f"current_setting('role'))::int WHERE session_user <> {quote_literal(login)} "
+        f"OR current_user <> {quote_literal(login)} OR current_setting('role') <> 'none'; "
+        f"SET LOCAL statement_timeout = {int(limits.statement_timeout_ms)}; "
+        f"SET LOCAL lock_timeout = {int(limits.lock_timeout_ms)}; "
+        f"SET LOCAL idle_in_transaction_session_timeout = {int(limits.statement_timeout_ms) * 4}"
+    )
+    if role:  # same round trip: under load every extra await waits behind the whole loop
+        setup += f"; SET LOCAL ROLE {quote_ident(role)}"
+    return setup
+
+
+async def _reset_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release: asyncpg's (``RESET ALL`` and more) does not reset ``role`` or
+    ``session_authorization``, so a role set with ``set_config('role', x, false)`` would outlive the turn."""
+    await conn.execute("RESET SESSION AUTHORIZATION; RESET ROLE; " + (conn.get_reset_query() or ""))
 
 
 class _Rollback(Exception):

@@ -68,7 +68,7 @@ async def preview_change(db: PgDatabase, checked: Classification, *, role: str |
     try:
         result = await db.run(
             lambda conn: _run_dml(conn, checked.sql, add_returning=add_returning, before_sql=before_sql),
-            role=role, read_only=False, rollback=True,
+            role=role, read_only=False, rollback=True, statement=checked.sql,
         )
     except PermissionDeniedError:
         if not add_returning:
@@ -76,7 +76,7 @@ async def preview_change(db: PgDatabase, checked: Classification, *, role: str |
         # RETURNING needs SELECT on the table; a role allowed only to INSERT/UPDATE gets the count alone.
         result = await db.run(
             lambda conn: _run_dml(conn, checked.sql, add_returning=False, before_sql=None),
-            role=role, read_only=False, rollback=True,
+            role=role, read_only=False, rollback=True, statement=checked.sql,
         )
         notes.append("Sample rows are not shown: your role may change the table but not read it.")
     if result.note:

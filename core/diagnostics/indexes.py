@@ -29,7 +29,7 @@ from core.diagnostics.index_catalog import TableFacts, table_facts, unused_and_d
 from core.diagnostics.plan import Plan, parse_plan
 from core.diagnostics.query_shape import QueryShape, TableUse, query_shape
 from core.errors import PgbotError
-from core.sqlguard import SqlGuard
+from core.sqlguard import DEFAULT_MAX_SQL_CHARS, SqlGuard, StatementKind
 
 log = structlog.get_logger(__name__)
 SMALL_TABLE_ROWS = 1_000  # below this a sequential scan reads a few pages: an index cannot help much
@@ -213,7 +213,9 @@ async def advise(db: PgDatabase, guard: SqlGuard, sql: str, *, role: str | None)
             advice.existing = await unused_and_duplicate(conn, view=view, tables=oids)
         return advice
 
-    return await db.run(work, role=role, read_only=True, rollback=True)
+    # Planning runs IMMUTABLE functions with constant arguments: a read's functions pass the catalog check first.
+    guarded = checked if checked.kind is StatementKind.READ else None
+    return await db.run(work, role=role, read_only=True, rollback=True, guarded=guarded)
 
 
 async def _measure_unless_locked(conn: asyncpg.Connection, view: LockView, relations: list[int], advice: IndexAdvice,
@@ -332,9 +334,14 @@ def _alias_for(cand: Candidate) -> str:
     return cand.table.rsplit(".", 1)[-1]
 
 
-async def top_statements(db: PgDatabase, *, role: str | None, limit: int = 3) -> list[str]:
+async def top_statements(db: PgDatabase, *, role: str | None, limit: int = 3,
+                         max_chars: int = DEFAULT_MAX_SQL_CHARS) -> list[str]:
     """The costliest statements pg_stat_statements recorded here (reads, updates, deletes), for advice without
-    a query; a PgbotError saying how to enable the extension when it is absent."""
+    a query; a PgbotError saying how to enable the extension when it is absent.
+
+    Query texts there have no length limit: each is cut in SQL to ``max_chars + 1``, so an overlong one never
+    reaches Python whole, and the guard then refuses it by length (the caller skips it) before parsing.
+    """
 
     async def work(conn: asyncpg.Connection) -> list[str] | None:
         schema = await conn.fetchval(
@@ -342,7 +349,7 @@ async def top_statements(db: PgDatabase, *, role: str | None, limit: int = 3) ->
         if schema is None:
             return None
         rows = await conn.fetch(
-            f"{SQL_TAG}SELECT query FROM {schema}.pg_stat_statements "
+            f"{SQL_TAG}SELECT left(query, {int(max_chars) + 1}) AS query FROM {schema}.pg_stat_statements "
             "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) "
             "AND query ~* '^\\s*(select|with|update|delete)' AND query !~* 'pg_stat_statements|pg_catalog' "
             "ORDER BY total_exec_time DESC LIMIT $1", limit)

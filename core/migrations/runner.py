@@ -142,13 +142,15 @@ async def _run(db: PgDatabase, statements: Sequence[str], *, role: str | None, v
         for sql in statements:
             await conn.execute(SQL_TAG + sql)
         duration_ms = (time.perf_counter() - started) * 1000
+        await db.verify_identity(conn, role=role, sql="\n".join(statements), main_login=True)
         await conn.execute("RESET ROLE")  # pgbot.migrations belongs to the login role, not the user's
         await finish(conn, duration_ms)
         if before_commit is not None:
             await before_commit()
         return RunResult(status=_status(direction, label, len(statements)), duration_ms=duration_ms)
 
-    return await db.run(work, role=role, read_only=False, limits=limits)
+    # The main login: pgbot.migrations is written as it in the same transaction. Identity verified in work.
+    return await db.run(work, role=role, read_only=False, limits=limits, verify=False, main_login=True)
 
 
 async def _run_autocommit(db: PgDatabase, statements: Sequence[str], *, role: str | None, version: int,

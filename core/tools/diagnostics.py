@@ -94,7 +94,7 @@ async def advise_indexes(ctx: ToolContext, sql: str | None = None) -> ToolOutput
 
 async def _top_queries(ctx: ToolContext) -> list[str]:
     try:
-        return await top_statements(ctx.database, role=ctx.actor.role)
+        return await top_statements(ctx.database, role=ctx.actor.role, max_chars=ctx.guard.max_sql_chars)
     except PgbotError as exc:
         raise ModelHint(f"{exc.user_message} Ask the user for the slow query and pass it as sql.") from None
 

@@ -32,7 +32,7 @@ async def run_query(ctx: ToolContext, sql: str) -> ToolOutput:
         sql: exactly one read-only PostgreSQL statement
     """
     try:
-        checked = ctx.guard.check_read(sql)
+        checked = ctx.guard.check_read(sql, allowed_functions=ctx.database.settings.allowed_functions)
     except GuardError as exc:
         kind = _kind(ctx.guard, sql)
         if kind in _CHANGE_KINDS:
@@ -47,9 +47,11 @@ async def run_query(ctx: ToolContext, sql: str) -> ToolOutput:
             raise QueryFailed(f"Refused: {exc.user_message}") from None
         raise ModelHint(f"Refused: {exc.user_message}") from None
     if ctx.settings.accuracy.explain_first:
-        await explain_first(ctx.database, role=ctx.actor.role, sql=checked.sql, statement_type=checked.statement_type)
+        await explain_first(ctx.database, role=ctx.actor.role, checked=checked)
     try:
-        result = await ctx.database.fetch(checked.sql, role=ctx.actor.role)
+        result = await ctx.database.fetch(checked, role=ctx.actor.role)
+    except GuardError as exc:  # a function the catalog check refused
+        raise ModelHint(f"Refused: {exc.user_message}") from None
     except (PermissionDeniedError, QueryTimeoutError, DatabaseUnavailableError):
         raise  # the model cannot fix these: the user must see them as they are
     except DatabaseError as exc:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast as pyast
+import datetime as dt
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,8 +12,12 @@ import asyncpg
 import pytest
 
 from core import sqlguard
+from core.config import DatabaseSettings
+from core.db.functions import AllowedFunctions
+from core.db.postgres import PgDatabase
 from core.errors import GuardError
-from core.sqlguard import Classification, SqlGuard, StatementKind, must_run_outside_transaction
+from core.messages import CutText, to_cell
+from core.sqlguard import Classification, FunctionCall, SqlGuard, StatementKind, must_run_outside_transaction
 from tests.services import throwaway_database
 
 READ, WRITE, DDL, ADMIN, FORBIDDEN = (StatementKind.READ, StatementKind.WRITE, StatementKind.DDL,
@@ -65,6 +71,16 @@ HOSTILE: list[tuple[str, StatementKind | None]] = [
     ("SELECT dblink_exec('dbname=postgres', 'DROP TABLE orders')", FORBIDDEN),
     ("SELECT * FROM dblink('dbname=postgres', 'SELECT 1') AS t(a int)", FORBIDDEN),
     ("SELECT query_to_xml('DELETE FROM orders RETURNING *', true, false, '')", FORBIDDEN),
+    # Functions that run a query themselves (issue 13): the query they run escapes every check above.
+    ("SELECT ts_rewrite('a'::tsquery, 'SELECT set_config(''role'', ''postgres'', true)::tsquery, ''b''::tsquery')",
+     FORBIDDEN),
+    ("SELECT table_to_xml('orders', true, false, '')", FORBIDDEN),
+    ("SELECT schema_to_xml('public', true, false, '')", FORBIDDEN),
+    ("SELECT database_to_xmlschema(true, false, '')", FORBIDDEN),
+    ("SELECT cursor_to_xml('c', 1, true, false, '')", FORBIDDEN),
+    # Attribute notation: (x).f is f(x).
+    ("SELECT ('/etc/passwd'::text).pg_read_file", FORBIDDEN),
+    ("SELECT (1).pg_terminate_backend", FORBIDDEN),
     ("SELECT ts_stat('SELECT set_config(''statement_timeout'', ''0'', false)::tsvector')", FORBIDDEN),
     ("SELECT pg_reload_conf()", FORBIDDEN),
     ("SELECT pg_switch_wal()", FORBIDDEN),
@@ -347,7 +363,6 @@ READS: list[str] = [
     "/* SET ROLE postgres; */ SELECT current_user",
     "SELECT id FROM orders ORDER BY id LIMIT ALL OFFSET 0 FOR READ ONLY",
     "SELECT NULL::int IS NULL, true AND NOT false, 1 IS DISTINCT FROM 2, current_schema(), session_user",
-    "SELECT table_to_xml('orders', true, false, '')",
     "SELECT pg_sleep_for('10 milliseconds')",
     "SELECT DISTINCT status FROM orders",
 ]
@@ -525,6 +540,8 @@ def test_read_classification_fields(guard: SqlGuard) -> None:
     assert guard.classify(sql) == Classification(
         kind=READ, statement_type="SelectStmt", sql=sql.strip()[:-1].rstrip(),
         tables=('"Order Items"', "café", "public.customers"), functions=("count", "lower"),
+        calls=(FunctionCall("pg_catalog", "lower", 1), FunctionCall(None, "name", 1, "row"),
+               FunctionCall(None, "count", 0)),
     )
 
 
@@ -632,22 +649,48 @@ def test_guard_module_imports_only_pglast_stdlib_and_errors() -> None:
     imported = {alias.name.split(".")[0] for node in pyast.walk(tree) if isinstance(node, pyast.Import)
                 for alias in node.names}
     imported |= {node.module or "" for node in pyast.walk(tree) if isinstance(node, pyast.ImportFrom)}
-    allowed = {"__future__", "enum", "re", "collections.abc", "dataclasses", "fnmatch", "pglast",
+    allowed = {"__future__", "enum", "re", "collections.abc", "dataclasses", "fnmatch", "typing", "pglast",
                "pglast.keywords", "pglast.parser", "core.errors"}
     assert imported <= allowed, imported - allowed
 
 
 # --- The allowed side is real SQL: every legitimate read runs on Postgres, in a read-only transaction. ---
 
+# pg_trgm lives in public: its functions (and the functions behind its operators) are allowed as an operator
+# would allow an extension's functions.
+TRGM_FUNCTIONS = ["public.similarity", "public.word_similarity", "public.show_trgm", "public.similarity_op",
+                  "public.similarity_dist", "public.word_similarity_commutator_op",
+                  "public.word_similarity_op"]
+
+
 @pytest.fixture(scope="module")
-async def read_db(pg_admin_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+async def read_dsn(pg_admin_dsn: str) -> AsyncIterator[str]:
     async with throwaway_database(pg_admin_dsn, prefix="pgbot_sqlguard") as dsn:
         conn = await asyncpg.connect(dsn)
         try:
             await conn.execute(_SCHEMA)
-            yield conn
         finally:
             await conn.close()
+        yield dsn
+
+
+@pytest.fixture(scope="module")
+async def read_db(read_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(read_dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module")
+async def read_path(read_dsn: str) -> AsyncIterator[PgDatabase]:
+    db = PgDatabase("reads", DatabaseSettings(dsn=read_dsn, max_cell_chars=40,  # type: ignore[arg-type]
+                                              allowed_functions=TRGM_FUNCTIONS))
+    try:
+        yield db
+    finally:
+        await db.aclose()
 
 
 @pytest.mark.parametrize("sql", [pytest.param(s, id=_short(s)) for s in READS])
@@ -661,3 +704,65 @@ async def test_legitimate_read_runs_on_postgres(read_db: asyncpg.Connection, sql
         else:
             rows = await read_db.fetch(classification.sql)
             assert isinstance(rows, list)
+
+
+@pytest.mark.parametrize("sql", [pytest.param(s, id=_short(s)) for s in READS])
+async def test_legitimate_read_passes_pgbots_whole_read_path(read_path: PgDatabase, sql: str) -> None:
+    """The same corpus through PgDatabase.fetch: the catalog's function check, the cut of wide cells in the
+    database (same columns, same row count) and the identity check after the statement."""
+    checked = SqlGuard().check_read(sql)
+    result = await read_path.fetch(checked, role=None)
+    if checked.statement_type == "SelectStmt":
+        conn = await asyncpg.connect(read_path.settings.dsn.get_secret_value())
+        try:
+            async with conn.transaction(readonly=True):
+                plain = await conn.prepare(checked.sql)
+                assert result.columns == tuple(a.name for a in plain.get_attributes())
+                if not re.search(r"pg_stat_activity|pg_locks|TABLESAMPLE|random", sql):  # not the same twice
+                    assert len(result.rows) == min(len(await plain.fetch()), read_path.limits.max_rows)
+        finally:
+            await conn.close()
+        assert all(len(cell) <= 40 for row in result.rows for cell in row if isinstance(cell, str))
+
+
+async def test_wide_cells_are_cut_by_the_database_duplicate_names_and_types_kept(read_path: PgDatabase) -> None:
+    checked = SqlGuard().check_read("SELECT repeat('x', 100000) AS a, 1 AS a, now()::date AS d, "
+                                    "ARRAY[1, 2] AS arr, decode('abcd', 'hex') AS b, NULL::text AS a -- end")
+    result = await read_path.fetch(checked, role=None)
+    assert result.columns == ("a", "a", "d", "arr", "b", "a")
+    (text, one, day, arr, raw, null), = result.rows
+    assert isinstance(text, CutText) and len(text) == 40 and text.full_length == 100000
+    assert to_cell(text, max_chars=40).endswith("… (100000 chars)")
+    assert one == 1 and isinstance(day, dt.date) and arr == "{1,2}" and null is None
+    assert isinstance(raw, CutText) and raw == "\\xabcd" and raw.full_length == 2
+
+
+@pytest.mark.parametrize(("sql", "refused"), [
+    ("SELECT similarity('a', 'b')", "public.similarity"),
+    ("SELECT 'a' % 'b'", "Operator % is not allowed on the read path: it runs public.similarity_op"),
+    ("SELECT ts_rewrite('a'::tsquery, 'SELECT 1')", "VOLATILE"),
+    ("SELECT table_to_xml('orders', true, false, '')", "runs a query of its own"),
+    ("SELECT (1).pg_terminate_backend", "VOLATILE"),
+])
+async def test_catalog_check_refuses_what_the_config_does_not_allow(read_dsn: str, sql: str, refused: str) -> None:
+    """Without allowed_functions an extension function is refused; pg_catalog's unsafe ones always are
+    (here past the guard's own refusals, which a config could lift by name)."""
+    db = PgDatabase("reads", DatabaseSettings(dsn=read_dsn))  # type: ignore[arg-type]
+    checked = Classification(kind=READ, statement_type="SelectStmt", sql=sql,
+                             calls=SqlGuard(allowed_functions=["ts_rewrite", "table_to_xml", "pg_terminate_backend"]
+                                            ).check_read(sql).calls,
+                             operators=SqlGuard().classify(sql).operators)
+    try:
+        with pytest.raises(GuardError, match=refused):
+            await db.fetch(checked, role=None)
+    finally:
+        await db.aclose()
+
+
+def test_allowed_functions_config_forms() -> None:
+    allowed = AllowedFunctions(["public.similarity", "postgis.*", "nextval", "Public.MixedCase"])
+    assert allowed.allows("public", "similarity") and not allowed.allows("public", "exec_sql")
+    assert allowed.allows("postgis", "st_distance") and allowed.allows("pg_catalog", "nextval")
+    assert not allowed.allows("public", "nextval") and allowed.allows("public", "mixedcase")
+    with pytest.raises(ValueError, match=r"schema\.name"):
+        DatabaseSettings(dsn="postgresql://x@h/db", allowed_functions=["a.b.c"])  # type: ignore[arg-type]

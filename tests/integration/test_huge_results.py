@@ -51,3 +51,14 @@ async def test_cap_is_applied_in_the_fetch_and_the_cursor_is_closed(fresh_db: st
     assert "cut at 200" in reply.text
     assert elapsed < 1.0, elapsed  # 200 rows fetched, not a million
     assert [r["state"] for r in states] == ["idle"] * len(states) and states  # transaction and cursor closed
+
+
+def test_eight_50_mb_cells_keep_memory_bounded(fresh_db: str) -> None:
+    """Issue 13: ``repeat('x', 50000000)`` × 8 took the bot from ~60 MB to ~1 GB; cells are now cut in the
+    database, so the process's peak RSS barely moves (measured in a fresh process, see bench/wide_cells.py)."""
+    from bench.wide_cells import measure
+
+    result = measure("pgbot", fresh_db)
+    print(f"peak RSS {result['peak_mb']:.1f} MB, idle {result['idle_mb']:.1f} MB, widest cell {result['widest']}")
+    assert result["peak_mb"] - result["idle_mb"] < 50, result
+    assert 0 < result["widest"] < 600, result  # the cells are shown, cut to max_cell_chars
