@@ -18,6 +18,7 @@ import structlog
 
 from core.accuracy import Accuracy, TurnPrompt
 from core.actions import ProgressSink
+from core.chart_actions import chart_answer, chart_answer_reply
 from core.commands import run_command
 from core.config import Settings
 from core.context import ContextStore
@@ -29,7 +30,7 @@ from core.health import Health
 from core.inflight import LEASE_LOST, NOT_TAKEN, InFlight
 from core.limits import TurnLimiter
 from core.llm.base import ChatTurn, LlmClient, ToolCall
-from core.messages import Message, Reply, ReplyKind, ResultTable, new_id
+from core.messages import ChartImage, Message, Reply, ReplyKind, ResultTable, new_id
 from core.metrics import UNKNOWN_TOOL
 from core.ops import Ops, Turn
 from core.permissions import GroupLookup, resolve_role
@@ -73,6 +74,7 @@ class TurnState:
     failures: int = 0
     tools_called: int = 0
     clarification: str | None = None  # set when the model asked the user a question instead of answering
+    chart: ChartImage | None = None  # drawn by make_chart, shown with the answer
 
 
 class Agent:
@@ -277,7 +279,8 @@ class Agent:
                 answer = (completion.content or "").strip() or "(The model returned an empty answer.)"
                 new_turns.append(ChatTurn(role="assistant", content=answer))
                 await self.store.append(ctx.thread_key, new_turns)
-                return await self._final_answer(ctx, question, answer, state, prompt)
+                reply = await self._final_answer(ctx, question, answer, state, prompt)
+                return await chart_answer_reply(ctx, reply, state.chart)
             new_turns.append(
                 ChatTurn(role="assistant", content=completion.content or "", tool_calls=completion.tool_calls)
             )
@@ -331,6 +334,8 @@ class Agent:
             self.ops.metrics.tool_call(label, "error")
             raise
         self.ops.metrics.tool_call(label, "ok")
+        if output.chart is not None:
+            state.chart = output.chart
         if call.name == CLARIFY_TOOL:
             args = self.tools.get(CLARIFY_TOOL).parse_arguments(call.arguments).model_dump()
             state.clarification = clarification_text(str(args["question"]))
@@ -409,6 +414,20 @@ class Agent:
             )
         except Exception as exc:  # noqa: BLE001 - the error policy: one reply, traceback logged
             return render_error(exc)
+
+    async def chart_answer(
+        self, *, answer_id: str, user: str, groups: tuple[str, ...] = (), thread_key: str | None = None
+    ) -> Reply:
+        """A "Chart" click from any adapter: the answer's query again as ``user``'s own role (with their
+        platform ``groups``), drawn; ``thread_key``: where the button is (another thread's answer is refused)."""
+        if self.inflight.closing:
+            return Reply(kind=ReplyKind.ERROR, text=CLICK_NOT_TAKEN)
+        with self.inflight.opened(), self.ops.request() as request_id:  # a drain waits for a chart
+            try:
+                return await chart_answer(self, answer_id=answer_id, identity=user, groups=groups,
+                                          thread_key=thread_key)
+            except Exception as exc:  # noqa: BLE001 - the error policy: one reply, traceback logged
+                return render_error(exc, error_id=request_id)
 
     async def aclose(self) -> None:
         await self.turns.aclose()

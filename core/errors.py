@@ -21,6 +21,7 @@ to post in chat (no secrets, no tracebacks). Hints meant for the model are a sep
     ├── ApprovalError          approval refused: not allowed, expired, decided, forged, altered
     ├── BackupError            a backup or restore refused or failed (folder, client version, bad dump)
     ├── BusyError              more work than the configured limits allow right now
+    ├── ChartError             a result that cannot be drawn (no numeric column, one row), or no matplotlib
     └── QuotaError             a rate limit or the workspace's daily token budget was hit
 
     ModelHint                  not a PgbotError: text for the model, never shown to users
@@ -103,6 +104,10 @@ class ApprovalError(PgbotError):
 
 class BackupError(PgbotError):
     default_message = "The backup or restore could not be carried out."
+
+
+class ChartError(PgbotError):
+    default_message = "This result cannot be drawn as a chart."
 
 
 class BusyError(PgbotError):
