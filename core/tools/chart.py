@@ -13,7 +13,7 @@ from typing import Literal
 from core.charts import ChartKind, draw_chart
 from core.errors import ChartError
 from core.messages import ChartImage
-from core.tools.query import run_query
+from core.tools import query  # the module, not the function: this module registers only its own tool
 from core.tools.registry import ToolContext, ToolKind, ToolOutput, tool
 
 KindArg = Literal["auto", "line", "bar", "scatter"]
@@ -24,7 +24,7 @@ async def query_chart(
 ) -> tuple[ToolOutput, ChartImage]:
     """Run ``sql`` on the read path as ``ctx``'s user and draw its result; ``/chart`` and the Chart button
     use it. Raises ModelHint (what the model would be told), ChartError or DatabaseError."""
-    output = await run_query(ctx, sql)
+    output = await query.run_query(ctx, sql)
     return output, await chart_of(ctx, output, kind=kind, title=title, question=question)
 
 
@@ -52,7 +52,7 @@ async def make_chart(ctx: ToolContext, sql: str, kind: KindArg = "auto", title: 
         kind: auto (chosen from the result), line, bar or scatter
         title: a short title for the chart; empty: taken from the question
     """
-    output = await run_query(ctx, sql)
+    output = await query.run_query(ctx, sql)
     try:
         chart = await chart_of(ctx, output, kind=None if kind == "auto" else kind, title=title)
     except ChartError as exc:
