@@ -12,14 +12,14 @@ import asyncio
 import functools
 from concurrent.futures import ThreadPoolExecutor
 
-from core.charts.shape import ChartKind, Limits, choose, infer_columns, plan_chart
+from core.charts.shape import ChartKind, Limits, plan_chart
 from core.config import ChartSettings
 from core.errors import ChartError
 from core.messages import ChartImage, ResultTable
 
 NO_MATPLOTLIB = ("Charts need matplotlib, which this pgbot was installed without: "
                  "pip install 'pgbot[charts]' (the Docker image and the demo include it).")
-OFFER_SAMPLE_ROWS = 1000  # can_chart looks at this many rows: it runs on the event loop, for every answer
+OFFER_SAMPLE_ROWS = 1000  # can_chart plans from this many rows: it runs on the event loop, for every answer
 
 _EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pgbot-chart")
 
@@ -55,7 +55,7 @@ def can_chart(table: ResultTable | None) -> bool:
     sample = table if table.row_count <= OFFER_SAMPLE_ROWS else ResultTable(
         columns=table.columns, rows=table.rows[:OFFER_SAMPLE_ROWS])
     try:
-        choose(infer_columns(sample), rows=sample.row_count)
+        plan_chart(sample)
     except ChartError:
         return False
     return True

@@ -27,7 +27,7 @@ matplotlib.rcParams["text.parse_math"] = False
 matplotlib.rcParams["axes.unicode_minus"] = False
 
 MAX_TICK_LABELS = 24
-TICK_CHARS = 28
+TICK_CHARS = 24
 
 
 def render_png(plan: Plan, *, width_px: int, height_px: int, dpi: int) -> bytes:

@@ -23,6 +23,7 @@ from core.messages import Cell, ResultTable
 
 ChartKind = Literal["line", "bar", "scatter"]
 KINDS: tuple[ChartKind, ...] = ("line", "bar", "scatter")
+MAX_ABS = 1e100  # larger magnitudes overflow the axis arithmetic: treated like Infinity
 MAX_TIME_BARS = 200  # bars over time or numbers beyond this are averaged in buckets (a bar needs a pixel or two)
 NULL_LABEL = "(null)"
 _EPOCH = dt.datetime(1970, 1, 1)
@@ -110,6 +111,10 @@ def to_time(cell: Cell) -> dt.datetime | None:
     except ValueError:
         return None
     return value.replace(tzinfo=None)  # keep the wall clock Postgres printed, not UTC
+
+
+def _drawable(value: float | None) -> bool:
+    return value is not None and math.isfinite(value) and abs(value) <= MAX_ABS
 
 
 def _is_time_text(cell: Cell) -> bool:
@@ -241,8 +246,8 @@ def plan_chart(
         ys = ys[: limits.max_series]
     data = _extract(table, choice, ys)
     if data.dropped:
-        notes.append(f"{data.dropped:,} of {table.row_count:,} rows have an empty or non-numeric value (NULL, NaN "
-                     "or Infinity) that is not drawn.")
+        notes.append(f"{data.dropped:,} of {table.row_count:,} rows have an empty or non-numeric value (NULL, NaN, "
+                     "Infinity or beyond ±1e100) that is not drawn.")
     x_role = choice.x.role if choice.x.role in (Role.TIME, Role.NUMBER, Role.ORDINAL) else Role.TEXT
     if choice.group is not None:
         x_values, series = _pivot(data, ys[0], limits=limits, notes=notes, group_name=choice.group.name)
@@ -288,7 +293,7 @@ def _x_of(cell: Cell, role: Role) -> XValue | None:
         return to_time(cell)
     if role in (Role.NUMBER, Role.ORDINAL):
         number = to_number(cell)
-        return number if number is not None and math.isfinite(number) else None
+        return number if _drawable(number) else None
     return NULL_LABEL if cell is None else clean(str(cell), limit=LABEL_CHARS) or "(empty)"
 
 
@@ -308,7 +313,7 @@ def _extract(table: ResultTable, choice: Choice, ys: Sequence[Column]) -> _Data:
     for row in table.rows:
         x = _x_of(row[choice.x.index], choice.x.role)
         values = [to_number(row[c.index]) for c in ys]
-        finite = [v if v is not None and math.isfinite(v) else math.nan for v in values]
+        finite = [v if _drawable(v) else math.nan for v in values]
         if x is None or any(math.isnan(v) for v in finite):
             data.dropped += 1
         if x is None or all(math.isnan(v) for v in finite):
