@@ -117,6 +117,11 @@ def _drawable(value: float | None) -> bool:
     return value is not None and math.isfinite(value) and abs(value) <= MAX_ABS
 
 
+def _drawn_value(value: float | None) -> float:
+    """The value to draw, or NaN (a gap) for NULL, NaN, ±Infinity and magnitudes beyond :data:`MAX_ABS`."""
+    return value if value is not None and _drawable(value) else math.nan
+
+
 def _is_time_text(cell: Cell) -> bool:
     return isinstance(cell, str) and cell.strip().lower() in {"infinity", "-infinity"}
 
@@ -312,8 +317,7 @@ def _extract(table: ResultTable, choice: Choice, ys: Sequence[Column]) -> _Data:
     data = _Data(x=[], ys=[[] for _ in ys], groups=[])
     for row in table.rows:
         x = _x_of(row[choice.x.index], choice.x.role)
-        values = [to_number(row[c.index]) for c in ys]
-        finite = [v if _drawable(v) else math.nan for v in values]
+        finite = [_drawn_value(to_number(row[c.index])) for c in ys]
         if x is None or any(math.isnan(v) for v in finite):
             data.dropped += 1
         if x is None or all(math.isnan(v) for v in finite):

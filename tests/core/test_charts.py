@@ -48,7 +48,8 @@ def test_the_result_shape_chooses_the_kind(
 def test_roles_come_from_every_value() -> None:
     columns = infer_columns(table(
         ["when", "n", "label", "mixed", "empty"],
-        [("2026-01-01", 1, "a", 1, None), ("2026-01-02 10:00:00+02", "2.5", "b", "x", None), ("infinity", None, "c", 2, None)],
+        [("2026-01-01", 1, "a", 1, None), ("2026-01-02 10:00:00+02", "2.5", "b", "x", None),
+         ("infinity", None, "c", 2, None)],
     ))
     assert [c.role for c in columns] == [Role.TIME, Role.NUMBER, Role.TEXT, Role.TEXT, Role.EMPTY]
 
