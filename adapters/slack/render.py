@@ -247,9 +247,9 @@ def render(reply: Reply) -> SlackMessage:
                 file = csv_file(reply.table, database=reply.database)
         if reply.database and reply.kind in (ReplyKind.ANSWER, ReplyKind.RESULT):
             blocks.append(context(f"database: {escape(reply.database)}"))
+    actions.extend(chart_blocks(reply))  # its own row, above 👍/👎
     if reply.answer_id:
         actions.append(feedback_block(reply.answer_id))
-    actions.extend(chart_blocks(reply))
     if reply.error_id:
         blocks.append(context(f"error id: {escape(reply.error_id)}"))
     room = MAX_BLOCKS - len(actions)

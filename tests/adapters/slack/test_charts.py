@@ -7,7 +7,16 @@ from __future__ import annotations
 from bot.wiring import build_agent
 from tests import llm_server as llm
 from tests.adapters.chart_env import SALES_SQL, png_size, png_software, sales_roles
-from tests.adapters.slack.fake_slack import FakeSlack, block_actions, dispatch, slack_settings
+from tests.adapters.slack.fake_slack import (
+    BOT_USER_ID,
+    FakeSlack,
+    app_mention,
+    block_actions,
+    dispatch,
+    event_body,
+    new_ts,
+    slack_settings,
+)
 from tests.adapters.slack.test_app import CHANNEL, FORM, ask, bot_message, buttons, texts
 from tests.helpers import settings_for
 from tests.llm_server import ScriptedLlmServer
@@ -85,11 +94,12 @@ async def test_a_chart_asked_for_in_words_is_drawn_from_the_answer_and_a_failed_
         sql = "SELECT 'r' || g AS region, g * 10 AS revenue FROM generate_series(1, 30) g"
         llm_server.script(llm.tool_call("run_query", {"sql": sql}), llm.text("Here it is."))
         fake_slack.fail_next("files.getUploadURLExternal", error="not_allowed_token_type")
-        _, update = await ask(fake_slack, app, "bar chart of revenue by region")
-        shown = texts(update.args["blocks"])[0]
-        assert "Chart: Showing the 19 largest of 30 region values; the other 11 are summed as “Other”." in shown
+        mention = app_mention(f"<@{BOT_USER_ID}> bar chart of revenue by region", ts=new_ts())
+        assert (await dispatch(app, event_body(mention))).status == 200
         await fake_slack.wait_for(lambda f: any("chart could not be attached" in c.args.get("text", "")
                                                 for c in f.of("chat.postMessage")))
+        shown = texts(fake_slack.of("chat.update")[-1].args["blocks"])[0]
+        assert "Chart: Showing the 19 largest of 30 region values; the other 11 are summed as “Other”." in shown
         assert not fake_slack.of("files.completeUploadExternal")
     finally:
         await agent.aclose()
