@@ -75,6 +75,12 @@ async def test_a_chart_is_uploaded_in_the_thread_and_the_chart_button_runs_as_th
             await fake_slack.wait_for(lambda f: len(f.of("chat.postEphemeral")) == 1)
             note = fake_slack.of("chat.postEphemeral")[0].args
             assert note["user"] == OUTSIDER and "permission" in note["text"].lower()
+            # The same answer id on a button in another thread: refused, nothing runs.
+            moved = block_actions(action_id="pgbot_chart", value=offered[0], message={**shown, "thread_ts": new_ts()},
+                                  user=CLICKER)
+            assert (await dispatch(app, moved, content_type=FORM)).status == 200
+            await fake_slack.wait_for(lambda f: len(f.of("chat.postEphemeral")) == 2)
+            assert "belongs to another conversation" in fake_slack.of("chat.postEphemeral")[1].args["text"]
             await fake_slack.settle()
             assert len(fake_slack.of("files.completeUploadExternal")) == 2
         finally:
