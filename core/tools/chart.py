@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Literal
 
 from core.charts import ChartKind, draw_chart
-from core.errors import ChartError
+from core.errors import ChartError, GuardError, ModelHint
 from core.messages import ChartImage
 from core.tools import query  # the module, not the function: this module registers only its own tool
 from core.tools.registry import ToolContext, ToolKind, ToolOutput, tool
@@ -24,8 +24,18 @@ async def query_chart(
 ) -> tuple[ToolOutput, ChartImage]:
     """Run ``sql`` on the read path as ``ctx``'s user and draw its result; ``/chart`` and the Chart button
     use it. Raises ModelHint (what the model would be told), ChartError or DatabaseError."""
-    output = await query.run_query(ctx, sql)
+    output = await _read(ctx, sql)
     return output, await chart_of(ctx, output, kind=kind, title=title, question=question)
+
+
+async def _read(ctx: ToolContext, sql: str) -> ToolOutput:
+    """``run_query``'s read path, for reads only: a chart never becomes a change proposal, whatever the
+    read tool does with a change sent to it."""
+    try:
+        ctx.guard.check_read(sql)
+    except GuardError as exc:
+        raise ModelHint(f"Refused: {exc.user_message} Charts are drawn from read-only queries only.") from None
+    return await query.run_query(ctx, sql)
 
 
 async def chart_of(
@@ -52,7 +62,7 @@ async def make_chart(ctx: ToolContext, sql: str, kind: KindArg = "auto", title: 
         kind: auto (chosen from the result), line, bar or scatter
         title: a short title for the chart; empty: taken from the question
     """
-    output = await query.run_query(ctx, sql)
+    output = await _read(ctx, sql)
     try:
         chart = await chart_of(ctx, output, kind=None if kind == "auto" else kind, title=title)
     except ChartError as exc:
