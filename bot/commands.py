@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import uuid
 
+from adapters.terminal.charts import chart_dir, save_chart
 from adapters.terminal.chat import TerminalChat, ask_once, new_message
 from adapters.terminal.render import render_reply, reply_as_csv, reply_as_json
 from bot.logs import configure_logging
@@ -59,8 +60,12 @@ async def ask(*, config: str | None, question: str, database: str | None, fmt: s
         reply = await ask_once(agent, question, thread=thread)
     finally:
         await agent.aclose()
+    chart = await save_chart(reply.chart, directory=chart_dir(settings), database=reply.database) \
+        if reply.chart is not None else None
+    if chart is not None and fmt != "json":
+        print(f"Chart ({reply.chart.kind if reply.chart else ''}) saved to {chart}", file=sys.stderr)
     if fmt == "json":
-        print(reply_as_json(reply))
+        print(reply_as_json(reply, chart_path=chart))
     elif fmt == "csv" and reply.kind is not ReplyKind.ERROR:
         sys.stdout.write(reply_as_csv(reply))
     else:

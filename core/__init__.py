@@ -1,6 +1,7 @@
 """pgbot's core: the platform-independent agent. Adapters and the CLI use only what ``__all__`` lists."""
 
 from core.agent import Agent
+from core.charts import can_chart
 from core.config import Settings, load_settings
 from core.context import ContextStore, MemoryContextStore, RedisContextStore
 from core.errors import (
@@ -14,7 +15,7 @@ from core.errors import (
     PgbotError,
 )
 from core.llm.base import ChatTurn, Completion, LlmClient, ToolCall, ToolSpec
-from core.messages import ApprovalPrompt, Cell, Message, Reply, ReplyKind, ResultTable
+from core.messages import ApprovalPrompt, Cell, ChartImage, Message, Reply, ReplyKind, ResultTable
 from core.render import render_error
 from core.tools.registry import Tool, ToolContext, ToolKind, ToolOutput, tool
 
@@ -24,6 +25,7 @@ __all__ = [
     "ApprovalError",
     "ApprovalPrompt",
     "Cell",
+    "ChartImage",
     "ChatTurn",
     "Completion",
     "ConfigError",
@@ -47,6 +49,7 @@ __all__ = [
     "ToolKind",
     "ToolOutput",
     "ToolSpec",
+    "can_chart",
     "load_settings",
     "render_error",
     "tool",

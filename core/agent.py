@@ -18,6 +18,7 @@ import structlog
 
 from core.accuracy import Accuracy, TurnPrompt
 from core.actions import ProgressSink
+from core.chart_actions import chart_answer, chart_answer_reply
 from core.commands import run_command
 from core.config import Settings
 from core.context import ContextStore
@@ -30,7 +31,7 @@ from core.health import Health
 from core.inflight import LEASE_LOST, NOT_TAKEN, InFlight
 from core.limits import TurnLimiter
 from core.llm.base import ChatTurn, LlmClient, ReadScope, ToolCall
-from core.messages import Message, Reply, ReplyKind, ResultTable, new_id
+from core.messages import ChartImage, Message, Reply, ReplyKind, ResultTable, new_id
 from core.metrics import UNKNOWN_TOOL
 from core.ops import Ops, Turn
 from core.permissions import GroupLookup, resolve_role
@@ -78,6 +79,7 @@ class TurnState:
     last_failed: bool = False  # the last tool call was a query Postgres could not parse, plan or run
     nudged: list[Problem] = field(default_factory=list)  # why prose replies were sent back (core.grounding)
     aside: list[ChatTurn] = field(default_factory=list)  # sent to the model, never kept in the thread
+    chart: ChartImage | None = None  # drawn by make_chart, shown with the answer
 
 
 def read_scope(ctx: ToolContext) -> ReadScope:
@@ -305,7 +307,8 @@ class Agent:
                                                 explain=outcome == "explain")
                 new_turns.append(ChatTurn(role="assistant", content=answer, read_as=read_as))
                 await self._keep(ctx, new_turns, state)
-                return await self._final_answer(ctx, question, answer, state, prompt)
+                reply = await self._final_answer(ctx, question, answer, state, prompt)
+                return await chart_answer_reply(ctx, reply, state.chart)
             new_turns.append(ChatTurn(role="assistant", content=completion.content or "",
                                       tool_calls=completion.tool_calls, read_as=read_as))
             for call in completion.tool_calls:
@@ -399,6 +402,8 @@ class Agent:
             self.ops.metrics.tool_call(label, "error")
             raise
         self.ops.metrics.tool_call(label, "ok")
+        if output.chart is not None:
+            state.chart = output.chart
         if call.name == CLARIFY_TOOL:
             args = self.tools.get(CLARIFY_TOOL).parse_arguments(call.arguments).model_dump()
             state.clarification = clarification_text(str(args["question"]))
@@ -491,6 +496,20 @@ class Agent:
             )
         except Exception as exc:  # noqa: BLE001 - the error policy: one reply, traceback logged
             return render_error(exc)
+
+    async def chart_answer(
+        self, *, answer_id: str, user: str, groups: tuple[str, ...] = (), thread_key: str | None = None
+    ) -> Reply:
+        """A "Chart" click from any adapter: the answer's query again as ``user``'s own role (with their
+        platform ``groups``), drawn; ``thread_key``: where the button is (another thread's answer is refused)."""
+        if self.inflight.closing:
+            return Reply(kind=ReplyKind.ERROR, text=CLICK_NOT_TAKEN)
+        with self.inflight.opened(), self.ops.request() as request_id:  # a drain waits for a chart
+            try:
+                return await chart_answer(self, answer_id=answer_id, identity=user, groups=groups,
+                                          thread_key=thread_key)
+            except Exception as exc:  # noqa: BLE001 - the error policy: one reply, traceback logged
+                return render_error(exc, error_id=request_id)
 
     async def aclose(self) -> None:
         await self.turns.aclose()

@@ -6,6 +6,7 @@ import shlex
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
+from core.chart_actions import chart_command
 from core.diagnostics.commands import HELP as DIAGNOSTICS_HELP
 from core.diagnostics.commands import explain_command, health_command, indexes_command
 from core.errors import ModelHint, PgbotError
@@ -21,6 +22,7 @@ HELP = """Ask a question in plain English, or use a command:
   /describe TABLE      columns, keys, indexes and comments of a table
   /sql STATEMENT       run one read-only SQL statement as you
   /export [QUERY]      the full result as a CSV file (alone: of the last answer); path, rows, size
+  /chart [KIND] [QUERY]  a chart (line, bar or scatter) of the query, or alone: of the last answer
   /db [NAME]           show or switch this thread's database
   /dbs                 list the configured databases
   /good, /bad          👍 or 👎 on this thread's last answer (👍 pairs teach pgbot)
@@ -124,6 +126,7 @@ COMMANDS: dict[str, Handler] = {
     "good": _good,
     "bad": _bad,
     "export": export_command,
+    "chart": chart_command,
     "explain": explain_command,
     "indexes": indexes_command,
     "health": health_command,

@@ -254,6 +254,19 @@ class BackupSettings(_Section):
     lock_wait_timeout_ms: int = Field(default=30_000, ge=1)  # waiting for a table lock longer fails the run
 
 
+class ChartSettings(_Section):
+    """Charts drawn from results (core.charts); size and DPI are bounded so one chart stays cheap to draw."""
+
+    dir: Path | None = None  # where the terminal writes chart files; None: [limits] export_dir
+    width_px: int = Field(default=1000, ge=300, le=2400)
+    height_px: int = Field(default=600, ge=200, le=1600)
+    dpi: int = Field(default=100, ge=50, le=200)
+    max_categories: int = Field(default=20, ge=3, le=100)  # more bars: the largest ones, the rest as "Other"
+    max_points: int = Field(default=2000, ge=50, le=20_000)  # more points: averaged in buckets (line) or sampled
+    max_series: int = Field(default=8, ge=1, le=20)  # more lines: the largest ones, the rest left out
+    from_question: bool = True  # "plot …", "chart …", "graph …" in a question draws the answer's result
+
+
 class ObservabilitySettings(_Section):
     port: int | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -295,6 +308,7 @@ class Settings(BaseSettings):
     approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     backups: BackupSettings = Field(default_factory=BackupSettings)
+    charts: ChartSettings = Field(default_factory=ChartSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     discord: DiscordSettings = Field(default_factory=DiscordSettings)

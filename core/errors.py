@@ -22,6 +22,7 @@ to post in chat (no secrets, no tracebacks). Hints meant for the model are a sep
     ├── BackupError            a backup or restore refused or failed (folder, client version, bad dump)
     ├── BusyError              more work than the configured limits allow right now
     ├── SecurityError          a statement left the session under another identity: result discarded
+    ├── ChartError             a result that cannot be drawn (no numeric column, one row), or no matplotlib
     └── QuotaError             a rate limit or the workspace's daily token budget was hit
 
     ModelHint                  not a PgbotError: text for the model, never shown to users
@@ -113,6 +114,10 @@ class SecurityError(PgbotError):
 
     default_message = ("pgbot stopped this statement: it changed the database role it runs as. The result was "
                        "discarded, the connection closed and the attempt recorded in the audit log.")
+
+
+class ChartError(PgbotError):
+    default_message = "This result cannot be drawn as a chart."
 
 
 class BusyError(PgbotError):

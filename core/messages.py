@@ -92,6 +92,28 @@ class ApprovalPrompt:
 
 
 @dataclass(frozen=True, slots=True)
+class ChartImage:
+    """A chart drawn from a result (core.charts): PNG bytes for adapters to upload beside the answer.
+
+    ``notes`` say what the chart leaves out or changed (rows cut, categories summed, points averaged): they
+    are also in the reply's text, so nothing is dropped silently. ``sql`` is the statement it was drawn from.
+    """
+
+    png: bytes
+    kind: str  # "line", "bar" or "scatter"
+    title: str
+    width: int  # pixels
+    height: int
+    notes: tuple[str, ...] = ()
+    sql: str = ""
+
+    @property
+    def filename(self) -> str:
+        """A fixed, safe name: titles come from people and models, so they never reach a file name."""
+        return f"chart-{self.kind}.png"
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     """One thing pgbot says in a thread. Adapters render every field they can."""
 
@@ -99,6 +121,7 @@ class Reply:
     text: str
     sql: tuple[str, ...] = ()
     table: ResultTable | None = None
+    chart: ChartImage | None = None  # a chart of the result, when asked for (core.charts)
     approval: ApprovalPrompt | None = None
     answer_id: str | None = None  # set on answers that can receive 👍/👎 feedback
     database: str | None = None
@@ -116,6 +139,8 @@ class Reply:
                 "sql": self.approval.sql,
                 "summary": self.approval.summary,
             }
+        if self.chart is not None:
+            out["chart"] = {"kind": self.chart.kind, "title": self.chart.title, "notes": list(self.chart.notes)}
         if self.database:
             out["database"] = self.database
         return out

@@ -3,5 +3,5 @@
 # Set OPENAI_API_KEY (or [llm] base_url in pgbot.toml) to ask in plain English; slash commands always work.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-./scripts/bootstrap.sh embedded
+./scripts/bootstrap.sh embedded,charts
 exec .venv/bin/pgbot demo "$@"

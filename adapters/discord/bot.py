@@ -17,7 +17,7 @@ from discord import app_commands
 from adapters.discord import events
 from adapters.discord.commands import pgbot_commands
 from adapters.discord.render import DiscordMessage, render
-from adapters.discord.views import DecisionButton, FeedbackButton, view_for
+from adapters.discord.views import ChartButton, DecisionButton, FeedbackButton, view_for
 from core import Agent, ConfigError, Message, PgbotError, Reply, ReplyKind, render_error
 from core.config import DiscordSettings
 
@@ -56,7 +56,7 @@ class PgbotClient(discord.Client):
         self.settings = settings
         self.tree = app_commands.CommandTree(self)
         self.tree.add_command(pgbot_commands(self))
-        self.add_dynamic_items(DecisionButton, FeedbackButton)
+        self.add_dynamic_items(DecisionButton, FeedbackButton, ChartButton)
 
     async def setup_hook(self) -> None:
         """After login, before the gateway: take the gateway URL from the configured API, register /pgbot."""

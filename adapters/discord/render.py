@@ -187,9 +187,15 @@ def render(reply: Reply) -> DiscordMessage:
             embeds.append(embed)
             if partial:
                 files.append(Attachment(CSV_NAME, table_csv(reply.table)))
+    files.extend(chart_files(reply))
     if reply.error_id and not embeds:
         content = cut(f"{content}\n-# error id: {reply.error_id}", CONTENT_LIMIT)
     return DiscordMessage(content=content or reply.kind.value, embeds=_within_total(embeds), files=files)
+
+
+def chart_files(reply: Reply) -> list[Attachment]:
+    """The reply's chart as a PNG attachment (Discord shows images inline)."""
+    return [Attachment(reply.chart.filename, reply.chart.png)] if reply.chart is not None else []
 
 
 def _content(reply: Reply) -> tuple[str, list[Attachment]]:

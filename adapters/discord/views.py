@@ -19,7 +19,7 @@ import structlog
 from adapters.discord.events import PLATFORM, allowed_place, member_groups
 from adapters.discord.render import CONTENT_LIMIT, render
 from adapters.text_table import cut
-from core import Agent, PgbotError, Reply, ReplyKind
+from core import Agent, PgbotError, Reply, ReplyKind, can_chart
 from core.permissions import GroupLookup
 
 if TYPE_CHECKING:
@@ -188,6 +188,44 @@ async def record_feedback(
     return await agent.feedback(answer_id=answer_id, user=user, helpful=helpful, groups=groups)
 
 
+class ChartButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=rf"pgbot:chart:(?P<answer_id>{_ID})",
+):
+    """Draw an answer's result after the fact: core runs its query again as the person who clicks."""
+
+    def __init__(self, *, answer_id: str) -> None:
+        super().__init__(discord.ui.Button(label="Chart", emoji="📈", style=discord.ButtonStyle.secondary,
+                                           custom_id=f"pgbot:chart:{answer_id}"))
+        self.answer_id = answer_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        return cls(answer_id=match["answer_id"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        """The chart goes in the thread naming who asked for it; a refusal or error only to the clicker."""
+        agent = _client(interaction).agent
+        await interaction.response.defer()  # a deferred update: the query may take longer than 3 s
+        reply = await agent.chart_answer(answer_id=self.answer_id, user=f"{PLATFORM}:{interaction.user.id}",
+                                         groups=member_groups(interaction.user))
+        shown = render(reply)
+        if reply.chart is None:
+            await interaction.followup.send(content=shown.content, embeds=shown.embeds, ephemeral=True)
+            return
+        content = cut(f"{shown.content}\nRequested by {interaction.user.mention}.", CONTENT_LIMIT)
+        await interaction.followup.send(content=content, files=[f.to_file() for f in shown.files])
+
+
+def chart_button(reply: Reply) -> list[discord.ui.Item[Any]]:
+    """A Chart button under an answer whose table can be drawn and that has no chart yet."""
+    if not reply.answer_id or reply.chart is not None or not can_chart(reply.table):
+        return []
+    return [ChartButton(answer_id=reply.answer_id)]
+
+
 def view_for(reply: Reply) -> discord.ui.View | None:
     """The buttons a reply needs, or None (which also clears buttons when a message is edited)."""
     items: list[discord.ui.Item[Any]] = []
@@ -197,6 +235,7 @@ def view_for(reply: Reply) -> discord.ui.View | None:
     if reply.answer_id:
         items.append(FeedbackButton(vote="up", answer_id=reply.answer_id))
         items.append(FeedbackButton(vote="down", answer_id=reply.answer_id))
+    items.extend(chart_button(reply))
     if not items:
         return None
     view = discord.ui.View(timeout=None)

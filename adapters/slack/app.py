@@ -30,6 +30,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import events, render
 from adapters.slack.progress import Progress, elapsed_text
+from adapters.text_table import cut
 from core import Agent, ConfigError, Message, PgbotError, Reply, ReplyKind, render_error
 from core.config import SlackSettings
 
@@ -140,6 +141,11 @@ def build_slack_app(agent: Agent, settings: SlackSettings, *, progress_every_s: 
         if click_allowed(body):
             await poster.feedback(client, body, helpful=False)
 
+    @app.action(render.CHART)
+    async def on_chart(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        await poster.chart(client, body)
+
     return app
 
 
@@ -203,6 +209,7 @@ class _Poster:
                         progress = self._progress(client, reply, channel=channel, ts=live_ts)
                     elif reply.kind is not ReplyKind.WORKING:
                         await self._attach(client, reply, shown.file, channel=channel, thread_ts=thread_ts)
+                        await self._upload_chart(client, reply, channel=channel, thread_ts=thread_ts)
         except SlackApiError as exc:
             log.error("slack_post_failed", channel=channel, error=exc.response.get("error"))
         except Exception as exc:  # noqa: BLE001 - the error policy: one reply in chat, traceback in the log
@@ -255,6 +262,45 @@ class _Poster:
             await client.chat_postMessage(
                 channel=channel, thread_ts=thread_ts, text=f":warning: {file.if_lost} ({render.escape(why)}).",
             )
+
+    async def _upload_chart(
+        self, client: AsyncWebClient, reply: Reply, *, channel: str, thread_ts: str, comment: str | None = None
+    ) -> None:
+        """The reply's chart as a PNG in the thread (``comment``: a message posted with it); a failed upload
+        is said in the thread."""
+        chart = reply.chart
+        if chart is None:
+            return
+        try:
+            await client.files_upload_v2(channel=channel, thread_ts=thread_ts, filename=chart.filename,
+                                         title=chart.title, content=chart.png, initial_comment=comment)
+        except (SlackApiError, SlackRequestError) as exc:
+            why = str(exc.response.get("error")) if isinstance(exc, SlackApiError) else "the upload failed"
+            log.warning("slack_chart_upload_failed", channel=channel, error=why)
+            await client.chat_postMessage(
+                channel=channel, thread_ts=thread_ts,
+                text=f":warning: The chart could not be attached ({render.escape(why)}).",
+            )
+
+    async def chart(self, client: AsyncWebClient, body: Mapping[str, Any]) -> None:
+        """A Chart click: core runs the answer's query again as the clicker and draws it; the chart goes in the
+        thread with who asked for it, a refusal or error only to the clicker."""
+        action, user, channel, msg = _click(body)
+        thread_ts = str(msg.get("thread_ts") or msg["ts"])
+        where = Message(platform="slack", workspace=events.team_of(body), channel=channel, thread=thread_ts,
+                        user=user, text="").thread_key
+        reply = await self.agent.chart_answer(answer_id=str(action["value"]), user=f"slack:{user}",
+                                              thread_key=where)
+        try:
+            if reply.chart is None:
+                shown = render.render(reply)
+                await client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread_ts, text=shown.text,
+                                                blocks=shown.blocks)
+                return
+            comment = cut(f"{render.to_mrkdwn(reply.text)}\nRequested by <@{user}>.", render.SECTION_LIMIT)
+            await self._upload_chart(client, reply, channel=channel, thread_ts=thread_ts, comment=comment)
+        except SlackApiError as exc:
+            log.error("slack_post_failed", channel=channel, error=exc.response.get("error"))
 
     async def _put(
         self, client: AsyncWebClient, shown: render.SlackMessage, *, channel: str, thread_ts: str, live_ts: str | None

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.text_table import MAX_CELL, cut, text_table
-from core import ApprovalPrompt, Reply, ReplyKind, ResultTable
+from core import ApprovalPrompt, Reply, ReplyKind, ResultTable, can_chart
 
 SECTION_LIMIT = 3000
 MAX_BLOCKS = 50
@@ -27,6 +27,8 @@ APPROVE = "pgbot_approve"
 REJECT = "pgbot_reject"
 FEEDBACK_UP = "pgbot_feedback_up"
 FEEDBACK_DOWN = "pgbot_feedback_down"
+CHART = "pgbot_chart"
+CHART_BLOCK = "pgbot_chart"
 DECISION_BLOCK = "pgbot_decision"
 FEEDBACK_BLOCK = "pgbot_feedback"
 
@@ -256,6 +258,14 @@ def feedback_block(answer_id: str) -> Block:
     }
 
 
+def chart_blocks(reply: Reply) -> list[Block]:
+    """A "Chart" button under an answer whose table can be drawn and that has no chart yet."""
+    if not reply.answer_id or reply.chart is not None or not can_chart(reply.table):
+        return []
+    return [{"type": "actions", "block_id": CHART_BLOCK,
+             "elements": [_button(":chart_with_upwards_trend: Chart", CHART, reply.answer_id)]}]
+
+
 def render(reply: Reply) -> SlackMessage:
     """The whole message for one reply; the trailing actions block always survives the block cap."""
     icon = _ICONS.get(reply.kind, "")
@@ -279,6 +289,7 @@ def render(reply: Reply) -> SlackMessage:
                 file = csv_file(reply.table, database=reply.database)
         if reply.database and reply.kind in (ReplyKind.ANSWER, ReplyKind.RESULT):
             blocks.append(context(f"database: {escape(reply.database)}"))
+    actions.extend(chart_blocks(reply))  # its own row, above 👍/👎
     if reply.answer_id:
         actions.append(feedback_block(reply.answer_id))
     if reply.error_id:

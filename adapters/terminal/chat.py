@@ -16,6 +16,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from adapters.terminal.charts import chart_dir, save_chart
 from adapters.terminal.render import render_reply
 from core import Agent, Message, Reply, ReplyKind
 
@@ -75,8 +76,22 @@ class TerminalChat:
         with self.console.status("Working on it…", spinner="dots") if self.interactive else nullcontext():
             reply = await ask_once(self.agent, text, thread=self.thread)
         render_reply(self.console, reply)
+        await self._show_chart(reply)
         if reply.approval is not None:
             await self._confirm(reply)
+
+    async def _show_chart(self, reply: Reply) -> None:
+        """A chart cannot be drawn in a terminal: it is written to a PNG file and its path shown."""
+        if reply.chart is None:
+            return
+        try:
+            path = await save_chart(reply.chart, directory=chart_dir(self.agent.settings), database=reply.database)
+        except OSError as exc:
+            self.console.print(f"The chart could not be saved: {exc.strerror or exc}", style="bold red",
+                               markup=False, highlight=False)
+            return
+        self.console.print(f"Chart ({reply.chart.kind}) saved to {path}", style="green", markup=False,
+                           highlight=False)
 
     async def _confirm(self, reply: Reply) -> None:
         assert reply.approval is not None

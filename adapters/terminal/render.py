@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 from rich.console import Console
 from rich.panel import Panel
@@ -66,8 +67,9 @@ def reply_as_csv(reply: Reply) -> str:
     return buffer.getvalue()
 
 
-def reply_as_json(reply: Reply) -> str:
-    """One object: answer, sql (statements run, in order), columns, rows, truncated, pending."""
+def reply_as_json(reply: Reply, *, chart_path: Path | None = None) -> str:
+    """One object: answer, sql (statements run, in order), columns, rows, truncated, pending; and chart
+    (its file, kind, title and notes) when the answer drew one."""
     table = reply.table
     payload: dict[str, object] = {
         "answer": reply.text,
@@ -86,6 +88,9 @@ def reply_as_json(reply: Reply) -> str:
             "summary": reply.approval.summary,
             "expires_at": reply.approval.expires_at,
         }
+    if reply.chart is not None:
+        payload["chart"] = {"path": str(chart_path) if chart_path else None, "kind": reply.chart.kind,
+                            "title": reply.chart.title, "notes": list(reply.chart.notes)}
     if reply.kind is ReplyKind.ERROR:
         payload["error"] = reply.text
     return json.dumps(payload, ensure_ascii=False, default=str)

@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from core.actions import ActionExecutor, executor_operation
 from core.errors import ModelHint
 from core.llm.base import ToolSpec
-from core.messages import ResultTable
+from core.messages import ChartImage, ResultTable
 
 if TYPE_CHECKING:
     from core.approvals import PendingAction
@@ -63,6 +63,7 @@ class ToolOutput:
     text: str
     sql: tuple[str, ...] = ()
     table: ResultTable | None = None
+    chart: ChartImage | None = None  # drawn by make_chart: shown with the turn's answer
     pending: PendingAction | None = None
     switched_database: str | None = None
 
@@ -212,7 +213,7 @@ class ToolRegistry:
 ENTRY_POINT_GROUP = "pgbot.tools"
 BUILTIN_TOOL_MODULES = (
     "core.tools.query", "core.tools.schema", "core.tools.databases", "core.tools.changes", "core.tools.clarify",
-    "core.tools.export", "core.tools.diagnostics", "core.tools.migrations", "core.tools.backups",
+    "core.tools.export", "core.tools.chart", "core.tools.diagnostics", "core.tools.migrations", "core.tools.backups",
 )
 
 

@@ -1,0 +1,116 @@
+"""Charts on answers: from the question's words, the Chart button, and ``/chart``.
+
+* An answer whose question asks for a chart ("plot …", "bar chart of …") gets one drawn from the table it
+  already shows, unless the model drew one with ``make_chart``; a result that cannot be drawn gets a short
+  note instead of an error (the answer itself stands).
+* The Chart button arrives with nothing but the answer id and the clicking identity. The answer's last
+  statement runs again as the person who clicked: their own mapped role, the guard and the read path again,
+  never the asker's role. The record of another thread is refused when the adapter says where it is.
+* ``/chart [line|bar|scatter] [SELECT …]`` draws the thread's last answer (its SQL again), or the query given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, cast
+
+import structlog
+
+from core.charts import KINDS, ChartKind, chart_request, draw_chart
+from core.errors import ChartError, ModelHint, PgbotError
+from core.messages import ChartImage, Reply, ReplyKind
+from core.permissions import resolve_role
+from core.tools.chart import query_chart
+from core.tools.registry import ToolContext
+
+if TYPE_CHECKING:
+    from core.agent import Agent
+
+log = structlog.get_logger(__name__)
+
+FORGOTTEN = ("pgbot no longer remembers that answer (answers are kept as long as their thread's context); "
+             "ask again to get a fresh one.")
+ELSEWHERE = "That button belongs to another conversation, so pgbot ignored it."
+USAGE = "Usage: /chart [line|bar|scatter] [SELECT …]  (alone: a chart of this thread's last answer)"
+
+
+def notes_text(chart: ChartImage) -> str:
+    """What the chart leaves out or changed, for the reply's text: never silent."""
+    return "Chart: " + " ".join(chart.notes) if chart.notes else ""
+
+
+def _with_notes(text: str, chart: ChartImage) -> str:
+    notes = notes_text(chart)
+    return f"{text}\n\n{notes}" if notes and text else notes or text
+
+
+async def chart_answer_reply(ctx: ToolContext, reply: Reply, chart: ChartImage | None) -> Reply:
+    """The turn's answer with its chart: the one the model drew, else one the question asks for."""
+    if reply.kind is not ReplyKind.ANSWER:
+        return reply
+    if chart is None:
+        request = chart_request(ctx.question) if ctx.settings.charts.from_question else None
+        if request is None or reply.table is None:
+            return reply
+        try:
+            chart = await draw_chart(reply.table, settings=ctx.settings.charts, kind=request.kind,
+                                     question=ctx.question, sql=reply.sql[-1] if reply.sql else "")
+        except ChartError as exc:
+            return dataclasses.replace(reply, text=f"{reply.text}\n\nNo chart: {exc.user_message}")
+    return dataclasses.replace(reply, chart=chart, text=_with_notes(reply.text, chart))
+
+
+def _parse(arg: str) -> tuple[ChartKind | None, str]:
+    word, _, rest = arg.strip().partition(" ")
+    if word.lower() in KINDS:
+        return cast(ChartKind, word.lower()), rest.strip()
+    return None, arg.strip()
+
+
+async def _drawn(ctx: ToolContext, sql: str, *, kind: ChartKind | None, question: str, intro: str) -> Reply:
+    try:
+        output, chart = await query_chart(ctx, sql, kind=kind, question=question)
+    except ModelHint as hint:  # no model here: the hint is meant for the person
+        raise PgbotError(hint.hint) from None
+    rows = output.table.row_count if output.table is not None else 0
+    text = f"{intro} ({rows:,} row{'s' if rows != 1 else ''})."
+    return Reply(kind=ReplyKind.RESULT, text=_with_notes(text, chart), sql=output.sql, chart=chart,
+                 database=ctx.database.name)
+
+
+async def chart_command(agent: Agent, ctx: ToolContext, arg: str) -> Reply:
+    """``/chart [kind] [SQL]``: a chart of the query given, else of the thread's last answer (run again as you)."""
+    kind, sql = _parse(arg)
+    question = ""
+    if not sql:
+        last = await agent.accuracy.answers.last_in_thread(ctx.thread_key)
+        if last is None or not last.sql:
+            raise PgbotError(USAGE)
+        sql, question = last.sql[-1], last.question
+    return await _drawn(ctx, sql, kind=kind, question=question, intro="Chart drawn from the query")
+
+
+async def chart_answer(
+    agent: Agent, *, answer_id: str, identity: str, groups: tuple[str, ...], thread_key: str | None
+) -> Reply:
+    """A Chart click: the answer's last statement again as ``identity``'s own role, drawn."""
+    record = await agent.accuracy.answers.recall(answer_id)
+    if record is None:
+        raise PgbotError(FORGOTTEN)
+    if thread_key is not None and record.thread_key != thread_key:
+        raise PgbotError(ELSEWHERE)
+    if not record.sql:
+        return Reply(kind=ReplyKind.INFO, text="This answer ran no query, so there is nothing to chart.",
+                     database=record.database)
+    database = agent.databases.get(record.database)
+    actor = resolve_role(database=record.database, settings=database.settings, identity=identity, groups=groups)
+    ctx = ToolContext(
+        settings=agent.settings, databases=agent.databases, database=database, actor=actor,
+        thread_key=record.thread_key, store=agent.store, guard=agent.guard,
+        log=log.bind(thread=record.thread_key, user=identity, database=record.database, answer_id=answer_id),
+        question=record.question,
+    )
+    who = f"as role {actor.role}" if actor.role else "as pgbot's login role"
+    async with agent.limiter.slot(user=identity, database=record.database):
+        return await _drawn(ctx, record.sql[-1], kind=None, question=record.question,
+                            intro=f"Chart of the answer's query, run again {who}")
