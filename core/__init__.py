@@ -3,6 +3,7 @@
 from core.agent import Agent
 from core.config import Settings, load_settings
 from core.context import ContextStore, MemoryContextStore, RedisContextStore
+from core.display import NULL_SHOWN, DisplayTable, context_line, display_table
 from core.errors import (
     AccessDeniedError,
     ApprovalError,
@@ -15,6 +16,7 @@ from core.errors import (
 )
 from core.llm.base import ChatTurn, Completion, LlmClient, ToolCall, ToolSpec
 from core.messages import ApprovalPrompt, Cell, Message, Reply, ReplyKind, ResultTable
+from core.pretty_sql import pretty_sql
 from core.render import render_error
 from core.tools.registry import Tool, ToolContext, ToolKind, ToolOutput, tool
 
@@ -29,12 +31,14 @@ __all__ = [
     "ConfigError",
     "ContextStore",
     "DatabaseError",
+    "DisplayTable",
     "GuardError",
     "LlmClient",
     "LlmError",
     "MemoryContextStore",
     "Message",
     "ModelHint",
+    "NULL_SHOWN",
     "PgbotError",
     "RedisContextStore",
     "Reply",
@@ -47,7 +51,10 @@ __all__ = [
     "ToolKind",
     "ToolOutput",
     "ToolSpec",
+    "context_line",
+    "display_table",
     "load_settings",
+    "pretty_sql",
     "render_error",
     "tool",
 ]

@@ -16,8 +16,16 @@ from discord import app_commands
 
 from adapters.discord import events
 from adapters.discord.commands import pgbot_commands
-from adapters.discord.render import DiscordMessage, render
-from adapters.discord.views import DecisionButton, FeedbackButton, view_for
+from adapters.discord.render import CONTENT_LIMIT, DiscordMessage, render
+from adapters.discord.views import (
+    DecisionButton,
+    ExportButton,
+    FeedbackButton,
+    ShowSqlButton,
+    export_attachment,
+    view_for,
+)
+from adapters.text_table import cut
 from core import Agent, ConfigError, Message, PgbotError, Reply, ReplyKind, render_error
 from core.config import DiscordSettings
 
@@ -56,7 +64,7 @@ class PgbotClient(discord.Client):
         self.settings = settings
         self.tree = app_commands.CommandTree(self)
         self.tree.add_command(pgbot_commands(self))
-        self.add_dynamic_items(DecisionButton, FeedbackButton)
+        self.add_dynamic_items(DecisionButton, FeedbackButton, ShowSqlButton, ExportButton)
 
     async def setup_hook(self) -> None:
         """After login, before the gateway: take the gateway URL from the configured API, register /pgbot."""
@@ -189,7 +197,7 @@ class PgbotClient(discord.Client):
         self, channel: discord.abc.Messageable, reply: Reply, live: discord.Message | None
     ) -> discord.Message | None:
         """Edit the live "working" message if there is one, else send; return the message still live."""
-        view = view_for(reply)
+        view = view_for(reply, show_sql=self.agent.settings.chat.show_sql)
 
         async def put(shown: DiscordMessage) -> discord.Message:
             files = [f.to_file() for f in shown.files]
@@ -202,7 +210,7 @@ class PgbotClient(discord.Client):
                 extra["files"] = files
             return await channel.send(content=shown.content, embeds=shown.embeds, **extra)
 
-        message = await deliver(put, reply)
+        message = await deliver(put, reply, show_sql=self.agent.settings.chat.show_sql)
         return message if reply.kind is ReplyKind.WORKING else None
 
     # --- /pgbot ask -----------------------------------------------------------------------------------------
@@ -260,7 +268,7 @@ class PgbotClient(discord.Client):
                 await self._show_interaction(interaction, render_error(exc), first=first)
 
     async def _show_interaction(self, interaction: discord.Interaction[Any], reply: Reply, *, first: bool) -> None:
-        view = view_for(reply)
+        view = view_for(reply, show_sql=self.agent.settings.chat.show_sql)
         extra: dict[str, Any] = {"view": view} if view is not None else {}
 
         async def put(shown: DiscordMessage) -> discord.Message:
@@ -273,13 +281,19 @@ class PgbotClient(discord.Client):
                 extra["files"] = files
             return await interaction.followup.send(content=shown.content, embeds=shown.embeds, wait=True, **extra)
 
-        await deliver(put, reply)
+        await deliver(put, reply, show_sql=self.agent.settings.chat.show_sql)
 
 
-async def deliver(put: Put, reply: Reply) -> discord.Message:
+async def deliver(put: Put, reply: Reply, *, show_sql: str = "button") -> discord.Message:
     """Send the rendered reply; embeds Discord refuses (a limit we missed) must not leave "Working on it…"
     forever, so a 400 on an answer is retried as text (and files) only."""
-    shown = render(reply)
+    shown = render(reply, show_sql=show_sql)
+    if reply.meta.get("export_path"):  # /export or the export tool: the file itself, never its path
+        file, problem = await asyncio.to_thread(export_attachment, reply)
+        if file is not None:
+            shown.files.append(file)
+        else:
+            shown.content = cut(f"{shown.content}\n⚠️ {problem}", CONTENT_LIMIT)
     try:
         return await put(shown)
     except discord.HTTPException as exc:
