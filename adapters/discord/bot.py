@@ -27,7 +27,7 @@ from adapters.discord.views import (
 )
 from adapters.text_table import cut
 from core import Agent, ConfigError, Message, PgbotError, Reply, ReplyKind, render_error
-from core.config import DiscordSettings
+from core.config import ChatSettings, DiscordSettings
 
 log = structlog.get_logger(__name__)
 
@@ -55,13 +55,14 @@ Put = Callable[[DiscordMessage], Awaitable[discord.Message]]
 class PgbotClient(discord.Client):
     """A ``discord.Client`` that answers through core, with the ``/pgbot`` command tree; no business logic."""
 
-    def __init__(self, *, agent: Agent, settings: DiscordSettings) -> None:
+    def __init__(self, *, agent: Agent, settings: DiscordSettings, chat: ChatSettings | None = None) -> None:
         intents = discord.Intents.default()
         intents.message_content = True  # privileged: enable "Message Content Intent" in the developer portal
         # Text from the model or the database must never ping @everyone, roles or users.
         super().__init__(intents=intents, allowed_mentions=discord.AllowedMentions.none())
         self.agent = agent
         self.settings = settings
+        self.chat = chat or ChatSettings()  # how answers look ([chat])
         self.tree = app_commands.CommandTree(self)
         self.tree.add_command(pgbot_commands(self))
         self.add_dynamic_items(DecisionButton, FeedbackButton, ShowSqlButton, ExportButton)
@@ -197,7 +198,7 @@ class PgbotClient(discord.Client):
         self, channel: discord.abc.Messageable, reply: Reply, live: discord.Message | None
     ) -> discord.Message | None:
         """Edit the live "working" message if there is one, else send; return the message still live."""
-        view = view_for(reply, show_sql=self.agent.settings.chat.show_sql)
+        view = view_for(reply, show_sql=self.chat.show_sql)
 
         async def put(shown: DiscordMessage) -> discord.Message:
             files = [f.to_file() for f in shown.files]
@@ -210,7 +211,7 @@ class PgbotClient(discord.Client):
                 extra["files"] = files
             return await channel.send(content=shown.content, embeds=shown.embeds, **extra)
 
-        message = await deliver(put, reply, show_sql=self.agent.settings.chat.show_sql)
+        message = await deliver(put, reply, show_sql=self.chat.show_sql)
         return message if reply.kind is ReplyKind.WORKING else None
 
     # --- /pgbot ask -----------------------------------------------------------------------------------------
@@ -268,7 +269,7 @@ class PgbotClient(discord.Client):
                 await self._show_interaction(interaction, render_error(exc), first=first)
 
     async def _show_interaction(self, interaction: discord.Interaction[Any], reply: Reply, *, first: bool) -> None:
-        view = view_for(reply, show_sql=self.agent.settings.chat.show_sql)
+        view = view_for(reply, show_sql=self.chat.show_sql)
         extra: dict[str, Any] = {"view": view} if view is not None else {}
 
         async def put(shown: DiscordMessage) -> discord.Message:
@@ -281,7 +282,7 @@ class PgbotClient(discord.Client):
                 extra["files"] = files
             return await interaction.followup.send(content=shown.content, embeds=shown.embeds, wait=True, **extra)
 
-        await deliver(put, reply, show_sql=self.agent.settings.chat.show_sql)
+        await deliver(put, reply, show_sql=self.chat.show_sql)
 
 
 async def deliver(put: Put, reply: Reply, *, show_sql: str = "button") -> discord.Message:
@@ -325,9 +326,11 @@ def invite_url(application_id: int) -> str:
     return discord.utils.oauth_url(application_id, permissions=PERMISSIONS, scopes=SCOPES)
 
 
-def build_discord_client(agent: Agent, settings: DiscordSettings) -> PgbotClient:
+def build_discord_client(
+    agent: Agent, settings: DiscordSettings, *, chat: ChatSettings | None = None
+) -> PgbotClient:
     """The client, not yet logged in. ``settings.api_base_url`` (tests, proxies) redirects discord.py's REST
     calls for the whole process, since discord.py keeps its base URL in a class attribute."""
     if settings.api_base_url:
         discord.http.Route.BASE = settings.api_base_url.rstrip("/")
-    return PgbotClient(agent=agent, settings=settings)
+    return PgbotClient(agent=agent, settings=settings, chat=chat)

@@ -33,7 +33,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.slack import events, render
 from adapters.slack.progress import Progress, elapsed_text
 from core import Agent, ConfigError, Message, PgbotError, Reply, ReplyKind, render_error
-from core.config import SlackSettings
+from core.config import ChatSettings, SlackSettings
 from core.export import human_size
 
 log = structlog.get_logger(__name__)
@@ -64,8 +64,12 @@ def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
-def build_slack_app(agent: Agent, settings: SlackSettings, *, progress_every_s: float = PROGRESS_EVERY_S) -> AsyncApp:
-    """A bolt ``AsyncApp`` whose Web API client talks to ``settings.api_base_url``."""
+def build_slack_app(
+    agent: Agent, settings: SlackSettings, *, progress_every_s: float = PROGRESS_EVERY_S,
+    chat: ChatSettings | None = None,
+) -> AsyncApp:
+    """A bolt ``AsyncApp`` whose Web API client talks to ``settings.api_base_url``; ``chat``: how answers
+    look (``[chat]``; the defaults when not given)."""
     token = _secret(settings.bot_token)
     if not token:
         raise ConfigError("slack.bot_token is not set (PGBOT_SLACK__BOT_TOKEN)")
@@ -79,7 +83,7 @@ def build_slack_app(agent: Agent, settings: SlackSettings, *, progress_every_s: 
         name="pgbot",
     )
     threads = events.RecentKeys()
-    poster = _Poster(agent=agent, threads=threads, progress_every_s=progress_every_s)
+    poster = _Poster(agent=agent, threads=threads, progress_every_s=progress_every_s, chat=chat or ChatSettings())
     allowed = {"allowed_channels": settings.allowed_channels, "allowed_teams": settings.allowed_teams}
 
     @app.event("app_mention")
@@ -148,12 +152,14 @@ def build_slack_app(agent: Agent, settings: SlackSettings, *, progress_every_s: 
 class _Poster:
     """Turns core replies into Web API calls. Its only state: threads answered in and messages seen."""
 
-    def __init__(self, *, agent: Agent, threads: events.RecentKeys, progress_every_s: float) -> None:
+    def __init__(
+        self, *, agent: Agent, threads: events.RecentKeys, progress_every_s: float, chat: ChatSettings
+    ) -> None:
         self.agent = agent
         self.threads = threads
         self.progress_every_s = progress_every_s
         self.seen = events.RecentKeys()  # (channel, ts) of messages already answered
-        self.sql_mode = agent.settings.chat.show_sql
+        self.sql_mode = chat.show_sql
         self.native_table = True  # off for good once Slack refuses a table block (the code block works everywhere)
 
     def _render(self, reply: Reply) -> render.SlackMessage:
