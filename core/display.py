@@ -145,12 +145,18 @@ def display_table(
         formatted.append(shown)
     limit = one_row_fields if one_row else max_columns
     count = min(len(table.columns), limit)
+    names = list(table.columns)
     if width is not None and not one_row:
-        count = _columns_within(table.columns, formatted, count=count, width=width)
+        count, room = _columns_within(table.columns, formatted, count=count, width=width)
+        if room is not None:  # the last kept column is cut to the width left, not dropped
+            last = count - 1
+            names[last] = _shorten(names[last], room)
+            formatted[last] = [_shorten(text, room) for text in formatted[last]]
+            cut_any = True
     kept_kinds = kinds[:count]
     zone = zone_name if any(k == TIMESTAMPTZ for k in kept_kinds) else None
     return DisplayTable(
-        columns=tuple(table.columns[:count]),
+        columns=tuple(names[:count]),
         rows=tuple(tuple(column[r] for column in formatted[:count]) for r in range(len(rows))),
         right=tuple(k in RIGHT_ALIGNED for k in kept_kinds),
         total_rows=table.row_count,
@@ -162,14 +168,29 @@ def display_table(
     )
 
 
-def _columns_within(names: Sequence[str], formatted: list[list[str]], *, count: int, width: int) -> int:
+MIN_CUT_COLUMN = 12  # a column narrower than this once cut tells people nothing: leave it to the CSV
+
+
+def _columns_within(
+    names: Sequence[str], formatted: list[list[str]], *, count: int, width: int
+) -> tuple[int, int | None]:
+    """How many leading columns fit in ``width`` characters, and the width to cut the last one to (None: it
+    fits whole). A column that does not fit is cut when enough room is left for it, else left out."""
     used = 0
     for index in range(count):
         column = max([len(names[index]), *(len(text) for text in formatted[index])])
-        used += column + (3 if index else 0)  # " | " between columns
-        if used > width:
-            return max(index, 1)
-    return count
+        gap = 3 if index else 0  # " | " between columns
+        if used + gap + column > width:
+            room = width - used - gap
+            if room >= MIN_CUT_COLUMN or index == 0:
+                return index + 1, max(room, MIN_CUT_COLUMN)
+            return index, None
+        used += gap + column
+    return count, None
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def context_line(reply: Reply, shown: DisplayTable | None = None) -> str:
