@@ -21,6 +21,7 @@ from core.render import render_error
 from core.tools.registry import Tool, ToolContext, ToolKind, ToolOutput, tool
 
 __all__ = [
+    "NULL_SHOWN",
     "AccessDeniedError",
     "Agent",
     "ApprovalError",
@@ -38,7 +39,6 @@ __all__ = [
     "MemoryContextStore",
     "Message",
     "ModelHint",
-    "NULL_SHOWN",
     "PgbotError",
     "RedisContextStore",
     "Reply",
