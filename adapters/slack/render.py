@@ -296,7 +296,7 @@ def _result_note(reply: Reply, shown: DisplayTable | None) -> str:
     """``showing 15 of 500+ · 10 more columns in the CSV`` and, for a capped result, where the rest is."""
     if shown is None:
         return ""
-    notes = [shown.note(where="in the CSV")] if not shown.complete else []
+    notes = [shown.note(where="in the CSV")] if not shown.complete or shown.more_exist else []
     if shown.more_exist and not reply.answer_id:
         notes.append("more rows exist: /export with the query gives every row")
     return " · ".join(n for n in notes if n)
