@@ -26,27 +26,35 @@ log = structlog.get_logger(__name__)
 
 STILL_WORKS = "/sql and /tables still work"
 _URL = re.compile(r"\b[a-z][a-z0-9+.\-]*://[^\s,;)\"'<>]+", re.IGNORECASE)
-_AT_URL = re.compile(r"\s+(?:at|to|from)\s+(?:the\s+)?(?:endpoint\s+)?\x00")
+_IP = re.compile(r"(?:\b(?:\d{1,3}\.){3}\d{1,3}|\[[0-9a-f:]*:[0-9a-f:]*\])(?::\d+)?(?:/[^\s,;)\"'<>]*)?",
+                 re.IGNORECASE)
 _HOST_PORT = re.compile(r"\(\s*'[^']*'\s*,\s*\d+(?:\s*,\s*\d+)*\s*\)")  # asyncpg/OS: ('10.1.2.3', 5432)
-_IP = re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}(?::\d+)?\b|\[[0-9a-f:]*:[0-9a-f:]*\](?::\d+)?", re.IGNORECASE)
 _HOST_WORD = re.compile(r"\b(host(?:\s+name)?)\s+\"[^\"]+\"", re.IGNORECASE)
+_AT_ADDRESS = re.compile(r"\s+(?:at|to|from)\s+(?:the\s+)?(?:endpoint\s+)?\x00")
+_HOST_AND_PORT = re.compile(r"\b(?:localhost|[a-z0-9-]+(?:\.[a-z0-9-]+)+):\d{1,5}(?:/[^\s,;)\"'<>]*)?",
+                            re.IGNORECASE)
+# "endpoint at llm.internal" / "at the endpoint llm.internal/v1": whatever names the endpoint is an address
+_ENDPOINT_NAMED = re.compile(r"(\bendpoint)\s+at\s+[^\s,;()]+?(?=[\s,;()]|\.(?:\s|$)|$)"
+                             r"|\s+at\s+the\s+endpoint\s+[^\s,;()]+?(?=[\s,;()]|\.(?:\s|$)|$)")
 
 
 def without_addresses(text: str) -> str:
-    """``text`` with URLs, host:port pairs and IP addresses taken out ("endpoint at http://x/v1 timed out" →
-    "endpoint timed out"); what is left still reads as a sentence."""
+    """``text`` with URLs, IP addresses (with port and path), host:port pairs and quoted host names taken out
+    ("endpoint at http://x/v1 timed out" → "endpoint timed out"); what is left still reads as a sentence."""
 
     def mark(match: re.Match[str]) -> str:
-        url = match.group(0)
-        tail = url[len(url.rstrip(".")):]
-        return "\x00" + tail
+        address = match.group(0)
+        return "\x00" + address[len(address.rstrip(".")):]  # a sentence's full stop is not part of it
 
     text = _URL.sub(mark, text)
-    text = _AT_URL.sub("", text)
+    text = _IP.sub(mark, text)
+    text = _HOST_AND_PORT.sub(mark, text)
+    text = _AT_ADDRESS.sub("", text)
+    text = _ENDPOINT_NAMED.sub(lambda m: m.group(1) or "", text)
+    text = _AT_ADDRESS.sub("", text)
     text = text.replace("\x00", "(an internal address)")
     text = _HOST_PORT.sub("", text)
     text = _HOST_WORD.sub(r"\1 (hidden)", text)
-    text = _IP.sub("(an internal address)", text)
     return re.sub(r"\s+([.,;:)])", r"\1", re.sub(r" {2,}", " ", text)).strip()
 
 
