@@ -1,10 +1,15 @@
-"""Monospace result tables for chat platforms that have no table widget (Slack, Discord)."""
+"""Monospace result tables for chat platforms that have no table widget (Slack, Discord).
+
+:func:`grid` lays out what :func:`core.display_table` chose to show (formatted values, numbers right-aligned);
+every adapter shortens results by the same rules. :func:`text_table` is the raw layout approval previews use.
+"""
 
 from __future__ import annotations
 
-from core import ResultTable
+from core import DisplayTable, ResultTable
 
 MAX_CELL = 60
+CODE_WIDTH = 60  # characters of a monospace grid: about what a phone shows before it wraps lines
 
 
 def cut(text: str, limit: int) -> str:
@@ -44,3 +49,16 @@ def text_table(table: ResultTable, *, max_chars: int) -> tuple[str, int]:
         used += len(text) + 1
         shown += 1
     return "\n".join(lines)[:max_chars], shown
+
+
+def grid(shown: DisplayTable) -> str:
+    """Header, rule and rows of ``shown``, aligned; numbers on the right edge of their column."""
+    widths = [len(c) for c in shown.columns]
+    for row in shown.rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+
+    def line(values: tuple[str, ...]) -> str:
+        parts = [v.rjust(w) if right else v.ljust(w) for v, w, right in zip(values, widths, shown.right, strict=True)]
+        return " | ".join(parts).rstrip()
+
+    return "\n".join([line(shown.columns), "-+-".join("-" * w for w in widths), *(line(r) for r in shown.rows)])

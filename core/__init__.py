@@ -4,6 +4,7 @@ from core.agent import Agent
 from core.charts import can_chart
 from core.config import Settings, load_settings
 from core.context import ContextStore, MemoryContextStore, RedisContextStore
+from core.display import NULL_SHOWN, DisplayTable, context_line, display_table
 from core.errors import (
     AccessDeniedError,
     ApprovalError,
@@ -16,10 +17,12 @@ from core.errors import (
 )
 from core.llm.base import ChatTurn, Completion, LlmClient, ToolCall, ToolSpec
 from core.messages import ApprovalPrompt, Cell, ChartImage, Message, Reply, ReplyKind, ResultTable
+from core.pretty_sql import pretty_sql
 from core.render import render_error
 from core.tools.registry import Tool, ToolContext, ToolKind, ToolOutput, tool
 
 __all__ = [
+    "NULL_SHOWN",
     "AccessDeniedError",
     "Agent",
     "ApprovalError",
@@ -31,6 +34,7 @@ __all__ = [
     "ConfigError",
     "ContextStore",
     "DatabaseError",
+    "DisplayTable",
     "GuardError",
     "LlmClient",
     "LlmError",
@@ -50,7 +54,10 @@ __all__ = [
     "ToolOutput",
     "ToolSpec",
     "can_chart",
+    "context_line",
+    "display_table",
     "load_settings",
+    "pretty_sql",
     "render_error",
     "tool",
 ]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from core import answer_actions
 from core.accuracy import Accuracy, TurnPrompt
 from core.actions import ProgressSink
 from core.chart_actions import chart_answer, chart_answer_reply
@@ -69,6 +70,8 @@ class TurnState:
 
     sql: list[str] = field(default_factory=list)
     table: ResultTable | None = None
+    table_sql: str = ""  # the statement that produced ``table``
+    meta: dict[str, str] = field(default_factory=dict)  # tools' facts for the reply (an export's file)
     output: ToolOutput | None = None
     last_hint: str | None = None
     repeated_failures: int = 0
@@ -413,8 +416,10 @@ class Agent:
         if output.table is not None:  # "20 rows", "5 columns" may be stated from a result
             state.results.append(f"{output.table.row_count} {len(output.table.columns)}")
         state.sql.extend(output.sql)
+        state.meta.update(output.meta)
         if output.table is not None and output.sql:
             state.table = output.table
+            state.table_sql = output.sql[-1]
         return output.text
 
     async def _hand_off(self, ctx: ToolContext, call: ToolCall, handoff: HandOff) -> ToolOutput:
@@ -480,12 +485,34 @@ class Agent:
         answer_id = new_id()
         await self.accuracy.remember(AnswerRecord(
             answer_id=answer_id, database=ctx.database.name, question=question, sql=tuple(state.sql),
-            thread_key=ctx.thread_key, asked_by=ctx.actor.identity,
+            thread_key=ctx.thread_key, asked_by=ctx.actor.identity, table_sql=state.table_sql,
         ))
         return Reply(
             kind=ReplyKind.ANSWER, text=text, sql=tuple(state.sql), table=state.table,
-            database=ctx.database.name, answer_id=answer_id, meta=meta,
+            database=ctx.database.name, answer_id=answer_id, meta={**state.meta, **meta}, role=ctx.actor.role,
         )
+
+    async def show_sql(self, *, answer_id: str, thread_key: str | None = None) -> Reply:
+        """A "Show SQL" click: the answer's statements, pretty-printed (``thread_key``: where the button is;
+        a record of another thread is refused)."""
+        try:
+            return await answer_actions.show_sql(self, answer_id=answer_id, thread_key=thread_key)
+        except Exception as exc:  # noqa: BLE001 - the error policy: one reply, traceback logged
+            return render_error(exc)
+
+    async def export_answer(
+        self, *, answer_id: str, user: str, groups: tuple[str, ...] = (), thread_key: str | None = None
+    ) -> Reply:
+        """An "Export all rows (CSV)" click: the answer's table statement again, as ``user``'s own role (with
+        their platform ``groups``), guarded and limited like any read; the reply's meta names the file."""
+        if self.inflight.closing:
+            return Reply(kind=ReplyKind.ERROR, text=CLICK_NOT_TAKEN)
+        with self.inflight.opened(), self.ops.request() as request_id:  # a drain waits for an export
+            try:
+                return await answer_actions.export_answer(self, answer_id=answer_id, identity=user, groups=groups,
+                                                          thread_key=thread_key)
+            except Exception as exc:  # noqa: BLE001 - the error policy: one reply, traceback logged
+                return render_error(exc, error_id=request_id)
 
     async def feedback(self, *, answer_id: str, user: str, helpful: bool, groups: tuple[str, ...] = ()) -> Reply:
         """👍/👎 from any adapter: (answer id from ``Reply.answer_id``, voting identity, vote) → a short reply;

@@ -50,7 +50,7 @@ async def _tool(agent: Agent, ctx: ToolContext, tool_name: str, arguments: dict[
 def _result(ctx: ToolContext, output: ToolOutput, text: str | None = None) -> Reply:
     return Reply(
         kind=ReplyKind.RESULT, text=text if text is not None else output.text, sql=output.sql, table=output.table,
-        database=ctx.database.name,
+        database=ctx.database.name, role=ctx.actor.role,
     )
 
 

@@ -273,6 +273,13 @@ class ObservabilitySettings(_Section):
     log_format: Literal["console", "json"] = "console"
 
 
+class ChatSettings(_Section):
+    """How answers look in Slack and Discord (the terminal always shows the SQL, dimmed)."""
+
+    # "button": the SQL behind a "Show SQL" button (only the clicker sees it); "inline": under every answer.
+    show_sql: Literal["button", "inline"] = "button"
+
+
 class SlackSettings(_Section):
     mode: Literal["socket", "http"] = "socket"
     bot_token: SecretStr | None = None
@@ -310,6 +317,7 @@ class Settings(BaseSettings):
     backups: BackupSettings = Field(default_factory=BackupSettings)
     charts: ChartSettings = Field(default_factory=ChartSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
+    chat: ChatSettings = Field(default_factory=ChatSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
     discord: DiscordSettings = Field(default_factory=DiscordSettings)
 

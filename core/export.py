@@ -41,7 +41,12 @@ class ExportResult:
     sql: str
 
     def summary(self) -> str:
-        return f"Exported {self.rows:,} row{'s' if self.rows != 1 else ''} ({human_size(self.bytes)}) to {self.path}"
+        """For people and the model alike: never the file's path (it is on pgbot's host, not theirs)."""
+        return f"Exported {self.rows:,} row{'s' if self.rows != 1 else ''} ({human_size(self.bytes)}) as CSV"
+
+    def meta(self) -> dict[str, str]:
+        """What an adapter needs to deliver the file: it uploads it in chat; the terminal names the path."""
+        return {"export_path": str(self.path), "export_rows": str(self.rows), "export_bytes": str(self.bytes)}
 
 
 class _FileSink:
@@ -97,7 +102,7 @@ class _FileSink:
 
 def export_limits(db: PgDatabase) -> QueryLimits:
     timeout = db.settings.export_timeout_ms
-    return replace(db.limits, statement_timeout_ms=timeout) if timeout else db.limits
+    return replace(db.limits, statement_timeout_ms=timeout or db.limits.statement_timeout_ms, label="export")
 
 
 def export_path(directory: Path, database: str) -> Path:
@@ -144,7 +149,7 @@ async def export_for(ctx: ToolContext, sql: str) -> ExportResult:
 
 
 async def export_command(agent: Agent, ctx: ToolContext, arg: str) -> Reply:
-    """``/export SELECT …``: the whole result as a CSV file; the reply gives its path, rows and size.
+    """``/export SELECT …``: the whole result as a CSV file (uploaded in chat; its path in the terminal).
 
     With no SQL it exports the full result of the thread's last answer (whose chat table was capped). That
     answer may be someone else's: its SQL runs again, as the role of whoever sent /export (never a copy of
@@ -158,11 +163,11 @@ async def export_command(agent: Agent, ctx: ToolContext, arg: str) -> Reply:
             raise PgbotError(f"The last answer in this thread was on database '{last.database}', and this thread "
                              f"now uses '{ctx.database.name}'. Use /export SELECT … to export from "
                              f"'{ctx.database.name}'.")
-        arg = last.sql[-1]
+        arg = last.table_sql or last.sql[-1]
     result = await export_for(ctx, arg)
     return Reply(
         kind=ReplyKind.RESULT, text=result.summary() + ".", sql=(result.sql,), database=ctx.database.name,
-        meta={"export_path": str(result.path), "export_rows": str(result.rows), "export_bytes": str(result.bytes)},
+        meta=result.meta(), role=ctx.actor.role,
     )
 
 

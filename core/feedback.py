@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections import OrderedDict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Protocol
 
 import asyncpg
@@ -76,6 +76,7 @@ class AnswerRecord:
     sql: tuple[str, ...]
     thread_key: str
     asked_by: str
+    table_sql: str = ""  # the statement behind the answer's table: what "Export all rows" runs again
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False)
@@ -84,7 +85,8 @@ class AnswerRecord:
     def from_json(cls, raw: str | bytes) -> AnswerRecord:
         data = json.loads(raw)
         data["sql"] = tuple(data.get("sql") or ())
-        return cls(**data)
+        known = {f.name for f in fields(cls)}  # a record written by another pgbot version still loads
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 @dataclass(frozen=True, slots=True)

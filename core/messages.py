@@ -14,6 +14,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from core.column_kinds import column_kinds
+
 Cell = str | int | float | bool | None
 """A result cell as shown to people and serialised to JSON: Postgres values are converted once."""
 
@@ -53,6 +55,11 @@ class ResultTable:
     rows: tuple[tuple[Cell, ...], ...]
     truncated: bool = False
     row_cap: int | None = None
+    # For people (core.display): each column's kind ("int", "numeric", "timestamptz", "json", … see
+    # core.column_kinds), the session's TimeZone the times are shown in, and how long the query took.
+    kinds: tuple[str, ...] = ()
+    time_zone: str | None = None
+    duration_ms: float | None = None
 
     @property
     def row_count(self) -> int:
@@ -127,6 +134,7 @@ class Reply:
     database: str | None = None
     error_id: str | None = None
     meta: dict[str, str] = field(default_factory=dict)
+    role: str | None = None  # the database role the statements ran as (None: the login role), for the context line
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {"kind": self.kind.value, "text": self.text, "sql": list(self.sql)}
@@ -173,6 +181,8 @@ def to_cell(value: object, *, max_chars: int = 2000) -> Cell:
         return value
     if isinstance(value, decimal.Decimal):
         text = str(value)
+    elif isinstance(value, dt.timedelta):
+        text = interval_text(value)
     elif isinstance(value, dt.datetime | dt.date | dt.time):
         text = value.isoformat()
     elif isinstance(value, bytes | bytearray | memoryview):
@@ -189,13 +199,34 @@ def to_cell(value: object, *, max_chars: int = 2000) -> Cell:
     return text
 
 
+def interval_text(value: dt.timedelta) -> str:
+    """An interval as Postgres prints it (``3 days 04:05:06.5``), not Python's ``3 days, 4:05:06.500000``."""
+    micros = abs(value) // dt.timedelta(microseconds=1)
+    days, rest = divmod(micros, 86_400_000_000)
+    seconds, fraction = divmod(rest, 1_000_000)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    parts = [f"{days} day{'s' if days != 1 else ''}"] if days else []
+    if rest or not days:
+        clock = f"{hours:02d}:{minutes:02d}:{seconds:02d}"
+        parts.append(clock + (f".{fraction:06d}".rstrip("0") if fraction else ""))
+    text = " ".join(parts)
+    return f"-{text}" if value < dt.timedelta(0) else text
+
+
 def rows_to_table(
     columns: Sequence[str], rows: Sequence[Sequence[object]], *, truncated: bool, row_cap: int | None,
-    max_cell_chars: int = 2000,
+    max_cell_chars: int = 2000, types: Sequence[str] | None = None, time_zone: str | None = None,
+    duration_ms: float | None = None,
 ) -> ResultTable:
+    """Cells for display and JSON; ``types`` (Postgres type names) give each column its kind, else the
+    Python values do (core.column_kinds)."""
     return ResultTable(
         columns=tuple(columns),
         rows=tuple(tuple(to_cell(v, max_chars=max_cell_chars) for v in row) for row in rows),
         truncated=truncated,
         row_cap=row_cap,
+        kinds=column_kinds(len(columns), rows, types=types),
+        time_zone=time_zone,
+        duration_ms=duration_ms,
     )

@@ -16,10 +16,19 @@ from discord import app_commands
 
 from adapters.discord import events
 from adapters.discord.commands import pgbot_commands
-from adapters.discord.render import DiscordMessage, render
-from adapters.discord.views import ChartButton, DecisionButton, FeedbackButton, view_for
+from adapters.discord.render import CONTENT_LIMIT, DiscordMessage, render
+from adapters.discord.views import (
+    ChartButton,
+    DecisionButton,
+    ExportButton,
+    FeedbackButton,
+    ShowSqlButton,
+    export_attachment,
+    view_for,
+)
+from adapters.text_table import cut
 from core import Agent, ConfigError, Message, PgbotError, Reply, ReplyKind, render_error
-from core.config import DiscordSettings
+from core.config import ChatSettings, DiscordSettings
 
 log = structlog.get_logger(__name__)
 
@@ -47,16 +56,17 @@ Put = Callable[[DiscordMessage], Awaitable[discord.Message]]
 class PgbotClient(discord.Client):
     """A ``discord.Client`` that answers through core, with the ``/pgbot`` command tree; no business logic."""
 
-    def __init__(self, *, agent: Agent, settings: DiscordSettings) -> None:
+    def __init__(self, *, agent: Agent, settings: DiscordSettings, chat: ChatSettings | None = None) -> None:
         intents = discord.Intents.default()
         intents.message_content = True  # privileged: enable "Message Content Intent" in the developer portal
         # Text from the model or the database must never ping @everyone, roles or users.
         super().__init__(intents=intents, allowed_mentions=discord.AllowedMentions.none())
         self.agent = agent
         self.settings = settings
+        self.chat = chat or ChatSettings()  # how answers look ([chat])
         self.tree = app_commands.CommandTree(self)
         self.tree.add_command(pgbot_commands(self))
-        self.add_dynamic_items(DecisionButton, FeedbackButton, ChartButton)
+        self.add_dynamic_items(DecisionButton, FeedbackButton, ChartButton, ShowSqlButton, ExportButton)
 
     async def setup_hook(self) -> None:
         """After login, before the gateway: take the gateway URL from the configured API, register /pgbot."""
@@ -189,7 +199,7 @@ class PgbotClient(discord.Client):
         self, channel: discord.abc.Messageable, reply: Reply, live: discord.Message | None
     ) -> discord.Message | None:
         """Edit the live "working" message if there is one, else send; return the message still live."""
-        view = view_for(reply)
+        view = view_for(reply, show_sql=self.chat.show_sql)
 
         async def put(shown: DiscordMessage) -> discord.Message:
             files = [f.to_file() for f in shown.files]
@@ -202,7 +212,7 @@ class PgbotClient(discord.Client):
                 extra["files"] = files
             return await channel.send(content=shown.content, embeds=shown.embeds, **extra)
 
-        message = await deliver(put, reply)
+        message = await deliver(put, reply, show_sql=self.chat.show_sql)
         return message if reply.kind is ReplyKind.WORKING else None
 
     # --- /pgbot ask -----------------------------------------------------------------------------------------
@@ -260,7 +270,7 @@ class PgbotClient(discord.Client):
                 await self._show_interaction(interaction, render_error(exc), first=first)
 
     async def _show_interaction(self, interaction: discord.Interaction[Any], reply: Reply, *, first: bool) -> None:
-        view = view_for(reply)
+        view = view_for(reply, show_sql=self.chat.show_sql)
         extra: dict[str, Any] = {"view": view} if view is not None else {}
 
         async def put(shown: DiscordMessage) -> discord.Message:
@@ -273,13 +283,19 @@ class PgbotClient(discord.Client):
                 extra["files"] = files
             return await interaction.followup.send(content=shown.content, embeds=shown.embeds, wait=True, **extra)
 
-        await deliver(put, reply)
+        await deliver(put, reply, show_sql=self.chat.show_sql)
 
 
-async def deliver(put: Put, reply: Reply) -> discord.Message:
+async def deliver(put: Put, reply: Reply, *, show_sql: str = "button") -> discord.Message:
     """Send the rendered reply; embeds Discord refuses (a limit we missed) must not leave "Working on it…"
     forever, so a 400 on an answer is retried as text (and files) only."""
-    shown = render(reply)
+    shown = render(reply, show_sql=show_sql)
+    if reply.meta.get("export_path"):  # /export or the export tool: the file itself, never its path
+        file, problem = await asyncio.to_thread(export_attachment, reply)
+        if file is not None:
+            shown.files.append(file)
+        else:
+            shown.content = cut(f"{shown.content}\n⚠️ {problem}", CONTENT_LIMIT)
     try:
         return await put(shown)
     except discord.HTTPException as exc:
@@ -311,9 +327,11 @@ def invite_url(application_id: int) -> str:
     return discord.utils.oauth_url(application_id, permissions=PERMISSIONS, scopes=SCOPES)
 
 
-def build_discord_client(agent: Agent, settings: DiscordSettings) -> PgbotClient:
+def build_discord_client(
+    agent: Agent, settings: DiscordSettings, *, chat: ChatSettings | None = None
+) -> PgbotClient:
     """The client, not yet logged in. ``settings.api_base_url`` (tests, proxies) redirects discord.py's REST
     calls for the whole process, since discord.py keeps its base URL in a class attribute."""
     if settings.api_base_url:
         discord.http.Route.BASE = settings.api_base_url.rstrip("/")
-    return PgbotClient(agent=agent, settings=settings)
+    return PgbotClient(agent=agent, settings=settings, chat=chat)

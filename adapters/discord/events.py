@@ -138,3 +138,21 @@ def command_message(
         workspace, parent, key = str(guild_id), str(channel.id), thread or str(channel.id)
     return Message(platform=PLATFORM, workspace=workspace, channel=parent, thread=key, user=str(user.id),
                    text=question.strip(), user_name=user.display_name, groups=member_groups(user))
+
+
+def click_thread_key(interaction: discord.Interaction[Any]) -> str | None:
+    """The core thread of the message a button is on, so core can refuse a button of another conversation;
+    None when the channel is not known well enough to say (then core does not check)."""
+    channel, guild_id = interaction.channel, interaction.guild_id
+    if channel is None:
+        return None
+    if guild_id is None:
+        workspace, parent, thread = "dm", str(channel.id), str(channel.id)
+    elif isinstance(channel, discord.Thread):
+        workspace, parent, thread = str(guild_id), str(channel.parent_id), str(channel.id)
+    elif isinstance(channel, discord.TextChannel) and interaction.message is not None:
+        # /pgbot ask in a channel: the answer message keys the conversation (its thread gets the same id)
+        workspace, parent, thread = str(guild_id), str(channel.id), str(interaction.message.id)
+    else:
+        return None
+    return Message(platform=PLATFORM, workspace=workspace, channel=parent, thread=thread, user="", text="").thread_key

@@ -1,12 +1,15 @@
 """Reply → message content + embeds + files, within Discord's limits.
 
-Limits: 2000 chars of content, 4096 per embed description, 6000 over all embeds of one message. The SQL goes
-in a ```sql fence and the table in a monospace code block of at most 2000 characters. What does not fit is
-not lost: a result with more rows (or longer cells) than the block shows is attached as ``result.csv``, and
-answer text over 2000 characters as ``answer.md``, and an approval's statement longer than its SQL block as
-``change.sql`` (the card says so; it never shows a cut statement without the file). Markdown links show
-their real URL: ``[label](url)`` becomes ``label (<url>)``, so no label disguises an address. Buttons live
-in :mod:`adapters.discord.views`.
+Limits: 2000 chars of content, 4096 per embed description, 6000 over all embeds of one message. An answer
+reads answer → data → context: the text (content), the result (an embed: core.display's formatted values in
+a monospace block of at most :data:`CODE_WIDTH` columns and 15 rows, or fields for a one-row result), and
+the context line (database · role · rows · time · time zone) in that embed's footer. An answer's SQL is
+behind a "Show SQL" button (:mod:`adapters.discord.views`), or in a ```sql embed when ``[chat] show_sql =
+"inline"``. What does not fit is not lost: a result the embed does not show whole is attached as
+``result.csv``, and answer text over 2000 characters as ``answer.md``. An approval's statement longer
+than its SQL block is attached as ``change.sql`` (the card says so; it never shows a cut statement without
+the file). Markdown links show their real URL: ``[label](url)`` becomes ``label (<url>)``, so no label
+disguises an address.
 """
 
 from __future__ import annotations
@@ -19,8 +22,8 @@ from dataclasses import dataclass, field
 
 import discord
 
-from adapters.text_table import MAX_CELL, cut, text_table
-from core import ApprovalPrompt, Reply, ReplyKind, ResultTable
+from adapters.text_table import CODE_WIDTH, MAX_CELL, cut, grid, text_table
+from core import ApprovalPrompt, DisplayTable, Reply, ReplyKind, ResultTable, context_line, display_table, pretty_sql
 
 CONTENT_LIMIT = 2000
 DESCRIPTION_LIMIT = 4096
@@ -34,6 +37,9 @@ NOTE_LIMIT = 1024  # an embed field's value
 FILE_LIMIT = 8 * 1024 * 1024  # under the 10 MiB Discord allows every bot
 SUMMARY_LIMIT = 600
 FACT_LIMIT = 100
+MAX_FIELDS = 25  # fields per embed
+FIELD_VALUE_LIMIT = 1024
+FOOTER_LIMIT = 2048
 
 _COLOURS = {
     ReplyKind.ANSWER: discord.Colour.blurple(),
@@ -165,8 +171,34 @@ def sql_fits(sql: str) -> bool:
     return len(body) <= SQL_BUDGET - len("```sql\n") - len("\n```")
 
 
-def render(reply: Reply) -> DiscordMessage:
-    """Content carries the text; embeds carry the approval facts, the SQL and the table; files the rest."""
+def result_embed(reply: Reply, table: ResultTable, *, colour: discord.Colour | None) -> tuple[discord.Embed, bool]:
+    """The result for people: fields for one row, else an aligned monospace block; the footer says what is
+    not shown and the context line. True when the CSV should follow (something is not shown whole)."""
+    embed = discord.Embed(colour=colour)
+    if not table.columns:
+        embed.description = "The statement returned no columns."
+        return embed, False
+    shown = display_table(table, width=CODE_WIDTH, one_row_fields=MAX_FIELDS)
+    if shown.one_row:
+        for name, value in zip(shown.columns, shown.rows[0], strict=True):
+            embed.add_field(name=cut(name, 256), value=cut(value, FIELD_VALUE_LIMIT) or "\u200b", inline=True)
+    else:
+        embed.description = fence(grid(shown), limit=TABLE_BUDGET)
+    embed.set_footer(text=cut(_footer(reply, shown), FOOTER_LIMIT))
+    return embed, not shown.complete
+
+
+def _footer(reply: Reply, shown: DisplayTable) -> str:
+    note = shown.note(where=f"in {CSV_NAME}")
+    if shown.more_exist and not reply.answer_id:
+        note = " · ".join(n for n in (note, "more rows exist: /export with the query gives every row") if n)
+    return "\n".join(line for line in (note, context_line(reply, shown)) if line)
+
+
+def render(reply: Reply, *, show_sql: str = "button") -> DiscordMessage:
+    """Content carries the text; embeds carry the approval facts, the SQL and the table; files the rest.
+
+    ``show_sql``: "button" (an answer's SQL behind Show SQL, see views) or "inline" (``[chat] show_sql``)."""
     colour = _COLOURS.get(reply.kind)
     content, files = _content(reply)
     embeds: list[discord.Embed] = []
@@ -178,15 +210,17 @@ def render(reply: Reply) -> DiscordMessage:
         if reply.approval.preview is not None:
             embeds.append(table_embed(reply.approval.preview, title="Preview", colour=colour)[0])
     else:
-        if reply.sql:
-            embeds.append(sql_embed(reply.sql, colour=colour))
         if reply.table is not None:
-            embed, partial = table_embed(reply.table, title="Result", colour=colour, csv_name=CSV_NAME)
-            if reply.database:
-                embed.set_author(name=f"database: {reply.database}")
+            embed, partial = result_embed(reply, reply.table, colour=colour)
             embeds.append(embed)
             if partial:
                 files.append(Attachment(CSV_NAME, table_csv(reply.table)))
+        if reply.sql and not (reply.answer_id and show_sql == "button"):
+            embeds.append(sql_embed(tuple(pretty_sql(s) for s in reply.sql), colour=colour))
+        if reply.table is None and reply.database and reply.kind in (ReplyKind.ANSWER, ReplyKind.RESULT):
+            line = context_line(reply)
+            if line:
+                content = cut(f"{content}\n-# {line}" if content else f"-# {line}", CONTENT_LIMIT)
     files.extend(chart_files(reply))
     if reply.error_id and not embeds:
         content = cut(f"{content}\n-# error id: {reply.error_id}", CONTENT_LIMIT)

@@ -13,7 +13,7 @@ async def run_discord(agent: Agent, settings: DiscordSettings) -> None:
     """Log in and stay connected to the gateway until cancelled."""
     if settings.token is None or not settings.token.get_secret_value():
         raise ConfigError("discord.token is not set (PGBOT_DISCORD__TOKEN)")
-    client = build_discord_client(agent, settings)
+    client = build_discord_client(agent, settings, chat=agent.settings.chat)
     # /readyz: logged in, gateway session READY, not closed (discord.py reconnects on its own).
     agent.health.report_chat("discord", lambda: client.is_ready() and not client.is_closed())
     try:

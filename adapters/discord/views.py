@@ -1,5 +1,7 @@
-"""Buttons: Approve/Reject (``pgbot:approve:<action_id>`` / ``pgbot:reject:<action_id>``) and 👍/👎
-(``pgbot:fb:up:<answer_id>`` / ``pgbot:fb:down:<answer_id>``).
+"""Buttons: Approve/Reject (``pgbot:approve:<action_id>`` / ``pgbot:reject:<action_id>``), 👍/👎
+(``pgbot:fb:up:<answer_id>`` / ``pgbot:fb:down:<answer_id>``), Show SQL (``pgbot:sql:<answer_id>``, answered
+to the clicker alone) and Export all rows (``pgbot:export:<answer_id>``: run as the clicker's own role; the
+file is posted in the thread for the asker, and only to the clicker (ephemeral) for anyone else).
 
 They are :class:`discord.ui.DynamicItem` s registered on the client, so a click is understood from its
 ``custom_id`` alone: buttons on messages posted before a restart still work. A click from a guild or channel
@@ -10,16 +12,19 @@ decision); core decides whether it is allowed, expired or already done.
 
 from __future__ import annotations
 
+import asyncio
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self
 
 import discord
 import structlog
 
-from adapters.discord.events import PLATFORM, allowed_place, member_groups
-from adapters.discord.render import CONTENT_LIMIT, render
+from adapters.discord.events import PLATFORM, allowed_place, click_thread_key, member_groups
+from adapters.discord.render import CONTENT_LIMIT, FILE_LIMIT, Attachment, render
 from adapters.text_table import cut
 from core import Agent, PgbotError, Reply, ReplyKind, can_chart
+from core.export import human_size
 from core.permissions import GroupLookup
 
 if TYPE_CHECKING:
@@ -188,6 +193,90 @@ async def record_feedback(
     return await agent.feedback(answer_id=answer_id, user=user, helpful=helpful, groups=groups)
 
 
+class ShowSqlButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=rf"pgbot:sql:(?P<answer_id>{_ID})",
+):
+    """The answer's SQL, pretty-printed, shown to the clicker alone."""
+
+    def __init__(self, *, answer_id: str) -> None:
+        super().__init__(discord.ui.Button(label="Show SQL", style=discord.ButtonStyle.secondary,
+                                           custom_id=f"pgbot:sql:{answer_id}"))
+        self.answer_id = answer_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        return cls(answer_id=match["answer_id"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        if await refused_here(interaction):
+            return
+        agent = _client(interaction).agent
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        reply = await agent.show_sql(answer_id=self.answer_id, thread_key=click_thread_key(interaction))
+        shown = render(reply)
+        await interaction.followup.send(content=shown.content, embeds=shown.embeds, ephemeral=True)
+
+
+class ExportButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=rf"pgbot:export:(?P<answer_id>{_ID})",
+):
+    """Every row of the answer as CSV, run as the clicker's own database role."""
+
+    def __init__(self, *, answer_id: str) -> None:
+        super().__init__(discord.ui.Button(label="Export all rows (CSV)", style=discord.ButtonStyle.secondary,
+                                           custom_id=f"pgbot:export:{answer_id}"))
+        self.answer_id = answer_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        return cls(answer_id=match["answer_id"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        if await refused_here(interaction):
+            return
+        agent = _client(interaction).agent
+        await interaction.response.defer()  # an export may take longer than Discord's 3 s
+        reply = await agent.export_answer(
+            answer_id=self.answer_id, user=f"{PLATFORM}:{interaction.user.id}",
+            groups=member_groups(interaction.user), thread_key=click_thread_key(interaction),
+        )
+        file, problem = await asyncio.to_thread(export_attachment, reply)
+        if file is None:
+            shown = render(reply if not problem else Reply(kind=ReplyKind.ERROR, text=problem))
+            await interaction.followup.send(content=shown.content, embeds=shown.embeds, ephemeral=True)
+            return
+        private = reply.meta.get("export_private") == "yes"
+        text = reply.text + ("\n-# Only you see this: it ran as your own database role." if private else "")
+        await interaction.followup.send(content=cut(text, CONTENT_LIMIT), file=file.to_file(), ephemeral=private)
+
+
+def export_attachment(reply: Reply) -> tuple[Attachment | None, str]:
+    """The CSV an export reply names, read from pgbot's host, or why it is not sent (size and limit, never
+    the path)."""
+    path = reply.meta.get("export_path")
+    if not path:
+        return None, ""
+    file = Path(path)
+    size = int(reply.meta.get("export_bytes") or 0)
+    if size > FILE_LIMIT:
+        log.info("discord_export_not_uploaded", path=path, reason="too big", bytes=size)
+        return None, (f"The CSV is {human_size(size)}, over the {human_size(FILE_LIMIT)} pgbot uploads to Discord, "
+                      f"so it was not sent; narrow the query (fewer rows or columns), or ask whoever runs pgbot "
+                      f"for {file.name}.")
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        log.warning("discord_export_unreadable", path=path, error=str(exc))
+        return None, "The export file could not be read on pgbot's host; the details are in pgbot's log."
+    return Attachment(file.name, data), ""
+
+
 class ChartButton(
     discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
     template=rf"pgbot:chart:(?P<answer_id>{_ID})",
@@ -207,6 +296,8 @@ class ChartButton(
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         """The chart goes in the thread naming who asked for it; a refusal or error only to the clicker."""
+        if await refused_here(interaction):
+            return
         agent = _client(interaction).agent
         await interaction.response.defer()  # a deferred update: the query may take longer than 3 s
         reply = await agent.chart_answer(answer_id=self.answer_id, user=f"{PLATFORM}:{interaction.user.id}",
@@ -226,13 +317,17 @@ def chart_button(reply: Reply) -> list[discord.ui.Item[Any]]:
     return [ChartButton(answer_id=reply.answer_id)]
 
 
-def view_for(reply: Reply) -> discord.ui.View | None:
+def view_for(reply: Reply, *, show_sql: str = "button") -> discord.ui.View | None:
     """The buttons a reply needs, or None (which also clears buttons when a message is edited)."""
     items: list[discord.ui.Item[Any]] = []
     if reply.approval is not None:
         items.append(DecisionButton(decision="approve", action_id=reply.approval.action_id))
         items.append(DecisionButton(decision="reject", action_id=reply.approval.action_id))
     if reply.answer_id:
+        if reply.sql and show_sql == "button":
+            items.append(ShowSqlButton(answer_id=reply.answer_id))
+        if reply.table is not None and reply.table.truncated:
+            items.append(ExportButton(answer_id=reply.answer_id))
         items.append(FeedbackButton(vote="up", answer_id=reply.answer_id))
         items.append(FeedbackButton(vote="down", answer_id=reply.answer_id))
     items.extend(chart_button(reply))

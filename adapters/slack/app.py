@@ -2,9 +2,12 @@
 
 A conversation's first reply ("Working on it…") is posted at once in the thread and then edited into the
 answer with ``chat.update``, so a thread shows one message per question; a result too big for the message
-follows as a CSV file (and an approval's long statement as change.sql). Button clicks are acked first (Slack's
-3-second limit), then, if ``allowed_teams`` and ``allowed_channels`` admit the clicker, passed to core as (id,
-clicking user, decision); core decides the rest. The Web API client retries rate limits (429, after
+follows as a CSV file (and an approval's long statement as change.sql), and so does an export (never a path
+on pgbot's host). Button clicks are acked first (Slack's 3-second limit), then, if ``allowed_teams`` and
+``allowed_channels`` admit the clicker, passed to core as (id, clicking user, decision); core decides the rest.
+"Show SQL" answers only the clicker (ephemeral); "Export all rows" runs as the clicker and uploads the file
+into the thread when they asked the question, else into a direct message to them (their role may read more
+than the thread was shown). The Web API client retries rate limits (429, after
 ``Retry-After``), 500/503 and dropped connections itself; what still fails is logged with Slack's error code.
 """
 
@@ -32,15 +35,17 @@ from adapters.slack import events, render
 from adapters.slack.progress import Progress, elapsed_text
 from adapters.text_table import cut
 from core import Agent, ConfigError, Message, PgbotError, Reply, ReplyKind, render_error
-from core.config import SlackSettings
+from core.config import ChatSettings, SlackSettings
+from core.export import human_size
 
 log = structlog.get_logger(__name__)
 
 PROGRESS_EVERY_S = 15.0  # how often a long turn's "Working on it…" message says how long it has run
 
-# An /export file bigger than this stays on pgbot's host (its path is in the reply); Slack takes up to 1 GB,
-# but the SDK reads the whole file into memory to send it.
+# An export bigger than this is not uploaded (the reply says so); Slack takes up to 1 GB, but the SDK reads
+# the whole file into memory to send it.
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+TABLE_REFUSED = frozenset({"invalid_blocks", "invalid_attachments"})  # e.g. a workspace without table blocks
 
 NOT_HERE = (
     "pgbot is not enabled in this channel, so it will not answer here. Ask whoever runs pgbot to add this "
@@ -61,8 +66,12 @@ def _secret(value: SecretStr | None) -> str | None:
     return value.get_secret_value() if value is not None else None
 
 
-def build_slack_app(agent: Agent, settings: SlackSettings, *, progress_every_s: float = PROGRESS_EVERY_S) -> AsyncApp:
-    """A bolt ``AsyncApp`` whose Web API client talks to ``settings.api_base_url``."""
+def build_slack_app(
+    agent: Agent, settings: SlackSettings, *, progress_every_s: float = PROGRESS_EVERY_S,
+    chat: ChatSettings | None = None,
+) -> AsyncApp:
+    """A bolt ``AsyncApp`` whose Web API client talks to ``settings.api_base_url``; ``chat``: how answers
+    look (``[chat]``; the defaults when not given)."""
     token = _secret(settings.bot_token)
     if not token:
         raise ConfigError("slack.bot_token is not set (PGBOT_SLACK__BOT_TOKEN)")
@@ -76,7 +85,7 @@ def build_slack_app(agent: Agent, settings: SlackSettings, *, progress_every_s: 
         name="pgbot",
     )
     threads = events.RecentKeys()
-    poster = _Poster(agent=agent, threads=threads, progress_every_s=progress_every_s)
+    poster = _Poster(agent=agent, threads=threads, progress_every_s=progress_every_s, chat=chat or ChatSettings())
     allowed = {"allowed_channels": settings.allowed_channels, "allowed_teams": settings.allowed_teams}
 
     @app.event("app_mention")
@@ -144,7 +153,20 @@ def build_slack_app(agent: Agent, settings: SlackSettings, *, progress_every_s: 
     @app.action(render.CHART)
     async def on_chart(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
-        await poster.chart(client, body)
+        if click_allowed(body):
+            await poster.chart(client, body)
+
+    @app.action(render.SHOW_SQL)
+    async def on_show_sql(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        if click_allowed(body):
+            await poster.show_sql(client, body)
+
+    @app.action(render.EXPORT)
+    async def on_export(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        if click_allowed(body):
+            await poster.export(client, body)
 
     return app
 
@@ -152,11 +174,18 @@ def build_slack_app(agent: Agent, settings: SlackSettings, *, progress_every_s: 
 class _Poster:
     """Turns core replies into Web API calls. Its only state: threads answered in and messages seen."""
 
-    def __init__(self, *, agent: Agent, threads: events.RecentKeys, progress_every_s: float) -> None:
+    def __init__(
+        self, *, agent: Agent, threads: events.RecentKeys, progress_every_s: float, chat: ChatSettings
+    ) -> None:
         self.agent = agent
         self.threads = threads
         self.progress_every_s = progress_every_s
         self.seen = events.RecentKeys()  # (channel, ts) of messages already answered
+        self.sql_mode = chat.show_sql
+        self.native_table = True  # off for good once Slack refuses a table block (the code block works everywhere)
+
+    def _render(self, reply: Reply) -> render.SlackMessage:
+        return render.render(reply, show_sql=self.sql_mode, native_table=self.native_table)
 
     async def learn_thread(self, event: Mapping[str, Any], *, team_id: str) -> None:
         """A reply in a thread this process has not seen: ask core whether pgbot talks there (another
@@ -202,9 +231,9 @@ class _Poster:
                     if progress is not None:
                         await progress.stop()
                         progress = None
-                    shown = render.render(reply)
-                    live_ts = await self._show(client, reply, shown, channel=channel, thread_ts=thread_ts,
-                                               live_ts=live_ts)
+                    shown = self._render(reply)
+                    live_ts, shown = await self._show(client, reply, shown, channel=channel, thread_ts=thread_ts,
+                                                      live_ts=live_ts)
                     if reply.kind is ReplyKind.WORKING and live_ts is not None and self.progress_every_s > 0:
                         progress = self._progress(client, reply, channel=channel, ts=live_ts)
                     elif reply.kind is not ReplyKind.WORKING:
@@ -217,7 +246,7 @@ class _Poster:
                 await progress.stop()
                 progress = None
             error = render_error(exc)
-            await self._show(client, error, render.render(error), channel=channel, thread_ts=thread_ts,
+            await self._show(client, error, self._render(error), channel=channel, thread_ts=thread_ts,
                              live_ts=live_ts)
         finally:
             if progress is not None:
@@ -233,32 +262,44 @@ class _Poster:
     async def _show(
         self, client: AsyncWebClient, reply: Reply, shown: render.SlackMessage, *, channel: str, thread_ts: str,
         live_ts: str | None,
-    ) -> str | None:
-        """Update the live "working" message if there is one, else post; return the message still live."""
+    ) -> tuple[str | None, render.SlackMessage]:
+        """Update the live "working" message if there is one, else post; return the message still live and
+        what was shown. A refused table block is retried as a code block; other refused blocks as text."""
         try:
             ts = await self._put(client, shown, channel=channel, thread_ts=thread_ts, live_ts=live_ts)
         except SlackApiError as exc:
             if reply.kind is ReplyKind.WORKING:
                 raise
-            # Blocks Slack refuses (a limit we missed) must not leave "Working on it…" forever: send text only.
-            log.warning("slack_blocks_refused", channel=channel, error=exc.response.get("error"))
-            plain = render.SlackMessage(text=shown.text, blocks=[render.section(render.escape(reply.text))])
-            ts = await self._put(client, plain, channel=channel, thread_ts=thread_ts, live_ts=live_ts)
-        return ts if reply.kind is ReplyKind.WORKING else None
+            error = str(exc.response.get("error"))
+            log.warning("slack_blocks_refused", channel=channel, error=error)
+            ts = None
+            if error in TABLE_REFUSED and any(b.get("type") == "table" for b in shown.blocks):
+                self.native_table = False
+                shown = self._render(reply)
+                try:
+                    ts = await self._put(client, shown, channel=channel, thread_ts=thread_ts, live_ts=live_ts)
+                except SlackApiError as again:
+                    log.warning("slack_blocks_refused", channel=channel, error=again.response.get("error"))
+            if ts is None:
+                # Blocks Slack refuses (a limit we missed) must not leave "Working on it…" forever: text only.
+                shown = render.SlackMessage(text=shown.text, blocks=[render.section(render.escape(reply.text))],
+                                            file=shown.file)
+                ts = await self._put(client, shown, channel=channel, thread_ts=thread_ts, live_ts=live_ts)
+        return (ts if reply.kind is ReplyKind.WORKING else None), shown
 
     async def _attach(
         self, client: AsyncWebClient, reply: Reply, file: render.CsvFile | None, *, channel: str, thread_ts: str
     ) -> None:
-        """Upload the CSV of a result the message could not show in full, or an /export file, into the thread."""
-        file = file or await _export_file(reply)
+        """Upload the CSV of a result the message could not show in full, or an export, into the thread."""
+        if reply.meta.get("export_path"):
+            file, problem = await _export_file(reply)
+            if problem:
+                await client.chat_postMessage(channel=channel, thread_ts=thread_ts,
+                                              text=f":warning: {render.escape(problem)}")
         if file is None:
             return
-        try:
-            await client.files_upload_v2(channel=channel, thread_ts=thread_ts, filename=file.filename,
-                                         title=file.title, content=file.content)
-        except (SlackApiError, SlackRequestError) as exc:
-            why = str(exc.response.get("error")) if isinstance(exc, SlackApiError) else "the upload failed"
-            log.warning("slack_upload_failed", channel=channel, error=why)
+        why = await _upload(client, file, channel=channel, thread_ts=thread_ts)
+        if why:
             await client.chat_postMessage(
                 channel=channel, thread_ts=thread_ts, text=f":warning: {file.if_lost} ({render.escape(why)}).",
             )
@@ -326,7 +367,7 @@ class _Poster:
 
         outcome = await self.agent.decide(action_id=str(action["value"]), decided_by=f"slack:{user}", approve=approve,
                                           progress=progress)
-        shown = render.render(outcome)
+        shown = self._render(outcome)
         try:
             await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=shown.text, blocks=shown.blocks)
             if outcome.kind is ReplyKind.OUTCOME:
@@ -344,32 +385,104 @@ class _Poster:
         action, user, channel, msg = _click(body)
         # core turns every failure into an error reply itself
         reply = await self.agent.feedback(answer_id=str(action["value"]), user=f"slack:{user}", helpful=helpful)
-        shown = render.render(reply)
+        await self._tell(client, reply, channel=channel, user=user, thread_ts=str(msg.get("thread_ts") or msg["ts"]))
+
+    async def _tell(self, client: AsyncWebClient, reply: Reply, *, channel: str, user: str, thread_ts: str) -> None:
+        """A reply only the clicking person sees (ephemeral)."""
+        shown = self._render(reply)
         try:
-            await client.chat_postEphemeral(
-                channel=channel, user=user, thread_ts=str(msg.get("thread_ts") or msg["ts"]),
-                text=shown.text, blocks=shown.blocks,
-            )
+            await client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread_ts, text=shown.text,
+                                            blocks=shown.blocks)
         except SlackApiError as exc:
             log.error("slack_post_failed", channel=channel, error=exc.response.get("error"))
 
+    async def show_sql(self, client: AsyncWebClient, body: Mapping[str, Any]) -> None:
+        """Show SQL: the answer's statements, pretty-printed, for the clicker alone."""
+        action, user, channel, msg = _click(body)
+        thread_ts = str(msg.get("thread_ts") or msg["ts"])
+        reply = await self.agent.show_sql(answer_id=str(action["value"]),
+                                          thread_key=_thread_key(body, channel=channel, thread_ts=thread_ts))
+        await self._tell(client, reply, channel=channel, user=user, thread_ts=thread_ts)
 
-async def _export_file(reply: Reply) -> render.CsvFile | None:
-    """The file an /export reply names (core wrote it on this host), unless it is too big to send."""
-    path = reply.meta.get("export_path")
-    if not path:
-        return None
+    async def export(self, client: AsyncWebClient, body: Mapping[str, Any]) -> None:
+        """Export all rows: run as the clicker (core resolves their own role), then upload the CSV: into the
+        thread for the asker, into a direct message for anyone else; problems go to the clicker alone."""
+        action, user, channel, msg = _click(body)
+        thread_ts = str(msg.get("thread_ts") or msg["ts"])
+        reply = await self.agent.export_answer(answer_id=str(action["value"]), user=f"slack:{user}",
+                                               thread_key=_thread_key(body, channel=channel, thread_ts=thread_ts))
+        if not reply.meta.get("export_path"):
+            await self._tell(client, reply, channel=channel, user=user, thread_ts=thread_ts)
+            return
+        file, problem = await _export_file(reply)
+        if file is None:
+            await self._tell(client, Reply(kind=ReplyKind.ERROR, text=problem), channel=channel, user=user,
+                             thread_ts=thread_ts)
+            return
+        private = reply.meta.get("export_private") == "yes"
+        where, where_ts = channel, thread_ts
+        if private:
+            try:
+                opened = await client.conversations_open(users=user)
+                where, where_ts = str(opened["channel"]["id"]), ""
+            except SlackApiError as exc:
+                error = str(exc.response.get("error"))
+                log.warning("slack_dm_not_opened", user=user, error=error)
+                text = (f"pgbot could not send you the file in a direct message (Slack said: {error}). It ran as "
+                        "your own database role, so it is not posted in the thread.")
+                await self._tell(client, Reply(kind=ReplyKind.ERROR, text=text), channel=channel, user=user,
+                                 thread_ts=thread_ts)
+                return
+        why = await _upload(client, file, channel=where, thread_ts=where_ts, comment=render.escape(reply.text))
+        if why:
+            text = f"The file could not be uploaded ({why})."
+            await self._tell(client, Reply(kind=ReplyKind.ERROR, text=text), channel=channel, user=user,
+                             thread_ts=thread_ts)
+        elif private:
+            text = ("I sent you the file in a direct message: it ran as your own database role, so it stays "
+                    "with you.")
+            await self._tell(client, Reply(kind=ReplyKind.INFO, text=text), channel=channel, user=user,
+                             thread_ts=thread_ts)
+
+
+async def _upload(
+    client: AsyncWebClient, file: render.CsvFile, *, channel: str, thread_ts: str, comment: str = ""
+) -> str:
+    """Upload into ``channel`` (the thread when ``thread_ts``); '' when it worked, else Slack's reason."""
+    try:
+        await client.files_upload_v2(channel=channel, thread_ts=thread_ts or None, filename=file.filename,
+                                     title=file.title, content=file.content, initial_comment=comment or None)
+    except (SlackApiError, SlackRequestError) as exc:
+        why = str(exc.response.get("error")) if isinstance(exc, SlackApiError) else "the upload failed"
+        log.warning("slack_upload_failed", channel=channel, error=why)
+        return why
+    return ""
+
+
+async def _export_file(reply: Reply) -> tuple[render.CsvFile | None, str]:
+    """The file an export reply names (core wrote it on this host), or why it is not sent: what people read
+    names the size and the limit, never the path."""
+    path = str(reply.meta.get("export_path"))
     file = Path(path)
     try:
         content = await asyncio.to_thread(_read_at_most, file, MAX_UPLOAD_BYTES)
     except OSError as exc:
         log.warning("slack_export_unreadable", path=path, error=str(exc))
-        return None
+        return None, "The export file could not be read on pgbot's host; the details are in pgbot's log."
     if content is None:
-        log.info("slack_export_not_uploaded", path=path, reason="too big")
-        return None
+        size = int(reply.meta.get("export_bytes") or 0)
+        log.info("slack_export_not_uploaded", path=path, reason="too big", bytes=size)
+        return None, (f"The CSV is {human_size(size)}, over the {human_size(MAX_UPLOAD_BYTES)} pgbot uploads to "
+                      f"Slack, so it was not sent; narrow the query (fewer rows or columns), or ask whoever runs "
+                      f"pgbot for {file.name}.")
     return render.CsvFile(filename=file.name, title=f"Export ({reply.meta.get('export_rows', '?')} rows)",
-                          content=content)
+                          content=content), ""
+
+
+def _thread_key(body: Mapping[str, Any], *, channel: str, thread_ts: str) -> str:
+    """The core thread a clicked button sits in (core refuses a button of another conversation)."""
+    return Message(platform="slack", workspace=events.team_of(body), channel=channel, thread=thread_ts, user="",
+                   text="").thread_key
 
 
 def _read_at_most(file: Path, limit: int) -> bytes | None:

@@ -1,11 +1,19 @@
 """Reply → Block Kit, within Slack's limits (3000 chars per section text, 50 blocks per message).
 
-Every text goes through :func:`escape` (Slack parses ``&``, ``<`` and ``>`` as markup, even in code
-blocks). Button ``value``s carry the ids core needs back: the action id on Approve/Reject, the answer id
-on 👍/👎; the adapter never interprets them. A result table that does not fit in full (rows, columns or
-long cells cut) also comes back as a CSV file for the app to upload beside the answer, and a statement
-too long for an approval card comes back whole as ``change.sql``: the card says so, and never shows a cut
-statement without it. Markdown links from the model show their real URL; no label can disguise one.
+An answer reads answer → data → context: the sentence, the result (core.display's formatted values), one
+context line (database · role · rows · time · time zone), then the buttons: "Show SQL" (the SQL itself only
+when ``[chat] show_sql = "inline"``), "Export all rows (CSV)" when the row cap cut the result, 👍/👎.
+
+The result is Slack's native ``table`` block where it fits (Slack: at most 100 rows of at most 20 cells,
+cells ``raw_text`` or ``rich_text``, one table per message, shown at the bottom of the message as an
+attachment), else a monospace code block (``native_table=False``: the app's retry when Slack refuses the
+table); a one-row result is key: value fields. Every text goes through :func:`escape` (Slack parses ``&``,
+``<`` and ``>`` as markup, even in code blocks; ``raw_text`` cells are plain text). Button ``value``s carry
+the ids core needs back: the action id on Approve/Reject, the answer id on the answer's buttons; the
+adapter never interprets them. A result the message does not show in full also comes back as a CSV file
+for the app to upload beside the answer. A statement too long for an approval card comes back whole as ``change.sql``:
+the card says so, and never shows a cut statement without it. Markdown links from the model show their
+real URL; no label can disguise one.
 """
 
 from __future__ import annotations
@@ -16,11 +24,24 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from adapters.text_table import MAX_CELL, cut, text_table
-from core import ApprovalPrompt, Reply, ReplyKind, ResultTable, can_chart
+from adapters.text_table import CODE_WIDTH, MAX_CELL, cut, grid, text_table
+from core import (
+    ApprovalPrompt,
+    DisplayTable,
+    Reply,
+    ReplyKind,
+    ResultTable,
+    can_chart,
+    context_line,
+    display_table,
+    pretty_sql,
+)
 
 SECTION_LIMIT = 3000
 MAX_BLOCKS = 50
+TABLE_MAX_ROWS = 100  # Slack's table block: rows including the header
+TABLE_MAX_COLUMNS = 20
+FIELDS_PER_SECTION = 10
 FALLBACK_LIMIT = 3000  # the notification text; the blocks carry the full message
 
 APPROVE = "pgbot_approve"
@@ -29,6 +50,8 @@ FEEDBACK_UP = "pgbot_feedback_up"
 FEEDBACK_DOWN = "pgbot_feedback_down"
 CHART = "pgbot_chart"
 CHART_BLOCK = "pgbot_chart"
+SHOW_SQL = "pgbot_show_sql"
+EXPORT = "pgbot_export"
 DECISION_BLOCK = "pgbot_decision"
 FEEDBACK_BLOCK = "pgbot_feedback"
 
@@ -250,12 +273,15 @@ def approval_blocks(prompt: ApprovalPrompt) -> list[Block]:
     return blocks
 
 
-def feedback_block(answer_id: str) -> Block:
-    return {
-        "type": "actions",
-        "block_id": FEEDBACK_BLOCK,
-        "elements": [_button("👍", FEEDBACK_UP, answer_id), _button("👎", FEEDBACK_DOWN, answer_id)],
-    }
+def feedback_block(answer_id: str, *, show_sql: bool = False, export: bool = False) -> Block:
+    """The answer's buttons: Show SQL and Export all rows (when they apply), then 👍/👎."""
+    elements = []
+    if show_sql:
+        elements.append(_button("Show SQL", SHOW_SQL, answer_id))
+    if export:
+        elements.append(_button("Export all rows (CSV)", EXPORT, answer_id))
+    elements += [_button("👍", FEEDBACK_UP, answer_id), _button("👎", FEEDBACK_DOWN, answer_id)]
+    return {"type": "actions", "block_id": FEEDBACK_BLOCK, "elements": elements}
 
 
 def chart_blocks(reply: Reply) -> list[Block]:
@@ -266,14 +292,88 @@ def chart_blocks(reply: Reply) -> list[Block]:
              "elements": [_button(":chart_with_upwards_trend: Chart", CHART, reply.answer_id)]}]
 
 
-def render(reply: Reply) -> SlackMessage:
-    """The whole message for one reply; the trailing actions block always survives the block cap."""
+def sql_blocks(statements: tuple[str, ...]) -> list[Block]:
+    """Statements in code blocks, split at line breaks so a long one is shown whole across blocks."""
+    blocks: list[Block] = []
+    room = SECTION_LIMIT - 8
+    for statement in statements:
+        chunk = ""
+        for line in escape(statement.replace("```", "` ` `")).splitlines() or [""]:
+            while len(line) > room:  # one enormous line: hard-cut it
+                if chunk:
+                    blocks.append(section(f"```\n{chunk}\n```"))
+                    chunk = ""
+                blocks.append(section(f"```\n{line[:room]}\n```"))
+                line = line[room:]
+            if chunk and len(chunk) + 1 + len(line) > room:
+                blocks.append(section(f"```\n{chunk}\n```"))
+                chunk = ""
+            chunk = f"{chunk}\n{line}" if chunk else line
+        blocks.append(section(f"```\n{chunk}\n```"))
+    return blocks
+
+
+def result_blocks(table: ResultTable, *, native_table: bool = True) -> tuple[list[Block], DisplayTable | None]:
+    """The result as people read it: fields for one row, else a native table or a code block; plus what
+    was shown (None when the statement returned no columns)."""
+    if not table.columns:
+        return [context("The statement returned no columns.")], None
+    shown = display_table(table, width=None if native_table else CODE_WIDTH)
+    if shown.one_row:
+        return _field_sections(shown), shown
+    if native_table and len(shown.rows) < TABLE_MAX_ROWS and len(shown.columns) <= TABLE_MAX_COLUMNS:
+        return [table_block(shown)], shown
+    max_rows = len(shown.rows)
+    body = escape(grid(shown))
+    while len(body) > SECTION_LIMIT - 8 and max_rows > 1:  # escaping grew it (& → &amp;): fewer rows
+        max_rows -= 1
+        shown = display_table(table, width=CODE_WIDTH, max_rows=max_rows)
+        body = escape(grid(shown))
+    return [section(f"```\n{cut(body, SECTION_LIMIT - 8)}\n```")], shown
+
+
+def table_block(shown: DisplayTable) -> Block:
+    """Slack's native table: a bold header row, then the formatted cells; numbers right-aligned."""
+    header = [{"type": "rich_text", "elements": [{"type": "rich_text_section", "elements": [
+        {"type": "text", "text": name or " ", "style": {"bold": True}}]}]} for name in shown.columns]
+    rows = [header, *([{"type": "raw_text", "text": text or "\u200b"} for text in row] for row in shown.rows)]
+    settings = [{"align": "right"} if right else None for right in shown.right]
+    block: Block = {"type": "table", "rows": rows}
+    if any(settings):
+        block["column_settings"] = settings
+    return block
+
+
+def _field_sections(shown: DisplayTable) -> list[Block]:
+    """A one-row result as "name / value" fields, ten per section (Slack's limit)."""
+    fields = [{"type": "mrkdwn", "text": cut(f"*{escape(name)}*\n{escape(value)}", 2000)}
+              for name, value in zip(shown.columns, shown.rows[0], strict=True)]
+    return [{"type": "section", "fields": fields[i:i + FIELDS_PER_SECTION]}
+            for i in range(0, len(fields), FIELDS_PER_SECTION)]
+
+
+def _result_note(reply: Reply, shown: DisplayTable | None) -> str:
+    """``showing 15 of 500+ · 10 more columns in the CSV`` and, for a capped result, where the rest is."""
+    if shown is None:
+        return ""
+    notes = [shown.note(where="in the CSV")] if not shown.complete or shown.more_exist else []
+    if shown.more_exist and not reply.answer_id:
+        notes.append("more rows exist: /export with the query gives every row")
+    return " · ".join(n for n in notes if n)
+
+
+def render(reply: Reply, *, show_sql: str = "button", native_table: bool = True) -> SlackMessage:
+    """The whole message for one reply; the trailing actions block always survives the block cap.
+
+    ``show_sql``: "button" (an answer's SQL behind Show SQL) or "inline" (``[chat] show_sql``)."""
     icon = _ICONS.get(reply.kind, "")
     blocks: list[Block] = []
     file: CsvFile | None = None
     if reply.text:
         blocks.extend(section(chunk) for chunk in _chunks(icon + to_mrkdwn(reply.text), max_chunks=4))
     actions: list[Block] = []
+    sql_button = False
+    export_button = False
     if reply.approval is not None:
         body = approval_blocks(reply.approval)  # header first, then the text, the facts and the SQL
         blocks = [body[0], *blocks, *body[1:-1]]
@@ -281,17 +381,24 @@ def render(reply: Reply) -> SlackMessage:
         if not fits_code_block(reply.approval.sql):
             file = sql_file(reply.approval)
     else:
-        blocks.extend(code_block(sql) for sql in reply.sql)
+        shown: DisplayTable | None = None
         if reply.table is not None:
-            table, complete = fit_table(reply.table, file_note=True)
+            table, shown = result_blocks(reply.table, native_table=native_table)
             blocks.extend(table)
-            if not complete:
+            if shown is not None and not shown.complete:
                 file = csv_file(reply.table, database=reply.database)
+            note = _result_note(reply, shown)
+            if note:
+                blocks.append(context(escape(note)))
+            export_button = bool(reply.answer_id and reply.table.truncated)
+        sql_button = bool(reply.answer_id and reply.sql and show_sql == "button")
+        if reply.sql and not sql_button:
+            blocks.extend(sql_blocks(tuple(pretty_sql(s) for s in reply.sql)))
         if reply.database and reply.kind in (ReplyKind.ANSWER, ReplyKind.RESULT):
-            blocks.append(context(f"database: {escape(reply.database)}"))
+            blocks.append(context(escape(context_line(reply, shown))))
     actions.extend(chart_blocks(reply))  # its own row, above 👍/👎
     if reply.answer_id:
-        actions.append(feedback_block(reply.answer_id))
+        actions.append(feedback_block(reply.answer_id, show_sql=sql_button, export=export_button))
     if reply.error_id:
         blocks.append(context(f"error id: {escape(reply.error_id)}"))
     room = MAX_BLOCKS - len(actions)

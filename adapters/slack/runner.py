@@ -41,7 +41,7 @@ def check_settings(settings: SlackSettings) -> None:
 async def run_slack(agent: Agent, settings: SlackSettings, *, host: str = "0.0.0.0") -> None:
     """Serve Slack until cancelled. ``host`` applies to HTTP mode (tests bind 127.0.0.1)."""
     check_settings(settings)
-    app = build_slack_app(agent, settings)
+    app = build_slack_app(agent, settings, chat=agent.settings.chat)
     if settings.mode == "socket":
         assert settings.app_token is not None  # check_settings
         handler = AsyncSocketModeHandler(app, settings.app_token.get_secret_value())

@@ -1,4 +1,11 @@
-"""Reply → terminal: rich tables and highlighted SQL for people; CSV and JSON for scripts."""
+"""Reply → terminal: rich tables and SQL for people; CSV and JSON for scripts.
+
+An answer prints answer → data → context, then its SQL: the text, the result (core.display's formatted
+values, numbers right-aligned, the same 15-row / 6-column shortening as Slack and Discord; one row as
+key: value lines), a dim note of what is not shown, a dim context line (database · role · rows · time ·
+time zone), and the SQL pretty-printed and dimmed (a terminal is where people read SQL, so it is always
+shown). An export names its file: the terminal runs on the host that wrote it.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +18,10 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.syntax import Syntax
 from rich.table import Table
+from rich.text import Text
 
-from core import Reply, ReplyKind, ResultTable
+from core import Reply, ReplyKind, ResultTable, context_line, display_table, pretty_sql
+from core.display import CHAT_ROWS, DisplayTable
 
 STYLE = {
     ReplyKind.ERROR: "bold red",
@@ -22,40 +31,69 @@ STYLE = {
 }
 
 
-def render_reply(console: Console, reply: Reply, *, max_rows: int = 100) -> None:
-    """Print one reply: the text, the SQL that ran, then the table."""
+def render_reply(console: Console, reply: Reply, *, max_rows: int = CHAT_ROWS) -> None:
+    """Print one reply: the text, the result, what was left out, the context line, then the SQL (dim)."""
     if reply.text:
         console.print(reply.text, style=STYLE.get(reply.kind, ""), markup=False, highlight=False)
-    for statement in reply.sql:
-        console.print(Syntax(statement, "sql", theme="ansi_dark", word_wrap=True))
     if reply.approval is not None:
-        a = reply.approval
-        notes = "".join(f"\nNote: {note}" for note in a.notes)
-        console.print(Panel(
-            f"{a.summary}\nDatabase: {a.database}   Role: {a.role or '(login role)'}   Requested by: {a.requested_by}"
-            f"{notes}",
-            title=f"Change waiting for approval ({a.action_id})", border_style="yellow",
-        ))
+        _approval(console, reply)
+        return
+    shown: DisplayTable | None = None
     if reply.table is not None and reply.table.columns:
-        console.print(render_table(reply.table, max_rows=max_rows))
+        shown = display_table(reply.table, max_rows=max_rows, width=max(console.width - 10, 20))
+        console.print(render_shown(shown))
+        note = shown.note(where="(/export writes every row to a CSV file)")
+        if shown.more_exist and "export" not in note:
+            note = " · ".join(n for n in (note, "more rows exist: /export writes every row to a CSV file") if n)
+        if note:
+            console.print(note, style="dim", markup=False, highlight=False)
+    if reply.meta.get("export_path"):
+        console.print(f"Saved to {reply.meta['export_path']}", style="green", markup=False, highlight=False)
+    if reply.database and reply.kind in (ReplyKind.ANSWER, ReplyKind.RESULT):
+        line = context_line(reply, shown)
+        if line:
+            console.print(line, style="dim", markup=False, highlight=False)
+    for statement in reply.sql:
+        console.print(Text(pretty_sql(statement), style="dim"))
     if reply.answer_id is not None:
         console.print("Rate this answer with /good or /bad.", style="dim", markup=False, highlight=False)
 
 
-def render_table(table: ResultTable, *, max_rows: int = 100) -> Table:
+def _approval(console: Console, reply: Reply) -> None:
+    a = reply.approval
+    assert a is not None
+    for statement in reply.sql:
+        console.print(Syntax(statement, "sql", theme="ansi_dark", word_wrap=True))
+    notes = "".join(f"\nNote: {note}" for note in a.notes)
+    console.print(Panel(
+        f"{a.summary}\nDatabase: {a.database}   Role: {a.role or '(login role)'}   Requested by: {a.requested_by}"
+        f"{notes}",
+        title=f"Change waiting for approval ({a.action_id})", border_style="yellow",
+    ))
+    if reply.table is not None and reply.table.columns:
+        console.print(render_table(reply.table))
+
+
+def render_shown(shown: DisplayTable) -> Table:
+    """A result as a rich table; a single row as key: value lines."""
+    if shown.one_row:
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold")
+        grid.add_column(overflow="fold")
+        for name, value in zip(shown.columns, shown.rows[0], strict=True):
+            grid.add_row(Text(name), Text(value))
+        return grid
     out = Table(show_lines=False, header_style="bold")
-    for column in table.columns:
-        out.add_column(column, overflow="fold")
-    for row in table.rows[:max_rows]:
-        out.add_row(*("NULL" if v is None else str(v) for v in row))
-    notes = []
-    if table.row_count > max_rows:
-        notes.append(f"{table.row_count - max_rows} more rows not shown")
-    if table.truncated:
-        notes.append(f"result cut at {table.row_cap} rows; more exist")
-    if notes:
-        out.caption = "; ".join(notes)
+    for name, right in zip(shown.columns, shown.right, strict=True):
+        out.add_column(Text(name), justify="right" if right else "left", overflow="fold")
+    for row in shown.rows:
+        out.add_row(*(Text(v) for v in row))
     return out
+
+
+def render_table(table: ResultTable, *, max_rows: int = CHAT_ROWS) -> Table:
+    """Any result table, formatted for people and shortened like chat (approval previews use it)."""
+    return render_shown(display_table(table, max_rows=max_rows))
 
 
 def reply_as_csv(reply: Reply) -> str:

@@ -18,6 +18,7 @@ reset the role). ``role_dsns`` gives a role its own login, so Postgres bounds it
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -52,6 +53,7 @@ class QueryLimits:
     lock_timeout_ms: int
     max_rows: int
     max_cell_chars: int = 500
+    label: str = "read"  # which limit this is, named in a timeout's message: read, change, export
 
     @classmethod
     def from_settings(cls, settings: DatabaseSettings) -> QueryLimits:
@@ -72,10 +74,13 @@ class QueryResult:
     truncated: bool
     duration_ms: float
     row_cap: int
+    types: tuple[str, ...] = ()  # Postgres type names (``int8``, ``jsonb``): how to show each column
+    time_zone: str | None = None  # the session's TimeZone: timestamptz values are shown in it
 
     def to_table(self, *, max_cell_chars: int = 500) -> ResultTable:
         return rows_to_table(
-            self.columns, self.rows, truncated=self.truncated, row_cap=self.row_cap, max_cell_chars=max_cell_chars
+            self.columns, self.rows, truncated=self.truncated, row_cap=self.row_cap, max_cell_chars=max_cell_chars,
+            types=self.types or None, time_zone=self.time_zone, duration_ms=self.duration_ms,
         )
 
 
@@ -108,7 +113,7 @@ class PgDatabase:
         self.name = name
         self.settings = settings
         self.limits = QueryLimits.from_settings(settings)
-        self.change_limits = replace(self.limits, statement_timeout_ms=settings.change_timeout_ms)
+        self.change_limits = replace(self.limits, statement_timeout_ms=settings.change_timeout_ms, label="change")
         self.allowed_functions = AllowedFunctions(settings.allowed_functions)
         self._pools: dict[str | None, _Pool] = {}  # None: the main DSN; a role name: its role_dsns login
         self._pool_lock = asyncio.Lock()
@@ -220,7 +225,7 @@ class PgDatabase:
                         await tx.commit()
                     return
         except asyncpg.PostgresError as exc:
-            raise translate_pg_error(exc, database=self.name) from exc
+            raise self._explained(exc, role=role, limits=limits, read_only=read_only) from exc
         except (TimeoutError, OSError, asyncpg.InterfaceError) as exc:
             raise DatabaseUnavailableError(
                 f"Database '{self.name}' connection failed: {describe_connect_error(exc)}"
@@ -259,6 +264,40 @@ class PgDatabase:
         except (DatabaseError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.error("security_event_not_audited", database=self.name, error=type(exc).__name__)
 
+    def _explained(
+        self, exc: asyncpg.PostgresError, *, role: str | None, limits: QueryLimits, read_only: bool
+    ) -> DatabaseError:
+        """Postgres's error with the limit or privilege that stopped it and what to do next (people read it)."""
+        message = getattr(exc, "message", None) or str(exc)
+        if isinstance(exc, asyncpg.QueryCanceledError) and "statement timeout" in message:
+            return QueryTimeoutError(
+                f"Timed out after {seconds_text(limits.statement_timeout_ms)}, the {limits.label} limit on "
+                f"'{self.name}' (Postgres: {message}): {self._after_timeout(limits)}"
+            )
+        if isinstance(exc, asyncpg.LockNotAvailableError):
+            return QueryTimeoutError(
+                f"Waited {seconds_text(limits.lock_timeout_ms)} for a lock on '{self.name}', the lock limit "
+                f"(Postgres: {message}): another session holds it; try again in a moment."
+            )
+        denied = _DENIED.match(message)
+        if isinstance(exc, asyncpg.InsufficientPrivilegeError) and denied:
+            who = f"Role {role}" if role else "pgbot's login role"
+            verb = "can't read" if read_only else "may not change"
+            step = " /tables lists what you can read." if read_only else ""
+            return PermissionDeniedError(
+                f"{who} {verb} {denied.group(1)} {denied.group(2)} on '{self.name}' (Postgres: {message}).{step}"
+            )
+        return translate_pg_error(exc, database=self.name)
+
+    def _after_timeout(self, limits: QueryLimits) -> str:
+        if limits.label == "read":
+            export_ms = self.settings.export_timeout_ms or 0
+            longer = " or export the rows (exports may run longer)" if export_ms > limits.statement_timeout_ms else ""
+            return f"narrow the dates or filters{longer}."
+        if limits.label == "export":
+            return "narrow the query (fewer rows or columns), or ask whoever runs pgbot for a longer export_timeout_ms."
+        return "nothing was changed; do it in smaller batches."
+
     @asynccontextmanager
     async def _acquire(self, pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
         """A pooled connection. Every connection busy for ``pool_acquire_timeout_s`` is a BusyError, not
@@ -294,6 +333,9 @@ class PgDatabase:
             stmt = await conn.prepare(SQL_TAG + checked.sql)
             attributes = stmt.get_attributes()
             columns = tuple(a.name for a in attributes)
+            types = tuple(a.type.name for a in attributes)
+            # Reported by the server with every change (GUC_REPORT): no extra round trip.
+            time_zone = getattr(conn.get_settings(), "TimeZone", None)
             bounded = bounded_select(checked, attributes, max_chars=limits.max_cell_chars)
             if bounded is not None:
                 stmt = await conn.prepare(SQL_TAG + bounded.sql)
@@ -313,6 +355,8 @@ class PgDatabase:
             truncated=truncated,
             duration_ms=(time.perf_counter() - started) * 1000,
             row_cap=limits.max_rows,
+            types=types,
+            time_zone=str(time_zone) if time_zone else None,
         )
 
     async def run(
@@ -421,6 +465,17 @@ async def _rollback_quietly(tx: asyncpg.transaction.Transaction) -> None:
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
         # The connection is already broken; the pool discards it on release.
         log.debug("rollback_failed", error=type(exc).__name__)
+
+
+_DENIED = re.compile(r"permission denied for (table|view|materialized view|sequence|schema|function|column|"
+                     r"relation|database|large object|foreign table|type|procedure|routine) (.+)$")
+
+
+def seconds_text(ms: int) -> str:
+    """``15 s``, ``2.5 s``, ``30 min``: a limit as people say it."""
+    if ms >= 120_000 and ms % 60_000 == 0:
+        return f"{ms // 60_000} min"
+    return f"{ms / 1000:g} s"
 
 
 def translate_pg_error(exc: asyncpg.PostgresError, *, database: str) -> DatabaseError:

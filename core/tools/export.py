@@ -1,4 +1,5 @@
-"""The export tool: a whole result (no row cap) as a CSV file on pgbot's host, streamed, never in memory."""
+"""The export tool: a whole result (no row cap) as a CSV file, streamed, never in memory; the adapter delivers it
+(an upload in Slack and Discord), so neither the model nor the user ever sees a path on pgbot's host."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ from core.tools.registry import ToolContext, ToolKind, ToolOutput, tool
 
 @tool(kind=ToolKind.READ)
 async def export_csv(ctx: ToolContext, sql: str) -> ToolOutput:
-    """Export the full result of one read-only query (no row cap) to a CSV file with a header row, and
-    return the file's path, row count and size. Use it when the user asks for a file, a download or all
-    rows of a large result; use run_query to look at rows.
+    """Export the full result of one read-only query (no row cap) as a CSV file with a header row; pgbot
+    attaches the file to your answer. Use it when the user asks for a file, a download or all rows of a
+    large result; use run_query to look at rows.
 
     Args:
         sql: exactly one read-only query that returns rows (SELECT, WITH … SELECT, VALUES)
@@ -24,4 +25,5 @@ async def export_csv(ctx: ToolContext, sql: str) -> ToolOutput:
         raise  # the model cannot fix these: the user must see them as they are
     except DatabaseError as exc:
         raise ModelHint(f"Postgres error: {exc.user_message}\nSQL was: {sql}") from None
-    return ToolOutput(text=result.summary() + ". Tell the user this path.", sql=(result.sql,))
+    return ToolOutput(text=result.summary() + "; pgbot attaches the file to your answer.", sql=(result.sql,),
+                      meta=result.meta())

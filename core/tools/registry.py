@@ -11,7 +11,7 @@ import enum
 import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, get_type_hints
@@ -66,6 +66,8 @@ class ToolOutput:
     chart: ChartImage | None = None  # drawn by make_chart: shown with the turn's answer
     pending: PendingAction | None = None
     switched_database: str | None = None
+    # Facts for the reply, not the model: an export's file (``export_path``, never shown to chat users).
+    meta: dict[str, str] = field(default_factory=dict)
 
 
 ToolFunc = Callable[..., Awaitable[ToolOutput]]

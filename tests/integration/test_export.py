@@ -73,7 +73,8 @@ async def test_export_streams_a_big_result_to_a_private_csv_file(fresh_db: str, 
     mode, size = _stat(path)
     assert mode == 0o600
     assert reply.meta["export_rows"] == "200000" and int(reply.meta["export_bytes"]) == size
-    assert reply.text.startswith("Exported 200,000 rows (") and str(path) in reply.text
+    # The path is for the adapter (it uploads the file in chat); people never see pgbot's file system.
+    assert reply.text.startswith("Exported 200,000 rows (") and str(tmp_path) not in reply.text
     assert reply.sql == ("SELECT * FROM items ORDER BY id -- all of them",)
     rows = _read_csv(path)
     assert rows[0] == ["id", "label", "note", "blob", "at"]
@@ -157,8 +158,10 @@ async def test_the_model_can_export_with_the_tool(fresh_db: str, tmp_path: Path,
         await agent.aclose()
     assert reply.kind is ReplyKind.ANSWER and reply.sql == ("SELECT id FROM t",)
     tool_text = next(m["content"] for m in llm_server.requests[1]["messages"] if m["role"] == "tool")
-    assert tool_text.startswith("Exported 50 rows (") and str(_resolved(tmp_path)) in tool_text
-    assert len(_files(tmp_path)) == 1
+    # The model never learns the path, so it cannot repeat it in chat; the answer carries the file for the adapter.
+    assert tool_text.startswith("Exported 50 rows (") and str(_resolved(tmp_path)) not in tool_text
+    assert "attaches the file" in tool_text
+    assert [Path(reply.meta["export_path"])] == _files(tmp_path) and reply.meta["export_rows"] == "50"
 
 
 async def test_export_alone_writes_the_full_result_of_the_last_answer(

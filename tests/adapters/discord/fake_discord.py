@@ -492,3 +492,17 @@ def text_channel() -> dict[str, Any]:
     return {"id": CHANNEL_ID, "type": 0, "guild_id": GUILD_ID, "name": "db-ops", "position": 0,
             "permission_overwrites": [], "parent_id": None, "nsfw": False, "topic": None,
             "rate_limit_per_user": 0, "last_message_id": None, "flags": 0}
+
+
+def result_text(payload: dict[str, Any]) -> str:
+    """What a person reads of the result embed of a sent or edited message: the grid, or "name: value" lines
+    for a one-row result, then the footer (the note and the context line)."""
+    embed = next(e for e in payload["embeds"] if e.get("title") != "SQL")
+    fields = [f"{f['name']}: {f['value']}" for f in embed.get("fields", [])]
+    parts = [embed.get("description") or "", *fields, (embed.get("footer") or {}).get("text", "")]
+    return "\n".join(p for p in parts if p)
+
+
+def sql_text(payload: dict[str, Any]) -> str:
+    """The SQL embed's code block, when the reply shows its SQL inline."""
+    return str(next(e for e in payload["embeds"] if e.get("title") == "SQL")["description"])

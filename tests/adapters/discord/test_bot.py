@@ -3,6 +3,7 @@ Agent and Postgres behind it, and every REST call checked on a local fake Discor
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import asyncpg
@@ -22,6 +23,7 @@ from tests.adapters.discord.fake_discord import (
     FakeDiscord,
     RestCall,
     message_create,
+    result_text,
     thread_channel,
     user,
 )
@@ -59,12 +61,12 @@ async def test_mention_opens_a_thread_and_edits_working_into_the_result(
     assert post.json["allowed_mentions"] == {"parse": []}
     assert edit.path == f"/channels/{data['id']}/messages/{post.response['id']}"
     assert edit.json["content"] == "2 rows"
-    sql, table = edit.json["embeds"]
-    assert sql["title"] == "SQL" and sql["description"] == (
-        "```sql\nSELECT id, qty FROM items WHERE id < 3 ORDER BY id;\n```"
-    )
+    table, sql = edit.json["embeds"]  # the data first, then the statement the person wrote, laid out
     assert table["description"].splitlines()[1:5] == ["id | qty", "---+----", " 1 |  10", " 2 |  20"]
-    assert table["author"]["name"] == "database: shop"
+    assert re.fullmatch(r"shop · 2 rows · \d+ ms", table["footer"]["text"])
+    assert sql["title"] == "SQL" and sql["description"] == (
+        "```sql\nSELECT id\n     , qty\nFROM items\nWHERE id < 3\nORDER BY id;\n```"
+    )
     assert edit.json["components"] == []
     await fake_discord.settle()
     assert len(fake_discord.of("POST", "channels")) == 2  # one thread, one message: edited, never re-posted
@@ -85,7 +87,7 @@ async def test_thread_replies_need_no_mention_and_stay_in_the_thread(
     assert len(posts) == 2
     edit = fake_discord.of("PATCH", "channels")[-1]
     assert edit.path == f"/channels/{data['id']}/messages/{posts[1].response['id']}"
-    assert "300" in edit.json["embeds"][1]["description"]
+    assert "n: 300" in result_text(edit.json)
 
 
 async def test_messages_pgbot_must_not_answer(
@@ -131,7 +133,7 @@ async def test_role_mentions_and_direct_messages_are_answered(
                                                            guild=False))
     await fake_discord.wait_for(lambda f: len(f.of("PATCH", "channels")) == 2)
     assert fake_discord.of("POST", "channels", DM_CHANNEL_ID, "messages")
-    assert "dm" in fake_discord.of("PATCH", "channels", DM_CHANNEL_ID)[0].json["embeds"][1]["description"]
+    assert "via: dm" in result_text(fake_discord.of("PATCH", "channels", DM_CHANNEL_ID)[0].json)
 
 
 async def test_guilds_outside_allowed_guilds_and_dms_are_ignored(
@@ -207,10 +209,11 @@ async def test_results_larger_than_a_message_come_as_an_attached_csv(
     client = await make_client(shop_agent)
     data, _, post, edit = await mention(fake_discord, client, "/sql SELECT id, qty FROM items ORDER BY id")
     assert edit.path == f"/channels/{data['id']}/messages/{post.response['id']}"
-    grid = edit.json["embeds"][1]
-    assert grid["description"].startswith("```\n id |  qty") and len(grid["description"]) <= 2000
+    grid = edit.json["embeds"][0]
+    assert grid["description"].startswith("```\nid | qty") and len(grid["description"]) <= 2000
+    assert len(grid["description"].splitlines()) == 15 + 4  # 15 rows: fences, header and rule around them
     footer = grid["footer"]["text"]
-    assert footer.startswith("300 rows · … ") and "all fetched rows in result.csv" in footer
+    assert footer.startswith("showing 15 of 300 in result.csv\nshop · 300 rows · ")
     assert edit.json["attachments"] == [{"id": 0, "filename": "result.csv"}]  # multipart upload on the edit
     lines = edit.files["result.csv"].decode().splitlines()
     assert lines[0] == "id,qty" and len(lines) == 301 and lines[-1] == "300,3000"
@@ -249,7 +252,7 @@ async def test_discord_identities_map_to_database_roles(
         try:
             client = await make_client(agent)
             _, _, _, edit = await mention(fake_discord, client, "/sql SELECT current_user AS who")
-            assert role in edit.json["embeds"][1]["description"]
+            assert f"who: {role}" in result_text(edit.json)
             eve = "1200000000000000555"
             client._connection.parse_message_create(message_create(
                 f"<@{BOT_ID}> /sql SELECT 1", mentions=[BOT_USER], author=user(eve, "eve")))

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from tests.adapters.discord.fake_discord import BOT_ID, BOT_USER, GUILD_ID, FakeDiscord, message_create
+from tests.adapters.discord.fake_discord import BOT_ID, BOT_USER, GUILD_ID, FakeDiscord, message_create, result_text
 
 TOKEN = "discord-SECRET-token-777"
 
@@ -31,7 +31,7 @@ async def test_pgbot_discord_starts_from_its_config_section(
         fake_discord.dispatch("MESSAGE_CREATE", message_create(f"<@{BOT_ID}> /sql SELECT 40 + 2 AS answer",
                                                                mentions=[BOT_USER]))
         await fake_discord.wait_for(lambda f: len(f.of("PATCH", "channels")) == 1)
-        assert "42" in fake_discord.of("PATCH", "channels")[0].json["embeds"][1]["description"]
+        assert "answer: 42" in result_text(fake_discord.of("PATCH", "channels")[0].json)
     finally:
         proc.terminate()
         out, err = await asyncio.wait_for(proc.communicate(), timeout=30)

@@ -14,6 +14,7 @@ from tests.adapters.discord.fake_discord import (
     FakeDiscord,
     message_create,
     missing_permissions,
+    result_text,
     text_channel,
     thread_channel,
     user,
@@ -51,8 +52,9 @@ async def test_ask_in_a_channel_answers_then_opens_a_thread_that_continues_witho
     original = fake_discord.of("GET", "webhooks", APP_ID, command["token"], "messages", "@original")[0].response
     (answer,) = fake_discord.of("PATCH", "webhooks", APP_ID, command["token"], "messages", "@original")
     assert answer.json["content"] == "300 items."
-    assert answer.json["embeds"][0]["description"] == "```sql\nSELECT count(*) AS n FROM items;\n```"
-    assert [c.split(":")[2] for c in custom_ids(answer.json)] == ["up", "down"]
+    assert result_text(answer.json).startswith("n: 300\nshop · 1 row · ")
+    assert [c.split(":")[1:3] for c in custom_ids(answer.json)][1:] == [["fb", "up"], ["fb", "down"]]
+    assert custom_ids(answer.json)[0].startswith("pgbot:sql:")  # the SQL waits behind Show SQL
     (thread,) = fake_discord.of("POST", "channels", CHANNEL_ID, "messages", original["id"], "threads")
     assert thread.json["name"] == "how many items?"
     assert not fake_discord.of("POST", "webhooks")  # one answer, no extra followups

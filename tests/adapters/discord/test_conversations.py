@@ -20,6 +20,7 @@ from tests.adapters.discord.fake_discord import (
     USER_ID,
     FakeDiscord,
     message_create,
+    result_text,
     thread_channel,
     user,
 )
@@ -58,8 +59,8 @@ async def test_thread_replies_continue_after_a_restart_from_the_shared_context(
     await fake_discord.wait_for(lambda f: len(f.of("PATCH", "channels")) == 1)
     answer = fake_discord.of("PATCH", "channels", thread["id"])[0].json
     assert answer["content"] == "There are 300 items."
-    assert answer["embeds"][0]["description"] == "```sql\nSELECT count(*) AS n FROM items;\n```"
-    assert [c.split(":")[2] for c in custom_ids(answer)] == ["up", "down"]
+    assert result_text(answer).startswith("n: 300\nshop · 1 row · ")
+    assert [c.split(":")[1] for c in custom_ids(answer)] == ["sql", "fb", "fb"]
 
     # A restart: new agent, new client; the thread is not in discord.py's cache, so it is fetched once.
     restarted = await make_client(stack())
@@ -87,7 +88,7 @@ async def test_feedback_on_a_real_answer_lands_in_the_feedback_store(
     llm_server.script(llm.tool_call("run_query", {"sql": "SELECT max(qty) AS top FROM items"}),
                       llm.text("The largest quantity is 3000."))
     _, thread, post, edit = await mention(fake_discord, client, "what is the largest quantity?")
-    up, down = custom_ids(edit.json)
+    _sql, up, down = custom_ids(edit.json)
     assert up.startswith("pgbot:fb:up:") and down == up.replace(":up:", ":down:")
     click = fake_discord.click(up, message=fake_discord.messages[post.response["id"]], thread=thread.response,
                                clicker=EVE)
@@ -187,4 +188,4 @@ async def test_answers_over_2000_characters_are_cut_and_attached_whole(
     assert len(edit.json["content"]) <= 2000
     assert edit.json["content"].endswith("\n-# cut here: the whole answer is in answer.md")
     assert edit.files["answer.md"].decode().startswith(long)
-    assert custom_ids(edit.json)[0].startswith("pgbot:fb:up:")  # still rateable
+    assert custom_ids(edit.json)[1].startswith("pgbot:fb:up:")  # still rateable

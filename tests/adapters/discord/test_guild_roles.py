@@ -54,11 +54,9 @@ def shown_text(edit: Any) -> str:
 
 
 def who(edit: Any) -> str:
-    """The single cell of a ``SELECT current_user AS who`` result table as shown."""
-    lines = shown_text(edit).splitlines()
-    header = lines.index("who")
-    assert set(lines[header + 1]) == {"-"}, lines
-    return lines[header + 2].strip()
+    """The single cell of a ``SELECT current_user AS who`` result as shown (a one-row result: a field)."""
+    (field,) = [f for e in edit.json.get("embeds", []) for f in e.get("fields", []) if f["name"] == "who"]
+    return str(field["value"])
 
 
 async def test_guild_roles_choose_the_database_role(

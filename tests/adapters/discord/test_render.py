@@ -8,16 +8,22 @@ from core import Reply, ReplyKind, ResultTable
 from tests.adapters.slack.agent_double import ACTION_ID, CHANGE_SQL, approval_reply
 
 
-def test_answer_content_sql_and_aligned_table() -> None:
-    table = ResultTable(columns=("country", "orders"), rows=(("FR", 72), ("DE", 8), (None, 10)))
-    shown = render.render(Reply(kind=ReplyKind.ANSWER, text="**72** orders come from FR", sql=("SELECT 1;", "SELECT 2"),
-                                table=table, database="shop", answer_id="a1"))
+def test_answer_content_aligned_table_and_context_with_sql_on_request() -> None:
+    table = ResultTable(columns=("country", "orders"), rows=(("FR", 72), ("DE", 8), (None, 10)),
+                        kinds=("text", "int"))
+    reply = Reply(kind=ReplyKind.ANSWER, text="**72** orders come from FR", sql=("SELECT 1;", "SELECT 2"),
+                  table=table, database="shop", answer_id="a1")
+    shown = render.render(reply)
     assert shown.content == "**72** orders come from FR"  # Discord speaks markdown already
-    sql, grid = shown.embeds
-    assert sql.description == "```sql\nSELECT 1;\n\nSELECT 2;\n```"
+    (grid,) = shown.embeds  # the SQL is behind Show SQL
     assert (grid.description or "").splitlines() == ["```", "country | orders", "--------+-------",
-                                                     "FR      |     72", "DE      |      8", "NULL    |     10", "```"]
-    assert grid.footer.text == "3 rows"
+                                                     "FR      |     72", "DE      |      8", "—       |     10", "```"]
+    assert grid.footer.text == "shop · 3 rows"
+    assert [i.custom_id for i in view_for(reply).children] == [  # type: ignore[union-attr, attr-defined]
+        "pgbot:sql:a1", "pgbot:fb:up:a1", "pgbot:fb:down:a1"]
+    grid, sql = render.render(reply, show_sql="inline").embeds
+    assert sql.description == "```sql\nSELECT 1;\n\nSELECT 2;\n```"
+    assert view_for(reply, show_sql="inline").children[0].custom_id == "pgbot:fb:up:a1"  # type: ignore
 
 
 def test_everything_stays_within_discord_limits() -> None:
@@ -28,14 +34,13 @@ def test_everything_stays_within_discord_limits() -> None:
     assert len(shown.content) <= render.CONTENT_LIMIT
     assert all(len(e.description or "") <= render.DESCRIPTION_LIMIT for e in shown.embeds)
     assert sum(len(e) for e in shown.embeds) <= render.EMBEDS_TOTAL_LIMIT
-    sql, grid = shown.embeds
+    grid, sql = shown.embeds
     for embed in (sql, grid):
         body = embed.description or ""
         assert body.endswith("\n```") and body.count("```") == 2  # inner fences broken, closing fence kept
-    shown_rows = len((grid.description or "").splitlines()) - 4
-    assert grid.footer.text == (
-        f"5000 rows · … {5000 - shown_rows} more rows · all fetched rows in result.csv · cut at 5000 rows; more exist"
-    )
+    assert len((grid.description or "").splitlines()) - 4 == 15
+    assert grid.footer.text == ("showing 15 of 5,000+ · 1 more column in result.csv · more rows exist: /export with "
+                                "the query gives every row\n5,000+ rows")
     text, csv_file = shown.files
     assert text.filename == "answer.md" and text.data == b"t" * 5000
     assert shown.content.endswith("\n-# cut here: the whole answer is in answer.md")
@@ -46,7 +51,7 @@ def test_long_cells_are_cut_in_the_table_and_whole_in_the_csv() -> None:
     long = "a, \"quoted\"\nsecond line " + "y" * 100
     shown = render.render(Reply(kind=ReplyKind.RESULT, text="1 row",
                                 table=ResultTable(columns=("id", "note"), rows=((1, long), (2, None)))))
-    assert "…" in (shown.embeds[0].description or "")
+    assert "…" in (shown.embeds[0].description or "") and "⏎" in (shown.embeds[0].description or "")
     (csv_file,) = shown.files
     assert csv_file.data.decode() == f'id,note\r\n1,"{long.replace(chr(34), chr(34) * 2)}"\r\n2,\r\n'
     short = render.render(Reply(kind=ReplyKind.RESULT, text="x" * 2000,

@@ -12,7 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from core import ApprovalPrompt, Message, Reply, ReplyKind, ResultTable
+from core import ApprovalPrompt, Message, Reply, ReplyKind, ResultTable, Settings
 from core.actions import ProgressSink
 from core.health import Health
 from core.permissions import GroupLookup
@@ -72,6 +72,7 @@ class IdleAgentDouble:
 
     def __init__(self) -> None:
         self.health = Health()  # the runner reports its connection here (real class: core has no SDK)
+        self.settings = Settings()  # runners read [chat] from it
 
     async def handle(self, message: Message) -> AsyncIterator[Reply]:
         yield Reply(kind=ReplyKind.WORKING, text="Working on it…")

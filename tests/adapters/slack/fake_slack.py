@@ -56,6 +56,7 @@ class FakeSlack:
         self.calls: list[ApiCall] = []
         self.acks: list[dict[str, Any]] = []  # Socket Mode envelope acknowledgements from the app
         self.refuse_blocks_with: str | None = None  # answer invalid_blocks when the blocks contain this text
+        self.refuse_tables = False  # answer invalid_attachments to any table block (a workspace without them)
         self.uploads: dict[str, bytes] = {}  # file id → the bytes posted to its upload URL
         self._failures: dict[str, list[Failure]] = {}
         self._ts = itertools.count(1)
@@ -105,6 +106,9 @@ class FakeSlack:
         if self.refuse_blocks_with and self.refuse_blocks_with in json.dumps(args.get("blocks", [])):
             return web.json_response({"ok": False, "error": "invalid_blocks",
                                       "errors": ["failed to match all allowed schemas [json-pointer:/blocks/1]"]})
+        refusal = table_refusal(args.get("blocks") or [], refuse_all=self.refuse_tables)
+        if refusal is not None:
+            return web.json_response(refusal)
         return web.json_response(self._answer(method, args))
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -124,6 +128,8 @@ class FakeSlack:
             return {"ok": True, "channel": args["channel"], "ts": args["ts"], "text": args.get("text", "")}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"{int(time.time())}.{next(self._ts):06d}"}
+        if method == "conversations.open":
+            return {"ok": True, "channel": {"id": f"D0{str(args.get('users', '')).removeprefix('U')[:8]}"}}
         if method == "files.getUploadURLExternal":
             file_id = f"F{next(self._ts):09d}"
             return {"ok": True, "upload_url": f"http://127.0.0.1:{self.port}/upload/{file_id}", "file_id": file_id}
@@ -166,6 +172,31 @@ class FakeSlack:
         assert self._socket is not None
         await self._socket.send_json({"envelope_id": envelope_id, "type": envelope_type, "payload": payload,
                                       "accepts_response_payload": False, "retry_attempt": 0, "retry_reason": ""})
+
+
+def table_refusal(blocks: list[dict[str, Any]], *, refuse_all: bool = False) -> dict[str, Any] | None:
+    """Slack's documented table block rules: one per message, at most 100 rows of at most 20 cells, cells
+    ``raw_text`` (non-empty text) or ``rich_text``; a breach is refused as Slack refuses it."""
+    tables = [b for b in blocks if b.get("type") == "table"]
+    if not tables:
+        return None
+    if refuse_all or len(tables) > 1:
+        return {"ok": False, "error": "invalid_attachments", "response_metadata": {
+            "messages": ["only_one_table_allowed" if len(tables) > 1 else "table blocks are not enabled"]}}
+    rows = tables[0].get("rows") or []
+    valid = 0 < len(rows) <= 100 and all(
+        0 < len(row) <= 20 and all(
+            (c.get("type") == "raw_text" and isinstance(c.get("text"), str) and c["text"] != "")
+            or (c.get("type") == "rich_text" and c.get("elements")) for c in row)
+        for row in rows)
+    settings = tables[0].get("column_settings")
+    if settings is not None and (len(settings) > 20 or any(
+            s is not None and (set(s) - {"align", "is_wrapped"} or s.get("align", "left") not in
+                               ("left", "center", "right")) for s in settings)):
+        valid = False
+    if not valid:
+        return {"ok": False, "error": "invalid_blocks", "errors": ["invalid table [json-pointer:/blocks]"]}
+    return None
 
 
 def signed_headers(body: str, *, content_type: str, secret: str = SIGNING_SECRET) -> dict[str, str]:

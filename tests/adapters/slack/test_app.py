@@ -4,6 +4,7 @@ behind it, and the Web API calls it makes checked on a local fake Slack."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -45,6 +46,18 @@ def texts(blocks: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+def table_rows(blocks: list[dict[str, Any]]) -> list[list[str]]:
+    """The cells of the message's native table block as people see them (header row first)."""
+    (table,) = [b for b in blocks if b["type"] == "table"]
+
+    def cell(c: dict[str, Any]) -> str:
+        if c["type"] == "raw_text":
+            return str(c["text"])
+        return "".join(e["text"] for section in c["elements"] for e in section["elements"])
+
+    return [[cell(c) for c in row] for row in table["rows"]]
+
+
 def buttons(blocks: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [(e["action_id"], e["value"]) for b in blocks if b["type"] == "actions" for e in b["elements"]]
 
@@ -82,10 +95,10 @@ async def test_mention_posts_working_in_thread_then_edits_it_into_the_result(
     assert update.args["channel"] == CHANNEL
     assert update.args["ts"] != ts  # the bot's own message, not the question
     shown = texts(update.args["blocks"])
-    assert "```\nSELECT id, qty FROM items WHERE id &lt; 3 ORDER BY id\n```" in shown
-    table = next(t for t in shown if t.startswith("```\nid | qty"))
-    assert table.splitlines()[3:5] == [" 1 |  10", " 2 |  20"]
-    assert "database: shop" in shown
+    assert table_rows(update.args["blocks"]) == [["id", "qty"], ["1", "10"], ["2", "20"]]
+    # /sql: the SQL the person wrote, laid out by pglast (no button: it is their own statement)
+    assert "```\nSELECT id\n     , qty\nFROM items\nWHERE id &lt; 3\nORDER BY id\n```" in shown
+    assert re.fullmatch(r"shop · 2 rows · \d+ ms", shown[-1])
     await fake_slack.settle()
     assert len(fake_slack.of("chat.postMessage")) == 1  # edited in place, never a second message
 
@@ -103,7 +116,8 @@ async def test_thread_reply_without_mention_is_answered_in_the_same_thread(
     post, update = fake_slack.of("chat.postMessage")[1], fake_slack.of("chat.update")[1]
     assert post.args["thread_ts"] == thread
     assert update.args["ts"] != fake_slack.of("chat.update")[0].args["ts"]
-    assert any(t.startswith("```\n  n\n---\n300") for t in texts(update.args["blocks"]))
+    assert [b["fields"] for b in update.args["blocks"] if b.get("fields")] == [
+        [{"type": "mrkdwn", "text": "*n*\n300"}]]
 
 
 async def test_another_replica_answers_thread_replies_it_never_saw(
@@ -169,10 +183,9 @@ async def test_big_results_are_cut_to_slack_limits_with_a_note(fake_slack: FakeS
     blocks = update.args["blocks"]
     assert len(blocks) <= 50
     assert all(len(t) <= 3000 for t in texts(blocks))
-    table = next(t for t in texts(blocks) if t.startswith("```\n id |  qty | pad"))
-    shown = len(table.splitlines()) - 4  # fences, header and rule
-    assert 10 < shown < 300
-    assert f"… {300 - shown} more rows · the full result is in the CSV file below" in texts(blocks)
+    rows = table_rows(blocks)
+    assert rows[0] == ["id", "qty", "pad"] and len(rows) == 16  # the header and 15 rows: a phone's worth
+    assert "showing 15 of 300 in the CSV" in texts(blocks)
 
 
 async def test_approval_flow_through_buttons(fake_slack: FakeSlack, shop_agent: Agent, fresh_db: str) -> None:
@@ -267,8 +280,8 @@ async def test_feedback_on_a_real_answer_is_stored_by_core(fake_slack: FakeSlack
         try:
             app = build_slack_app(agent, slack_settings(fake_slack))
             post, update = await ask(fake_slack, app, "how many orders?")
-            (up, answer_id), (down, _) = buttons(update.args["blocks"])
-            assert (up, down) == ("pgbot_feedback_up", "pgbot_feedback_down")
+            (sql, answer_id), (up, _), (down, _) = buttons(update.args["blocks"])
+            assert (sql, up, down) == ("pgbot_show_sql", "pgbot_feedback_up", "pgbot_feedback_down")
             click = block_actions(action_id=down, value=answer_id, message=bot_message(post, update),
                                   user="U0READER01")
             await dispatch(app, click, content_type=FORM)

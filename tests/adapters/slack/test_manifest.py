@@ -18,6 +18,7 @@ METHOD_SCOPES = {
     "chat_update": {"chat:write"},
     "chat_postEphemeral": {"chat:write"},
     "files_upload_v2": {"files:write"},  # files.getUploadURLExternal + files.completeUploadExternal
+    "conversations_open": {"im:write"},  # an export run as someone else's role goes to them in a DM
 }
 # bolt listener → the bot events it needs and their scopes.
 EVENT_SUBSCRIPTIONS = {

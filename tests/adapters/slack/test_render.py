@@ -21,23 +21,26 @@ def _texts(blocks: list[dict[str, object]]) -> list[str]:
     return out
 
 
-def test_answer_has_text_sql_table_and_feedback_buttons() -> None:
-    table = ResultTable(columns=("country", "orders"), rows=(("FR", 72), ("DE", 8), (None, 10)))
+def test_answer_has_text_table_context_and_buttons_in_that_order() -> None:
+    table = ResultTable(columns=("country", "orders"), rows=(("FR", 72), ("DE", 8), (None, 10)),
+                        kinds=("text", "int"))
     reply = Reply(kind=ReplyKind.ANSWER, text="**72** orders come from FR", sql=("SELECT country, count(*) FROM o",),
                   table=table, database="shop", answer_id="ans123")
-    shown = render.render(reply)
+    shown = render.render(reply, native_table=False)
     texts = _texts(shown.blocks)
     assert texts[0] == "*72* orders come from FR"
-    assert "```\nSELECT country, count(*) FROM o\n```" in texts
-    grid = next(t for t in texts if t.startswith("```\ncountry"))
-    assert grid.splitlines()[1:6] == ["country | orders", "--------+-------", "FR      |     72",
-                                      "DE      |      8", "NULL    |     10"]
+    assert texts[1].splitlines()[1:6] == ["country | orders", "--------+-------", "FR      |     72",
+                                          "DE      |      8", "—       |     10"]
+    assert texts[2] == "shop · 3 rows"  # the context line closes the message; the SQL waits behind its button
+    assert not any("SELECT" in t for t in texts)
     actions = shown.blocks[-1]
     assert actions["type"] == "actions"
     assert [(e["action_id"], e["value"]) for e in actions["elements"]] == [
-        ("pgbot_feedback_up", "ans123"), ("pgbot_feedback_down", "ans123"),
+        ("pgbot_show_sql", "ans123"), ("pgbot_feedback_up", "ans123"), ("pgbot_feedback_down", "ans123"),
     ]
     assert shown.text == "**72** orders come from FR"
+    inline = _texts(render.render(reply, show_sql="inline", native_table=False).blocks)
+    assert inline[2] == "```\nSELECT country\n     , count(*)\nFROM o\n```" and inline[3] == "shop · 3 rows"
 
 
 def test_markup_characters_are_escaped_everywhere() -> None:
@@ -68,7 +71,7 @@ def test_escaping_growth_still_fits() -> None:
 def test_long_text_and_many_statements_respect_block_limits() -> None:
     reply = Reply(kind=ReplyKind.ANSWER, text="word " * 5000, sql=tuple(f"SELECT {i}" for i in range(80)),
                   answer_id="a1")
-    shown = render.render(reply)
+    shown = render.render(reply, show_sql="inline")
     assert len(shown.blocks) == render.MAX_BLOCKS
     assert all(len(t) <= render.SECTION_LIMIT for t in _texts(shown.blocks))
     assert shown.blocks[-1]["block_id"] == render.FEEDBACK_BLOCK  # the buttons survive the cut

@@ -34,7 +34,7 @@ from tests.adapters.slack.fake_slack import (
     slack_settings,
     thread_message,
 )
-from tests.adapters.slack.test_app import FORM, ask, bot_message, texts
+from tests.adapters.slack.test_app import FORM, ask, bot_message, table_rows, texts
 
 
 async def test_rate_limits_and_server_errors_are_retried(fake_slack: FakeSlack, shop_agent: Agent) -> None:
@@ -77,10 +77,9 @@ async def test_wide_and_long_results_fit_the_message_and_come_whole_as_csv(
     post, update = await ask(fake_slack, app, f"/sql {sql}")
     blocks = update.args["blocks"]
     assert len(blocks) <= 50 and all(len(t) <= 3000 for t in texts(blocks))
-    grid = next(t for t in texts(blocks) if t.startswith("```\n id | col_00"))
-    assert "notes" not in grid and max(len(line) for line in grid.splitlines()) <= 2600
-    note = next(t for t in texts(blocks) if "more rows" in t)
-    assert "more columns" in note and "the full result is in the CSV file below" in note
+    rows = table_rows(blocks)
+    assert rows[0] == ["id", "col_00", "col_01", "col_02", "col_03", "col_04"] and len(rows) == 16
+    assert "showing 15 of 300 · 36 more columns in the CSV" in texts(blocks)
 
     await fake_slack.wait_for(lambda f: len(f.of("files.completeUploadExternal")) == 1)
     asked = fake_slack.of("files.getUploadURLExternal")[0].args

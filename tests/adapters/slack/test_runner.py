@@ -73,7 +73,8 @@ async def test_http_mode_serves_events_and_url_verification(fake_slack: FakeSlac
         assert status == 200
         await fake_slack.wait_for(lambda f: len(f.of("chat.update")) == 1)
         assert fake_slack.of("chat.postMessage")[0].args["thread_ts"] == thread
-        assert any("42" in b.get("text", {}).get("text", "") for b in fake_slack.of("chat.update")[0].args["blocks"])
+        one_row = [b for b in fake_slack.of("chat.update")[0].args["blocks"] if b.get("fields")]
+        assert one_row[0]["fields"] == [{"type": "mrkdwn", "text": "*answer*\n42"}]  # one row: key and value
 
         unsigned = await post_when_up(url, body, {"content-type": "application/json"})
         assert unsigned[0] == 401

@@ -1,0 +1,74 @@
+"""The buttons under an answer that are not a vote: "Show SQL" and "Export all rows (CSV)".
+
+Both arrive with nothing but the answer id (``Reply.answer_id``), the clicking identity and the thread the
+button is in; the answer's record (core.feedback.AnswerRecord) says what ran. The export runs the answer's
+table statement again as the person who clicked: their own mapped role, checked by the guard again, never
+the asker's role. Its file goes to the clicker only when they are not the asker (``export_private``), since
+their role may read more than the thread was shown.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import structlog
+
+from core.errors import PgbotError
+from core.export import export_for
+from core.feedback import AnswerRecord
+from core.messages import Reply, ReplyKind
+from core.permissions import resolve_role
+from core.pretty_sql import pretty_sql
+from core.tools.registry import ToolContext
+
+if TYPE_CHECKING:
+    from core.agent import Agent
+
+log = structlog.get_logger(__name__)
+
+FORGOTTEN = ("pgbot no longer remembers that answer (answers are kept as long as their thread's context); "
+             "ask again to get a fresh one.")
+ELSEWHERE = "That button belongs to another conversation, so pgbot ignored it."
+
+
+async def _record(agent: Agent, answer_id: str, thread_key: str | None) -> AnswerRecord:
+    record = await agent.accuracy.answers.recall(answer_id)
+    if record is None:
+        raise PgbotError(FORGOTTEN)
+    if thread_key is not None and record.thread_key != thread_key:
+        raise PgbotError(ELSEWHERE)
+    return record
+
+
+async def show_sql(agent: Agent, *, answer_id: str, thread_key: str | None) -> Reply:
+    """The statements behind an answer, pretty-printed, for the clicker alone (the adapter replies privately)."""
+    record = await _record(agent, answer_id, thread_key)
+    if not record.sql:
+        return Reply(kind=ReplyKind.INFO, text="This answer ran no SQL.", database=record.database)
+    return Reply(kind=ReplyKind.INFO, text=f"The SQL behind this answer, as it ran on {record.database}:",
+                 sql=tuple(pretty_sql(s) for s in record.sql), database=record.database, meta={"show_sql": "yes"})
+
+
+async def export_answer(
+    agent: Agent, *, answer_id: str, identity: str, groups: tuple[str, ...], thread_key: str | None
+) -> Reply:
+    """Every row of the answer's table statement as CSV, run as ``identity``'s own role."""
+    record = await _record(agent, answer_id, thread_key)
+    sql = record.table_sql or (record.sql[-1] if record.sql else "")
+    if not sql:
+        return Reply(kind=ReplyKind.INFO, text="This answer has no result to export.", database=record.database)
+    database = agent.databases.get(record.database)
+    actor = resolve_role(database=record.database, settings=database.settings, identity=identity, groups=groups)
+    ctx = ToolContext(
+        settings=agent.settings, databases=agent.databases, database=database, actor=actor,
+        thread_key=record.thread_key, store=agent.store, guard=agent.guard,
+        log=log.bind(thread=record.thread_key, user=identity, database=record.database, answer_id=answer_id),
+        question=record.question,
+    )
+    async with agent.limiter.slot(user=identity, database=record.database):
+        result = await export_for(ctx, sql)
+    private = identity != record.asked_by
+    who = f" as role {actor.role}" if actor.role else ""
+    meta = {**result.meta(), "export_private": "yes" if private else "no"}
+    return Reply(kind=ReplyKind.RESULT, text=f"{result.summary()}{who}.", database=record.database, meta=meta,
+                 role=actor.role)
