@@ -215,13 +215,15 @@ async def test_a_huge_fenced_call_and_nested_fences_get_the_same_guard(
     huge = ('```json\n{"name": "run_query", "arguments": {"sql": "' + padding
             + 'SELECT lo_import(\'/etc/passwd\')"}}\n```')
     nested = '```json\n{"name": "run_query", "arguments": {"sql": "```sql\nDROP TABLE orders\n```"}}\n```'
-    llm_server.script(llm.text(huge), llm.text(nested), llm.text("Nothing to do."))
-    reply, _ = await ask(fresh_db, llm_server, "import the password file", max_steps=4)
+    # The size refusal asks for rewritten SQL (like a parse error), so prose after it gets one more chance.
+    llm_server.script(llm.text(huge), llm.text(nested), llm.text("Nothing to do."), llm.text("Nothing to do."))
+    reply, _ = await ask(fresh_db, llm_server, "import the password file", max_steps=5)
     results = [m["content"] for m in llm_server.requests[1]["messages"] if m["role"] == "tool"]  # type: ignore[index]
-    assert len(results) == 1 and results[0].startswith("ERROR: Refused") and "lo_import()" in results[0]
+    # Refused before it is even parsed (over [limits] max_sql_chars), so lo_import() never reaches Postgres.
+    assert len(results) == 1 and results[0].startswith("ERROR: Refused") and "max_sql_chars" in results[0]
     assert len(results[0]) < 2000  # the refusal does not echo a megabyte back
     assert sent(llm_server, 2)[-1] == NUDGES[Problem.BROKEN_CALL]  # the nested "call" could not be read
-    assert reply.kind is ReplyKind.ANSWER and reply.text == "Nothing to do." and reply.sql == ()
+    assert reply.text.startswith("Nothing to do.") and reply.sql == () and reply.answer_id is None
     assert await count(fresh_db, "SELECT count(*) FROM orders") == 90
 
 

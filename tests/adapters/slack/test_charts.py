@@ -99,7 +99,8 @@ async def test_a_chart_asked_for_in_words_is_drawn_from_the_answer_and_a_failed_
         app = build_slack_app(agent, slack_settings(fake_slack))
         sql = "SELECT 'r' || g AS region, g * 10 AS revenue FROM generate_series(1, 30) g"
         llm_server.script(llm.tool_call("run_query", {"sql": sql}), llm.text("Here it is."))
-        fake_slack.fail_next("files.getUploadURLExternal", error="not_allowed_token_type")
+        # Both uploads fail: the result's CSV (30 rows do not all show) and then the chart.
+        fake_slack.fail_next("files.getUploadURLExternal", error="not_allowed_token_type", times=2)
         mention = app_mention(f"<@{BOT_USER_ID}> bar chart of revenue by region", ts=new_ts())
         assert (await dispatch(app, event_body(mention))).status == 200
         await fake_slack.wait_for(lambda f: any("chart could not be attached" in c.args.get("text", "")
