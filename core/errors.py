@@ -20,6 +20,7 @@ to post in chat (no secrets, no tracebacks). Hints meant for the model are a sep
     │   └── LlmResponseError           a reply that is not a usable completion
     ├── ApprovalError          approval refused: not allowed, expired, decided, forged, altered
     ├── BackupError            a backup or restore refused or failed (folder, client version, bad dump)
+    ├── ScheduleError          a schedule refused (time not understood, too frequent, not yours) or unknown
     ├── BusyError              more work than the configured limits allow right now
     └── QuotaError             a rate limit or the workspace's daily token budget was hit
 
@@ -103,6 +104,10 @@ class ApprovalError(PgbotError):
 
 class BackupError(PgbotError):
     default_message = "The backup or restore could not be carried out."
+
+
+class ScheduleError(PgbotError):
+    default_message = "That schedule cannot be created or changed."
 
 
 class BusyError(PgbotError):

@@ -89,6 +89,15 @@ class ApprovalPrompt:
 
 
 @dataclass(frozen=True, slots=True)
+class ScheduleCard:
+    """A schedule as chat shows it, with Pause (or Resume) and Delete buttons that carry its id back to core."""
+
+    schedule_id: str
+    summary: str
+    paused: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     """One thing pgbot says in a thread. Adapters render every field they can."""
 
@@ -101,6 +110,7 @@ class Reply:
     database: str | None = None
     error_id: str | None = None
     meta: dict[str, str] = field(default_factory=dict)
+    schedules: tuple[ScheduleCard, ...] = ()  # schedules listed or just created, each with its buttons
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {"kind": self.kind.value, "text": self.text, "sql": list(self.sql)}
@@ -115,6 +125,9 @@ class Reply:
             }
         if self.database:
             out["database"] = self.database
+        if self.schedules:
+            out["schedules"] = [{"id": c.schedule_id, "summary": c.summary, "paused": c.paused}
+                                for c in self.schedules]
         return out
 
 

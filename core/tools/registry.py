@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from core.actions import ActionExecutor, executor_operation
 from core.errors import ModelHint
 from core.llm.base import ToolSpec
-from core.messages import ResultTable
+from core.messages import ResultTable, ScheduleCard
 
 if TYPE_CHECKING:
     from core.approvals import PendingAction
@@ -65,6 +65,7 @@ class ToolOutput:
     table: ResultTable | None = None
     pending: PendingAction | None = None
     switched_database: str | None = None
+    schedules: tuple[ScheduleCard, ...] = ()  # schedules created or listed: the answer shows them with buttons
 
 
 ToolFunc = Callable[..., Awaitable[ToolOutput]]
@@ -213,6 +214,7 @@ ENTRY_POINT_GROUP = "pgbot.tools"
 BUILTIN_TOOL_MODULES = (
     "core.tools.query", "core.tools.schema", "core.tools.databases", "core.tools.changes", "core.tools.clarify",
     "core.tools.export", "core.tools.diagnostics", "core.tools.migrations", "core.tools.backups",
+    "core.tools.schedules",
 )
 
 
