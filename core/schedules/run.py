@@ -31,12 +31,14 @@ class RunResult:
     failed: bool = False
 
 
-def late_label(*, due: dt.datetime, ran: dt.datetime, zone: dt.tzinfo, restart: bool) -> str:
-    """"(late: due 09:00, ran 09:42 after a restart)"; the date is added when the day differs."""
+def late_label(*, due: dt.datetime, ran: dt.datetime, zone: dt.tzinfo, restart: bool, skipped: int = 0) -> str:
+    """"(late: due 09:00, ran 09:42 after a restart)"; the date is added when the day differs, and the number
+    of earlier missed runs that this one stands for."""
     due_local, ran_local = due.astimezone(zone), ran.astimezone(zone)
     fmt = "%H:%M" if due_local.date() == ran_local.date() else "%a %Y-%m-%d %H:%M"
     why = " after a restart" if restart else ""
-    return f"(late: due {due_local.strftime(fmt)}, ran {ran_local.strftime(fmt)}{why})"
+    more = f"; {skipped} earlier run{'s' if skipped != 1 else ''} missed" if skipped else ""
+    return f"(late: due {due_local.strftime(fmt)}, ran {ran_local.strftime(fmt)}{why}{more})"
 
 
 async def run_schedule(schedule: Schedule, *, databases: DatabaseRegistry, guard: SqlGuard, label: str) -> RunResult:

@@ -70,8 +70,10 @@ class Scheduler:
             return 0
         started_at = self.clock.now()
         started = time.perf_counter()
-        late = (started_at - due).total_seconds() > config.late_after_s
-        label = late_label(due=due, ran=started_at, zone=zone_named(schedule.timezone), restart=restart) if late else ""
+        latest, skipped = self.schedules.latest_due(schedule, now=started_at)
+        late = skipped > 0 or (started_at - latest).total_seconds() > config.late_after_s
+        label = late_label(due=latest, ran=started_at, zone=zone_named(schedule.timezone), restart=restart,
+                           skipped=skipped) if late else ""
         posted = False
         try:
             async with asyncio.timeout(config.claim_ttl_s * RUN_SHARE_OF_CLAIM):

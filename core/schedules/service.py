@@ -191,3 +191,14 @@ class Schedules:
 
     def due_time(self, schedule: Schedule, *, after: dt.datetime) -> dt.datetime:
         return next_due(schedule.cron, zone_named(schedule.timezone), after=after)
+
+    def latest_due(self, schedule: Schedule, *, now: dt.datetime) -> tuple[dt.datetime, int]:
+        """The last due time not after ``now``, and how many earlier due times it stands for (missed runs
+        collapse into one run; counted up to 1000)."""
+        due, skipped = schedule.next_due, 0
+        for _ in range(1000):
+            following = self.due_time(schedule, after=due)
+            if following > now:
+                break
+            due, skipped = following, skipped + 1
+        return due, skipped
