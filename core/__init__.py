@@ -14,8 +14,9 @@ from core.errors import (
     PgbotError,
 )
 from core.llm.base import ChatTurn, Completion, LlmClient, ToolCall, ToolSpec
-from core.messages import ApprovalPrompt, Cell, Message, Reply, ReplyKind, ResultTable
+from core.messages import ApprovalPrompt, Cell, Message, Reply, ReplyKind, ResultTable, ScheduleCard, ScheduleChange
 from core.render import render_error
+from core.schedules import Destination
 from core.tools.registry import Tool, ToolContext, ToolKind, ToolOutput, tool
 
 __all__ = [
@@ -29,6 +30,7 @@ __all__ = [
     "ConfigError",
     "ContextStore",
     "DatabaseError",
+    "Destination",
     "GuardError",
     "LlmClient",
     "LlmError",
@@ -40,6 +42,8 @@ __all__ = [
     "Reply",
     "ReplyKind",
     "ResultTable",
+    "ScheduleCard",
+    "ScheduleChange",
     "Settings",
     "Tool",
     "ToolCall",

@@ -13,6 +13,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 Cell = str | int | float | bool | None
 """A result cell as shown to people and serialised to JSON: Postgres values are converted once."""
@@ -86,6 +87,10 @@ class ApprovalPrompt:
     summary: str
     preview: ResultTable | None
     expires_at: float
+
+
+ScheduleChange = Literal["pause", "resume", "delete"]
+"""What a schedule's buttons (and ``pgbot schedule``) do to it."""
 
 
 @dataclass(frozen=True, slots=True)

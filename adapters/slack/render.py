@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.text_table import MAX_CELL, cut, text_table
-from core import ApprovalPrompt, Reply, ReplyKind, ResultTable
+from core import ApprovalPrompt, Reply, ReplyKind, ResultTable, ScheduleCard, ScheduleChange
 
 SECTION_LIMIT = 3000
 MAX_BLOCKS = 50
@@ -27,6 +27,12 @@ FEEDBACK_UP = "pgbot_feedback_up"
 FEEDBACK_DOWN = "pgbot_feedback_down"
 DECISION_BLOCK = "pgbot_decision"
 FEEDBACK_BLOCK = "pgbot_feedback"
+SCHEDULE_PAUSE = "pgbot_schedule_pause"
+SCHEDULE_RESUME = "pgbot_schedule_resume"
+SCHEDULE_DELETE = "pgbot_schedule_delete"
+SCHEDULE_ACTIONS: dict[str, ScheduleChange] = {
+    SCHEDULE_PAUSE: "pause", SCHEDULE_RESUME: "resume", SCHEDULE_DELETE: "delete"}
+MAX_CARDS = 10  # two blocks each; /schedules in the terminal or the CLI lists any number
 
 Block = dict[str, Any]
 
@@ -208,6 +214,21 @@ def approval_blocks(prompt: ApprovalPrompt) -> list[Block]:
     return blocks
 
 
+def schedule_blocks(card: ScheduleCard) -> list[Block]:
+    """The schedule's line and its buttons: Pause (or Resume) and Delete (confirmed first); values are its id."""
+    toggle = _button("Resume", SCHEDULE_RESUME, card.schedule_id) if card.paused else \
+        _button("Pause", SCHEDULE_PAUSE, card.schedule_id)
+    delete = _button("Delete", SCHEDULE_DELETE, card.schedule_id, "danger")
+    delete["confirm"] = {
+        "title": {"type": "plain_text", "text": "Delete this schedule?"},
+        "text": {"type": "plain_text", "text": "It stops for good; the audit trail keeps its history."},
+        "confirm": {"type": "plain_text", "text": "Delete"}, "deny": {"type": "plain_text", "text": "Keep it"},
+        "style": "danger",
+    }
+    return [section(to_mrkdwn(card.summary)),
+            {"type": "actions", "block_id": f"pgbot_schedule_{card.schedule_id}"[:255], "elements": [toggle, delete]}]
+
+
 def feedback_block(answer_id: str) -> Block:
     return {
         "type": "actions",
@@ -237,6 +258,10 @@ def render(reply: Reply) -> SlackMessage:
                 file = csv_file(reply.table, database=reply.database)
         if reply.database and reply.kind in (ReplyKind.ANSWER, ReplyKind.RESULT):
             blocks.append(context(f"database: {escape(reply.database)}"))
+    for card in reply.schedules[:MAX_CARDS]:
+        blocks.extend(schedule_blocks(card))
+    if len(reply.schedules) > MAX_CARDS:
+        blocks.append(context(f"… and {len(reply.schedules) - MAX_CARDS} more (`pgbot schedule list` shows all)"))
     if reply.answer_id:
         actions.append(feedback_block(reply.answer_id))
     if reply.error_id:

@@ -35,6 +35,10 @@ def render_reply(console: Console, reply: Reply, *, max_rows: int = 100) -> None
         ))
     if reply.table is not None and reply.table.columns:
         console.print(render_table(reply.table, max_rows=max_rows))
+    for card in reply.schedules:
+        state = "resume" if card.paused else "pause"
+        console.print(f"• {card.summary}  (/schedule {state}|delete {card.schedule_id})", markup=False,
+                      highlight=False)
     if reply.answer_id is not None:
         console.print("Rate this answer with /good or /bad.", style="dim", markup=False, highlight=False)
 

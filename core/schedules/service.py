@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from typing import Literal
 
 import asyncpg
 import structlog
@@ -21,7 +20,7 @@ from core.config import Settings
 from core.db.registry import DatabaseRegistry
 from core.errors import AccessDeniedError, PgbotError, ScheduleError
 from core.explain_check import explain_first
-from core.messages import Reply, ReplyKind
+from core.messages import Reply, ReplyKind, ScheduleChange
 from core.permissions import Actor, may_approve, resolve_role
 from core.schedules.clock import Clock, SystemClock
 from core.schedules.delivery import Senders
@@ -31,7 +30,7 @@ from core.schedules.timing import next_due, parse_when, zone_named
 from core.sqlguard import SqlGuard
 
 log = structlog.get_logger(__name__)
-Change = Literal["pause", "resume", "delete"]
+Change = ScheduleChange
 MAX_QUESTION_CHARS = 2000
 _EVENTS: dict[str, AuditEvent] = {"pause": AuditEvent.SCHEDULE_PAUSED, "resume": AuditEvent.SCHEDULE_RESUMED,
                                   "delete": AuditEvent.SCHEDULE_DELETED}

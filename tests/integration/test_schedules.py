@@ -173,7 +173,7 @@ async def test_a_creator_now_mapped_to_another_role_is_stopped_too(
     assert await change_env.fetchval("SELECT paused FROM pgbot.schedules WHERE id = $1", schedule.id) is True
 
 
-@pytest.mark.parametrize("sql", [
+CHANGES = (
     "DELETE FROM items",
     "UPDATE items SET qty = 0",
     "WITH gone AS (DELETE FROM items RETURNING *) SELECT count(*) FROM gone",
@@ -182,15 +182,17 @@ async def test_a_creator_now_mapped_to_another_role_is_stopped_too(
     "SELECT nextval('s')",
     "COPY items TO PROGRAM 'id'",
     "CREATE TABLE evil AS SELECT * FROM items",
-])
-async def test_a_schedule_whose_sql_changes_data_is_refused(
-        sql: str, change_env: ChangeEnv, schedule_env: ScheduleEnv) -> None:
+)
+
+
+async def test_a_schedule_whose_sql_changes_data_is_refused(change_env: ChangeEnv, schedule_env: ScheduleEnv) -> None:
     replica = schedule_env.replica(change_env.settings())
-    with pytest.raises(GuardError):
-        await create(replica, sql=sql)
     agent = change_env.agent(with_berlin(change_env.settings()))
-    reply = await final_reply(agent, message(f'/schedule "every hour" {sql}', user="UANALYST"))
-    assert reply.kind is ReplyKind.ERROR and not reply.schedules
+    for sql in CHANGES:
+        with pytest.raises(GuardError):
+            await create(replica, sql=sql)
+        reply = await final_reply(agent, message(f'/schedule "every hour" {sql}', user="UANALYST"))
+        assert reply.kind is ReplyKind.ERROR and not reply.schedules, sql
     assert (await replica.schedules.list())[0] == []
     assert await change_env.fetchval("SELECT count(*) FROM items") == 10
 

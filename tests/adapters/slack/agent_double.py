@@ -42,6 +42,7 @@ class ApprovalAgentDouble:
     feedbacks: list[tuple[str, str, bool]] = field(default_factory=list)
     decide_kind: ReplyKind = ReplyKind.OUTCOME
     progress_lines: list[str] = field(default_factory=list)  # reported through ``progress`` before the outcome
+    schedules: None = None  # no schedules: the adapter registers no sender on it
 
     async def handle(self, message: Message) -> AsyncIterator[Reply]:
         self.messages.append(message)
