@@ -205,8 +205,10 @@ class ScheduleButton(
                                             groups=member_groups(interaction.user))
         shown = render(reply)
         # A refusal only the clicker needs to see; a change the channel sees (who paused or deleted it).
+        view = view_for(reply)  # the schedule's buttons again, now Resume after a Pause
+        extra: dict[str, Any] = {"view": view} if view is not None else {}
         await interaction.followup.send(content=shown.content, embeds=shown.embeds,
-                                        ephemeral=reply.kind is ReplyKind.ERROR)
+                                        ephemeral=reply.kind is ReplyKind.ERROR, **extra)
 
 
 MAX_SCHEDULE_CARDS = 10  # two buttons each, within Discord's 25 components per message

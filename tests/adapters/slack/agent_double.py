@@ -73,6 +73,7 @@ class IdleAgentDouble:
 
     def __init__(self) -> None:
         self.health = Health()  # the runner reports its connection here (real class: core has no SDK)
+        self.schedules = None  # no schedules: the runner registers no sender
 
     async def handle(self, message: Message) -> AsyncIterator[Reply]:
         yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
