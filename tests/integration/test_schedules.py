@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
@@ -19,7 +20,7 @@ from core import ReplyKind
 from core.errors import GuardError, ScheduleError
 from core.permissions import resolve_role
 from core.schedules import Schedule
-from tests.helpers import final_reply, message, settings_for
+from tests.helpers import active_queries, final_reply, message, settings_for
 from tests.integration.change_env import ANALYST, DBA, LEAD, OTHER, ChangeEnv, change_env_fixture  # noqa: F401
 from tests.integration.diagnostics_env import queued_access_exclusive
 from tests.integration.schedule_env import (  # noqa: F401 - fixture
@@ -296,3 +297,40 @@ async def test_pgbot_schedule_lists_pauses_resumes_and_deletes(
     decided = await change_env.fetch("SELECT decided_by FROM pgbot.audit WHERE action_id = $1 AND event <> "
                                      "'schedule_created'", schedule.id)
     assert all(r["decided_by"].startswith("cli:") for r in decided)
+
+
+async def test_shutdown_mid_run_releases_the_claim_and_the_run_stays_due(
+        change_env: ChangeEnv, schedule_env: ScheduleEnv) -> None:
+    replica = schedule_env.replica(change_env.settings())
+    schedule = await create(replica, sql="SELECT pg_sleep(30), 'pgbot-shutdown-marker' AS marker")
+    schedule_env.clock.set(MONDAY_9)
+    replica.scheduler.start()  # the loop ticks at once: it claims the run and starts the slow query
+    await wait_until_async(lambda: active_queries(change_env.dsn, "pgbot-shutdown-marker"), expected=1)
+    await replica.scheduler.stop(grace_s=0)  # SIGTERM with no grace left
+    key = replica.claims.key(f"{schedule.id}:{int(schedule.next_due.timestamp())}")
+    client = aioredis.Redis.from_url(schedule_env.redis_url)
+    try:
+        assert await client.exists(key) == 0  # released: another replica may run it now
+    finally:
+        await client.aclose()
+    assert not replica.outbox.sent
+    await wait_until_async(lambda: active_queries(change_env.dsn, "pgbot-shutdown-marker"), expected=0)
+    assert await change_env.fetchval("SELECT next_due FROM pgbot.schedules WHERE id = $1",
+                                     schedule.id) == schedule.next_due
+    assert await audit_events(change_env, schedule.id) == ["schedule_created"]
+
+
+async def wait_until_async(probe: Callable[[], Awaitable[int]], *, expected: int, within_s: float = 10.0) -> None:
+    seen: list[int] = []
+
+    async def poll() -> None:
+        while True:
+            seen.append(await probe())
+            if seen[-1] == expected:
+                return
+            await asyncio.sleep(0.05)
+
+    try:
+        await asyncio.wait_for(poll(), timeout=within_s)
+    except TimeoutError:
+        raise AssertionError(f"expected {expected}, saw {seen[-5:]}") from None
