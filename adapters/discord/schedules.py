@@ -11,6 +11,7 @@ from typing import Any
 
 import discord
 
+from adapters.discord.events import PLATFORM, member_groups
 from core import Destination, PgbotError, Reply
 
 Post = Callable[[discord.abc.Messageable, Reply], Awaitable[object]]
@@ -30,6 +31,21 @@ class DiscordSender:
         channel = await self._channel(destination)
         for reply in replies:
             await self.post(channel, reply)
+
+    async def current_groups(self, destination: Destination, identity: str) -> tuple[str, ...] | None:
+        """The creator's guild roles now, fetched from Discord (not the cache); () once they left the guild."""
+        platform, _, user_id = identity.partition(":")
+        if platform != PLATFORM or not user_id.isdigit() or not destination.workspace.isdigit():
+            return None  # a DM, or not a Discord identity: the stored groups stand
+        guild = self.client.get_guild(int(destination.workspace))
+        if guild is None:
+            return ()  # pgbot is no longer in that guild
+        try:
+            return member_groups(await guild.fetch_member(int(user_id)))
+        except discord.NotFound:
+            return ()
+        except discord.HTTPException as exc:
+            raise PgbotError("Discord did not answer the look-up of the creator's roles") from exc
 
     async def _channel(self, destination: Destination) -> discord.abc.Messageable:
         for raw in (destination.thread, destination.channel):

@@ -31,3 +31,6 @@ class SlackSender:
                 await self.client.files_upload_v2(channel=destination.channel, thread_ts=destination.thread,
                                                   filename=shown.file.filename, title=shown.file.title,
                                                   content=shown.file.content)
+
+    async def current_groups(self, destination: Destination, identity: str) -> tuple[str, ...] | None:
+        return None  # no platform groups here: the roles table maps identities only

@@ -22,3 +22,6 @@ class TerminalSender:
     async def send(self, destination: Destination, replies: Sequence[Reply]) -> None:
         for reply in replies:
             render_reply(self.console, reply)
+
+    async def current_groups(self, destination: Destination, identity: str) -> tuple[str, ...] | None:
+        return None  # no platform groups here: the roles table maps identities only

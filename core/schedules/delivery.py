@@ -23,6 +23,12 @@ class Sender(Protocol):
         """Post ``replies`` in order; raise on failure (the run is then recorded as not delivered)."""
         ...
 
+    async def current_groups(self, destination: Destination, identity: str) -> tuple[str, ...] | None:
+        """The creator's platform groups now (a Discord member's guild roles; () after leaving the guild), or
+        None when the platform has none to tell (the groups stored with the schedule stand). Raises
+        PgbotError when the look-up failed: the run then fails rather than run on stale groups."""
+        ...
+
 
 class Senders:
     """The senders of the adapters running in this process, by platform."""

@@ -41,14 +41,16 @@ def late_label(*, due: dt.datetime, ran: dt.datetime, zone: dt.tzinfo, restart: 
     return f"(late: due {due_local.strftime(fmt)}, ran {ran_local.strftime(fmt)}{why}{more})"
 
 
-async def run_schedule(schedule: Schedule, *, databases: DatabaseRegistry, guard: SqlGuard, label: str) -> RunResult:
+async def run_schedule(schedule: Schedule, *, databases: DatabaseRegistry, guard: SqlGuard, label: str,
+                       groups: tuple[str, ...] | None = None) -> RunResult:
     """Everything a run may refuse or fail on becomes a :class:`RunResult` (posted in the channel), never an
-    exception; ``label`` (the late label, or "") follows the heading."""
+    exception; ``label`` (the late label, or "") follows the heading; ``groups``: the creator's platform groups
+    now, when the platform could tell (else those stored with the schedule)."""
     heading = _heading(schedule, label)
     try:
         database = databases.get(schedule.database)
         actor = resolve_role(database=schedule.database, settings=database.settings, identity=schedule.created_by,
-                             groups=schedule.groups)
+                             groups=schedule.groups if groups is None else groups)
     except UnknownDatabaseError:
         return _stopped(schedule, heading, f"database '{schedule.database}' is no longer configured")
     except AccessDeniedError:

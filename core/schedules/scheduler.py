@@ -17,6 +17,7 @@ import structlog
 
 from core.audit import AuditEvent
 from core.errors import PgbotError
+from core.messages import Reply, ReplyKind
 from core.schedules.claims import RunClaims
 from core.schedules.clock import Clock, SystemClock
 from core.schedules.model import Schedule
@@ -77,8 +78,7 @@ class Scheduler:
         posted = False
         try:
             async with asyncio.timeout(config.claim_ttl_s * RUN_SHARE_OF_CLAIM):
-                result = await run_schedule(schedule, databases=self.schedules.databases,
-                                            guard=self.schedules.guard, label=label)
+                result = await self._groups_then_run(schedule, label=label)
                 outcome = result.outcome
                 if result.replies:
                     outcome = await self._deliver(schedule, result)
@@ -98,6 +98,18 @@ class Scheduler:
         log.info("schedule_ran", schedule=schedule.id, database=schedule.database, outcome=outcome[:200],
                  late=late)
         return 1
+
+    async def _groups_then_run(self, schedule: Schedule, *, label: str) -> RunResult:
+        """Ask the platform for the creator's groups now (a Discord role taken away stops the schedule), then run."""
+        sender = self.schedules.senders.get(schedule.destination.platform)
+        try:
+            groups = await sender.current_groups(schedule.destination, schedule.created_by) if sender else None
+        except PgbotError as exc:
+            text = f"Schedule {schedule.id} did not run: {exc.user_message}; it runs again at its next time."
+            return RunResult(replies=(Reply(kind=ReplyKind.ERROR, text=text, database=schedule.database),),
+                             outcome=f"failed: {exc.user_message}", failed=True)
+        return await run_schedule(schedule, databases=self.schedules.databases, guard=self.schedules.guard,
+                                  label=label, groups=groups)
 
     async def _deliver(self, schedule: Schedule, result: RunResult) -> str:
         sender = self.schedules.senders.get(schedule.destination.platform)

@@ -36,6 +36,9 @@ class Outbox:
     async def send(self, destination: Destination, replies: Sequence[Reply]) -> None:
         self.sent.append((destination, tuple(replies)))
 
+    async def current_groups(self, destination: Destination, identity: str) -> tuple[str, ...] | None:
+        return None
+
     @property
     def texts(self) -> list[str]:
         return [reply.text for _, replies in self.sent for reply in replies]

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from core import Agent
+import asyncpg
+
+from bot.wiring import build_agent
+from core import Agent, Settings
 from core.schedules import ManualClock, MemoryRunClaims, Scheduler
 from tests.adapters.discord.conftest import ClientFactory
-from tests.adapters.discord.fake_discord import APPROVER_ID, BOT_ID, FakeDiscord, user
+from tests.adapters.discord.fake_discord import APPROVER_ID, BOT_ID, USER_ID, FakeDiscord, member, user
 from tests.adapters.discord.test_bot import custom_ids, mention
-from tests.helpers import wait_until
+from tests.adapters.discord.test_guild_roles import ALICE, ENGINEERS, add_guild_roles, ask
+from tests.helpers import ITEMS_SQL, wait_until
+from tests.services import throwaway_role
 
 
 async def test_schedule_buttons_and_a_due_run_in_the_thread(
@@ -53,3 +58,48 @@ async def test_schedule_buttons_and_a_due_run_in_the_thread(
     report = fake_discord.of("POST", "channels", data["id"], "messages")[posts]  # the thread's id is the message's
     assert report.json["content"].startswith("Scheduled report: SELECT count(*) AS n FROM items (At the start of")
     assert report.json["embeds"][1]["description"].splitlines()[1:4] == ["  n", "---", "300"]
+
+
+async def test_a_schedule_made_through_a_guild_role_stops_when_the_role_is_taken_away(
+    fake_discord: FakeDiscord, make_client: ClientFactory, fresh_db: str, pg_admin_dsn: str
+) -> None:
+    """The config maps the guild role, not the person: each run asks Discord for the creator's roles now."""
+    conn = await asyncpg.connect(fresh_db)
+    try:
+        await conn.execute(ITEMS_SQL)
+    finally:
+        await conn.close()
+    async with throwaway_role(fresh_db, pg_admin_dsn, prefix="pgbot_sched_eng",
+                              grants="GRANT SELECT ON items TO {role}") as engineer:
+        settings = Settings(databases={"shop": {"dsn": fresh_db, "roles": {f"discord-role:{ENGINEERS}": engineer}}})
+        agent = build_agent(settings, use_llm=False)
+        try:
+            assert agent.schedules is not None
+            clock = ManualClock(dt.datetime(2026, 3, 30, 6, 0, tzinfo=dt.UTC))
+            agent.schedules.clock = clock
+            client = await make_client(agent)
+            add_guild_roles(client)
+            edit = await ask(fake_discord, client, '/schedule "every hour" SELECT count(*) AS n FROM items',
+                             author=ALICE, roles=[ENGINEERS])
+            assert f"it runs as {engineer}" in edit.json["content"]
+            data_channel = edit.path.split("/")[2]
+            await wait_until(client.is_ready, describe=lambda: "client not ready")
+            scheduler = Scheduler(schedules=agent.schedules, claims=MemoryRunClaims(), clock=clock)
+
+            fake_discord.members[USER_ID] = member(ALICE, roles=[ENGINEERS])
+            clock.set(dt.datetime(2026, 3, 30, 7, 0, 1, tzinfo=dt.UTC))
+            posts = len(fake_discord.of("POST", "channels", data_channel, "messages"))
+            assert await scheduler.tick() == 1
+            ran = fake_discord.of("POST", "channels", data_channel, "messages")[posts]
+            assert ran.json["content"].startswith("Scheduled report:") and "stopped" not in ran.json["content"]
+
+            fake_discord.members[USER_ID] = member(ALICE, roles=[])  # an admin took the engineers role away
+            clock.set(dt.datetime(2026, 3, 30, 8, 0, 1, tzinfo=dt.UTC))
+            assert await scheduler.tick() == 1
+            stopped = fake_discord.of("POST", "channels", data_channel, "messages")[posts + 1]
+            assert f"This schedule is stopped: discord:{USER_ID} is no longer mapped" in stopped.json["content"]
+            assert not stopped.json.get("embeds")  # nothing ran: no SQL, no table
+            clock.set(dt.datetime(2026, 3, 30, 9, 0, 1, tzinfo=dt.UTC))
+            assert await scheduler.tick() == 0
+        finally:
+            await agent.aclose()
