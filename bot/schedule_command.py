@@ -61,5 +61,6 @@ def format_schedules(found: list[Schedule]) -> str:
         where = f"{s.destination.platform} {s.destination.channel}/{s.destination.thread}"
         lines.append(f"{s.id}  {s.database}  {s.kind.value}  {s.when}  next {s.next_due:%Y-%m-%d %H:%M} UTC  "
                      f"{state}  by {s.created_by} as {s.role or 'login role'}  in {where}")
-        lines.append(f"    {s.question}" + (f"\n    SQL: {' '.join(s.sql.split())}" if s.sql else ""))
+        sql = " ".join(s.sql.split())
+        lines.append(f"    {s.question}" + (f"\n    SQL: {sql}" if sql and sql != s.question else ""))
     return "\n".join(lines)
