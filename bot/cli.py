@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bot.backup_command import add_backup_parser
 
     add_backup_parser(sub, common)
+    from bot.schedule_command import add_schedule_parser
+
+    add_schedule_parser(sub, common)
     return parser
 
 
@@ -158,6 +161,12 @@ async def _backup(args: argparse.Namespace) -> int:
     return await backup_main(args)
 
 
+async def _schedule(args: argparse.Namespace) -> int:
+    from bot.schedule_command import schedule_main
+
+    return await schedule_main(args)
+
+
 COMMANDS: dict[str, Handler] = {
     "chat": _chat,
     "ask": _ask,
@@ -168,6 +177,7 @@ COMMANDS: dict[str, Handler] = {
     "audit": _audit,
     "migrate": migrate_command.handle,
     "backup": _backup,
+    "schedule": _schedule,
 }
 
 if __name__ == "__main__":

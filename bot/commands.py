@@ -9,7 +9,7 @@ from adapters.terminal.charts import chart_dir, save_chart
 from adapters.terminal.chat import TerminalChat, ask_once, new_message
 from adapters.terminal.render import render_reply, reply_as_csv, reply_as_json
 from bot.logs import configure_logging
-from bot.wiring import build_agent
+from bot.wiring import build_agent, make_scheduler
 from core import Agent, ReplyKind, Settings, load_settings
 from core.errors import PgbotError
 
@@ -42,11 +42,20 @@ async def chat(*, config: str | None, database: str | None, settings: Settings |
         raise PgbotError("No database is configured. Add [databases.NAME] with a dsn to pgbot.toml, "
                          "or run `pgbot demo` to try the sample database.")
     agent = build_agent(settings)
+    scheduler = make_scheduler(agent)
     try:
         terminal = TerminalChat(agent)
+        if scheduler is not None:  # the terminal's own schedules print here while the chat is open
+            from adapters.terminal.schedules import TerminalSender
+
+            scheduler.schedules.senders.register("terminal", TerminalSender(terminal.console))
+            scheduler.start()
         await select_database(agent, terminal.thread, database)
         await terminal.run(banner=banner(agent))
     finally:
+        if scheduler is not None:
+            await scheduler.stop(grace_s=0)
+            await scheduler.claims.aclose()
         await agent.aclose()
     return 0
 

@@ -11,7 +11,7 @@ import structlog
 
 from bot.logs import configure_logging
 from bot.observability import ObservabilityServer
-from bot.wiring import build_agent
+from bot.wiring import build_agent, make_scheduler
 from core import Agent, Settings, load_settings
 from core.errors import ConfigError
 
@@ -52,6 +52,7 @@ async def serve(
     """
     configure_logging(settings)
     agent = build_agent(settings)
+    scheduler = make_scheduler(agent)  # runs for the platforms whose runner registered a sender
     if chat is not None:
         agent.health.expect_chat(chat)
     observability = None
@@ -68,6 +69,8 @@ async def serve(
         # otherwise stall the event loop for tens of ms under load (docs/PERFORMANCE.md).
         gc.freeze()
         bot: asyncio.Future[object] = asyncio.ensure_future(run(agent))
+        if scheduler is not None:
+            scheduler.start()
         stopped: asyncio.Future[object] = asyncio.ensure_future(stop.wait())
         await asyncio.wait({bot, stopped}, return_when=asyncio.FIRST_COMPLETED)
         if bot.done():
@@ -77,12 +80,17 @@ async def serve(
         grace = settings.limits.shutdown_grace_s
         log.info("shutdown_started", grace_s=grace, in_flight=agent.inflight.open)
         agent.begin_shutdown()
+        if scheduler is not None:  # a run in progress may finish within the grace period, else it is released
+            await scheduler.stop(grace_s=grace)
         if not receive_while_draining:
             await _stop(bot)
         await agent.drain(grace_s=grace)
         await _stop(bot)
         log.info("shutdown_finished")
     finally:
+        if scheduler is not None:
+            await scheduler.stop(grace_s=0)
+            await scheduler.claims.aclose()
         for signum in signals:
             loop.remove_signal_handler(signum)
         if observability is not None:

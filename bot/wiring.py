@@ -15,6 +15,7 @@ from core.feedback import AnswerLog, MemoryAnswerLog, RedisAnswerLog
 from core.llm.base import LlmClient
 from core.ops import Ops
 from core.quotas import MemoryQuotas, QuotaPolicy, Quotas, RedisQuotas
+from core.schedules import MemoryRunClaims, RedisRunClaims, RunClaims, Scheduler, Schedules
 from core.sqlguard import SqlGuard
 from core.thread_lease import LocalThreadTurns, RedisThreadTurns, ThreadTurns
 from core.tools.registry import load_tools
@@ -77,6 +78,20 @@ def make_quotas(settings: Settings) -> Quotas:
     return RedisQuotas.from_url(settings.redis.url.get_secret_value(), policy)
 
 
+def make_run_claims(settings: Settings) -> RunClaims:
+    """Where scheduled runs are claimed once: Redis when configured (every replica), else this process."""
+    if settings.redis.url is None:
+        return MemoryRunClaims()
+    return RedisRunClaims.from_url(settings.redis.url.get_secret_value())
+
+
+def make_scheduler(agent: Agent) -> Scheduler | None:
+    """The schedule loop for a long-running bot (``pgbot slack`` / ``pgbot discord``); None without schedules."""
+    if agent.schedules is None:
+        return None
+    return Scheduler(schedules=agent.schedules, claims=make_run_claims(agent.settings))
+
+
 def build_agent(
     settings: Settings, *, llm: LlmClient | None = None, store: ContextStore | None = None, use_llm: bool = True,
     approval_store: ApprovalStore | None = None, quotas: Quotas | None = None,
@@ -85,9 +100,11 @@ def build_agent(
     databases = DatabaseRegistry(settings)
     store = store or make_store(settings)
     tools = load_tools().without(settings.llm.disabled_tools)
+    audit = AuditLog(databases)
+    guard = SqlGuard(max_sql_chars=settings.limits.max_sql_chars)
     approvals = Approvals(
         settings=settings, databases=databases, store=approval_store or make_approval_store(settings),
-        audit=AuditLog(databases), context=store, executors=tools.executors,
+        audit=audit, context=store, executors=tools.executors,
     )
     return Agent(
         settings=settings,
@@ -95,10 +112,11 @@ def build_agent(
         store=store,
         tools=tools,
         llm=llm if llm is not None else (make_llm(settings) if use_llm else None),
-        guard=SqlGuard(max_sql_chars=settings.limits.max_sql_chars),
+        guard=guard,
         approvals=approvals,
         accuracy=Accuracy(settings=settings, answers=make_answer_log(settings)),
         turns=make_turns(settings),
         events=make_events(settings),
         ops=Ops(settings=settings, quotas=quotas or make_quotas(settings)),
+        schedules=Schedules(settings=settings, databases=databases, guard=guard, audit=audit),
     )

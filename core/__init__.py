@@ -16,9 +16,20 @@ from core.errors import (
     PgbotError,
 )
 from core.llm.base import ChatTurn, Completion, LlmClient, ToolCall, ToolSpec
-from core.messages import ApprovalPrompt, Cell, ChartImage, Message, Reply, ReplyKind, ResultTable
+from core.messages import (
+    ApprovalPrompt,
+    Cell,
+    ChartImage,
+    Message,
+    Reply,
+    ReplyKind,
+    ResultTable,
+    ScheduleCard,
+    ScheduleChange,
+)
 from core.pretty_sql import pretty_sql
 from core.render import render_error
+from core.schedules import Destination
 from core.tools.registry import Tool, ToolContext, ToolKind, ToolOutput, tool
 
 __all__ = [
@@ -34,6 +45,7 @@ __all__ = [
     "ConfigError",
     "ContextStore",
     "DatabaseError",
+    "Destination",
     "DisplayTable",
     "GuardError",
     "LlmClient",
@@ -46,6 +58,8 @@ __all__ = [
     "Reply",
     "ReplyKind",
     "ResultTable",
+    "ScheduleCard",
+    "ScheduleChange",
     "Settings",
     "Tool",
     "ToolCall",

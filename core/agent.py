@@ -32,11 +32,12 @@ from core.health import Health
 from core.inflight import LEASE_LOST, NOT_TAKEN, InFlight
 from core.limits import TurnLimiter
 from core.llm.base import ChatTurn, LlmClient, ReadScope, ToolCall
-from core.messages import ChartImage, Message, Reply, ReplyKind, ResultTable, new_id
+from core.messages import ChartImage, Message, Reply, ReplyKind, ResultTable, ScheduleCard, new_id
 from core.metrics import UNKNOWN_TOOL
 from core.ops import Ops, Turn
 from core.permissions import GroupLookup, resolve_role
 from core.render import render_error
+from core.schedules.commands import plain_command
 from core.schema_context import SchemaContext
 from core.sqlguard import SqlGuard
 from core.thread_lease import LocalThreadTurns, ThreadTurns, TurnTicket
@@ -46,6 +47,7 @@ from core.tools.registry import ToolContext, ToolOutput, ToolRegistry
 
 if TYPE_CHECKING:
     from core.approvals import Approvals
+    from core.schedules.service import Change, Schedules
 
 log = structlog.get_logger(__name__)
 
@@ -83,6 +85,7 @@ class TurnState:
     nudged: list[Problem] = field(default_factory=list)  # why prose replies were sent back (core.grounding)
     aside: list[ChatTurn] = field(default_factory=list)  # sent to the model, never kept in the thread
     chart: ChartImage | None = None  # drawn by make_chart, shown with the answer
+    schedules: list[ScheduleCard] = field(default_factory=list)  # created or listed by a tool: shown with buttons
 
 
 def read_scope(ctx: ToolContext) -> ReadScope:
@@ -106,6 +109,7 @@ class Agent:
         turns: ThreadTurns | None = None,
         events: EventLog | None = None,
         ops: Ops | None = None,
+        schedules: Schedules | None = None,
     ) -> None:
         self.settings = settings
         self.databases = databases
@@ -122,6 +126,7 @@ class Agent:
         self.limiter = TurnLimiter.from_settings(settings)
         self.ops = ops or Ops(settings=settings)  # request ids, metrics, quotas, chat readiness (core.ops)
         self.ops.watch(databases=databases, limiter=self.limiter)
+        self.schedules = schedules  # scheduled reports and health checks; adapters register senders on it
 
     async def handle(self, message: Message) -> AsyncGenerator[Reply, None]:
         """Answer one message; the first reply is always WORKING so adapters can post it at once.
@@ -242,7 +247,7 @@ class Agent:
         )
 
     async def _respond(self, message: Message, ctx: ToolContext) -> Reply:
-        text = message.text.strip()
+        text = plain_command(message.text) or message.text.strip()
         if text.startswith("/"):
             reply = await run_command(self, ctx, text)
             await self._remember_command(ctx, text, reply)
@@ -417,6 +422,7 @@ class Agent:
             state.results.append(f"{output.table.row_count} {len(output.table.columns)}")
         state.sql.extend(output.sql)
         state.meta.update(output.meta)
+        state.schedules.extend(output.schedules)
         if output.table is not None and output.sql:
             state.table = output.table
             state.table_sql = output.sql[-1]
@@ -490,6 +496,7 @@ class Agent:
         return Reply(
             kind=ReplyKind.ANSWER, text=text, sql=tuple(state.sql), table=state.table,
             database=ctx.database.name, answer_id=answer_id, meta={**state.meta, **meta}, role=ctx.actor.role,
+            schedules=tuple(state.schedules),
         )
 
     async def show_sql(self, *, answer_id: str, thread_key: str | None = None) -> Reply:
@@ -537,6 +544,17 @@ class Agent:
                                           thread_key=thread_key)
             except Exception as exc:  # noqa: BLE001 - the error policy: one reply, traceback logged
                 return render_error(exc, error_id=request_id)
+
+    async def schedule_action(self, *, schedule_id: str, action: Change, user: str,
+                              groups: tuple[str, ...] = ()) -> Reply:
+        """Pause / Resume / Delete on a schedule from any adapter's button: (schedule id, clicking identity,
+        action) → a short reply; only the creator or an approver of its database may (core.schedules)."""
+        if self.schedules is None:
+            return Reply(kind=ReplyKind.ERROR, text="Schedules are not enabled in this pgbot.")
+        try:
+            return await self.schedules.change(schedule_id, action, by=user, groups=groups)
+        except Exception as exc:  # noqa: BLE001 - the error policy: one reply, traceback logged
+            return render_error(exc)
 
     async def aclose(self) -> None:
         await self.turns.aclose()

@@ -66,6 +66,14 @@ class AuditEvent(enum.StrEnum):
     FAILED = "failed"
     EXECUTED = "executed"
     SECURITY = "security"  # a statement changed the session's identity: result discarded, connection closed
+    # Schedules (core.schedules): action_id is the schedule id, requested_by its creator, decided_by who acted.
+    SCHEDULE_CREATED = "schedule_created"
+    SCHEDULE_PAUSED = "schedule_paused"
+    SCHEDULE_RESUMED = "schedule_resumed"
+    SCHEDULE_DELETED = "schedule_deleted"
+    SCHEDULE_RAN = "schedule_ran"
+    SCHEDULE_FAILED = "schedule_failed"
+    SCHEDULE_STOPPED = "schedule_stopped"
 
 
 @dataclass(frozen=True, slots=True)

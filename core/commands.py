@@ -12,6 +12,8 @@ from core.diagnostics.commands import explain_command, health_command, indexes_c
 from core.errors import ModelHint, PgbotError
 from core.export import export_command
 from core.messages import Reply, ReplyKind
+from core.schedules.commands import HELP as SCHEDULES_HELP
+from core.schedules.commands import schedule_command, schedules_command
 from core.tools.registry import ToolContext, ToolOutput
 
 if TYPE_CHECKING:
@@ -26,7 +28,7 @@ HELP = """Ask a question in plain English, or use a command:
   /db [NAME]           show or switch this thread's database
   /dbs                 list the configured databases
   /good, /bad          👍 or 👎 on this thread's last answer (👍 pairs teach pgbot)
-""" + DIAGNOSTICS_HELP + """
+""" + DIAGNOSTICS_HELP + "\n" + SCHEDULES_HELP + """
   /help                this text"""
 
 Handler = Callable[["Agent", ToolContext, str], Awaitable[Reply]]
@@ -130,4 +132,6 @@ COMMANDS: dict[str, Handler] = {
     "explain": explain_command,
     "indexes": indexes_command,
     "health": health_command,
+    "schedule": schedule_command,
+    "schedules": schedules_command,
 }

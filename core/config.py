@@ -267,6 +267,33 @@ class ChartSettings(_Section):
     from_question: bool = True  # "plot …", "chart …", "graph …" in a question draws the answer's result
 
 
+class ScheduleSettings(_Section):
+    """Scheduled reports and health checks (core.schedules), run by ``pgbot slack`` / ``pgbot discord``."""
+
+    # IANA name (Europe/Berlin) new schedules' times are read in; absent: the database's TimeZone setting.
+    # A schedule keeps the zone it was created with.
+    timezone: str | None = None
+    tick_s: float = Field(default=30.0, ge=1, le=600)  # how often each replica looks for due schedules
+    min_interval_minutes: int = Field(default=5, ge=1, le=1440)  # a schedule running more often is refused
+    max_per_user: int = Field(default=25, ge=1, le=1000)  # schedules one person may have per database
+    # A run claimed by a replica that died is claimed again (and run, late) after this long; a run still
+    # going at this point is cut off first, so two replicas never run it at once.
+    claim_ttl_s: float = Field(default=900.0, ge=30, le=86400)
+    late_after_s: float = Field(default=120.0, ge=0)  # a run starting later than this after its time says so
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"{value!r} is not an IANA time zone name such as Europe/Berlin or UTC") from None
+        return value
+
+
 class ObservabilitySettings(_Section):
     port: int | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -316,6 +343,7 @@ class Settings(BaseSettings):
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     backups: BackupSettings = Field(default_factory=BackupSettings)
     charts: ChartSettings = Field(default_factory=ChartSettings)
+    schedules: ScheduleSettings = Field(default_factory=ScheduleSettings)
     observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
     chat: ChatSettings = Field(default_factory=ChatSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)

@@ -20,6 +20,7 @@ to post in chat (no secrets, no tracebacks). Hints meant for the model are a sep
     │   └── LlmResponseError           a reply that is not a usable completion
     ├── ApprovalError          approval refused: not allowed, expired, decided, forged, altered
     ├── BackupError            a backup or restore refused or failed (folder, client version, bad dump)
+    ├── ScheduleError          a schedule refused (time not understood, too frequent, not yours) or unknown
     ├── BusyError              more work than the configured limits allow right now
     ├── SecurityError          a statement left the session under another identity: result discarded
     ├── ChartError             a result that cannot be drawn (no numeric column, one row), or no matplotlib
@@ -118,6 +119,10 @@ class SecurityError(PgbotError):
 
 class ChartError(PgbotError):
     default_message = "This result cannot be drawn as a chart."
+
+
+class ScheduleError(PgbotError):
+    default_message = "That schedule cannot be created or changed."
 
 
 class BusyError(PgbotError):

@@ -13,6 +13,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from core.column_kinds import column_kinds
 
@@ -120,6 +121,19 @@ class ChartImage:
         return f"chart-{self.kind}.png"
 
 
+ScheduleChange = Literal["pause", "resume", "delete"]
+"""What a schedule's buttons (and ``pgbot schedule``) do to it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleCard:
+    """A schedule as chat shows it, with Pause (or Resume) and Delete buttons that carry its id back to core."""
+
+    schedule_id: str
+    summary: str
+    paused: bool
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     """One thing pgbot says in a thread. Adapters render every field they can."""
@@ -135,6 +149,7 @@ class Reply:
     error_id: str | None = None
     meta: dict[str, str] = field(default_factory=dict)
     role: str | None = None  # the database role the statements ran as (None: the login role), for the context line
+    schedules: tuple[ScheduleCard, ...] = ()  # schedules listed or just created, each with its buttons
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {"kind": self.kind.value, "text": self.text, "sql": list(self.sql)}
@@ -151,6 +166,9 @@ class Reply:
             out["chart"] = {"kind": self.chart.kind, "title": self.chart.title, "notes": list(self.chart.notes)}
         if self.database:
             out["database"] = self.database
+        if self.schedules:
+            out["schedules"] = [{"id": c.schedule_id, "summary": c.summary, "paused": c.paused}
+                                for c in self.schedules]
         return out
 
 

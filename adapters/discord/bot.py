@@ -17,11 +17,13 @@ from discord import app_commands
 from adapters.discord import events
 from adapters.discord.commands import pgbot_commands
 from adapters.discord.render import CONTENT_LIMIT, DiscordMessage, render
+from adapters.discord.schedules import DiscordSender
 from adapters.discord.views import (
     ChartButton,
     DecisionButton,
     ExportButton,
     FeedbackButton,
+    ScheduleButton,
     ShowSqlButton,
     export_attachment,
     view_for,
@@ -66,7 +68,10 @@ class PgbotClient(discord.Client):
         self.chat = chat or ChatSettings()  # how answers look ([chat])
         self.tree = app_commands.CommandTree(self)
         self.tree.add_command(pgbot_commands(self))
-        self.add_dynamic_items(DecisionButton, FeedbackButton, ChartButton, ShowSqlButton, ExportButton)
+        self.add_dynamic_items(DecisionButton, FeedbackButton, ChartButton, ShowSqlButton, ExportButton,
+                               ScheduleButton)
+        if agent.schedules is not None:  # scheduled reports post through this client once it is ready
+            agent.schedules.senders.register(events.PLATFORM, DiscordSender(self, post=post_reply))
 
     async def setup_hook(self) -> None:
         """After login, before the gateway: take the gateway URL from the configured API, register /pgbot."""
@@ -284,6 +289,19 @@ class PgbotClient(discord.Client):
             return await interaction.followup.send(content=shown.content, embeds=shown.embeds, wait=True, **extra)
 
         await deliver(put, reply, show_sql=self.chat.show_sql)
+
+
+async def post_reply(channel: discord.abc.Messageable, reply: Reply) -> discord.Message:
+    """A new message with the reply, its files and its buttons (scheduled posts)."""
+    view = view_for(reply)
+
+    async def put(shown: DiscordMessage) -> discord.Message:
+        extra: dict[str, Any] = {"view": view} if view is not None else {}
+        if shown.files:
+            extra["files"] = [f.to_file() for f in shown.files]
+        return await channel.send(content=shown.content, embeds=shown.embeds, **extra)
+
+    return await deliver(put, reply)
 
 
 async def deliver(put: Put, reply: Reply, *, show_sql: str = "button") -> discord.Message:

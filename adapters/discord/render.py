@@ -233,14 +233,16 @@ def chart_files(reply: Reply) -> list[Attachment]:
 
 
 def _content(reply: Reply) -> tuple[str, list[Attachment]]:
-    """The text within 2000 characters; longer text is cut there and attached whole as answer.md."""
-    if not reply.text:
+    """The text within 2000 characters; longer text is cut there and attached whole as answer.md. Schedules
+    are listed one per line, each led by the id its buttons name."""
+    full = reply.text + "".join(f"\n• {card.summary}" for card in reply.schedules)
+    if not full:
         return "", []
-    text = _ICONS.get(reply.kind, "") + shown_links(reply.text)
+    text = _ICONS.get(reply.kind, "") + shown_links(full)
     if len(text) <= CONTENT_LIMIT:
         return text, []
     note = f"\n-# cut here: the whole answer is in {TEXT_NAME}"
-    return cut(text, CONTENT_LIMIT - len(note)) + note, [Attachment(TEXT_NAME, reply.text.encode())]
+    return cut(text, CONTENT_LIMIT - len(note)) + note, [Attachment(TEXT_NAME, full.encode())]
 
 
 def _within_total(embeds: list[discord.Embed]) -> list[discord.Embed]:

@@ -1,7 +1,9 @@
 """Buttons: Approve/Reject (``pgbot:approve:<action_id>`` / ``pgbot:reject:<action_id>``), 👍/👎
 (``pgbot:fb:up:<answer_id>`` / ``pgbot:fb:down:<answer_id>``), Show SQL (``pgbot:sql:<answer_id>``, answered
 to the clicker alone) and Export all rows (``pgbot:export:<answer_id>``: run as the clicker's own role; the
-file is posted in the thread for the asker, and only to the clicker (ephemeral) for anyone else).
+file is posted in the thread for the asker, and only to the clicker (ephemeral) for anyone else); and a
+schedule's Pause/Resume/Delete
+(``pgbot:sched:<pause|resume|delete>:<schedule_id>``).
 
 They are :class:`discord.ui.DynamicItem` s registered on the client, so a click is understood from its
 ``custom_id`` alone: buttons on messages posted before a restart still work. A click from a guild or channel
@@ -23,7 +25,7 @@ import structlog
 from adapters.discord.events import PLATFORM, allowed_place, click_thread_key, member_groups
 from adapters.discord.render import CONTENT_LIMIT, FILE_LIMIT, Attachment, render
 from adapters.text_table import cut
-from core import Agent, PgbotError, Reply, ReplyKind, can_chart
+from core import Agent, PgbotError, Reply, ReplyKind, ScheduleChange, can_chart
 from core.export import human_size
 from core.permissions import GroupLookup
 
@@ -317,6 +319,54 @@ def chart_button(reply: Reply) -> list[discord.ui.Item[Any]]:
     return [ChartButton(answer_id=reply.answer_id)]
 
 
+
+_SCHEDULE_LABELS: dict[str, tuple[str, discord.ButtonStyle]] = {
+    "pause": ("Pause", discord.ButtonStyle.secondary), "resume": ("Resume", discord.ButtonStyle.primary),
+    "delete": ("Delete", discord.ButtonStyle.danger),
+}
+
+
+class ScheduleButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=r"pgbot:sched:(?P<change>pause|resume|delete):(?P<schedule_id>[A-Za-z0-9]{1,64})",
+):
+    """Pause, Resume or Delete one schedule; core checks the clicker is its creator or an approver."""
+
+    def __init__(self, *, change: ScheduleChange, schedule_id: str) -> None:
+        label, style = _SCHEDULE_LABELS[change]
+        # The id in the label tells which listed schedule a button is for (ids lead each line of the list).
+        super().__init__(discord.ui.Button(label=f"{label} {schedule_id}", style=style,
+                                           custom_id=f"pgbot:sched:{change}:{schedule_id}"))
+        self.change: ScheduleChange = change
+        self.schedule_id = schedule_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        change: ScheduleChange = "pause" if match["change"] == "pause" else (
+            "resume" if match["change"] == "resume" else "delete")
+        return cls(change=change, schedule_id=match["schedule_id"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        if await refused_here(interaction):
+            return
+        agent = _client(interaction).agent
+        await interaction.response.defer(thinking=True)
+        reply = await agent.schedule_action(schedule_id=self.schedule_id, action=self.change,
+                                            user=f"{PLATFORM}:{interaction.user.id}",
+                                            groups=member_groups(interaction.user))
+        shown = render(reply)
+        # A refusal only the clicker needs to see; a change the channel sees (who paused or deleted it).
+        view = view_for(reply)  # the schedule's buttons again, now Resume after a Pause
+        extra: dict[str, Any] = {"view": view} if view is not None else {}
+        await interaction.followup.send(content=shown.content, embeds=shown.embeds,
+                                        ephemeral=reply.kind is ReplyKind.ERROR, **extra)
+
+
+MAX_SCHEDULE_CARDS = 10  # two buttons each, within Discord's 25 components per message
+
+
 def view_for(reply: Reply, *, show_sql: str = "button") -> discord.ui.View | None:
     """The buttons a reply needs, or None (which also clears buttons when a message is edited)."""
     items: list[discord.ui.Item[Any]] = []
@@ -331,6 +381,9 @@ def view_for(reply: Reply, *, show_sql: str = "button") -> discord.ui.View | Non
         items.append(FeedbackButton(vote="up", answer_id=reply.answer_id))
         items.append(FeedbackButton(vote="down", answer_id=reply.answer_id))
     items.extend(chart_button(reply))
+    for card in reply.schedules[:MAX_SCHEDULE_CARDS]:
+        items.append(ScheduleButton(change="resume" if card.paused else "pause", schedule_id=card.schedule_id))
+        items.append(ScheduleButton(change="delete", schedule_id=card.schedule_id))
     if not items:
         return None
     view = discord.ui.View(timeout=None)

@@ -14,7 +14,7 @@ than the thread was shown). The Web API client retries rate limits (429, after
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import aclosing
 from pathlib import Path
 from typing import Any
@@ -33,8 +33,9 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import events, render
 from adapters.slack.progress import Progress, elapsed_text
+from adapters.slack.schedules import SlackSender
 from adapters.text_table import cut
-from core import Agent, ConfigError, Message, PgbotError, Reply, ReplyKind, render_error
+from core import Agent, ConfigError, Message, PgbotError, Reply, ReplyKind, ScheduleChange, render_error
 from core.config import ChatSettings, SlackSettings
 from core.export import human_size
 
@@ -86,6 +87,8 @@ def build_slack_app(
     )
     threads = events.RecentKeys()
     poster = _Poster(agent=agent, threads=threads, progress_every_s=progress_every_s, chat=chat or ChatSettings())
+    if agent.schedules is not None:  # scheduled reports post through this app's client
+        agent.schedules.senders.register(events.PLATFORM, SlackSender(client))
     allowed = {"allowed_channels": settings.allowed_channels, "allowed_teams": settings.allowed_teams}
 
     @app.event("app_mention")
@@ -168,7 +171,22 @@ def build_slack_app(
         if click_allowed(body):
             await poster.export(client, body)
 
+    for action_id, change in render.SCHEDULE_ACTIONS.items():
+        app.action(action_id)(_schedule_handler(poster, change, allowed=click_allowed))
     return app
+
+
+def _schedule_handler(poster: _Poster, change: ScheduleChange, *,
+                      allowed: Callable[[dict[str, Any]], bool]) -> Callable[..., Awaitable[None]]:
+    """Pause / Resume / Delete on a schedule card: acked at once, then (if the click is allowed here) core
+    decides."""
+
+    async def on_click(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        if allowed(body):
+            await poster.schedule(client, body, change=change)
+
+    return on_click
 
 
 class _Poster:
@@ -443,6 +461,24 @@ class _Poster:
                     "with you.")
             await self._tell(client, Reply(kind=ReplyKind.INFO, text=text), channel=channel, user=user,
                              thread_ts=thread_ts)
+
+
+    async def schedule(self, client: AsyncWebClient, body: Mapping[str, Any], *, change: ScheduleChange) -> None:
+        """Pass (schedule id, clicker, change) to core; the outcome goes to the thread, a refusal to the clicker."""
+        action, user, channel, msg = _click(body)
+        reply = await self.agent.schedule_action(schedule_id=str(action["value"]), action=change,
+                                                 user=f"slack:{user}")
+        shown = render.render(reply)
+        thread_ts = str(msg.get("thread_ts") or msg["ts"])
+        try:
+            if reply.kind is ReplyKind.ERROR:
+                await client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread_ts, text=shown.text,
+                                                blocks=shown.blocks)
+            else:
+                await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=shown.text,
+                                              blocks=shown.blocks)
+        except SlackApiError as exc:
+            log.error("slack_post_failed", channel=channel, error=exc.response.get("error"))
 
 
 async def _upload(

@@ -31,6 +31,8 @@ from core import (
     Reply,
     ReplyKind,
     ResultTable,
+    ScheduleCard,
+    ScheduleChange,
     can_chart,
     context_line,
     display_table,
@@ -54,6 +56,12 @@ SHOW_SQL = "pgbot_show_sql"
 EXPORT = "pgbot_export"
 DECISION_BLOCK = "pgbot_decision"
 FEEDBACK_BLOCK = "pgbot_feedback"
+SCHEDULE_PAUSE = "pgbot_schedule_pause"
+SCHEDULE_RESUME = "pgbot_schedule_resume"
+SCHEDULE_DELETE = "pgbot_schedule_delete"
+SCHEDULE_ACTIONS: dict[str, ScheduleChange] = {
+    SCHEDULE_PAUSE: "pause", SCHEDULE_RESUME: "resume", SCHEDULE_DELETE: "delete"}
+MAX_CARDS = 10  # two blocks each; /schedules in the terminal or the CLI lists any number
 
 Block = dict[str, Any]
 
@@ -273,6 +281,21 @@ def approval_blocks(prompt: ApprovalPrompt) -> list[Block]:
     return blocks
 
 
+def schedule_blocks(card: ScheduleCard) -> list[Block]:
+    """The schedule's line and its buttons: Pause (or Resume) and Delete (confirmed first); values are its id."""
+    toggle = _button("Resume", SCHEDULE_RESUME, card.schedule_id) if card.paused else \
+        _button("Pause", SCHEDULE_PAUSE, card.schedule_id)
+    delete = _button("Delete", SCHEDULE_DELETE, card.schedule_id, "danger")
+    delete["confirm"] = {
+        "title": {"type": "plain_text", "text": "Delete this schedule?"},
+        "text": {"type": "plain_text", "text": "It stops for good; the audit trail keeps its history."},
+        "confirm": {"type": "plain_text", "text": "Delete"}, "deny": {"type": "plain_text", "text": "Keep it"},
+        "style": "danger",
+    }
+    return [section(to_mrkdwn(card.summary)),
+            {"type": "actions", "block_id": f"pgbot_schedule_{card.schedule_id}"[:255], "elements": [toggle, delete]}]
+
+
 def feedback_block(answer_id: str, *, show_sql: bool = False, export: bool = False) -> Block:
     """The answer's buttons: Show SQL and Export all rows (when they apply), then 👍/👎."""
     elements = []
@@ -397,6 +420,10 @@ def render(reply: Reply, *, show_sql: str = "button", native_table: bool = True)
         if reply.database and reply.kind in (ReplyKind.ANSWER, ReplyKind.RESULT):
             blocks.append(context(escape(context_line(reply, shown))))
     actions.extend(chart_blocks(reply))  # its own row, above 👍/👎
+    for card in reply.schedules[:MAX_CARDS]:
+        blocks.extend(schedule_blocks(card))
+    if len(reply.schedules) > MAX_CARDS:
+        blocks.append(context(f"… and {len(reply.schedules) - MAX_CARDS} more (`pgbot schedule list` shows all)"))
     if reply.answer_id:
         actions.append(feedback_block(reply.answer_id, show_sql=sql_button, export=export_button))
     if reply.error_id:

@@ -55,6 +55,10 @@ def render_reply(console: Console, reply: Reply, *, max_rows: int = CHAT_ROWS) -
             console.print(line, style="dim", markup=False, highlight=False)
     for statement in reply.sql:
         console.print(Text(pretty_sql(statement), style="dim"))
+    for card in reply.schedules:
+        state = "resume" if card.paused else "pause"
+        console.print(f"• {card.summary}  (/schedule {state}|delete {card.schedule_id})", markup=False,
+                      highlight=False)
     if reply.answer_id is not None:
         console.print("Rate this answer with /good or /bad.", style="dim", markup=False, highlight=False)
 

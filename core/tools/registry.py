@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from core.actions import ActionExecutor, executor_operation
 from core.errors import ModelHint
 from core.llm.base import ToolSpec
-from core.messages import ChartImage, ResultTable
+from core.messages import ChartImage, ResultTable, ScheduleCard
 
 if TYPE_CHECKING:
     from core.approvals import PendingAction
@@ -68,6 +68,7 @@ class ToolOutput:
     switched_database: str | None = None
     # Facts for the reply, not the model: an export's file (``export_path``, never shown to chat users).
     meta: dict[str, str] = field(default_factory=dict)
+    schedules: tuple[ScheduleCard, ...] = ()  # schedules created or listed: the answer shows them with buttons
 
 
 ToolFunc = Callable[..., Awaitable[ToolOutput]]
@@ -216,6 +217,7 @@ ENTRY_POINT_GROUP = "pgbot.tools"
 BUILTIN_TOOL_MODULES = (
     "core.tools.query", "core.tools.schema", "core.tools.databases", "core.tools.changes", "core.tools.clarify",
     "core.tools.export", "core.tools.chart", "core.tools.diagnostics", "core.tools.migrations", "core.tools.backups",
+    "core.tools.schedules",
 )
 
 

@@ -42,6 +42,7 @@ class ApprovalAgentDouble:
     feedbacks: list[tuple[str, str, bool]] = field(default_factory=list)
     decide_kind: ReplyKind = ReplyKind.OUTCOME
     progress_lines: list[str] = field(default_factory=list)  # reported through ``progress`` before the outcome
+    schedules: None = None  # no schedules: the adapter registers no sender on it
 
     async def handle(self, message: Message) -> AsyncIterator[Reply]:
         self.messages.append(message)
@@ -73,6 +74,7 @@ class IdleAgentDouble:
     def __init__(self) -> None:
         self.health = Health()  # the runner reports its connection here (real class: core has no SDK)
         self.settings = Settings()  # runners read [chat] from it
+        self.schedules = None  # no schedules: the runner registers no sender
 
     async def handle(self, message: Message) -> AsyncIterator[Reply]:
         yield Reply(kind=ReplyKind.WORKING, text="Working on it…")

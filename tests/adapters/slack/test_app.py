@@ -300,6 +300,8 @@ async def test_feedback_on_a_real_answer_is_stored_by_core(fake_slack: FakeSlack
 class ExplodingAgentDouble:
     """TEST DOUBLE: core failing after the working reply (core normally turns errors into replies itself)."""
 
+    schedules = None
+
     async def handle(self, message: Message) -> AsyncIterator[Reply]:
         yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
         raise RuntimeError("secret-dsn-password-should-not-leak")

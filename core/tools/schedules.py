@@ -1,0 +1,55 @@
+"""``create_schedule`` and ``list_schedules``: recurring reports and health checks, asked for in plain words.
+
+Creating a schedule changes no user data (only pgbot's own ``pgbot.schedules``), so it is a read tool: the
+service validates it (time, guard read check, EXPLAIN as the person's role) and stores it, and the answer
+shows it with Pause/Delete buttons. Anything refused comes back to the model as a hint it can explain.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from core.errors import GuardError, ModelHint, ScheduleError
+from core.schedules.commands import destination_of, schedule_list_reply
+from core.schedules.service import Schedules
+from core.tools.registry import ToolContext, ToolKind, ToolOutput, tool
+
+__all__ = ["create_schedule", "list_schedules"]
+
+
+def _service(ctx: ToolContext) -> Schedules:
+    return Schedules(settings=ctx.settings, databases=ctx.databases, guard=ctx.guard)
+
+
+@tool(kind=ToolKind.READ)
+async def create_schedule(ctx: ToolContext, when: str, kind: Literal["report", "health"] = "report",
+                          question: str = "", sql: str | None = None) -> ToolOutput:
+    """Schedule a recurring post in this conversation: a report (re-runs one read-only query and posts its
+    result each time) or a health check of the current database (posts only problems that are new, worse or
+    cleared). Call it only when the user asks for something recurring ("every Monday at 9", "check every
+    hour"); for a report, first run the query with run_query, then pass that exact SQL here.
+
+    Args:
+        when: when it runs, in plain words ("every Monday at 9:00", "every hour", "daily at 18:30") or cron
+        kind: "report" (needs sql) or "health"
+        question: the user's request in their words, shown as the report's title
+        sql: for a report, the one read-only SQL statement to re-run at each time
+    """
+    try:
+        schedule = await _service(ctx).create(actor=ctx.actor, destination=destination_of(ctx), when=when,
+                                              kind=kind, question=question or ctx.question, sql=sql)
+    except (ScheduleError, GuardError) as exc:
+        raise ModelHint(f"Refused: {exc.user_message}") from None
+    text = (f"Created schedule {schedule.id}: {schedule.when}, {schedule.kind.value}, runs as "
+            f"{schedule.role or 'the login role'}, first run {schedule.next_due.isoformat()}. Tell the user; the "
+            "reply shows it with Pause and Delete buttons.")
+    return ToolOutput(text=text, schedules=(schedule.card(),))
+
+
+@tool(kind=ToolKind.READ)
+async def list_schedules(ctx: ToolContext) -> ToolOutput:
+    """List the scheduled reports and health checks that post in this channel (with Pause/Resume/Delete)."""
+    found, problems = await _service(ctx).list(channel=destination_of(ctx))
+    reply = schedule_list_reply(found, problems, database=ctx.database.name)
+    lines = [reply.text, *(card.summary for card in reply.schedules)]
+    return ToolOutput(text="\n".join(lines), schedules=reply.schedules)
