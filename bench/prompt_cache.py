@@ -78,7 +78,8 @@ def render(request: dict[str, object]) -> str:
             body = content
             for call in m.get("tool_calls") or []:  # type: ignore[attr-defined]
                 fn = call.get("function", {})
-                body += f'\n<tool_call>\n{{"name": "{fn.get("name")}", "arguments": {fn.get("arguments")}}}\n</tool_call>'
+                call_json = f'{{"name": "{fn.get("name")}", "arguments": {fn.get("arguments")}}}'
+                body += f"\n<tool_call>\n{call_json}\n</tool_call>"
             out.append(f"<|im_start|>{role}\n{body}<|im_end|>\n")
         previous = role
     if previous == "tool":
@@ -163,11 +164,10 @@ async def run(*, limit: int | None = None, per_request: bool = False, json_path:
     from bench.quality.questions import load_questions, select
     from bench.quality.runner import run_benchmark
     from bench.quality.smoke import reference_responder
+    from bot.logs import configure_logging
     from core.config import Settings
     from core.llm.openai_client import OpenAIClient
     from tests.llm_server import ScriptedLlmServer
-
-    from bot.logs import configure_logging
 
     configure_logging(Settings(), level="warning", stream=sys.stderr)  # keep stdout for the figures
     questions = select(load_questions(), limit=limit)
@@ -195,8 +195,8 @@ async def run(*, limit: int | None = None, per_request: bool = False, json_path:
           f"{result['min_share_q2_on']:.1%})")
     print(f"  tokens to process anew, q2 on:                {result['new_tokens_q2_on']:,.0f}")
     if json_path is not None:
-        json_path.write_text(json.dumps({"summary": result, "requests": [asdict(f) for f in figures]}, indent=1),
-                             encoding="utf-8")
+        payload = json.dumps({"summary": result, "requests": [asdict(f) for f in figures]}, indent=1)
+        await asyncio.to_thread(json_path.write_text, payload, encoding="utf-8")
     return result
 
 

@@ -40,6 +40,7 @@ from core.thread_lease import LocalThreadTurns, ThreadTurns, TurnTicket
 from core.tools.clarify import CLARIFY_TOOL, clarification_text
 from core.tools.format import table_for_model
 from core.tools.registry import ToolContext, ToolOutput, ToolRegistry
+from core.toolsets import ToolSets
 
 if TYPE_CHECKING:
     from core.approvals import Approvals
@@ -73,6 +74,7 @@ class TurnState:
     failures: int = 0
     tools_called: int = 0
     clarification: str | None = None  # set when the model asked the user a question instead of answering
+    more_tools: bool = False  # the model called more_tools: offer the full tool set from now on
 
 
 class Agent:
@@ -106,6 +108,8 @@ class Agent:
         self.inflight = InFlight()
         self.limiter = TurnLimiter.from_settings(settings)
         self.ops = ops or Ops(settings=settings)  # request ids, metrics, quotas, chat readiness (core.ops)
+        self.toolsets = ToolSets.build(tools, clarify=settings.accuracy.clarifying_questions,
+                                       databases=len(databases.names))  # core.toolsets
         self.ops.watch(databases=databases, limiter=self.limiter)
 
     async def handle(self, message: Message) -> AsyncGenerator[Reply, None]:
@@ -234,7 +238,11 @@ class Agent:
             return reply
         if self.llm is None:
             return Reply(kind=ReplyKind.ERROR, text=NO_LLM_MESSAGE, database=ctx.database.name)
-        return await self._run_turn(ctx, self.ops.llm(self.llm, message), text)
+        llm = self.ops.llm(self.llm, message)
+        try:
+            return await self._run_turn(ctx, llm, text)
+        finally:
+            llm.end_turn()
 
     async def _remember_command(self, ctx: ToolContext, text: str, reply: Reply) -> None:
         """Slash commands join the thread's history: a follow-up question can build on a /sql result, and
@@ -256,23 +264,22 @@ class Agent:
     async def _run_turn(self, ctx: ToolContext, llm: LlmClient, question: str) -> Reply:
         history = await self.store.history(ctx.thread_key)
         previous = [t.content for t in history if t.role == "user" and t.content][-2:]  # follow-ups keep tables
-        schema_text = await self.schema.for_question(
-            ctx.database, role=ctx.actor.role, question=question, previous=previous
-        )
-        specs = self.accuracy.tool_specs(self.tools)
+        schema = await self.schema.parts(ctx.database, role=ctx.actor.role, question=question, previous=previous)
+        tools = self.toolsets.for_turn(question, previous=previous, history=history)
         readable = await self.schema.readable_tables(ctx.database, role=ctx.actor.role) \
             if ctx.database.settings.roles is not None else None  # one role for all: nothing to hide
         prompt = await self.accuracy.prepare(
             db=ctx.database, role=ctx.actor.role, question=question, databases=self.databases.names,
-            schema_text=schema_text, clarify_tool=any(spec.name == CLARIFY_TOOL for spec in specs),
-            readable=readable,
+            schema=schema, clarify_tool=any(spec.name == CLARIFY_TOOL for spec in self.toolsets.full),
+            readable=readable, more_tools=self.toolsets.can_ask,
         )
-        new_turns: list[ChatTurn] = [ChatTurn(role="user", content=question)]
+        # Stable first (system, tools, history), this question's context last: see core.prompt.
+        system, asked = ChatTurn(role="system", content=prompt.system), prompt.question_turn(question)
+        new_turns: list[ChatTurn] = [ChatTurn(role="user", content=question)]  # what the history keeps
         state = TurnState()
         bound = self.settings.accuracy
         for _step in range(self.settings.llm.max_steps):
-            system = ChatTurn(role="system", content=prompt.system)
-            completion = await llm.complete([system, *history, *new_turns], specs)
+            completion = await llm.complete([system, *history, asked, *new_turns[1:]], tools)
             if not completion.tool_calls:
                 answer = (completion.content or "").strip() or "(The model returned an empty answer.)"
                 new_turns.append(ChatTurn(role="assistant", content=answer))
@@ -284,6 +291,8 @@ class Agent:
             for call in completion.tool_calls:
                 result_text = await self._call_tool(ctx, call, state)
                 new_turns.append(ChatTurn(role="tool", tool_call_id=call.id, name=call.name, content=result_text))
+            if state.more_tools:
+                tools = self.toolsets.full
             if state.clarification is not None:
                 # A question back is a pause too: the reply continues this thread, with this history.
                 new_turns.append(ChatTurn(role="assistant", content=state.clarification))
@@ -335,6 +344,7 @@ class Agent:
             args = self.tools.get(CLARIFY_TOOL).parse_arguments(call.arguments).model_dump()
             state.clarification = clarification_text(str(args["question"]))
         state.output = output
+        state.more_tools = state.more_tools or output.more_tools
         state.sql.extend(output.sql)
         if output.table is not None and output.sql:
             state.table = output.table

@@ -142,6 +142,7 @@ class OpenAIClient:
                 body["tool_choice"] = "required" if required else "auto"
         if self._settings.temperature is not None:
             body["temperature"] = self._settings.temperature
+        body["max_tokens"] = self._settings.max_tokens
         return self._parse(await self._post(body), tools=tools, mode=mode)
 
     async def _post(self, body: JsonDict) -> object:
@@ -187,7 +188,9 @@ class OpenAIClient:
                 content, sql = extract_sql_block(content)
                 if sql is not None:
                     calls = [self._call(TEXT_SQL_TOOL, json.dumps({"sql": sql}, ensure_ascii=False))]
-        return Completion(content=content or None, tool_calls=tuple(calls), usage=_usage(data.get("usage")))
+        finish = choices[0].get("finish_reason")
+        return Completion(content=content or None, tool_calls=tuple(calls), usage=_usage(data),
+                          finish_reason=finish if isinstance(finish, str) else None)
 
     def _native_calls(self, message: JsonDict) -> list[ToolCall]:
         raw = message.get("tool_calls")
@@ -413,14 +416,27 @@ def _content_text(content: object) -> str:
     return ""
 
 
-def _usage(raw: object) -> Usage:
+def _usage(data: JsonDict) -> Usage:
+    """Token counts; cached prompt tokens from OpenAI's and vLLM's ``prompt_tokens_details`` or llama.cpp's
+    ``timings.cache_n``."""
+    raw, timings = data.get("usage"), data.get("timings")
     if not isinstance(raw, dict):
         return Usage()
     prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
+    details = raw.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    if cached is None and isinstance(timings, dict):
+        cached = timings.get("cache_n")
     return Usage(
-        prompt_tokens=prompt if isinstance(prompt, int) else 0,
-        completion_tokens=completion if isinstance(completion, int) else 0,
+        prompt_tokens=_count(prompt),
+        completion_tokens=_count(completion),
+        cached_tokens=_count(cached),
     )
+
+
+def _count(value: object) -> int:
+    """A token count from the server: a non-negative int, else 0 (bools and junk are not counts)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def _refused(exc: BaseException) -> bool:

@@ -9,12 +9,11 @@ from core.tools.registry import ToolContext, ToolKind, ToolOutput, tool
 
 @tool(kind=ToolKind.READ)
 async def export_csv(ctx: ToolContext, sql: str) -> ToolOutput:
-    """Export the full result of one read-only query (no row cap) to a CSV file with a header row, and
-    return the file's path, row count and size. Use it when the user asks for a file, a download or all
-    rows of a large result; use run_query to look at rows.
+    """Export the full result of a read-only query (no row cap) to a CSV file, when the user asks for a file or all
+    rows.
 
     Args:
-        sql: exactly one read-only query that returns rows (SELECT, WITH … SELECT, VALUES)
+        sql: one read-only query that returns rows
     """
     try:
         result = await export_for(ctx, sql)

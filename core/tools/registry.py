@@ -65,6 +65,7 @@ class ToolOutput:
     table: ResultTable | None = None
     pending: PendingAction | None = None
     switched_database: str | None = None
+    more_tools: bool = False  # from now on this turn, offer every tool (core.toolsets)
 
 
 ToolFunc = Callable[..., Awaitable[ToolOutput]]
@@ -77,12 +78,21 @@ class Tool:
     description: str
     arguments: type[BaseModel]
     func: ToolFunc
+    always: bool = False  # offered on every call; the others only when a question needs them (core.toolsets)
 
     def spec(self) -> ToolSpec:
+        """The JSON schema the model sees, without what costs tokens and says nothing: titles, and the
+        ``anyOf [..., null]`` with ``default: null`` of an optional argument (leaving it out means null)."""
         schema = self.arguments.model_json_schema()
         schema.pop("title", None)
         for prop in schema.get("properties", {}).values():
             prop.pop("title", None)
+            variants = prop.get("anyOf")
+            if prop.get("default", ...) is None and isinstance(variants, list):
+                kept = [v for v in variants if v != {"type": "null"}]
+                if len(kept) == 1:
+                    del prop["anyOf"], prop["default"]
+                    prop.update(kept[0])
         return ToolSpec(name=self.name, description=self.description, parameters=schema)
 
     def parse_arguments(self, raw: str | dict[str, Any]) -> BaseModel:
@@ -106,17 +116,18 @@ class Tool:
 _TOOL_ATTR = "__pgbot_tool__"
 
 
-def tool(*, kind: ToolKind, name: str | None = None) -> Callable[[ToolFunc], ToolFunc]:
-    """Mark an async function ``(ctx: ToolContext, **typed args) -> ToolOutput`` as a tool."""
+def tool(*, kind: ToolKind, name: str | None = None, always: bool = False) -> Callable[[ToolFunc], ToolFunc]:
+    """Mark an async function ``(ctx: ToolContext, **typed args) -> ToolOutput`` as a tool; ``always``: offer
+    it on every model call (the everyday read tools), not only when a question needs it."""
 
     def mark(func: ToolFunc) -> ToolFunc:
-        setattr(func, _TOOL_ATTR, build_tool(func, kind=kind, name=name))
+        setattr(func, _TOOL_ATTR, build_tool(func, kind=kind, name=name, always=always))
         return func
 
     return mark
 
 
-def build_tool(func: ToolFunc, *, kind: ToolKind, name: str | None = None) -> Tool:
+def build_tool(func: ToolFunc, *, kind: ToolKind, name: str | None = None, always: bool = False) -> Tool:
     if not inspect.iscoroutinefunction(func):
         raise TypeError(f"tool {func.__name__} must be async")
     doc = inspect.getdoc(func) or ""
@@ -131,7 +142,8 @@ def build_tool(func: ToolFunc, *, kind: ToolKind, name: str | None = None) -> To
     model = create_model(
         f"{func.__name__}_arguments", __config__=ConfigDict(extra="forbid"), **fields
     )
-    return Tool(name=name or func.__name__, kind=kind, description=description, arguments=model, func=func)
+    return Tool(name=name or func.__name__, kind=kind, description=description, arguments=model, func=func,
+                always=always)
 
 
 def _split_docstring(doc: str) -> tuple[str, dict[str, str]]:
@@ -203,6 +215,11 @@ class ToolRegistry:
         kept.executors = dict(self.executors)  # approved work already pending must still be able to run
         return kept
 
+    def is_always(self, name: str) -> bool:
+        """Whether ``name`` is a registered tool offered on every call."""
+        found = self._tools.get(name)
+        return found is not None and found.always
+
     def specs(self) -> list[ToolSpec]:
         if self._specs is None:
             self._specs = tuple(t.spec() for t in self._tools.values())
@@ -212,7 +229,7 @@ class ToolRegistry:
 ENTRY_POINT_GROUP = "pgbot.tools"
 BUILTIN_TOOL_MODULES = (
     "core.tools.query", "core.tools.schema", "core.tools.databases", "core.tools.changes", "core.tools.clarify",
-    "core.tools.export", "core.tools.diagnostics", "core.tools.migrations", "core.tools.backups",
+    "core.tools.export", "core.tools.diagnostics", "core.tools.migrations", "core.tools.backups", "core.tools.more",
 )
 
 
