@@ -60,7 +60,7 @@ async def test_prompt_has_version_values_and_dates_and_the_answer_states_the_dat
 
     prompt = system_prompt(llm_server)
     assert f"(PostgreSQL {version.split(' (')[0]})." in prompt
-    assert "time zone Pacific/Auckland" in prompt
+    assert "TimeZone Pacific/Auckland" in prompt  # the resolved dates state the clock and zone
     assert f'"last month": from {first_day} 00:00:00+1' in prompt  # +12 or +13 (daylight saving)
     assert "col >= date_trunc('month', now()) - interval '1 month' AND col < date_trunc('month', now())" in prompt
     # The shop tables were never analysed: the values come from the bounded DISTINCT fallback.
