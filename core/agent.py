@@ -184,10 +184,10 @@ class Agent:
             if ticket.abandoned:
                 notices.append(Reply(kind=ReplyKind.INFO, text=ABANDONED))
             await self.ops.admit(message)
-            ctx = await self._context(message)
+            ctx, history = await self._context(message)
             database = ctx.database.name
             async with self.limiter.slot(user=message.identity, database=database):
-                reply = await self._respond(message, ctx)
+                reply = await self._respond(message, ctx, history)
         except (PgbotError, ModelHint) as exc:
             error = exc if isinstance(exc, PgbotError) else PgbotError(exc.hint)
             reply = render_error(error, database=database)
@@ -212,11 +212,12 @@ class Agent:
         log.info("agent_drained", cancelled=stopped, still_open=self.inflight.open)
         return stopped
 
-    async def _context(self, message: Message) -> ToolContext:
+    async def _context(self, message: Message) -> tuple[ToolContext, list[ChatTurn]]:
+        """The turn's context and the thread's history (read together: one context-store round trip)."""
         limit = self.settings.llm.max_question_chars
         if len(message.text) > limit:
             raise PgbotError(f"Your message is {len(message.text):,} characters; pgbot accepts up to {limit:,}.")
-        name = await self.store.get_database(message.thread_key)
+        name, history = await self.store.load(message.thread_key)
         if name not in self.databases.names:  # never chosen, or removed from the config since
             name = self.databases.default
         if name is None:
@@ -228,9 +229,9 @@ class Agent:
             settings=self.settings, databases=self.databases, database=database, actor=actor,
             thread_key=message.thread_key, store=self.store, guard=self.guard,
             log=log.bind(thread=message.thread_key, user=message.identity, database=name), question=message.text,
-        )
+        ), history
 
-    async def _respond(self, message: Message, ctx: ToolContext) -> Reply:
+    async def _respond(self, message: Message, ctx: ToolContext, history: list[ChatTurn]) -> Reply:
         text = message.text.strip()
         if text.startswith("/"):
             reply = await run_command(self, ctx, text)
@@ -240,7 +241,7 @@ class Agent:
             return Reply(kind=ReplyKind.ERROR, text=NO_LLM_MESSAGE, database=ctx.database.name)
         llm = self.ops.llm(self.llm, message)
         try:
-            return await self._run_turn(ctx, llm, text)
+            return await self._run_turn(ctx, llm, text, history)
         finally:
             llm.end_turn()
 
@@ -261,8 +262,7 @@ class Agent:
         restarted bot agree); adapters use it to answer thread replies that do not mention pgbot."""
         return bool(await self.store.history(thread_key))
 
-    async def _run_turn(self, ctx: ToolContext, llm: LlmClient, question: str) -> Reply:
-        history = await self.store.history(ctx.thread_key)
+    async def _run_turn(self, ctx: ToolContext, llm: LlmClient, question: str, history: list[ChatTurn]) -> Reply:
         previous = [t.content for t in history if t.role == "user" and t.content][-2:]  # follow-ups keep tables
         schema = await self.schema.parts(ctx.database, role=ctx.actor.role, question=question, previous=previous)
         tools = self.toolsets.for_turn(question, previous=previous, history=history)

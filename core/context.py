@@ -24,6 +24,10 @@ class ContextUnavailableError(PgbotError):
 class ContextStore(Protocol):
     async def history(self, thread_key: str) -> list[ChatTurn]: ...
 
+    async def load(self, thread_key: str) -> tuple[str | None, list[ChatTurn]]:
+        """The thread's database and history together: what every turn starts with, in one round trip."""
+        ...
+
     async def append(self, thread_key: str, turns: Sequence[ChatTurn]) -> None: ...
 
     async def get_database(self, thread_key: str) -> str | None: ...
@@ -69,6 +73,9 @@ class MemoryContextStore:
         entry = self._database.get(thread_key)
         return entry[1] if entry and self._alive(entry[0]) else None
 
+    async def load(self, thread_key: str) -> tuple[str | None, list[ChatTurn]]:
+        return await self.get_database(thread_key), await self.history(thread_key)
+
     async def set_database(self, thread_key: str, name: str) -> None:
         self._database[thread_key] = (time.monotonic(), name)
 
@@ -99,6 +106,17 @@ class RedisContextStore:
         except RedisError as exc:
             raise ContextUnavailableError() from exc
         return trim_history([ChatTurn.model_validate_json(item) for item in raw], self._max_turns)
+
+    async def load(self, thread_key: str) -> tuple[str | None, list[ChatTurn]]:
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.get(self._key(thread_key, "db"))
+                pipe.lrange(self._key(thread_key, "history"), -self._max_turns, -1)
+                name, raw = await pipe.execute()
+        except RedisError as exc:
+            raise ContextUnavailableError() from exc
+        history = trim_history([ChatTurn.model_validate_json(item) for item in raw], self._max_turns)
+        return (str(name) if name is not None else None), history
 
     async def append(self, thread_key: str, turns: Sequence[ChatTurn]) -> None:
         if not turns:
