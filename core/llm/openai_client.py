@@ -35,6 +35,7 @@ ToolMode = Literal["native", "text"]
 JsonDict = dict[str, object]
 
 _MENTIONS_TOOLS = re.compile(r"\b(tools?|tool_choice|tool_calls?|functions?|function_call(ing)?)\b", re.I)
+_MAX_COMPLETION_TOKENS = re.compile(r"\bmax_completion_tokens\b")
 _SECRETISH = re.compile(r"\b(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+\S+)")
 _MAX_DETAIL = 200
 
@@ -74,6 +75,8 @@ class OpenAIClient:
         )
         self._mode: ToolMode | None = None if settings.tool_mode == "auto" else settings.tool_mode
         self._ids = 0
+        # OpenAI's reasoning models refuse max_tokens and want max_completion_tokens; switched on their 400.
+        self._budget_key = "max_tokens"
         parts = urlsplit(str(self._client.base_url))
         host = parts.hostname or "?"
         self._endpoint = f"{host}:{parts.port}" if parts.port else host
@@ -142,12 +145,20 @@ class OpenAIClient:
                 body["tool_choice"] = "required" if required else "auto"
         if self._settings.temperature is not None:
             body["temperature"] = self._settings.temperature
-        body["max_tokens"] = self._settings.max_tokens
+        body[self._budget_key] = self._settings.max_tokens
         return self._parse(await self._post(body), tools=tools, mode=mode)
 
     async def _post(self, body: JsonDict) -> object:
         try:
             return await self._client.post("/chat/completions", body=body, cast_to=object)
+        except openai.BadRequestError as exc:
+            if "max_tokens" not in body or not _MAX_COMPLETION_TOKENS.search(f"{exc.message} {self._detail(exc)}"):
+                raise self._map_error(exc) from exc
+            self._budget_key = "max_completion_tokens"
+            log.info("llm.max_completion_tokens", endpoint=self._endpoint, action="sending max_completion_tokens")
+            retry = {k: v for k, v in body.items() if k != "max_tokens"}
+            retry["max_completion_tokens"] = body["max_tokens"]
+            return await self._post(retry)
         except (openai.OpenAIError, json.JSONDecodeError, UnicodeDecodeError) as exc:  # bad JSON body
             raise self._map_error(exc) from exc
 

@@ -130,6 +130,27 @@ async def test_a_reply_cut_off_at_max_tokens_is_a_clear_error_not_half_an_answer
     assert 'pgbot_llm_calls_total{outcome="LlmLengthError"} 2.0' in metrics
 
 
+async def test_a_model_that_wants_max_completion_tokens_gets_it(
+    fresh_db: str, llm_server: llm.ScriptedLlmServer
+) -> None:
+    await load_shop(fresh_db)
+    refusal = ("Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' "
+               "instead.")
+    llm_server.script(llm.error(400, refusal), llm.text("90 orders."), llm.text("Still 90."))
+    agent = build_agent(settings(fresh_db, llm_server.base_url, max_tokens=200, tool_mode="auto"))
+    try:
+        first = await final_reply(agent, message("How many orders are there?"))
+        second = await final_reply(agent, message("And now?"))
+    finally:
+        await agent.aclose()
+    assert first.kind is ReplyKind.ANSWER and second.kind is ReplyKind.ANSWER
+    refused, retried, later = llm_server.requests
+    assert refused["max_tokens"] == 200 and "max_completion_tokens" not in refused
+    assert retried["max_completion_tokens"] == 200 and "max_tokens" not in retried
+    assert later["max_completion_tokens"] == 200 and "max_tokens" not in later
+    assert retried["tools"] == refused["tools"]  # the 400 was about the budget: still native tool calls
+
+
 async def test_management_tools_only_when_the_question_the_thread_or_the_model_asks(
     fresh_db: str, llm_server: llm.ScriptedLlmServer
 ) -> None:
