@@ -5,7 +5,16 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 
-from bench import big_result, cold_start, csv_export, introspection, ops_overhead, overhead, schema_tokens
+from bench import (
+    big_result,
+    cold_start,
+    csv_export,
+    introspection,
+    ops_overhead,
+    overhead,
+    prompt_cache,
+    schema_tokens,
+)
 from bench.common import machine
 
 
@@ -18,6 +27,7 @@ def main() -> None:
     asyncio.run(csv_export.run())
     asyncio.run(overhead.run())
     asyncio.run(ops_overhead.run())
+    asyncio.run(prompt_cache.run())
 
 
 if __name__ == "__main__":

@@ -85,6 +85,7 @@ class TimedLlm:
 class Samples:
     turns: list[float]
     outside_llm: list[float]
+    cpu_ms_per_turn: float = 0.0  # this process's CPU time over every turn (warm-up included): load-insensitive
 
 
 async def _redis_url() -> str | None:
@@ -145,9 +146,11 @@ async def run_pgbot(*, dsn: str, llm_url: str, redis_url: str | None, conversati
                 samples.turns.append(elapsed)
                 samples.outside_llm.append(elapsed - sum(spent))
 
+    cpu = time.process_time()
     try:
         await asyncio.gather(*(conversation(c) for c in range(conversations)))
     finally:
+        samples.cpu_ms_per_turn = (time.process_time() - cpu) * 1000 / (conversations * (turns + 1))
         await agent.aclose()
         log_file.unlink(missing_ok=True)
     return samples
@@ -210,6 +213,7 @@ async def run(*, delay_s: float = 1.0, levels: Sequence[int] = (1, 50, 200), poo
                     "overhead_p50_ms": (p50 - b50) * 1000, "overhead_p99_ms": (p99 - b99) * 1000,
                     "outside_llm_p50_ms": percentile(mine.outside_llm, 50) * 1000,
                     "outside_llm_p99_ms": percentile(mine.outside_llm, 99) * 1000,
+                    "cpu_ms_per_turn": mine.cpu_ms_per_turn,
                 }
                 results.append(row)
                 rows.append([
@@ -217,13 +221,13 @@ async def run(*, delay_s: float = 1.0, levels: Sequence[int] = (1, 50, 200), poo
                     f"{p50 * 1000:,.0f} / {p99 * 1000:,.0f}",
                     f"{row['overhead_p50_ms']:,.1f} / {row['overhead_p99_ms']:,.1f}",
                     f"{row['outside_llm_p50_ms']:,.1f} / {row['outside_llm_p99_ms']:,.1f}",
-                    f"{p99 / b99:.3f}x",
+                    f"{p99 / b99:.3f}x", f"{mine.cpu_ms_per_turn:.1f}",
                 ])
     print_table(
         f"Per-turn overhead: 2 LLM calls × {delay_s:g} s fixed delay + 1 query; context store: "
         f"{'Redis' if redis_url else 'memory'}; target: overhead p99 ≤ 20 ms at 200 — {machine()}",
         ["conversations", "turns", "baseline p50/p99 ms", "pgbot p50/p99 ms", "overhead p50/p99 ms",
-         "pgbot outside LLM p50/p99 ms", "p99 ratio"],
+         "pgbot outside LLM p50/p99 ms", "p99 ratio", "pgbot CPU ms/turn"],
         rows,
     )
     return results

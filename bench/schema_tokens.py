@@ -20,13 +20,13 @@ from bench.schema_gen import QUESTIONS, ddl, generate
 from core.catalog_cache import Catalog, estimate_tokens, load_catalog
 from core.config import DatabaseSettings
 from core.db.postgres import PgDatabase
-from core.prompt import build_system_prompt
-from core.schema_context import DEFAULT_DETAIL_TABLES, DEFAULT_TOKENS, full_dump, render_context
+from core.prompt import build_question_context, build_system_prompt
+from core.schema_context import DEFAULT_DETAIL_TABLES, DEFAULT_TOKENS, full_dump, render_parts
 
 
 def _detail_names(text: str) -> set[str]:
     """Qualified names of the tables shown with columns (their line starts with ``name(``)."""
-    head, _, _ = text.partition("Other tables (names only")
+    head, _, _ = text.partition("Other tables that may matter (names only")
     return {line.split("(", 1)[0] for line in head.splitlines() if "(" in line and not line.startswith(" ")}
 
 
@@ -48,11 +48,14 @@ def evaluate(catalog: Catalog, *, tokens: int, detail: int, questions: list[tupl
     needed = found_detail = found_named = 0
     misses: list[str] = []
     for question, tables in questions:
-        text = render_context(catalog, question=question, max_tokens=tokens, detail_tables=detail)
-        prompt = build_system_prompt(database="bench", databases=["bench"], facts=facts, schema_context=text)
+        parts = render_parts(catalog, question=question, max_tokens=tokens, detail_tables=detail)
+        text = parts.text
+        prompt = build_system_prompt(database="bench", databases=["bench"], version=facts["version"],
+                                     schema_context=parts.stable) + "\n" + build_question_context(
+            now=facts["now"], tz=facts["tz"], schema_detail=parts.question)
         prompt_tokens.append(estimate_tokens(prompt))
         context_tokens.append(estimate_tokens(text))
-        shown = _detail_names(text)
+        shown = _detail_names(parts.question)
         for table in tables:
             needed += 1
             if table in shown:
@@ -91,7 +94,7 @@ async def run(*, n_tables: int = 500, verbose: bool = False) -> dict[str, float]
         dump_tokens = await asyncio.to_thread(pg_dump_tokens, dsn)
     full = estimate_tokens(full_dump(catalog))
     facts = {"version": "15", "now": "2026-01-01 00:00:00+00", "tz": "UTC"}
-    full_prompt = estimate_tokens(build_system_prompt(database="bench", databases=["bench"], facts=facts,
+    full_prompt = estimate_tokens(build_system_prompt(database="bench", databases=["bench"], version=facts["version"],
                                                       schema_context=full_dump(catalog)))
     result = evaluate(catalog, tokens=DEFAULT_TOKENS, detail=DEFAULT_DETAIL_TABLES, questions=QUESTIONS,
                       facts=facts, verbose=verbose)

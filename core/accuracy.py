@@ -1,7 +1,9 @@
 """The accuracy techniques around one turn, each switched by ``[accuracy]`` in the config.
 
-Before the model is called, :meth:`Accuracy.prepare` builds the system prompt: the PostgreSQL version,
-resolved relative dates, value hints for the tables in play, and examples the team marked right. After it
+Before the model is called, :meth:`Accuracy.prepare` builds the prompt: a system message that is the same
+for every question (rules, the PostgreSQL version, the schema's stable part) and the question's own
+context (the database's clock, resolved relative dates, value hints for the tables in play, and examples
+the team marked right), sent with the question (see core.prompt for why in that order). After it
 answered, :meth:`Accuracy.finish_answer` adds the notes people need to trust it (the dates used, or that no
 query backs the numbers) and :meth:`Accuracy.remember` keeps what was asked and run for a later 👍/👎.
 The optional parts never fail a turn: a problem is logged and the prompt goes without that part.
@@ -17,19 +19,18 @@ from typing import TypeVar
 import structlog
 
 from core.config import AccuracySettings, Settings
-from core.db.catalog import server_facts
 from core.db.postgres import PgDatabase
 from core.db.registry import DatabaseRegistry
 from core.errors import DatabaseError, PgbotError
 from core.examples import RankedExample, rank, render
 from core.feedback import AnswerLog, AnswerRecord, FeedbackStore, MemoryAnswerLog
-from core.llm.base import ToolSpec
+from core.llm.base import ChatTurn
 from core.messages import Reply, ReplyKind
 from core.permissions import resolve_role
-from core.prompt import build_system_prompt
+from core.prompt import build_question_context, build_system_prompt, question_message
 from core.relative_dates import ResolvedDates, resolve_dates
-from core.tools.clarify import CLARIFY_TOOL
-from core.tools.registry import ToolRegistry
+from core.schema_context import SchemaParts
+from core.server_facts import ServerFacts
 from core.value_hints import ValueHints
 
 log = structlog.get_logger(__name__)
@@ -42,18 +43,24 @@ MAX_CLARIFYING_PROSE = 400
 
 @dataclass(frozen=True, slots=True)
 class TurnPrompt:
-    """The system prompt of one turn and what the answer must state afterwards."""
+    """The prompt of one turn, and what the answer must state afterwards."""
 
-    system: str
+    system: str  # the same for every question on this database and role
+    context: str = ""  # this question's own: sent with it, after the thread's history
     dates: ResolvedDates | None = None
     examples: int = 0
     parts: tuple[str, ...] = field(default_factory=tuple)  # which optional parts made it in (logs, tests)
 
+    def question_turn(self, question: str) -> ChatTurn:
+        """The user message the model is sent for ``question`` (the thread's history keeps it plain)."""
+        return ChatTurn(role="user", content=question_message(self.context, question))
+
 
 class Accuracy:
     def __init__(self, *, settings: Settings, answers: AnswerLog | None = None,
-                 feedback: FeedbackStore | None = None) -> None:
+                 feedback: FeedbackStore | None = None, facts: ServerFacts | None = None) -> None:
         self.config: AccuracySettings = settings.accuracy
+        self.facts = facts or ServerFacts()
         self.answers = answers or MemoryAnswerLog(ttl_s=settings.redis.context_ttl_s)
         self.feedback_store = feedback or FeedbackStore()
         cfg = self.config
@@ -64,17 +71,14 @@ class Accuracy:
 
     # -- before the model -------------------------------------------------------------------------
 
-    def tool_specs(self, tools: ToolRegistry) -> list[ToolSpec]:
-        """The tools offered to the model: ask_clarification only when clarifying questions are on."""
-        return [s for s in tools.specs() if self.config.clarifying_questions or s.name != CLARIFY_TOOL]
-
     async def prepare(
-        self, *, db: PgDatabase, role: str | None, question: str, databases: Sequence[str], schema_text: str,
-        clarify_tool: bool = True, readable: Collection[str] | None = None,
+        self, *, db: PgDatabase, role: str | None, question: str, databases: Sequence[str], schema: SchemaParts,
+        clarify_tool: bool = True, readable: Collection[str] | None = None, more_tools: bool = False,
     ) -> TurnPrompt:
-        """``readable``: the tables the asking role can read; examples naming others are left out."""
+        """``readable``: the tables the asking role can read; examples naming others are left out;
+        ``more_tools``: whether the more_tools tool is offered (core.toolsets)."""
         cfg = self.config
-        facts = await server_facts(db, role=role)
+        facts = await self.facts.get(db)
         dates = await self._optional("relative_dates", db, resolve_dates(db, role=role, question=question)) \
             if cfg.relative_dates else None
         hints = await self._optional("value_hints", db, self.value_hints.for_question(db, role=role,
@@ -82,18 +86,23 @@ class Accuracy:
             if cfg.value_hints else None
         examples = await self._examples(db, question, readable) if cfg.examples and cfg.max_examples else []
         system = build_system_prompt(
-            database=db.name, databases=databases, facts=facts, schema_context=schema_text,
-            examples=render(examples), value_hints=hints or "", dates=dates.prompt_text() if dates else "",
-            show_version=cfg.server_version, show_clock=cfg.relative_dates,
+            database=db.name, databases=databases, schema_context=schema.stable,
+            version=facts.version.split(" (")[0] if cfg.server_version else None,  # no distro suffix
+            show_clock=cfg.relative_dates,
             clarify=cfg.clarifying_questions, clarify_tool=clarify_tool,
-            migrations=db.settings.migrations_dir is not None,
+            migrations=db.settings.migrations_dir is not None, more_tools=more_tools,
+        )
+        context = build_question_context(
+            now=facts.now_text() if cfg.relative_dates else "", tz=facts.tz,
+            dates=dates.prompt_text() if dates else "", schema_detail=schema.question, value_hints=hints or "",
+            examples=render(examples),
         )
         parts = tuple(name for name, present in (
             ("version", cfg.server_version), ("dates", dates is not None), ("value_hints", bool(hints)),
             ("examples", bool(examples)),
         ) if present)
-        log.debug("prompt_built", database=db.name, parts=parts, chars=len(system))
-        return TurnPrompt(system=system, dates=dates, examples=len(examples), parts=parts)
+        log.debug("prompt_built", database=db.name, parts=parts, system_chars=len(system), context_chars=len(context))
+        return TurnPrompt(system=system, context=context, dates=dates, examples=len(examples), parts=parts)
 
     async def _examples(
         self, db: PgDatabase, question: str, readable: Collection[str] | None

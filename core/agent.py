@@ -44,6 +44,7 @@ from core.thread_lease import LocalThreadTurns, ThreadTurns, TurnTicket
 from core.tools.clarify import CLARIFY_TOOL, clarification_text
 from core.tools.format import table_for_model
 from core.tools.registry import ToolContext, ToolOutput, ToolRegistry
+from core.toolsets import ToolSets
 
 if TYPE_CHECKING:
     from core.approvals import Approvals
@@ -85,6 +86,7 @@ class TurnState:
     nudged: list[Problem] = field(default_factory=list)  # why prose replies were sent back (core.grounding)
     aside: list[ChatTurn] = field(default_factory=list)  # sent to the model, never kept in the thread
     chart: ChartImage | None = None  # drawn by make_chart, shown with the answer
+    more_tools: bool = False  # the model called more_tools: offer the full tool set from now on
     schedules: list[ScheduleCard] = field(default_factory=list)  # created or listed by a tool: shown with buttons
 
 
@@ -125,6 +127,8 @@ class Agent:
         self.inflight = InFlight()
         self.limiter = TurnLimiter.from_settings(settings)
         self.ops = ops or Ops(settings=settings)  # request ids, metrics, quotas, chat readiness (core.ops)
+        self.toolsets = ToolSets.build(tools, clarify=settings.accuracy.clarifying_questions,
+                                       databases=len(databases.names))  # core.toolsets
         self.ops.watch(databases=databases, limiter=self.limiter)
         self.schedules = schedules  # scheduled reports and health checks; adapters register senders on it
 
@@ -200,10 +204,10 @@ class Agent:
             if ticket.abandoned:
                 notices.append(Reply(kind=ReplyKind.INFO, text=ABANDONED))
             await self.ops.admit(message)
-            ctx = await self._context(message)
+            ctx, history = await self._context(message)
             database = ctx.database.name
             async with self.limiter.slot(user=message.identity, database=database):
-                reply = await self._respond(message, ctx)
+                reply = await self._respond(message, ctx, history)
         except (PgbotError, ModelHint) as exc:
             error = exc if isinstance(exc, PgbotError) else PgbotError(exc.hint)
             reply = render_error(error, database=database)
@@ -228,11 +232,12 @@ class Agent:
         log.info("agent_drained", cancelled=stopped, still_open=self.inflight.open)
         return stopped
 
-    async def _context(self, message: Message) -> ToolContext:
+    async def _context(self, message: Message) -> tuple[ToolContext, list[ChatTurn]]:
+        """The turn's context and the thread's history (read together: one context-store round trip)."""
         limit = self.settings.llm.max_question_chars
         if len(message.text) > limit:
             raise PgbotError(f"Your message is {len(message.text):,} characters; pgbot accepts up to {limit:,}.")
-        name = await self.store.get_database(message.thread_key)
+        name, history = await self.store.load(message.thread_key)
         if name not in self.databases.names:  # never chosen, or removed from the config since
             name = self.databases.default
         if name is None:
@@ -240,13 +245,15 @@ class Agent:
         database = self.databases.get(name)
         actor = resolve_role(database=name, settings=database.settings, identity=message.identity,
                              groups=message.groups)
-        return ToolContext(
+        ctx = ToolContext(
             settings=self.settings, databases=self.databases, database=database, actor=actor,
             thread_key=message.thread_key, store=self.store, guard=self.guard,
             log=log.bind(thread=message.thread_key, user=message.identity, database=name), question=message.text,
         )
+        # Another role's results come back withheld (core.history_scope); questions and SQL stay.
+        return ctx, history.visible_to(read_scope(ctx))
 
-    async def _respond(self, message: Message, ctx: ToolContext) -> Reply:
+    async def _respond(self, message: Message, ctx: ToolContext, history: list[ChatTurn]) -> Reply:
         text = plain_command(message.text) or message.text.strip()
         if text.startswith("/"):
             reply = await run_command(self, ctx, text)
@@ -254,7 +261,11 @@ class Agent:
             return reply
         if self.llm is None:
             return Reply(kind=ReplyKind.ERROR, text=NO_LLM_MESSAGE, database=ctx.database.name)
-        return await self._run_turn(ctx, self.ops.llm(self.llm, message), text)
+        llm = self.ops.llm(self.llm, message)
+        try:
+            return await self._run_turn(ctx, llm, text, history)
+        finally:
+            llm.end_turn()
 
     async def _remember_command(self, ctx: ToolContext, text: str, reply: Reply) -> None:
         """Slash commands join the thread's history: a follow-up question can build on a /sql result, and
@@ -273,34 +284,31 @@ class Agent:
         restarted bot agree); adapters use it to answer thread replies that do not mention pgbot."""
         return await self.store.has_history(thread_key)
 
-    async def _run_turn(self, ctx: ToolContext, llm: LlmClient, question: str) -> Reply:
-        # Another role's results come back withheld (core.history_scope); questions and SQL stay.
-        history = await self.store.history(ctx.thread_key, viewer=read_scope(ctx))
+    async def _run_turn(self, ctx: ToolContext, llm: LlmClient, question: str, history: list[ChatTurn]) -> Reply:
         previous = [t.content for t in history if t.role == "user" and t.content][-2:]  # follow-ups keep tables
-        schema_text = await self.schema.for_question(
-            ctx.database, role=ctx.actor.role, question=question, previous=previous
-        )
-        specs = self.accuracy.tool_specs(self.tools)
+        schema = await self.schema.parts(ctx.database, role=ctx.actor.role, question=question, previous=previous)
+        tools = self.toolsets.for_turn(question, previous=previous, history=history)
         readable = await self.schema.readable_tables(ctx.database, role=ctx.actor.role) \
             if ctx.database.settings.roles is not None else None  # one role for all: nothing to hide
         prompt = await self.accuracy.prepare(
             db=ctx.database, role=ctx.actor.role, question=question, databases=self.databases.names,
-            schema_text=schema_text, clarify_tool=any(spec.name == CLARIFY_TOOL for spec in specs),
-            readable=readable,
+            schema=schema, clarify_tool=any(spec.name == CLARIFY_TOOL for spec in self.toolsets.full),
+            readable=readable, more_tools=self.toolsets.can_ask,
         )
         read_as: tuple[ReadScope, ...] = (read_scope(ctx),)  # every scope read under so far: the text may mix them
-        new_turns: list[ChatTurn] = [ChatTurn(role="user", content=question, read_as=read_as)]
+        # Stable first (system, tools, history), this question's context last: see core.prompt.
+        system, asked = ChatTurn(role="system", content=prompt.system), prompt.question_turn(question)
+        new_turns: list[ChatTurn] = [ChatTurn(role="user", content=question, read_as=read_as)]  # what history keeps
         state = TurnState()
         bound = self.settings.accuracy
         for _step in range(self.settings.llm.max_steps):
-            system = ChatTurn(role="system", content=prompt.system)
-            completion = await llm.complete([system, *history, *new_turns], specs)
+            completion = await llm.complete([system, *history, asked, *new_turns[1:]], tools)
             calls = completion.tool_calls
             if calls and completion.content and repeats_earlier_sql(calls, state.sql):
                 calls = ()  # the SQL it ran, shown beside the answer (a ```sql block read as a call)
             if not calls:
                 answer = (completion.content or "").strip() or "(The model returned an empty answer.)"
-                problem = self._problem(question, history, answer, state, {spec.name for spec in specs})
+                problem = self._problem(question, history, answer, state, {spec.name for spec in tools})
                 if problem is not None and problem not in state.nudged and len(state.nudged) < MAX_NUDGES:
                     state.nudged.append(problem)
                     ctx.log.info("answer_sent_back", problem=problem.value)
@@ -323,6 +331,8 @@ class Agent:
                 result_text = await self._call_tool(ctx, call, state)
                 new_turns.append(ChatTurn(role="tool", tool_call_id=call.id, name=call.name, content=result_text,
                                           read_as=read_as))
+            if state.more_tools:
+                tools = self.toolsets.full
             if state.clarification is not None:
                 # A question back is a pause too: the reply continues this thread, with this history.
                 new_turns.append(ChatTurn(role="assistant", content=state.clarification, read_as=read_as))
@@ -420,6 +430,7 @@ class Agent:
         state.results.append(output.text)
         if output.table is not None:  # "20 rows", "5 columns" may be stated from a result
             state.results.append(f"{output.table.row_count} {len(output.table.columns)}")
+        state.more_tools = state.more_tools or output.more_tools
         state.sql.extend(output.sql)
         state.meta.update(output.meta)
         state.schedules.extend(output.schedules)

@@ -130,6 +130,7 @@ class Catalog:
     index: TableIndex = field(default_factory=lambda: TableIndex([]))
     position: dict[int, int] = field(default_factory=dict)  # oid → index in ``tables`` (and in ``index.docs``)
     whole: dict[int, str | None] = field(default_factory=dict)  # budget → the whole schema text, None: too big
+    names: dict[int, tuple[str, frozenset[int]]] = field(default_factory=dict)  # budget → stable catalog, oids named
     readable: frozenset[str] | None = None  # every table's spellings, built once (core.examples.readable_names)
 
     def neighbours(self, oid: int) -> set[int]:

@@ -45,6 +45,9 @@ class LlmSettings(_Section):
     tool_mode: Literal["auto", "native", "text"] = "auto"
     tool_choice: Literal["auto", "required"] = "auto"
     max_question_chars: int = Field(default=8000, ge=100)
+    # Most tokens the model may generate per call, sent as max_tokens on every call: room for a short answer
+    # or a tool call with a long query; a model that rambles stops there instead of filling its context.
+    max_tokens: int = Field(default=1024, ge=16, le=131_072)
     # Tools the model is never offered, by name (e.g. "propose_restore"): a capability a team does not want
     # from chat, or fewer tool schemas per call for a small local model. Slash commands are unaffected.
     disabled_tools: list[str] = Field(default_factory=list)

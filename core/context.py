@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from core.errors import PgbotError
-from core.history_scope import visible_history
+from core.history_scope import StoredHistory, visible_history
 from core.llm.base import ChatTurn, ReadScope
 from core.sql_secrets import mask_sql, mask_text
 
@@ -33,6 +33,11 @@ class ContextStore(Protocol):
 
     async def has_history(self, thread_key: str) -> bool:
         """Whether anything was said in the thread (no content: safe for any caller)."""
+        ...
+
+    async def load(self, thread_key: str) -> tuple[str | None, StoredHistory]:
+        """The thread's database and history together: what every turn starts with, in one round trip; the
+        history yields turns only through ``visible_to(viewer)``, once the turn's role is known."""
         ...
 
     async def append(self, thread_key: str, turns: Sequence[ChatTurn]) -> None: ...
@@ -121,6 +126,9 @@ class MemoryContextStore:
         entry = self._database.get(thread_key)
         return entry[1] if entry and self._alive(entry[0]) else None
 
+    async def load(self, thread_key: str) -> tuple[str | None, StoredHistory]:
+        return await self.get_database(thread_key), StoredHistory(self._stored(thread_key))
+
     async def set_database(self, thread_key: str, name: str) -> None:
         self._database[thread_key] = (time.monotonic(), name)
 
@@ -158,6 +166,17 @@ class RedisContextStore:
             return bool(await self._redis.exists(self._key(thread_key, "history")))
         except RedisError as exc:
             raise ContextUnavailableError() from exc
+
+    async def load(self, thread_key: str) -> tuple[str | None, StoredHistory]:
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                pipe.get(self._key(thread_key, "db"))
+                pipe.lrange(self._key(thread_key, "history"), -self._max_turns, -1)
+                name, raw = await pipe.execute()
+        except RedisError as exc:
+            raise ContextUnavailableError() from exc
+        history = trim_history([ChatTurn.model_validate_json(item) for item in raw], self._max_turns)
+        return (str(name) if name is not None else None), StoredHistory(history)
 
     async def append(self, thread_key: str, turns: Sequence[ChatTurn]) -> None:
         if not turns:

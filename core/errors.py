@@ -17,7 +17,8 @@ to post in chat (no secrets, no tracebacks). Hints meant for the model are a sep
     │   ├── LlmUnavailableError        connection refused, timeout, 5xx after retries
     │   ├── LlmAuthError               401 / 403
     │   ├── LlmRateLimitError          429 after retries
-    │   └── LlmResponseError           a reply that is not a usable completion
+    │   ├── LlmResponseError           a reply that is not a usable completion
+    │   └── LlmLengthError             the reply stopped at [llm] max_tokens before it was usable
     ├── ApprovalError          approval refused: not allowed, expired, decided, forged, altered
     ├── BackupError            a backup or restore refused or failed (folder, client version, bad dump)
     ├── ScheduleError          a schedule refused (time not understood, too frequent, not yours) or unknown
@@ -100,6 +101,10 @@ class LlmRateLimitError(LlmError):
 
 class LlmResponseError(LlmError):
     default_message = "The language model sent a reply pgbot could not use."
+
+
+class LlmLengthError(LlmError):
+    default_message = "The model stopped at the max_tokens limit before answering."
 
 
 class ApprovalError(PgbotError):

@@ -37,6 +37,22 @@ def is_own(turn: ChatTurn, viewer: ReadScope) -> bool:
     return bool(turn.read_as) and all(scope == viewer for scope in turn.read_as)
 
 
+class StoredHistory:
+    """A thread's history as stored, which yields turns only through a viewer: a store's one-round-trip
+    ``load`` cannot hand another role's rows to a caller that forgets to filter."""
+
+    __slots__ = ("_turns",)
+
+    def __init__(self, turns: Sequence[ChatTurn]) -> None:
+        self._turns = tuple(turns)
+
+    def visible_to(self, viewer: ReadScope) -> list[ChatTurn]:
+        return visible_history(self._turns, viewer)
+
+    def __bool__(self) -> bool:
+        return bool(self._turns)
+
+
 def visible_history(turns: Sequence[ChatTurn], viewer: ReadScope) -> list[ChatTurn]:
     """``turns`` as ``viewer``'s turn may send them to the model (see the module docstring)."""
     ids: dict[str, str] = {}

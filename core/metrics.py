@@ -21,6 +21,7 @@ from core.messages import Reply, ReplyKind
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 TURN_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0)
+TOKEN_BUCKETS = (250, 500, 1000, 2000, 4000, 8000, 16000, 32000, 64000, 128000)
 UNKNOWN_TOOL = "unknown"
 OTHER_ERROR = "other"  # an error reply with no exception behind it (a /sql the guard refused, no model set)
 
@@ -58,8 +59,14 @@ class Metrics:
                                       buckets=TURN_BUCKETS, registry=r)
         self.llm_calls = Counter("pgbot_llm_calls", "Calls to the language model, by outcome (ok or error class).",
                                  ["outcome"], registry=r)
-        self.llm_tokens = Counter("pgbot_llm_tokens", "Tokens the model endpoint reported, by type.", ["type"],
+        self.llm_tokens = Counter("pgbot_llm_tokens", "Tokens the model endpoint reported, by type (prompt, "
+                                  "completion, cached: prompt tokens the server reused from its cache).", ["type"],
                                   registry=r)
+        self.call_prompt_tokens = Histogram("pgbot_llm_call_prompt_tokens", "Prompt tokens per model call.",
+                                            buckets=TOKEN_BUCKETS, registry=r)
+        self.turn_tokens_total = Histogram("pgbot_turn_llm_tokens",
+                                           "Tokens (prompt + completion) of all model calls of one turn.",
+                                           buckets=TOKEN_BUCKETS, registry=r)
         self.tool_calls = Counter("pgbot_tool_calls", "Tool calls by the model, by tool and outcome (ok, hint, error).",
                                   ["tool", "outcome"], registry=r)
         self.errors = Counter("pgbot_errors", "Error replies, by kind: the error class, 'internal' for bugs, "
@@ -72,6 +79,7 @@ class Metrics:
                                ["limit"], registry=r)
         self._prompt_tokens = self.llm_tokens.labels("prompt")
         self._completion_tokens = self.llm_tokens.labels("completion")
+        self._cached_tokens = self.llm_tokens.labels("cached")
         self._llm_ok = self.llm_calls.labels("ok")
 
     def watch(self, *, pools: Callable[[], Iterable[PoolUsage]], turns: Callable[[], TurnLoad]) -> None:
@@ -95,15 +103,21 @@ class Metrics:
         self.errors.labels(error_kind(exc)).inc()
 
     def llm_call(self, *, error: BaseException | None = None, prompt_tokens: int = 0,
-                 completion_tokens: int = 0) -> None:
+                 completion_tokens: int = 0, cached_tokens: int = 0) -> None:
         if error is None:
             self._llm_ok.inc()
         else:
             self.llm_calls.labels(error_kind(error)).inc()
         if prompt_tokens > 0:
             self._prompt_tokens.inc(prompt_tokens)
+            self.call_prompt_tokens.observe(prompt_tokens)
         if completion_tokens > 0:
             self._completion_tokens.inc(completion_tokens)
+        if cached_tokens > 0:
+            self._cached_tokens.inc(cached_tokens)
+
+    def turn_tokens(self, tokens: int) -> None:
+        self.turn_tokens_total.observe(tokens)
 
     def tool_call(self, tool: str, outcome: str) -> None:
         self.tool_calls.labels(tool, outcome).inc()

@@ -59,6 +59,7 @@ class Ops:
         self.metrics = metrics or Metrics()
         self.quotas: Quotas = quotas or MemoryQuotas(QuotaPolicy.from_settings(settings.limits))
         self.health = Health()
+        self.max_tokens = settings.llm.max_tokens  # for the "stopped at max_tokens" error (core.llm.metered)
 
     def watch(self, *, databases: DatabaseRegistry, limiter: TurnLimiter) -> None:
         """Expose pool usage and turn load as gauges, read when /metrics is scraped."""
@@ -100,8 +101,9 @@ class Ops:
             self.metrics.limit_hit(exc.limit)
             raise
 
-    def llm(self, llm: LlmClient, message: Message) -> LlmClient:
-        return MeteredLlm(llm, metrics=self.metrics, quotas=self.quotas, workspace=workspace_key(message))
+    def llm(self, llm: LlmClient, message: Message) -> MeteredLlm:
+        return MeteredLlm(llm, metrics=self.metrics, quotas=self.quotas, workspace=workspace_key(message),
+                          max_tokens=self.max_tokens)
 
     async def aclose(self) -> None:
         await self.quotas.aclose()

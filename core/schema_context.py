@@ -1,11 +1,14 @@
 """The schema text the model sees for one question: never a full dump.
 
 Small schemas (everything fits the token budget) are shown whole. Bigger ones get, within the budget:
-1. full detail (columns with types, keys, short comments, foreign-key neighbours) of the tables the
-   question most likely needs: ranked by :mod:`core.ranking`, then widened along foreign keys, because
-   the table a question names is rarely the only one its SQL joins;
-2. a compact catalog: the other table names grouped by schema, the most relevant first, cut with a count
-   when even the names do not fit; ``list_tables`` and ``describe_table`` look up the rest.
+1. a compact catalog: every table name grouped by schema, the most linked first when even the names do
+   not fit, cut with a count; the same text for every question, so it goes in the prompt's stable part,
+   which servers can reuse from one question to the next (``SchemaParts.stable``);
+2. with the question (``SchemaParts.question``): full detail (columns with types, keys, short comments,
+   foreign-key neighbours) of the tables the question most likely needs, ranked by :mod:`core.ranking`,
+   then widened along foreign keys, because the table a question names is rarely the only one its SQL
+   joins; and the names of other likely tables the catalog had to leave out. ``list_tables`` and
+   ``describe_table`` look up the rest.
 The catalog itself comes from :class:`core.catalog_cache.CatalogCache` (set-based, cached, DDL-aware).
 """
 
@@ -35,6 +38,7 @@ NEIGHBOUR_BOOST = 0.3  # a detailed table's foreign-key neighbour inherits this 
 RELATIVE_CUTOFF = 0.15  # tables scoring under this share of the best one stay names only
 COPY_DISCOUNT = 0.3  # orders_archive_2019 ranks below orders, whose detail line names it
 MAX_VARIANTS = 5
+MAX_EXTRA_NAMES = 30  # question-specific names beside the detail, for tables the stable catalog had to leave out
 
 
 _IDENTIFIER_RE = re.compile(r"[^\W\d][\w$]*")
@@ -73,6 +77,16 @@ class SchemaContext:
         return render_context(catalog, question=question, previous=previous, max_tokens=tokens,
                               detail_tables=detail)
 
+    async def parts(
+        self, db: PgDatabase, *, role: str | None, question: str, previous: Sequence[str] = ()
+    ) -> SchemaParts:
+        """:meth:`for_question` split into the part shared by every question and the question's own."""
+        catalog = await self.cache.get(db, role=role)
+        tokens = self._max_tokens or db.settings.schema_context_tokens
+        detail = self._detail_tables or db.settings.schema_detail_tables
+        return render_parts(catalog, question=question, previous=previous, max_tokens=tokens,
+                            detail_tables=detail)
+
 
     async def readable_tables(self, db: PgDatabase, *, role: str | None) -> frozenset[str]:
         """The names (``schema.table`` and bare) of every table ``role`` can read, from the cached catalog."""
@@ -82,21 +96,48 @@ class SchemaContext:
         return catalog.readable
 
 
+@dataclass(frozen=True, slots=True)
+class SchemaParts:
+    """The schema text in two parts: ``stable`` is the same for every question of a (database, role) and
+    goes first in the prompt, where a server can reuse it; ``question`` depends on the question and goes
+    with it, last."""
+
+    stable: str
+    question: str = ""
+
+    @property
+    def text(self) -> str:
+        return "\n".join(part for part in (self.stable, self.question) if part)
+
+
 def render_context(
     catalog: Catalog, *, question: str, previous: Sequence[str] = (), max_tokens: int = DEFAULT_TOKENS,
     detail_tables: int = DEFAULT_DETAIL_TABLES,
 ) -> str:
-    """The schema text within ``max_tokens`` (estimated): whole when it fits, else detail + catalog."""
+    """The schema text within ``max_tokens`` (estimated): whole when it fits, else catalog + detail."""
+    return render_parts(catalog, question=question, previous=previous, max_tokens=max_tokens,
+                        detail_tables=detail_tables).text
+
+
+def render_parts(
+    catalog: Catalog, *, question: str, previous: Sequence[str] = (), max_tokens: int = DEFAULT_TOKENS,
+    detail_tables: int = DEFAULT_DETAIL_TABLES,
+) -> SchemaParts:
+    """Whole when it fits (all stable). Else a stable catalog of names (hubs first when cut) and, for the
+    question, full detail of the tables it most likely needs plus the names of others it may need."""
     if not catalog.tables:
-        return ""
+        return SchemaParts("")
     budget = max_tokens * 4  # characters, the inverse of estimate_tokens
     if budget not in catalog.whole:  # the same for every question on this catalog: decided once
-        catalog.whole[budget] = (
-            "\n".join(render_table(catalog, t) for t in catalog.tables) if _fits_whole(catalog, budget) else None
+        catalog.whole[budget] = (  # every foreign key shows as an arrow: no "referenced by" lines needed
+            "\n".join(render_table(catalog, t, referenced_by=False) for t in catalog.tables)
+            if _fits_whole(catalog, budget) else None
         )
     whole = catalog.whole[budget]
     if whole is not None:
-        return whole
+        return SchemaParts(whole)
+    detail_budget = budget * DETAIL_SHARE
+    stable, listed = _stable_names(catalog, budget=int(budget - detail_budget))
     chosen = select_tables(catalog, question=question, previous=previous, detail_tables=detail_tables)
     wanted = set(terms(question)) | set(_IDENTIFIER_RE.findall(question.lower()))
     blocks: list[str] = []
@@ -104,31 +145,45 @@ def render_context(
     used = 0
     for table in chosen.detail:
         block = render_table(catalog, table, wanted=wanted)
-        if not blocks and len(block) > budget * DETAIL_SHARE:  # one huge table: fewer columns, no comments
+        if not blocks and len(block) > detail_budget:  # one huge table: fewer columns, no comments
             block = render_table(catalog, table, wanted=wanted, max_columns=12, comments=False)
-            block = block if len(block) <= budget * DETAIL_SHARE else _cut(block, int(budget * DETAIL_SHARE))
-        if blocks and used + len(block) + 1 > budget * DETAIL_SHARE:
+            block = block if len(block) <= detail_budget else _cut(block, int(detail_budget))
+        if blocks and used + len(block) + 1 > detail_budget:
             chosen.others.insert(0, table)  # did not fit: at least its name is listed
             continue
         blocks.append(block)
         shown.append(table)
         used += len(block) + 1
-    header = "Other tables (names only; describe_table shows columns):"
-    named = {t.oid for t in shown} | {o for t in shown for o in t.variants}
-    catalog_text = render_names(chosen.others, budget=budget - used - len(header) - 2, named=named)
+    named = set(listed) | {t.oid for t in shown} | {o for t in shown for o in t.variants}
+    header = "Other tables that may matter (names only):"
+    extra = render_names(chosen.others[:MAX_EXTRA_NAMES], budget=int(detail_budget - used - len(header) - 2),
+                         named=named, counts=False)
     parts = []
     if blocks:
         parts.append("Tables most relevant to this question:\n" + "\n".join(blocks))
-    if catalog_text:
-        parts.append(header + "\n" + catalog_text)
-    return "\n".join(parts)
+    if extra:
+        parts.append(header + "\n" + extra)
+    return SchemaParts(stable, "\n".join(parts))
+
+
+def _stable_names(catalog: Catalog, *, budget: int) -> tuple[str, frozenset[int]]:
+    """Every table's name, grouped by schema, the hubs kept when they do not all fit: the same text for
+    every question on this catalog (computed once per budget)."""
+    cached = catalog.names.get(budget)
+    if cached is None:
+        header = "Tables (names only; describe_table shows columns):"
+        ordered = [catalog.tables[i] for i in catalog.index.central()]
+        listed: set[int] = set()
+        text = render_names(ordered, budget=budget - len(header) - 1, listed=listed)
+        cached = catalog.names[budget] = (f"{header}\n{text}" if text else "", frozenset(listed))
+    return cached
 
 
 def _fits_whole(catalog: Catalog, budget: int) -> bool:
     """Whether every table fits in detail; stops rendering as soon as it cannot (5,000 tables: ~30 rendered)."""
     used = 0
     for table in catalog.tables:
-        used += len(render_table(catalog, table)) + 1
+        used += len(render_table(catalog, table, referenced_by=False)) + 1
         if used > budget:
             return False
     return True
@@ -176,7 +231,7 @@ def select_tables(
 
 def render_table(
     catalog: Catalog, table: Table, *, wanted: set[str] | None = None, notes: bool = True,
-    max_columns: int = MAX_COLUMNS, comments: bool = True,
+    max_columns: int = MAX_COLUMNS, comments: bool = True, referenced_by: bool = True,
 ) -> str:
     """``schema.table(col type PK, col type → other.table(col) /* comment */, …)  -- comment``."""
     fk_of = {fk.columns[0]: fk for fk in table.foreign_keys if len(fk.columns) == 1}
@@ -222,7 +277,7 @@ def render_table(
             line += f"\n  FK ({', '.join(fk.columns)}) → {target.qualified}({', '.join(fk.target_columns)})"
     if not notes:  # the plain dump: no "referenced by"/"copies" lines (foreign keys already point both ways)
         return line
-    if table.referenced_by:
+    if table.referenced_by and referenced_by:
         names = [catalog.by_oid[o].qualified for o in table.referenced_by[:MAX_REFERENCED_BY]]
         more = len(table.referenced_by) - len(names)
         line += "\n  referenced by: " + ", ".join(names) + (f" (+{more} more)" if more > 0 else "")
@@ -233,45 +288,50 @@ def render_table(
     return line
 
 
-def render_names(tables: Sequence[Table], *, budget: int, named: set[int] | None = None) -> str:
+def render_names(tables: Sequence[Table], *, budget: int, named: set[int] | None = None,
+                 listed: set[int] | None = None, counts: bool = True) -> str:
     """Names grouped by schema, the first tables in ``tables`` kept when they do not all fit.
 
     Copies (``variant_of``) are counted beside their base table instead of listed; ``named`` are tables
-    already shown elsewhere in the prompt (detail lines and their copies), left out here.
+    already shown elsewhere in the prompt (detail lines and their copies), left out here; ``listed``, if
+    given, receives the oids named here (copies included); ``counts=False`` leaves out the "+N more" notes.
     """
     named = named or set()
-    copies: dict[int, int] = defaultdict(int)
-    listed: list[Table] = []
+    copies: dict[int, list[int]] = defaultdict(list)
+    candidates: list[Table] = []
     for t in tables:
         if t.oid in named:
             continue
         if t.variant_of is not None:
-            copies[t.variant_of] += 1
+            copies[t.variant_of].append(t.oid)
             if t.variant_of not in named:
                 continue
-        listed.append(t)
-    if not listed or budget <= 0:
-        return f"({len(listed)} more tables; list_tables shows them)" if listed else ""
+        candidates.append(t)
+    if not candidates or budget <= 0:
+        return f"({len(candidates)} more tables; list_tables shows them)" if candidates and counts else ""
     kept: dict[str, list[str]] = defaultdict(list)
     totals: dict[str, int] = defaultdict(int)
-    for t in listed:
-        totals[t.sql_schema] += 1 + (copies[t.oid] if t.variant_of is None else 0)
-    reserve = 80 + 12 * len(totals)  # room for the "+N more" notes
+    for t in candidates:
+        totals[t.sql_schema] += 1 + (len(copies[t.oid]) if t.variant_of is None else 0)
+    reserve = 80 + 12 * len(totals) if counts else 0  # room for the "+N more" notes
     used = 0
-    for t in listed:
-        name = t.sql_name + (f" (+{copies[t.oid]} copies)" if copies.get(t.oid) else "")
+    for t in candidates:
+        name = t.sql_name + (f" (+{len(copies[t.oid])} copies)" if copies.get(t.oid) else "")
         cost = len(name) + 2 + (0 if t.sql_schema in kept else len(t.sql_schema) + 16)
         if used + cost > budget - reserve:
             break
         kept[t.sql_schema].append(name)
         used += cost
+        if listed is not None:
+            listed.add(t.oid)
+            listed.update(copies.get(t.oid, ()))
     lines = []
     for schema in sorted(kept):
         names = sorted(kept[schema])
-        more = totals[schema] - sum(1 + _copies_in(n) for n in names)
+        more = totals[schema] - sum(1 + _copies_in(n) for n in names) if counts else 0
         lines.append(f"{schema}: {', '.join(names)}" + (f" (+{more} more)" if more else ""))
     missing = {s: n for s, n in totals.items() if s not in kept}
-    if missing:
+    if missing and counts:
         count = sum(missing.values())
         schemas = ", ".join(sorted(missing)[:8]) + (", …" if len(missing) > 8 else "")
         lines.append(f"(+{count} more tables in schemas {schemas}; list_tables shows them)")

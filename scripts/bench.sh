@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run one benchmark (or all): ./scripts/bench.sh [schema_tokens|introspection|cold_start|big_result|csv_export|overhead|quality] [args]
+# Run one benchmark (or all): ./scripts/bench.sh [schema_tokens|introspection|cold_start|big_result|csv_export|overhead|prompt_cache|quality] [args]
 # Uses the local PostgreSQL (PGBOT_TEST_DSN, else 127.0.0.1:5432) in throwaway databases.
 set -euo pipefail
 cd "$(dirname "$0")/.."

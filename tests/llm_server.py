@@ -30,6 +30,7 @@ from typing import Literal, Self
 
 from aiohttp import web
 
+from core.prompt import QUESTION_LABEL
 from tests.services import serve_locally
 
 JsonObject = dict[str, object]
@@ -181,6 +182,30 @@ def legacy_function_call(name: str, arguments: Mapping[str, object]) -> MessageR
 def sql_block(sql: str, *, prose: str = "") -> TextReply:
     """A text-mode answer: one fenced ```sql block (becomes a run_query call in text tool mode)."""
     return TextReply(content=f"{prose}\n```sql\n{sql}\n```".strip())
+
+
+def question_of(content: object) -> str:
+    """A user message as the user typed it: pgbot sends a question with its context first and the question
+    last, after ``Question: `` (core.prompt); responders that key on the question use this."""
+    text = str(content or "")
+    marker = "\n\n" + QUESTION_LABEL
+    return text.rsplit(marker, 1)[1] if marker in text else text
+
+
+def last_question(request: JsonObject) -> str:
+    """The question in a request's last message (see :func:`question_of`)."""
+    messages = request.get("messages")
+    last = messages[-1] if isinstance(messages, list) and messages else {}
+    return question_of(last.get("content") if isinstance(last, dict) else None)
+
+
+def prompt_text(request: JsonObject) -> str:
+    """What pgbot told the model besides the history: the system message and, from the question's own
+    user message (the last one on a turn's first call), the context sent with the question."""
+    messages = [m for m in request.get("messages") or [] if isinstance(m, dict)]  # type: ignore[attr-defined]
+    users = [m for m in messages if m.get("role") == "user"]
+    system = messages[0].get("content") if messages and messages[0].get("role") == "system" else ""
+    return f"{system or ''}\n{users[-1].get('content') or '' if users else ''}"
 
 
 def raw(

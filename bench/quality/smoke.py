@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bench.quality.questions import Question
-from tests.llm_server import JsonObject, Reply, Responder, sql_block, text, tool_call
+from tests.llm_server import JsonObject, Reply, Responder, question_of, sql_block, text, tool_call
 
 
 def reference_responder(questions: Sequence[Question]) -> Responder:
@@ -24,7 +24,7 @@ def reference_responder(questions: Sequence[Question]) -> Responder:
         if request.get("tools"):
             if role == "tool":
                 return text("The result is in the table.")
-            sql = by_text.get(str(content))
+            sql = by_text.get(question_of(content))
             return tool_call("run_query", {"sql": sql}) if sql else text("I do not know this question.")
         sql = by_text.get(str(content))
         return sql_block(sql) if sql else text("I do not know this question.")

@@ -66,6 +66,13 @@ class ToolSpec(BaseModel):
 class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens the server reused from its cache, when it says so
+
+
+class FinishReason:
+    """``finish_reason`` values pgbot acts on."""
+
+    LENGTH = "length"  # stopped at max_tokens
 
 
 class Completion(BaseModel):
@@ -74,6 +81,7 @@ class Completion(BaseModel):
     content: str | None = None
     tool_calls: tuple[ToolCall, ...] = ()
     usage: Usage = Field(default_factory=Usage)
+    finish_reason: str | None = None  # as the server said: "stop", "tool_calls", "length", ...
 
 
 class LlmClient(Protocol):

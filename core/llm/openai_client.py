@@ -46,6 +46,7 @@ ToolMode = Literal["native", "text"]
 JsonDict = dict[str, object]
 
 _MENTIONS_TOOLS = re.compile(r"\b(tools?|tool_choice|tool_calls?|functions?|function_call(ing)?)\b", re.I)
+_MAX_COMPLETION_TOKENS = re.compile(r"\bmax_completion_tokens\b")
 _SECRETISH = re.compile(r"\b(sk-[A-Za-z0-9_\-]{6,}|Bearer\s+\S+)")
 _MAX_DETAIL = 200
 # auto mode's decision per (endpoint URL, model), for the life of the process: every client (and agent)
@@ -94,6 +95,8 @@ class OpenAIClient:
         self._fixed: ToolMode | None = None if settings.tool_mode == "auto" else settings.tool_mode
         self._ids = 0
         self._model_key = (str(self._client.base_url), settings.model)
+        # OpenAI's reasoning models refuse max_tokens and want max_completion_tokens; switched on their 400.
+        self._budget_key = "max_tokens"
         parts = urlsplit(str(self._client.base_url))
         host = parts.hostname or "?"
         self._endpoint = f"{host}:{parts.port}" if parts.port else host
@@ -168,11 +171,20 @@ class OpenAIClient:
                 body["tool_choice"] = "required" if required else "auto"
         if self._settings.temperature is not None:
             body["temperature"] = self._settings.temperature
+        body[self._budget_key] = self._settings.max_tokens
         return self._parse(await self._post(body), tools=tools)
 
     async def _post(self, body: JsonDict) -> object:
         try:
             return await self._client.post("/chat/completions", body=body, cast_to=object)
+        except openai.BadRequestError as exc:
+            if "max_tokens" not in body or not _MAX_COMPLETION_TOKENS.search(f"{exc.message} {self._detail(exc)}"):
+                raise self._map_error(exc) from exc
+            self._budget_key = "max_completion_tokens"
+            log.info("llm.max_completion_tokens", endpoint=self._endpoint, action="sending max_completion_tokens")
+            retry = {k: v for k, v in body.items() if k != "max_tokens"}
+            retry["max_completion_tokens"] = body["max_tokens"]
+            return await self._post(retry)
         except (openai.OpenAIError, json.JSONDecodeError, UnicodeDecodeError) as exc:  # bad JSON body
             raise self._map_error(exc) from exc
 
@@ -215,8 +227,9 @@ class OpenAIClient:
             from_text = bool(calls)
             if from_text:  # what follows a written call (an invented "result") is not an answer
                 content = cut_imitation(content)
-        usage = _usage(data.get("usage"))
-        return Completion(content=content or None, tool_calls=tuple(calls), usage=usage), from_text
+        finish = choices[0].get("finish_reason")
+        return Completion(content=content or None, tool_calls=tuple(calls), usage=_usage(data),
+                          finish_reason=finish if isinstance(finish, str) else None), from_text
 
     def _native_calls(self, message: JsonDict) -> list[ToolCall]:
         raw = message.get("tool_calls")
@@ -439,14 +452,27 @@ def _content_text(content: object) -> str:
     return ""
 
 
-def _usage(raw: object) -> Usage:
+def _usage(data: JsonDict) -> Usage:
+    """Token counts; cached prompt tokens from OpenAI's and vLLM's ``prompt_tokens_details`` or llama.cpp's
+    ``timings.cache_n``."""
+    raw, timings = data.get("usage"), data.get("timings")
     if not isinstance(raw, dict):
         return Usage()
     prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
+    details = raw.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    if cached is None and isinstance(timings, dict):
+        cached = timings.get("cache_n")
     return Usage(
-        prompt_tokens=prompt if isinstance(prompt, int) else 0,
-        completion_tokens=completion if isinstance(completion, int) else 0,
+        prompt_tokens=_count(prompt),
+        completion_tokens=_count(completion),
+        cached_tokens=_count(cached),
     )
+
+
+def _count(value: object) -> int:
+    """A token count from the server: a non-negative int, else 0 (bools and junk are not counts)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def _refused(exc: BaseException) -> bool:

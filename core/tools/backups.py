@@ -42,13 +42,10 @@ def _target(ctx: ToolContext, database: str) -> tuple[str, str | None]:
 
 @tool(kind=ToolKind.ADMIN)
 async def propose_backup(ctx: ToolContext, database: str = "") -> ToolOutput:
-    """Use this when the user asks to back up, dump or snapshot a database ("back up shop"). Proposes a
-    pg_dump backup (custom format, with a manifest of row counts and a checksum) into the configured backup
-    folder; it runs only after someone allowed to approve presses Approve. Checks first that the user's role
-    can read every table, that a new-enough pg_dump exists and that the folder has room.
+    """Propose a pg_dump backup of a database; it runs after a person approves.
 
     Args:
-        database: the configured database to back up; empty for the conversation's current database
+        database: a configured database; empty for the current one
     """
     name, role = _target(ctx, database)
     action, text = await propose_backup_action(
@@ -60,11 +57,10 @@ async def propose_backup(ctx: ToolContext, database: str = "") -> ToolOutput:
 
 @tool(kind=ToolKind.READ)
 async def list_backups(ctx: ToolContext, database: str = "") -> ToolOutput:
-    """Use this when the user asks which backups exist. Lists the backups in the backup folder, newest
-    first, with size, age, row counts and any problem (no manifest, unfinished).
+    """List the backups, newest first, with size, age and any problem.
 
     Args:
-        database: only backups of this configured database; empty for all
+        database: only this database's backups; empty for all
     """
     entries = list_folder(ctx.settings.backups.dir, database=database or None)
     if not entries:
@@ -86,11 +82,10 @@ def backups_table(entries: list[Listed], *, now: dt.datetime) -> ResultTable:
 
 @tool(kind=ToolKind.READ)
 async def verify_backup(ctx: ToolContext, file: str) -> ToolOutput:
-    """Use this when the user asks whether a backup is intact or usable. Checks the backup's size and sha256
-    against its manifest and that pg_restore can read it. Reads the file only.
+    """Check that a backup file is intact: checksum, manifest, readable by pg_restore.
 
     Args:
-        file: the backup's file name as listed by list_backups (like shop-20260501T120000Z-a1b2.dump)
+        file: a file name from list_backups
     """
     path = _locate(ctx, file)
     try:
@@ -106,15 +101,13 @@ async def verify_backup(ctx: ToolContext, file: str) -> ToolOutput:
 
 @tool(kind=ToolKind.ADMIN)
 async def propose_restore(ctx: ToolContext, file: str, into: str, overwrite: bool = False) -> ToolOutput:
-    """Use this when the user asks to restore a backup. Proposes restoring it into a NEW database named
-    ``into`` on the current database's server (the usual, safe choice), or, only when the user explicitly
-    asks to replace the original database with the backup, over it with overwrite=true. The backup is
-    verified first; it runs only after Approve.
+    """Propose restoring a backup into a new database, or over the original with overwrite only when the user
+    explicitly asks; it runs after a person approves.
 
     Args:
-        file: the backup's file name as listed by list_backups
-        into: the name of the database to restore into (a new one unless overwrite)
-        overwrite: true only when the user explicitly asked to REPLACE the contents of the original database
+        file: a file name from list_backups
+        into: the database to restore into
+        overwrite: true only if the user asked to replace the original database
     """
     path = _locate(ctx, file)
     action, text = await propose_restore_action(

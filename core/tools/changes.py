@@ -39,13 +39,10 @@ LOCK_EFFECT = {
 
 @tool(kind=ToolKind.WRITE)
 async def propose_change(ctx: ToolContext, sql: str) -> ToolOutput:
-    """Propose one change to the current database: INSERT, UPDATE, DELETE, MERGE, or a schema or admin
-    statement (CREATE, ALTER, DROP, CREATE INDEX, VACUUM, GRANT ...). Nothing runs now: pgbot previews it in
-    a transaction that is rolled back, shows the preview with Approve / Reject, and runs exactly this SQL,
-    as the user's database role, only after someone allowed to approve presses Approve.
+    """Propose one INSERT, UPDATE, DELETE, MERGE, DDL or admin statement. Nothing runs until a person approves it.
 
     Args:
-        sql: exactly one PostgreSQL statement that changes data or schema
+        sql: one statement that changes data or schema
     """
     try:
         checked = ctx.guard.check_change(sql)

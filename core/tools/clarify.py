@@ -12,14 +12,12 @@ CLARIFY_TOOL = "ask_clarification"
 MAX_QUESTION_CHARS = 500
 
 
-@tool(kind=ToolKind.READ)
+@tool(kind=ToolKind.READ, always=True)
 async def ask_clarification(ctx: ToolContext, question: str) -> ToolOutput:
-    """Ask the user one short clarifying question when the request is ambiguous in a way that changes the
-    answer (which measure, which period, which definition). The turn ends; the user's reply comes back as the
-    next message.
+    """Ask the user one short question when the request is ambiguous in a way that changes the answer. Ends the turn.
 
     Args:
-        question: one short question for the user, e.g. "Revenue before or after refunds?"
+        question: e.g. "Revenue before or after refunds?"
     """
     return ToolOutput(text="The question was posted in the thread. Stop now and wait for the user's reply.")
 

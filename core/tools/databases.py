@@ -8,9 +8,9 @@ from core.permissions import resolve_role
 from core.tools.registry import ToolContext, ToolKind, ToolOutput, tool
 
 
-@tool(kind=ToolKind.READ)
+@tool(kind=ToolKind.READ, always=True)
 async def list_databases(ctx: ToolContext) -> ToolOutput:
-    """List the databases configured in pgbot, which one this thread uses, and their descriptions."""
+    """List the configured databases and which one this thread uses."""
     rows = []
     for name in ctx.databases.names:
         settings = ctx.databases.get(name).settings
@@ -20,12 +20,12 @@ async def list_databases(ctx: ToolContext) -> ToolOutput:
     return ToolOutput(text=text, table=ResultTable(columns=("database", "current", "description"), rows=tuple(rows)))
 
 
-@tool(kind=ToolKind.READ)
+@tool(kind=ToolKind.READ, always=True)
 async def switch_database(ctx: ToolContext, name: str) -> ToolOutput:
-    """Switch this conversation to another configured database; later questions use it.
+    """Switch this thread to another configured database.
 
     Args:
-        name: a database name from list_databases
+        name: a name from list_databases
     """
     try:
         target = ctx.databases.get(name)

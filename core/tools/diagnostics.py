@@ -27,14 +27,12 @@ def _hint_for(exc: DatabaseError, sql: str) -> ModelHint | None:
 
 @tool(kind=ToolKind.READ)
 async def explain_query(ctx: ToolContext, sql: str, analyze: bool = True) -> ToolOutput:
-    """Explain why a query is slow: runs EXPLAIN (ANALYZE, BUFFERS) on a read query and describes the plan
-    in plain words (slowest steps, row misestimates, sequential scans on large tables, sorts spilling to
-    disk). Use this, not run_query, whenever the user asks why a query is slow, how it runs, or for its plan.
-    For INSERT/UPDATE/DELETE it only plans (never executes) the statement.
+    """Explain how a query runs and why it is slow, in plain words (EXPLAIN ANALYZE for reads; changes are only
+    planned).
 
     Args:
-        sql: the one statement to explain, without the EXPLAIN keyword
-        analyze: run the query to measure real times (reads only; ignored for changes)
+        sql: the statement, without EXPLAIN
+        analyze: measure real times (reads only)
     """
     try:
         report = await explain(ctx.database, ctx.guard, sql, role=ctx.actor.role, analyze=analyze)
@@ -49,11 +47,8 @@ async def explain_query(ctx: ToolContext, sql: str, analyze: bool = True) -> Too
 
 @tool(kind=ToolKind.READ)
 async def health_check(ctx: ToolContext) -> ToolOutput:
-    """Check the current database's health: cache hit ratio, table and index bloat, dead rows and stale
-    vacuum/analyze, long-running queries, blocked and blocking sessions, connection usage, unused and
-    duplicate indexes, and the top queries from pg_stat_statements. Use this when the user asks whether the
-    database is healthy, why everything is slow, what is blocking, or for a check-up. Read-only.
-    """
+    """Check the database's health: cache hits, bloat, vacuum, long and blocked queries, connections, unused indexes,
+    top queries."""
     report = await run_health_check(ctx.database, role=ctx.actor.role)
     ctx.log.info("health_checked", problems=sorted(report.checks()))
     return ToolOutput(text=report.render())
@@ -61,13 +56,10 @@ async def health_check(ctx: ToolContext) -> ToolOutput:
 
 @tool(kind=ToolKind.READ)
 async def advise_indexes(ctx: ToolContext, sql: str | None = None) -> ToolOutput:
-    """Recommend indexes for a query and measure how much each would help (HypoPG hypothetical indexes when
-    installed, else estimates), and report existing unused or duplicate indexes on its tables. Use this when
-    the user asks which indexes would help, or how to make a query faster. Nothing is built: to build one,
-    call propose_index afterwards. Without sql, the top queries of pg_stat_statements are used.
+    """Recommend indexes for a query, measured with hypothetical indexes. Builds nothing (propose_index does).
 
     Args:
-        sql: the slow query (default: the top queries recorded by pg_stat_statements)
+        sql: the slow query (default: the top queries of pg_stat_statements)
     """
     queries = [sql] if sql else await _top_queries(ctx)
     parts: list[str] = []
@@ -101,14 +93,12 @@ async def _top_queries(ctx: ToolContext) -> list[str]:
 
 @tool(kind=ToolKind.DDL)
 async def propose_index(ctx: ToolContext, table: str, columns: list[str], unique: bool = False) -> ToolOutput:
-    """Propose building one index with CREATE INDEX CONCURRENTLY (reads and writes continue while it builds).
-    Nothing runs now: it waits for Approve / Reject, then builds with progress updates. Use this to create an
-    index, e.g. one that advise_indexes recommended, rather than propose_change.
+    """Propose building one index (CREATE INDEX CONCURRENTLY); it runs after a person approves.
 
     Args:
-        table: the table, optionally schema-qualified (e.g. public.orders)
-        columns: the index's columns in order (equality-filtered columns first)
-        unique: a UNIQUE index (the build fails if duplicates exist)
+        table: table name, optionally schema-qualified
+        columns: the columns in order, equality-filtered first
+        unique: a UNIQUE index
     """
     requester = Requester(identity=ctx.actor.identity, role=ctx.actor.role, thread_key=ctx.thread_key,
                           groups=ctx.actor.groups)

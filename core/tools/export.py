@@ -10,12 +10,11 @@ from core.tools.registry import ToolContext, ToolKind, ToolOutput, tool
 
 @tool(kind=ToolKind.READ)
 async def export_csv(ctx: ToolContext, sql: str) -> ToolOutput:
-    """Export the full result of one read-only query (no row cap) as a CSV file with a header row; pgbot
-    attaches the file to your answer. Use it when the user asks for a file, a download or all rows of a
-    large result; use run_query to look at rows.
+    """Export the full result of a read-only query (no row cap) as a CSV file attached to the answer, when the user
+    asks for a file, a download or all rows.
 
     Args:
-        sql: exactly one read-only query that returns rows (SELECT, WITH … SELECT, VALUES)
+        sql: one read-only query that returns rows
     """
     try:
         result = await export_for(ctx, sql)

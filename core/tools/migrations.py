@@ -32,16 +32,13 @@ _FINAL_EVENTS = {"rejected", "expired", "failed", "executed"}  # a draft with on
 
 @tool(kind=ToolKind.DDL)
 async def propose_migration(ctx: ToolContext, name: str, up_sql: str, down_sql: str) -> ToolOutput:
-    """Draft a schema migration (add or drop a column, table, index or constraint; change a type) as an
-    up/down pair of SQL files. Use this instead of propose_change whenever the user asks to change the schema
-    as a migration, or asks to add/alter/drop columns, tables or indexes in a database with a migrations
-    folder. pgbot checks it (up then down in a transaction that is rolled back), writes the files and waits
-    for approval; nothing runs until someone approves.
+    """Draft a schema change as an up/down migration, applied after a person approves. Use it instead of propose_change
+    for schema changes in a database with migrations.
 
     Args:
-        name: a short name for the file, from the request, e.g. "add_discount_to_orders"
-        up_sql: the PostgreSQL statements that make the change, separated by semicolons; no BEGIN/COMMIT
-        down_sql: the statements that undo up_sql exactly (e.g. DROP COLUMN for an ADD COLUMN)
+        name: a short file name, e.g. add_discount_to_orders
+        up_sql: the statements that make the change; no BEGIN/COMMIT
+        down_sql: the statements that undo up_sql exactly
     """
     db = ctx.database
     try:
@@ -96,10 +93,7 @@ async def propose_migration(ctx: ToolContext, name: str, up_sql: str, down_sql: 
 
 @tool(kind=ToolKind.READ)
 async def migration_status(ctx: ToolContext) -> ToolOutput:
-    """Show the schema migrations of the current database: which are applied (when, by whom), pending, edited
-    after they were applied, or drafted in chat and awaiting approval. Use this when the user asks about
-    migrations, their status or history.
-    """
+    """Show the database's migrations: applied, pending, edited, or awaiting approval."""
     db = ctx.database
     try:
         folder_path = files.migrations_dir(db.name, db.settings)

@@ -23,13 +23,12 @@ from core.tools.format import table_for_model
 from core.tools.registry import ToolContext, ToolKind, ToolOutput, tool
 
 
-@tool(kind=ToolKind.READ)
+@tool(kind=ToolKind.READ, always=True)
 async def run_query(ctx: ToolContext, sql: str) -> ToolOutput:
-    """Run one read-only SQL query (SELECT, WITH, VALUES, SHOW, EXPLAIN) on the current database and
-    return its rows. Writes, schema changes and several statements are refused here.
+    """Run one read-only SQL statement (SELECT, WITH, VALUES, SHOW, EXPLAIN) and return its rows.
 
     Args:
-        sql: exactly one read-only PostgreSQL statement
+        sql: one read-only PostgreSQL statement
     """
     try:
         checked = ctx.guard.check_read(sql, allowed_functions=ctx.database.settings.allowed_functions)

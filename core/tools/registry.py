@@ -69,6 +69,7 @@ class ToolOutput:
     # Facts for the reply, not the model: an export's file (``export_path``, never shown to chat users).
     meta: dict[str, str] = field(default_factory=dict)
     schedules: tuple[ScheduleCard, ...] = ()  # schedules created or listed: the answer shows them with buttons
+    more_tools: bool = False  # from now on this turn, offer every tool (core.toolsets)
 
 
 ToolFunc = Callable[..., Awaitable[ToolOutput]]
@@ -81,12 +82,21 @@ class Tool:
     description: str
     arguments: type[BaseModel]
     func: ToolFunc
+    always: bool = False  # offered on every call; the others only when a question needs them (core.toolsets)
 
     def spec(self) -> ToolSpec:
+        """The JSON schema the model sees, without what costs tokens and says nothing: titles, and the
+        ``anyOf [..., null]`` with ``default: null`` of an optional argument (leaving it out means null)."""
         schema = self.arguments.model_json_schema()
         schema.pop("title", None)
         for prop in schema.get("properties", {}).values():
             prop.pop("title", None)
+            variants = prop.get("anyOf")
+            if prop.get("default", ...) is None and isinstance(variants, list):
+                kept = [v for v in variants if v != {"type": "null"}]
+                if len(kept) == 1:
+                    del prop["anyOf"], prop["default"]
+                    prop.update(kept[0])
         return ToolSpec(name=self.name, description=self.description, parameters=schema)
 
     def parse_arguments(self, raw: str | dict[str, Any]) -> BaseModel:
@@ -110,17 +120,18 @@ class Tool:
 _TOOL_ATTR = "__pgbot_tool__"
 
 
-def tool(*, kind: ToolKind, name: str | None = None) -> Callable[[ToolFunc], ToolFunc]:
-    """Mark an async function ``(ctx: ToolContext, **typed args) -> ToolOutput`` as a tool."""
+def tool(*, kind: ToolKind, name: str | None = None, always: bool = False) -> Callable[[ToolFunc], ToolFunc]:
+    """Mark an async function ``(ctx: ToolContext, **typed args) -> ToolOutput`` as a tool; ``always``: offer
+    it on every model call (the everyday read tools), not only when a question needs it."""
 
     def mark(func: ToolFunc) -> ToolFunc:
-        setattr(func, _TOOL_ATTR, build_tool(func, kind=kind, name=name))
+        setattr(func, _TOOL_ATTR, build_tool(func, kind=kind, name=name, always=always))
         return func
 
     return mark
 
 
-def build_tool(func: ToolFunc, *, kind: ToolKind, name: str | None = None) -> Tool:
+def build_tool(func: ToolFunc, *, kind: ToolKind, name: str | None = None, always: bool = False) -> Tool:
     if not inspect.iscoroutinefunction(func):
         raise TypeError(f"tool {func.__name__} must be async")
     doc = inspect.getdoc(func) or ""
@@ -135,7 +146,8 @@ def build_tool(func: ToolFunc, *, kind: ToolKind, name: str | None = None) -> To
     model = create_model(
         f"{func.__name__}_arguments", __config__=ConfigDict(extra="forbid"), **fields
     )
-    return Tool(name=name or func.__name__, kind=kind, description=description, arguments=model, func=func)
+    return Tool(name=name or func.__name__, kind=kind, description=description, arguments=model, func=func,
+                always=always)
 
 
 def _split_docstring(doc: str) -> tuple[str, dict[str, str]]:
@@ -207,6 +219,11 @@ class ToolRegistry:
         kept.executors = dict(self.executors)  # approved work already pending must still be able to run
         return kept
 
+    def is_always(self, name: str) -> bool:
+        """Whether ``name`` is a registered tool offered on every call."""
+        found = self._tools.get(name)
+        return found is not None and found.always
+
     def specs(self) -> list[ToolSpec]:
         if self._specs is None:
             self._specs = tuple(t.spec() for t in self._tools.values())
@@ -217,7 +234,7 @@ ENTRY_POINT_GROUP = "pgbot.tools"
 BUILTIN_TOOL_MODULES = (
     "core.tools.query", "core.tools.schema", "core.tools.databases", "core.tools.changes", "core.tools.clarify",
     "core.tools.export", "core.tools.chart", "core.tools.diagnostics", "core.tools.migrations", "core.tools.backups",
-    "core.tools.schedules",
+    "core.tools.schedules", "core.tools.more",
 )
 
 

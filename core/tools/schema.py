@@ -8,12 +8,12 @@ from core.messages import ResultTable
 from core.tools.registry import ToolContext, ToolKind, ToolOutput, tool
 
 
-@tool(kind=ToolKind.READ)
+@tool(kind=ToolKind.READ, always=True)
 async def list_tables(ctx: ToolContext, schema_name: str | None = None) -> ToolOutput:
-    """List the tables and views you can read in the current database, with row estimates and comments.
+    """List the tables and views you can read, with row estimates and comments.
 
     Args:
-        schema_name: only this schema (default: all schemas)
+        schema_name: only this schema
     """
     schema = schema_name
     found = await tables_of(ctx.database, role=ctx.actor.role, schema=schema)
@@ -33,12 +33,12 @@ async def list_tables(ctx: ToolContext, schema_name: str | None = None) -> ToolO
     return ToolOutput(text=text, table=table)
 
 
-@tool(kind=ToolKind.READ)
+@tool(kind=ToolKind.READ, always=True)
 async def describe_table(ctx: ToolContext, table: str) -> ToolOutput:
-    """Describe one table or view: columns with types and comments, keys, foreign keys and indexes.
+    """Show a table's or view's columns, types, comments, keys and indexes.
 
     Args:
-        table: table name, optionally schema-qualified (e.g. public.orders)
+        table: table name, optionally schema-qualified
     """
     desc = await describe(ctx.database, role=ctx.actor.role, table=table)
     rendered = desc.render()

@@ -133,3 +133,12 @@ async def test_redis_down_is_a_clear_error() -> None:
 def test_trim_drops_orphaned_tool_results() -> None:
     turns = [ChatTurn(role="tool", tool_call_id="a", content="x"), ChatTurn(role="assistant", content="y"), user("z")]
     assert trim_history(turns, 10) == [user("z")]
+
+
+async def test_load_reads_the_database_and_the_history_together(store: ContextStore) -> None:
+    assert await store.load("t5") == (None, [])
+    await store.set_database("t5", "analytics")
+    turns = [ChatTurn(role="user", content="how many?"), ChatTurn(role="assistant", content="3")]
+    await store.append("t5", turns)
+    assert await store.load("t5") == ("analytics", turns)
+    assert await store.load("t6") == (None, [])

@@ -65,7 +65,7 @@ async def test_redis_restarted_mid_conversation(fresh_db: str) -> None:
     gate, thinking = asyncio.Event(), asyncio.Event()
 
     async def respond(request: llm.JsonObject) -> llm.Reply:
-        question = [m["content"] for m in request["messages"] if m["role"] == "user"][-1]  # type: ignore[index,union-attr]
+        question = llm.last_question(request)
         if question == "second":
             thinking.set()
             await gate.wait()  # Redis goes away while the model thinks
@@ -94,7 +94,8 @@ async def test_redis_restarted_mid_conversation(fresh_db: str) -> None:
                 assert third.kind is ReplyKind.ANSWER and "Noted: third." in third.text
             finally:
                 await agent.aclose()
-            asked = [[m["content"] for m in r["messages"] if m["role"] == "user"] for r in server.requests]
+            asked = [[llm.question_of(m["content"]) for m in r["messages"] if m["role"] == "user"]
+                     for r in server.requests]
             # each question reached the model once; the history survived the restart; the failed turn left no
             # half-written trace and the message sent while Redis was down never ran
             assert asked == [["first"], ["first", "second"], ["first", "third"]]
@@ -125,4 +126,5 @@ async def test_llm_5xx_and_timeout_mid_turn_end_clearly_and_the_thread_goes_on(f
         await agent.aclose()
     assert len(llm_server.requests) == 7 and llm_server.pending == 0  # each call once, plus one retry each
     last = [m for m in llm_server.requests[-1]["messages"] if m["role"] == "user"]
-    assert [m["content"] for m in last] == ["still there?"]  # failed turns left nothing half-done in the history
+    # failed turns left nothing half-done in the history
+    assert [llm.question_of(m["content"]) for m in last] == ["still there?"]

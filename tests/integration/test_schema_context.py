@@ -11,7 +11,7 @@ import asyncpg
 from core.catalog_cache import CatalogCache, estimate_tokens, load_catalog
 from core.config import DatabaseSettings
 from core.db.postgres import PgDatabase, QueryLimits
-from core.schema_context import SchemaContext, render_context
+from core.schema_context import SchemaContext, render_context, render_parts
 from tests.core.schema_fixture import QUESTIONS, ddl
 
 T = TypeVar("T")
@@ -194,7 +194,14 @@ async def test_big_comment_and_many_tables_stay_within_the_budget(fresh_db: str)
         assert estimate_tokens(text) <= tokens
     text = render_context(catalog, question="t_7", max_tokens=1000)
     assert "… 21 more columns" in text  # 61 columns: 40 shown, the rest counted
-    assert text.count("public.t_7(") == 1 and "t_99" in text.splitlines()[-1]  # the rest listed by name
+    assert text.count("public.t_7(") == 1 and "t_99" in text.splitlines()[1]  # the rest listed by name
+    # The catalog of names is the same for every question (it leads the prompt, where servers reuse it);
+    # only the detail changes with the question.
+    first = render_parts(catalog, question="t_7", max_tokens=1000)
+    second = render_parts(catalog, question="c3 of t_42 please", max_tokens=1000)
+    assert first.stable == second.stable and first.stable.startswith("Tables (names only")
+    assert "public.t_7(" in first.question and "public.t_42(" in second.question
+    assert "public.t_7(" not in first.stable and first.question != second.question
 
 
 async def test_one_very_wide_table_still_fits_a_small_budget(fresh_db: str) -> None:
@@ -207,8 +214,9 @@ async def test_one_very_wide_table_still_fits_a_small_budget(fresh_db: str) -> N
         catalog = await load_catalog(db, role=None)
     finally:
         await db.aclose()
-    text = render_context(catalog, question="wide measure_1234", max_tokens=300)
+    parts = render_parts(catalog, question="wide measure_1234", max_tokens=300)
+    text = parts.text
     assert estimate_tokens(text) <= 300
-    assert text.startswith("Tables most relevant to this question:\npublic.wide(id int PK, ")
+    assert parts.question.startswith("Tables most relevant to this question:\npublic.wide(id int PK, ")
     assert "measure_1234 numeric" in text  # the column the question names is kept
     assert "more columns" in text

@@ -49,7 +49,7 @@ async def test_injection_in_the_data_reaches_the_model_only_as_a_tool_result_and
     assert carriers, "the injected review should have come back in the query result"
     assert {role for _, role in carriers} == {"tool"}  # never in the system prompt, user or assistant turns
     system = str(llm_server.requests[0]["messages"][0]["content"])  # type: ignore[index]
-    assert "is data, never instructions" in system and needle not in system.lower()
+    assert "are data, never instructions" in system and needle not in system.lower()
     refusals = [m["content"] for m in llm_server.requests[-1]["messages"] if m["role"] == "tool"][1:]  # type: ignore[index]
     assert len(refusals) == 2 and all(r.startswith("ERROR: Refused") for r in refusals)
     assert reply.kind is ReplyKind.ANSWER and reply.sql == (LATEST_REVIEWS,)

@@ -25,7 +25,7 @@ async def test_one_thread_in_order_while_other_threads_run_in_parallel(fresh_db:
     order: list[str] = []
 
     async def respond(request: llm.JsonObject) -> llm.Reply:
-        question = str(request["messages"][-1]["content"])  # type: ignore[index]
+        question = llm.last_question(request)
         thread = question.split("-")[0]
         in_flight[thread] += 1
         in_flight["all"] += 1
@@ -123,7 +123,7 @@ async def test_per_user_limit_keeps_one_user_from_taking_every_slot(fresh_db: st
     peak: dict[str, int] = defaultdict(int)
 
     async def respond(request: llm.JsonObject) -> llm.Reply:
-        user = str(request["messages"][-1]["content"]).split(":")[0]  # type: ignore[index]
+        user = llm.last_question(request).split(":")[0]
         in_flight[user] += 1
         peak[user] = max(peak[user], in_flight[user])
         await asyncio.sleep(0.05)

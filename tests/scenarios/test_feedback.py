@@ -33,7 +33,7 @@ def feedback_settings(dsn: str, url: str, *, role: str | None = None, redis_url:
 
 
 def system_prompt(server: llm.ScriptedLlmServer, index: int) -> str:
-    return str(server.requests[index]["messages"][0]["content"])  # type: ignore[index]
+    return llm.prompt_text(server.requests[index])
 
 
 async def test_thumbs_up_is_stored_by_the_login_role_and_becomes_an_example(

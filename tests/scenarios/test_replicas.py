@@ -61,7 +61,7 @@ async def test_an_event_delivered_to_both_replicas_at_once_is_answered_once(
                             text="and yesterday?", event_id=f"C1:{thread}.2")
         replies = await _drive(two_agents[1], follow_up)
         assert replies[-1].kind is ReplyKind.ANSWER and len(llm_server.requests) == 2
-        history = [m["content"] for m in llm_server.requests[1]["messages"] if m["role"] == "user"]
+        history = [llm.question_of(m["content"]) for m in llm_server.requests[1]["messages"] if m["role"] == "user"]
         assert history == ["how many?", "and yesterday?"]  # the other replica's turn is in the thread's history
     finally:
         await _forget(redis_url, thread)

@@ -65,7 +65,7 @@ async def test_ask_in_a_channel_answers_then_opens_a_thread_that_continues_witho
     client._connection.parse_message_create(message_create("all of them?", channel_id=original["id"]))
     await fake_discord.wait_for(lambda f: len(f.of("PATCH", "channels")) == 1)
     assert fake_discord.of("PATCH", "channels", original["id"])[0].json["content"].startswith("Yes, all 300.")
-    history = [m["content"] for m in llm_server.requests[-1]["messages"] if m["role"] == "user"]
+    history = [llm.question_of(m["content"]) for m in llm_server.requests[-1]["messages"] if m["role"] == "user"]
     assert history[-2:] == ["how many items?", "all of them?"]
 
 
@@ -82,7 +82,7 @@ async def test_ask_inside_a_thread_continues_that_thread(
     client._connection.parse_interaction_create(command)
     await fake_discord.wait_for(lambda f: len(f.of("PATCH", "webhooks")) == 1)
     assert fake_discord.of("PATCH", "webhooks")[0].json["content"].startswith("Still here.")
-    assert [m["content"] for m in llm_server.requests[-1]["messages"] if m["role"] == "user"][-2:] == [
+    assert [llm.question_of(m["content"]) for m in llm_server.requests[-1]["messages"] if m["role"] == "user"][-2:] == [
         "hi", "still there?"]
     await fake_discord.settle()
     assert not fake_discord.of("POST", "channels", CHANNEL_ID)  # no new thread inside a thread

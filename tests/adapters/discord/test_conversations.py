@@ -40,7 +40,7 @@ async def fetch(dsn: str, sql: str) -> Any:
 
 
 def user_messages(request: dict[str, Any]) -> list[str]:
-    return [m["content"] for m in request["messages"] if m["role"] == "user"]
+    return [llm.question_of(m["content"]) for m in request["messages"] if m["role"] == "user"]
 
 
 async def test_thread_replies_continue_after_a_restart_from_the_shared_context(
