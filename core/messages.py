@@ -135,6 +135,7 @@ class Reply:
     error_id: str | None = None
     meta: dict[str, str] = field(default_factory=dict)
     role: str | None = None  # the database role the statements ran as (None: the login role), for the context line
+    undo_id: str | None = None  # an approved change whose rows pgbot kept: adapters offer an Undo button (core.undo)
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {"kind": self.kind.value, "text": self.text, "sql": list(self.sql)}
@@ -151,6 +152,8 @@ class Reply:
             out["chart"] = {"kind": self.chart.kind, "title": self.chart.title, "notes": list(self.chart.notes)}
         if self.database:
             out["database"] = self.database
+        if self.undo_id:
+            out["undo_id"] = self.undo_id
         return out
 
 
