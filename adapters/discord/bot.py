@@ -23,6 +23,7 @@ from adapters.discord.views import (
     ExportButton,
     FeedbackButton,
     ShowSqlButton,
+    UndoButton,
     export_attachment,
     view_for,
 )
@@ -66,7 +67,7 @@ class PgbotClient(discord.Client):
         self.chat = chat or ChatSettings()  # how answers look ([chat])
         self.tree = app_commands.CommandTree(self)
         self.tree.add_command(pgbot_commands(self))
-        self.add_dynamic_items(DecisionButton, FeedbackButton, ChartButton, ShowSqlButton, ExportButton)
+        self.add_dynamic_items(DecisionButton, FeedbackButton, ChartButton, ShowSqlButton, ExportButton, UndoButton)
 
     async def setup_hook(self) -> None:
         """After login, before the gateway: take the gateway URL from the configured API, register /pgbot."""
