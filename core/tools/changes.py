@@ -81,6 +81,9 @@ async def propose_change(ctx: ToolContext, sql: str) -> ToolOutput:
     if undo.possible:
         text += (f"\nUndo: once it runs, pgbot keeps the rows it changes, as they were, and offers an Undo "
                  f"for {hours_text(ctx.settings.undo.valid_for_s)}.")
+        if undo.triggers:
+            text += (f" Triggers on the table ({', '.join(undo.triggers)}) run again with an undo; what they did "
+                     "elsewhere is not undone.")
     text += f"\nNothing has run yet: change {action.id} waits for Approve or Reject."
     ctx.log.info("change_proposed", action_id=action.id, statement=checked.statement_type,
                  rows=preview.rows_affected, sql_hash=action.sql_hash)

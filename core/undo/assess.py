@@ -26,6 +26,7 @@ class UndoCheck:
     possible: bool
     reason: str = ""  # why not, for the card ("" when possible, or when undo does not apply: DDL, off)
     rows: int = 0
+    triggers: tuple[str, ...] = ()  # the table's triggers: they ran with the change and run again with its undo
 
 
 async def assess(db: PgDatabase, checked: Classification, *, role: str | None, rows: int | None,
@@ -50,7 +51,7 @@ async def assess(db: PgDatabase, checked: Classification, *, role: str | None, r
         return UndoCheck(possible=False, reason=f"pgbot could not try keeping its rows ({exc.user_message})")
     if captured.images is None:
         return UndoCheck(possible=False, reason=captured.why_not)
-    return UndoCheck(possible=True, rows=len(captured.images.keys))
+    return UndoCheck(possible=True, rows=len(captured.images.keys), triggers=captured.images.facts.triggers)
 
 
 def hours_text(seconds: int) -> str:

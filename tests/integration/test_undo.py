@@ -314,3 +314,19 @@ async def test_kept_rows_altered_after_the_card_are_refused(change_env: ChangeEn
     refused = await agent.decide(action_id=pending.approval.action_id, decided_by=DBA, approve=True)
     assert refused.kind is ReplyKind.ERROR and "not the ones this undo showed" in refused.text
     assert (await items(env))[3] == ("item 3", 0)
+
+
+async def test_a_table_with_triggers_says_what_an_undo_does_not_cover(change_env: ChangeEnv) -> None:
+    env = change_env
+    await as_admin(env, """
+        CREATE TABLE item_log (id serial PRIMARY KEY, item int);
+        CREATE FUNCTION log_item() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS
+          $$ BEGIN INSERT INTO item_log (item) VALUES (NEW.id); RETURN NEW; END $$;
+        CREATE TRIGGER items_logged AFTER UPDATE ON items FOR EACH ROW EXECUTE FUNCTION log_item();""")
+    agent = env.agent()
+    reply = await propose(agent, "UPDATE items SET qty = 0 WHERE id = 1")
+    assert "Triggers on the table (items_logged) run again with an undo" in reply.text
+    assert reply.approval is not None
+    outcome = await agent.decide(action_id=reply.approval.action_id, decided_by=DBA, approve=True)
+    await undo_and_approve(agent, outcome.undo_id or "")
+    assert (await items(env))[1][1] == 1 and await env.fetchval("SELECT count(*) FROM item_log") == 2
