@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from decimal import Decimal
 
 import asyncpg
 
@@ -44,7 +45,7 @@ def table_name(record: UndoRecord) -> str:
 def key_text(record: UndoRecord, key: str) -> str:
     """``id=4`` or ``(region, day)=('EU', '2024-01-01')``."""
     try:
-        values = json.loads(key)
+        values = json.loads(key, parse_float=Decimal)
     except ValueError:
         values = [key]
     shown = [_literal(v) for v in values]
@@ -58,9 +59,9 @@ def _literal(value: object) -> str:
         return "NULL"
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
-        return json.dumps(value)
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    if isinstance(value, int | float | Decimal):
+        return str(value)
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     if len(text) > SHOWN_VALUE:
         text = text[:SHOWN_VALUE] + "…"
     return "'" + text.replace("'", "''") + "'"
@@ -69,7 +70,7 @@ def _literal(value: object) -> str:
 def _row(image: str | None) -> dict[str, object]:
     if image is None:
         return {}
-    loaded = json.loads(image)
+    loaded = json.loads(image, parse_float=Decimal)  # 9.50 stays 9.50, as Postgres wrote it
     return loaded if isinstance(loaded, dict) else {}
 
 

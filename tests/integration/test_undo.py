@@ -286,7 +286,7 @@ async def test_composite_keys_and_columns_without_equality(change_env: ChangeEnv
         CREATE TABLE sales (region text, day date, amount numeric(10,2), doc json, spot point, tags text[],
                             total numeric GENERATED ALWAYS AS (amount * 2) STORED, PRIMARY KEY (region, day));
         INSERT INTO sales VALUES ('EU', '2024-01-01', 1.50, '{{"a" : 1,  "a": 2}}', '(1,2)', '{{x,y}}'),
-                                 ('US', '2024-01-01', 2.00, '[1, 2]', '(0,0)', NULL),
+                                 ('US', '2024-01-01', 2.00, '[1.50, 2]', '(0,0)', NULL),
                                  ('EU', '2024-01-02', 3.00, 'null', NULL, '{{}}');
         GRANT SELECT, INSERT, UPDATE, DELETE ON sales TO "{env.analyst}";
     """)
