@@ -45,6 +45,7 @@ from core.tools.clarify import CLARIFY_TOOL, clarification_text
 from core.tools.format import table_for_model
 from core.tools.registry import ToolContext, ToolOutput, ToolRegistry
 from core.toolsets import ToolSets
+from core.undo.request import request_undo
 
 if TYPE_CHECKING:
     from core.approvals import Approvals
@@ -566,6 +567,20 @@ class Agent:
             return await self.schedules.change(schedule_id, action, by=user, groups=groups)
         except Exception as exc:  # noqa: BLE001 - the error policy: one reply, traceback logged
             return render_error(exc)
+
+    async def undo(
+        self, *, action_id: str, user: str, groups: tuple[str, ...] = (), thread_key: str | None = None
+    ) -> Reply:
+        """An "Undo" click on an approved change's outcome (core.undo): its inverse as a new pending change
+        (an APPROVAL reply to post in the thread), or why not (for the clicker)."""
+        if self.inflight.closing:
+            return Reply(kind=ReplyKind.ERROR, text=CLICK_NOT_TAKEN)
+        with self.inflight.opened(), self.ops.request() as request_id:
+            try:
+                return await request_undo(self, action_id=action_id, identity=user, groups=groups,
+                                          thread_key=thread_key)
+            except Exception as exc:  # noqa: BLE001 - the error policy: one reply, traceback logged
+                return render_error(exc, error_id=request_id)
 
     async def aclose(self) -> None:
         await self.turns.aclose()

@@ -55,6 +55,8 @@ from core.permissions import (
     resolve_role,
 )
 from core.sql_secrets import MASK, mask_sql
+from core.undo.capture import Captured
+from core.undo.keep import prepare_undo, requester_role, undo_line
 
 if TYPE_CHECKING:
     from core.config import Settings
@@ -112,6 +114,10 @@ class PendingAction(BaseModel):
     outside_transaction: bool = False  # VACUUM, CREATE INDEX CONCURRENTLY, ...: cannot run in a transaction
     operation: str = SQL_OPERATION  # anything else is run by the executor registered for it (core.actions)
     params: dict[str, str] = Field(default_factory=dict)  # the operation's inputs (file names, targets)
+    # core.undo: keep the rows it changes for an Undo, or why it cannot be undone (said on the card). Not
+    # hashed: either way the statement that runs is the approved one (plus RETURNING when rows are kept).
+    undo: bool = False
+    undo_blocked: str = ""
     created_at: float
     expires_at: float
 
@@ -188,6 +194,8 @@ class Approvals:
                          "(approving your own change also needs allow_self_approval = true).")
         if action.shown_sql != action.sql:
             notes.append(f"Passwords in this statement are shown as {MASK}; the statement that runs has them.")
+        if action.undo_blocked:
+            notes.append(f"This change cannot be undone: {action.undo_blocked}.")
         return tuple(notes)
 
     def _check_runnable(self, action: PendingAction, *, subject: str, consequence: str) -> None:
@@ -290,10 +298,23 @@ class Approvals:
                                groups=requester_groups)
         except AccessDeniedError:
             return f"{action.requested_by} no longer has access to '{action.database}'", False
-        if now.role != action.role:
-            return (f"{action.requested_by} now maps to {role_label(now.role)}, not {role_label(action.role)} "
+        mapped = requester_role(action)
+        if now.role != mapped:
+            return (f"{action.requested_by} now maps to {role_label(now.role)}, not {role_label(mapped)} "
                     "as when the change was requested; ask for it again"), False
         return None, False
+
+    async def standing(self, action_id: str) -> str:
+        """Where an action stands, for callers that must not create a second one (core.undo): "pending",
+        "running" (approved: running or done), "closed" (rejected, expired, failed) or "missing"."""
+        stored = await self._store.get(action_id)
+        action = _parse(stored.payload) if stored is not None else None
+        if stored is None or action is None:
+            return "missing"
+        if stored.decision is not None:
+            running = stored.decision.status in (ActionStatus.EXECUTING, ActionStatus.EXECUTED)
+            return "running" if running else "closed"
+        return "pending" if self._clock() < action.expires_at else "closed"
 
     async def _expire(self, action: PendingAction, decided_by: str) -> Reply:
         result = f"expired at {when(action.expires_at)}; first click after expiry by {decided_by}"
@@ -340,10 +361,12 @@ class Approvals:
         """Run an approved action once and report the outcome to the store, the audit trail and the thread."""
         db = self._databases.get(action.database)
         details = ""
+        kept: Captured | None = None
         try:
             if action.operation == SQL_OPERATION:
-                status, duration_ms = await self._execute(db, action, decided_by)
+                status, duration_ms, kept = await self._execute(db, action, decided_by)
                 rows = rows_from_status(status)
+                details = undo_line(kept, action, valid_for_s=self._settings.undo.valid_for_s)
             else:
                 outcome = await self._run_executor(db, action, decided_by, progress)
                 status, duration_ms, rows, details = (outcome.status, outcome.duration_ms, outcome.rows_affected,
@@ -366,7 +389,9 @@ class Approvals:
         if not saved:
             text += " (The outcome could not be saved to Redis; later clicks will see it as still running.)"
         return Reply(kind=ReplyKind.OUTCOME, text=text, sql=(action.shown_sql,), database=action.database,
-                     meta={"action_id": action.id, "status": status})
+                     meta={"action_id": action.id, "status": status},
+                     undo_id=action.id if action.operation == SQL_OPERATION and kept is not None and kept.images
+                     else None)
 
     async def _run_executor(
         self, db: PgDatabase, action: PendingAction, decided_by: str, progress: ProgressSink | None
@@ -382,26 +407,32 @@ class Approvals:
                                                duration_ms=outcome.duration_ms))
         return outcome
 
-    async def _execute(self, db: PgDatabase, action: PendingAction, decided_by: str) -> tuple[str, float]:
-        """Run the approved SQL once as the requester's role; its audit row commits with it."""
+    async def _execute(
+        self, db: PgDatabase, action: PendingAction, decided_by: str
+    ) -> tuple[str, float, Captured | None]:
+        """Run the approved SQL once as the requester's role; its audit row (and the rows kept for an undo,
+        core.undo) commit with it."""
         if action.outside_transaction:
             status, duration_ms = await run_outside_transaction(db, action.sql, role=action.role)
             rows = rows_from_status(status)
             await self._audit_quietly(action.audit(AuditEvent.EXECUTED, decided_by=decided_by, result=status,
                                                    rows_affected=rows, duration_ms=duration_ms))
-            return status, duration_ms
+            return status, duration_ms, None
         entry: list[AuditRecord] = []
+        undo = await prepare_undo(db, action, self._settings.undo)
 
-        async def work(conn: asyncpg.Connection) -> tuple[str, float]:
+        async def work(conn: asyncpg.Connection) -> tuple[str, float, Captured | None]:
             started = time.perf_counter()
-            status: str = await conn.execute(SQL_TAG + action.sql)
+            kept = await undo.run(conn)
+            status = kept.status
             duration_ms = (time.perf_counter() - started) * 1000
             await db.verify_identity(conn, role=action.role, sql=action.sql, main_login=True)  # before RESET ROLE
             await conn.execute("RESET ROLE")  # the audit table belongs to the login role, not the user's
             entry.append(action.audit(AuditEvent.EXECUTED, decided_by=decided_by, result=status,
                                       rows_affected=rows_from_status(status), duration_ms=duration_ms))
             await self._audit.insert_on(conn, entry[0])
-            return status, duration_ms
+            await undo.save(conn, kept)
+            return status, duration_ms, kept if undo.keeps else None
 
         outcome = await db.run(work, role=action.role, read_only=False, limits=db.change_limits, verify=False,
                                main_login=True)  # the audit row, written as the main login, commits with it

@@ -15,6 +15,7 @@ from core.messages import Reply, ReplyKind
 from core.schedules.commands import HELP as SCHEDULES_HELP
 from core.schedules.commands import schedule_command, schedules_command
 from core.tools.registry import ToolContext, ToolOutput
+from core.undo.request import undo_command
 
 if TYPE_CHECKING:
     from core.agent import Agent
@@ -28,6 +29,7 @@ HELP = """Ask a question in plain English, or use a command:
   /db [NAME]           show or switch this thread's database
   /dbs                 list the configured databases
   /good, /bad          👍 or 👎 on this thread's last answer (👍 pairs teach pgbot)
+  /undo [ID]           undo an approved change (alone: this thread's newest); the undo is approved like a change
 """ + DIAGNOSTICS_HELP + "\n" + SCHEDULES_HELP + """
   /help                this text"""
 
@@ -129,6 +131,7 @@ COMMANDS: dict[str, Handler] = {
     "bad": _bad,
     "export": export_command,
     "chart": chart_command,
+    "undo": undo_command,
     "explain": explain_command,
     "indexes": indexes_command,
     "health": health_command,

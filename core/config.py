@@ -230,6 +230,18 @@ class ApprovalSettings(_Section):
     keep_decided_s: int = Field(default=24 * 3600, ge=60)
 
 
+class UndoSettings(_Section):
+    """Undo of an approved INSERT, UPDATE or DELETE (core.undo): the rows it touched are kept, before and
+    after, in the database's own ``pgbot.undo`` table, within these bounds; a bigger change says on its
+    approval card, before anyone approves it, that it cannot be undone. One section for every database:
+    the bounds are about what pgbot stores, not about a database's data."""
+
+    enabled: bool = True
+    max_rows: int = Field(default=1000, ge=1, le=100_000)  # rows a change may touch and still be undone
+    max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)  # the kept rows as JSON text, before and after
+    valid_for_s: int = Field(default=24 * 3600, ge=60)  # the Undo button (and /undo) works this long after the run
+
+
 class LimitsSettings(_Section):
     max_concurrent_turns: int = Field(default=64, ge=1)
     queue_per_thread: int = Field(default=100, ge=1)
@@ -343,6 +355,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     context: ContextSettings = Field(default_factory=ContextSettings)
     approvals: ApprovalSettings = Field(default_factory=ApprovalSettings)
+    undo: UndoSettings = Field(default_factory=UndoSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     backups: BackupSettings = Field(default_factory=BackupSettings)
     charts: ChartSettings = Field(default_factory=ChartSettings)

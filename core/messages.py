@@ -150,6 +150,7 @@ class Reply:
     meta: dict[str, str] = field(default_factory=dict)
     role: str | None = None  # the database role the statements ran as (None: the login role), for the context line
     schedules: tuple[ScheduleCard, ...] = ()  # schedules listed or just created, each with its buttons
+    undo_id: str | None = None  # an approved change whose rows pgbot kept: adapters offer an Undo button (core.undo)
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {"kind": self.kind.value, "text": self.text, "sql": list(self.sql)}
@@ -169,6 +170,8 @@ class Reply:
         if self.schedules:
             out["schedules"] = [{"id": c.schedule_id, "summary": c.summary, "paused": c.paused}
                                 for c in self.schedules]
+        if self.undo_id:
+            out["undo_id"] = self.undo_id
         return out
 
 

@@ -25,6 +25,7 @@ from adapters.discord.views import (
     FeedbackButton,
     ScheduleButton,
     ShowSqlButton,
+    UndoButton,
     export_attachment,
     view_for,
 )
@@ -69,7 +70,7 @@ class PgbotClient(discord.Client):
         self.tree = app_commands.CommandTree(self)
         self.tree.add_command(pgbot_commands(self))
         self.add_dynamic_items(DecisionButton, FeedbackButton, ChartButton, ShowSqlButton, ExportButton,
-                               ScheduleButton)
+                               ScheduleButton, UndoButton)
         if agent.schedules is not None:  # scheduled reports post through this client once it is ready
             agent.schedules.senders.register(events.PLATFORM, DiscordSender(self, post=post_reply))
 

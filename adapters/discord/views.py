@@ -106,7 +106,7 @@ class DecisionButton(
             # Not allowed, expired, already decided: only the clicker needs to know; the buttons stay.
             await interaction.followup.send(content=shown.content, embeds=shown.embeds, ephemeral=True)
             return
-        await interaction.followup.send(content=shown.content, embeds=shown.embeds)
+        await interaction.followup.send(content=shown.content, embeds=shown.embeds, **undo_view(outcome))
         if interaction.message is not None:
             verdict = "✅ Approved" if self.approve else "🚫 Rejected"
             note = f"{verdict} by {interaction.user.mention}"
@@ -367,6 +367,57 @@ class ScheduleButton(
 MAX_SCHEDULE_CARDS = 10  # two buttons each, within Discord's 25 components per message
 
 
+class UndoButton(
+    discord.ui.DynamicItem[discord.ui.Button[discord.ui.View]],
+    template=rf"pgbot:undo:(?P<action_id>{_ID})",
+):
+    """Undo an approved change: core makes its inverse a pending change, approved like any other."""
+
+    def __init__(self, *, action_id: str) -> None:
+        super().__init__(discord.ui.Button(label="Undo", emoji="↩️", style=discord.ButtonStyle.secondary,
+                                           custom_id=f"pgbot:undo:{action_id}"))
+        self.action_id = action_id
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction[Any], item: discord.ui.Item[Any], match: re.Match[str], /
+    ) -> Self:
+        return cls(action_id=match["action_id"])
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        """The undo's approval card goes in the thread for the approvers; a refusal only to the clicker."""
+        if await refused_here(interaction):
+            return
+        agent = _client(interaction).agent
+        await interaction.response.defer()  # the undo is previewed (rolled back) first: may take over 3 s
+        reply = await agent.undo(action_id=self.action_id, user=f"{PLATFORM}:{interaction.user.id}",
+                                 groups=member_groups(interaction.user), thread_key=click_thread_key(interaction))
+        shown = render(reply)
+        if reply.kind is not ReplyKind.APPROVAL:
+            await interaction.followup.send(content=shown.content, embeds=shown.embeds, ephemeral=True)
+            return
+        view = view_for(reply)
+        extra: dict[str, Any] = {"view": view} if view is not None else {}
+        await interaction.followup.send(content=shown.content, embeds=shown.embeds,
+                                        files=[f.to_file() for f in shown.files], **extra)
+
+
+def undo_button(reply: Reply) -> list[discord.ui.Item[Any]]:
+    """An Undo button under the outcome of an approved change whose rows pgbot kept (core.undo)."""
+    return [UndoButton(action_id=reply.undo_id)] if reply.undo_id else []
+
+
+def undo_view(reply: Reply) -> dict[str, Any]:
+    """``view=`` for a followup that may carry an Undo button (discord.py refuses ``view=None`` there)."""
+    items = undo_button(reply)
+    if not items:
+        return {}
+    view = discord.ui.View(timeout=None)
+    for item in items:
+        view.add_item(item)
+    return {"view": view}
+
+
 def view_for(reply: Reply, *, show_sql: str = "button") -> discord.ui.View | None:
     """The buttons a reply needs, or None (which also clears buttons when a message is edited)."""
     items: list[discord.ui.Item[Any]] = []
@@ -384,6 +435,7 @@ def view_for(reply: Reply, *, show_sql: str = "button") -> discord.ui.View | Non
     for card in reply.schedules[:MAX_SCHEDULE_CARDS]:
         items.append(ScheduleButton(change="resume" if card.paused else "pause", schedule_id=card.schedule_id))
         items.append(ScheduleButton(change="delete", schedule_id=card.schedule_id))
+    items.extend(undo_button(reply))
     if not items:
         return None
     view = discord.ui.View(timeout=None)

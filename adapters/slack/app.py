@@ -159,6 +159,12 @@ def build_slack_app(
         if click_allowed(body):
             await poster.chart(client, body)
 
+    @app.action(render.UNDO)
+    async def on_undo(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        if click_allowed(body):
+            await poster.undo(client, body)
+
     @app.action(render.SHOW_SQL)
     async def on_show_sql(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
@@ -395,6 +401,23 @@ class _Poster:
                     channel=channel, ts=str(msg["ts"]), text=f"{msg.get('text', '')}\n{verdict}",
                     blocks=render.decided_blocks(list(msg.get("blocks") or []), note=note),
                 )
+        except SlackApiError as exc:
+            log.error("slack_post_failed", channel=channel, error=exc.response.get("error"))
+
+    async def undo(self, client: AsyncWebClient, body: Mapping[str, Any]) -> None:
+        """Undo: core makes the change's inverse a pending change; its approval card goes in the thread (for
+        the approvers), a refusal or "already waiting" only to the clicker."""
+        action, user, channel, msg = _click(body)
+        thread_ts = str(msg.get("thread_ts") or msg["ts"])
+        reply = await self.agent.undo(action_id=str(action["value"]), user=f"slack:{user}",
+                                      thread_key=_thread_key(body, channel=channel, thread_ts=thread_ts))
+        if reply.kind is not ReplyKind.APPROVAL:
+            await self._tell(client, reply, channel=channel, user=user, thread_ts=thread_ts)
+            return
+        shown = self._render(reply)
+        try:
+            await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=shown.text, blocks=shown.blocks)
+            await self._attach(client, reply, shown.file, channel=channel, thread_ts=thread_ts)
         except SlackApiError as exc:
             log.error("slack_post_failed", channel=channel, error=exc.response.get("error"))
 

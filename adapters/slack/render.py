@@ -54,6 +54,8 @@ CHART = "pgbot_chart"
 CHART_BLOCK = "pgbot_chart"
 SHOW_SQL = "pgbot_show_sql"
 EXPORT = "pgbot_export"
+UNDO = "pgbot_undo"
+UNDO_BLOCK = "pgbot_undo"
 DECISION_BLOCK = "pgbot_decision"
 FEEDBACK_BLOCK = "pgbot_feedback"
 SCHEDULE_PAUSE = "pgbot_schedule_pause"
@@ -315,6 +317,14 @@ def chart_blocks(reply: Reply) -> list[Block]:
              "elements": [_button(":chart_with_upwards_trend: Chart", CHART, reply.answer_id)]}]
 
 
+def undo_blocks(reply: Reply) -> list[Block]:
+    """An "Undo" button under the outcome of an approved change whose rows pgbot kept (core.undo)."""
+    if not reply.undo_id:
+        return []
+    return [{"type": "actions", "block_id": UNDO_BLOCK,
+             "elements": [_button(":leftwards_arrow_with_hook: Undo", UNDO, reply.undo_id)]}]
+
+
 def sql_blocks(statements: tuple[str, ...]) -> list[Block]:
     """Statements in code blocks, split at line breaks so a long one is shown whole across blocks."""
     blocks: list[Block] = []
@@ -420,6 +430,7 @@ def render(reply: Reply, *, show_sql: str = "button", native_table: bool = True)
         if reply.database and reply.kind in (ReplyKind.ANSWER, ReplyKind.RESULT):
             blocks.append(context(escape(context_line(reply, shown))))
     actions.extend(chart_blocks(reply))  # its own row, above 👍/👎
+    actions.extend(undo_blocks(reply))
     for card in reply.schedules[:MAX_CARDS]:
         blocks.extend(schedule_blocks(card))
     if len(reply.schedules) > MAX_CARDS:

@@ -61,6 +61,13 @@ def render_reply(console: Console, reply: Reply, *, max_rows: int = CHAT_ROWS) -
                       highlight=False)
     if reply.answer_id is not None:
         console.print("Rate this answer with /good or /bad.", style="dim", markup=False, highlight=False)
+    undo_hint(console, reply)
+
+
+def undo_hint(console: Console, reply: Reply) -> None:
+    """The terminal's Undo button: the command that asks for the undo of this change (core.undo)."""
+    if reply.undo_id:
+        console.print(f"To undo it: /undo {reply.undo_id}", style="dim", markup=False, highlight=False)
 
 
 def _approval(console: Console, reply: Reply) -> None:

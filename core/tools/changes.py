@@ -21,6 +21,8 @@ from core.errors import (
 from core.sqlguard import Classification, must_run_outside_transaction
 from core.tools.format import table_for_model
 from core.tools.registry import ToolContext, ToolKind, ToolOutput, tool
+from core.undo.assess import assess, hours_text
+from core.undo.execute import run_undo  # noqa: F401 - registers the "undo" executor with the tools' registry
 
 PREVIEW_FAILED = "The preview of this change failed, so it is not offered for approval."
 # SQLSTATE classes the model can fix by rewriting the SQL: data exceptions (22) and syntax/unknown names (42).
@@ -59,6 +61,8 @@ async def propose_change(ctx: ToolContext, sql: str) -> ToolOutput:
             raise ModelHint(f"Postgres refused the statement in the preview: {exc.user_message}\n"
                             f"SQL was: {checked.sql}") from None
         raise DatabaseError(f"{PREVIEW_FAILED} {exc.user_message}") from exc
+    undo = await assess(ctx.database, checked, role=ctx.actor.role, rows=preview.rows_affected,
+                        settings=ctx.settings.undo)
     now = time.time()
     action = PendingAction(
         database=ctx.database.name, thread_key=ctx.thread_key, requested_by=ctx.actor.identity,
@@ -68,8 +72,15 @@ async def propose_change(ctx: ToolContext, sql: str) -> ToolOutput:
         preview=preview.sample, before=preview.before, tables=checked.tables, lock=checked.lock,
         outside_transaction=must_run_outside_transaction(checked),
         created_at=now, expires_at=now + ctx.settings.approvals.expiry_s,
+        undo=undo.possible, undo_blocked=undo.reason,
     )
     text = describe(checked, preview, role=ctx.actor.role, database=ctx.database.name)
+    if undo.possible:
+        text += (f"\nUndo: once it runs, pgbot keeps the rows it changes, as they were, and offers an Undo "
+                 f"for {hours_text(ctx.settings.undo.valid_for_s)}.")
+        if undo.triggers:
+            text += (f" Triggers on the table ({', '.join(undo.triggers)}) run again with an undo; what they did "
+                     "elsewhere is not undone.")
     text += f"\nNothing has run yet: change {action.id} waits for Approve or Reject."
     ctx.log.info("change_proposed", action_id=action.id, statement=checked.statement_type,
                  rows=preview.rows_affected, sql_hash=action.sql_hash)
