@@ -34,6 +34,7 @@ from core import (
     can_chart,
     context_line,
     display_table,
+    editable_sql,
     pretty_sql,
 )
 
@@ -52,6 +53,9 @@ CHART = "pgbot_chart"
 CHART_BLOCK = "pgbot_chart"
 SHOW_SQL = "pgbot_show_sql"
 EXPORT = "pgbot_export"
+EDIT_SQL = "pgbot_edit_sql"
+EDIT_BLOCK = "pgbot_edit"
+EDIT_LIMIT = 3000  # Slack's plain_text_input max_length: the modal cannot hold a longer statement
 DECISION_BLOCK = "pgbot_decision"
 FEEDBACK_BLOCK = "pgbot_feedback"
 
@@ -292,6 +296,16 @@ def chart_blocks(reply: Reply) -> list[Block]:
              "elements": [_button(":chart_with_upwards_trend: Chart", CHART, reply.answer_id)]}]
 
 
+def edit_blocks(reply: Reply) -> list[Block]:
+    """An "Edit SQL" button under an answer that ran SQL, when the statement fits Slack's modal; else a note."""
+    if not reply.answer_id or not reply.sql:
+        return []
+    if editable_sql(reply.sql[-1], max_chars=EDIT_LIMIT) is None:
+        return [context("SQL too long to edit here; use /sql with your edited statement.")]
+    return [{"type": "actions", "block_id": EDIT_BLOCK,
+             "elements": [_button(":pencil2: Edit SQL", EDIT_SQL, reply.answer_id)]}]
+
+
 def sql_blocks(statements: tuple[str, ...]) -> list[Block]:
     """Statements in code blocks, split at line breaks so a long one is shown whole across blocks."""
     blocks: list[Block] = []
@@ -397,6 +411,7 @@ def render(reply: Reply, *, show_sql: str = "button", native_table: bool = True)
         if reply.database and reply.kind in (ReplyKind.ANSWER, ReplyKind.RESULT):
             blocks.append(context(escape(context_line(reply, shown))))
     actions.extend(chart_blocks(reply))  # its own row, above 👍/👎
+    actions.extend(edit_blocks(reply))
     if reply.answer_id:
         actions.append(feedback_block(reply.answer_id, show_sql=sql_button, export=export_button))
     if reply.error_id:
