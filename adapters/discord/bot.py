@@ -16,6 +16,7 @@ from discord import app_commands
 
 from adapters.discord import events
 from adapters.discord.commands import pgbot_commands
+from adapters.discord.edit import EditSqlButton
 from adapters.discord.render import CONTENT_LIMIT, DiscordMessage, render
 from adapters.discord.views import (
     ChartButton,
@@ -67,6 +68,7 @@ class PgbotClient(discord.Client):
         self.tree = app_commands.CommandTree(self)
         self.tree.add_command(pgbot_commands(self))
         self.add_dynamic_items(DecisionButton, FeedbackButton, ChartButton, ShowSqlButton, ExportButton)
+        self.add_dynamic_items(EditSqlButton)
 
     async def setup_hook(self) -> None:
         """After login, before the gateway: take the gateway URL from the configured API, register /pgbot."""

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Self
 import discord
 import structlog
 
+from adapters.discord.edit import edit_button
 from adapters.discord.events import PLATFORM, allowed_place, click_thread_key, member_groups
 from adapters.discord.render import CONTENT_LIMIT, FILE_LIMIT, Attachment, render
 from adapters.text_table import cut
@@ -331,6 +332,7 @@ def view_for(reply: Reply, *, show_sql: str = "button") -> discord.ui.View | Non
         items.append(FeedbackButton(vote="up", answer_id=reply.answer_id))
         items.append(FeedbackButton(vote="down", answer_id=reply.answer_id))
     items.extend(chart_button(reply))
+    items.extend(edit_button(reply))
     if not items:
         return None
     view = discord.ui.View(timeout=None)
