@@ -136,17 +136,19 @@ async def run_edit(agent: Agent, message: Message) -> Reply:
     try:
         if CHANGE_TOOL in agent.tools and agent.guard.classify(sql).kind is not StatementKind.READ:
             return await _propose(agent, ctx, sql, said)
-        return await _read(agent, ctx, record, sql, said)
+        return await _read(agent, ctx, record, sql, said, by=message.user_name.strip()[:80])
     except ModelHint as hint:  # no model here: the hint is meant for the person
         raise PgbotError(hint.hint) from None
 
 
-async def _read(agent: Agent, ctx: ToolContext, record: AnswerRecord, sql: str, said: str) -> Reply:
-    """A read: a new answer of its own (id, buttons, 👍/👎 on the original question with the edited SQL)."""
+async def _read(agent: Agent, ctx: ToolContext, record: AnswerRecord, sql: str, said: str, *, by: str) -> Reply:
+    """A read: a new answer of its own (id, buttons, 👍/👎 on the original question with the edited SQL);
+    ``by``: the editor's display name, so the thread sees who ran it (the context line says as which role)."""
     output = await agent.tools.get("run_query").call(ctx, {"sql": sql})
     table = output.table
     rows = table.row_count if table is not None else 0
-    text = f"Edited SQL of answer {record.answer_id}, run again: {rows:,} row{'s' if rows != 1 else ''}"
+    who = f" by {by}" if by else ""
+    text = f"Edited SQL of answer {record.answer_id}{who}, run again: {rows:,} row{'s' if rows != 1 else ''}"
     if table is not None and table.truncated:
         text += f" (cut at {table.row_cap}; more rows exist)"
     answer_id = new_id()

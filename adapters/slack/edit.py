@@ -170,8 +170,10 @@ async def on_submission(
         await ack(response_action="errors", errors={SQL_BLOCK: cut(problem, ERROR_LIMIT)})
         return
     await ack()
+    person = body.get("user") or {}
     message = Message(platform="slack", workspace=place.team, channel=place.channel, thread=place.thread_ts,
-                      user=user, text=sql, edit_of=place.answer_id)
+                      user=user, text=sql, user_name=str(person.get("name") or person.get("username") or ""),
+                      edit_of=place.answer_id)
     await poster.converse(client, message, channel=place.channel, thread_ts=place.thread_ts)
 
 

@@ -95,11 +95,13 @@ class Conversation:
         await self.fake.wait_for(lambda f: len(f.of("POST", "interactions")) > count)
         return self.fake.of("POST", "interactions")[-1]
 
-    async def answered(self) -> RestCall:
-        """The deferred response edited into core's reply (the first one after "thinking…")."""
-        count = len(self.fake.of("PATCH", "webhooks"))
-        await self.fake.wait_for(lambda f: len(f.of("PATCH", "webhooks")) > count)
-        return self.fake.of("PATCH", "webhooks")[-1]
+    def edits(self) -> int:
+        return len(self.fake.of("PATCH", "webhooks"))
+
+    async def answered(self, since: int) -> RestCall:
+        """The deferred response edited into core's reply (the first edit after ``since`` edits)."""
+        await self.fake.wait_for(lambda f: len(f.of("PATCH", "webhooks")) > since)
+        return self.fake.of("PATCH", "webhooks")[since]
 
 
 async def conversation(fake: FakeDiscord, make_client: ClientFactory, agent: Agent, llm_server: ScriptedLlmServer,
@@ -125,10 +127,11 @@ async def test_edit_opens_a_modal_and_its_submission_answers_in_the_thread_as_th
     assert modal["title"] == "Edit SQL" and field["style"] == 2 and field["max_length"] == 4000
     assert field["value"] == "SELECT id\n     , CURRENT_USER AS who\nFROM t\nWHERE id <= 3\nORDER BY id"
 
+    since = talk.edits()
     response = await talk.submit(modal, EDITED, OTHER)
     assert response.json["type"] == DEFERRED and not response.json.get("data", {}).get("flags", 0) & EPHEMERAL
-    answer = await talk.answered()
-    assert f"Edited SQL of answer {original_id}, run again: 2 rows." in answer.json["content"]
+    answer = await talk.answered(since)
+    assert f"Edited SQL of answer {original_id} by Olga, run again: 2 rows." in answer.json["content"]
     shown = result_text(answer.json)
     assert "4 | " + other_role in shown and "5 | " + other_role in shown  # the editor's role, not the asker's
     ids = custom_ids(answer.json)
@@ -136,8 +139,9 @@ async def test_edit_opens_a_modal_and_its_submission_answers_in_the_thread_as_th
 
     # An edit into a change: the editor's proposal, with Approve / Reject in the thread.
     opened = await talk.click(OTHER)
+    since = talk.edits()
     await talk.submit(opened.json["data"], "UPDATE t SET id = id + 100 WHERE id = 1", OTHER)
-    card = await talk.answered()
+    card = await talk.answered(since)
     assert [i.split(":")[1] for i in custom_ids(card.json)] == ["approve", "reject"]
     assert other_role in json.dumps(card.json["embeds"])
 

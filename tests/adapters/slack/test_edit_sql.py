@@ -114,7 +114,7 @@ async def test_edit_opens_a_modal_and_the_submission_answers_in_the_thread_as_th
     post, update = fake_slack.of("chat.postMessage")[-1], fake_slack.of("chat.update")[-1]
     assert (post.args["channel"], post.args["thread_ts"]) == (CHANNEL, message["thread_ts"])
     assert "Working on it" in post.args["text"]
-    assert f"Edited SQL of answer {original_id}, run again: 2 rows." in texts(update.args["blocks"])[0]
+    assert f"Edited SQL of answer {original_id} by someone, run again: 2 rows." in texts(update.args["blocks"])[0]
     assert table_rows(update.args["blocks"])[1:] == [["4", other_role], ["5", other_role]]  # the editor's role
     new_ids = {value for _, value in buttons(update.args["blocks"])}
     assert len(new_ids) == 1 and original_id not in new_ids  # a new answer, with its own buttons
