@@ -5,6 +5,7 @@ from core.charts import can_chart
 from core.config import Settings, load_settings
 from core.context import ContextStore, MemoryContextStore, RedisContextStore
 from core.display import NULL_SHOWN, DisplayTable, context_line, display_table
+from core.edit_actions import EditSource, editable_sql
 from core.errors import (
     AccessDeniedError,
     ApprovalError,
@@ -47,6 +48,7 @@ __all__ = [
     "DatabaseError",
     "Destination",
     "DisplayTable",
+    "EditSource",
     "GuardError",
     "LlmClient",
     "LlmError",
@@ -70,6 +72,7 @@ __all__ = [
     "can_chart",
     "context_line",
     "display_table",
+    "editable_sql",
     "load_settings",
     "pretty_sql",
     "render_error",

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from core import answer_actions
+from core import answer_actions, edit_actions
 from core.accuracy import Accuracy, TurnPrompt
 from core.actions import ProgressSink
 from core.chart_actions import chart_answer, chart_answer_reply
@@ -256,6 +256,8 @@ class Agent:
 
     async def _respond(self, message: Message, ctx: ToolContext, history: list[ChatTurn]) -> Reply:
         text = plain_command(message.text) or message.text.strip()
+        if message.edit_of is not None:  # an "Edit SQL" submission: SQL, never a command or a question
+            return await edit_actions.run_edit(self, message)
         if text.startswith("/"):
             reply = await run_command(self, ctx, text)
             await self._remember_command(ctx, text, reply)
@@ -532,6 +534,18 @@ class Agent:
                                                           thread_key=thread_key)
             except Exception as exc:  # noqa: BLE001 - the error policy: one reply, traceback logged
                 return render_error(exc, error_id=request_id)
+
+    async def edit_source(
+        self, *, thread_key: str, user: str, groups: tuple[str, ...] = (), answer_id: str | None = None
+    ) -> edit_actions.EditSource:
+        """What an "Edit SQL" window starts from: answer ``answer_id`` of ``thread_key`` (None: the thread's last
+        answer). Raises PgbotError (another thread's answer, no SQL, ``user`` has no role there)."""
+        return await edit_actions.edit_source(self, answer_id=answer_id, thread_key=thread_key, identity=user,
+                                              groups=groups)
+
+    def check_edit(self, sql: str, *, max_chars: int) -> str | None:
+        """Why an edit window's text cannot be submitted (said in the window), or None; see core.edit_actions."""
+        return edit_actions.check_edit(self, sql, max_chars=max_chars)
 
     async def feedback(self, *, answer_id: str, user: str, helpful: bool, groups: tuple[str, ...] = ()) -> Reply:
         """👍/👎 from any adapter: (answer id from ``Reply.answer_id``, voting identity, vote) → a short reply;

@@ -26,6 +26,7 @@ HELP = """Ask a question in plain English, or use a command:
   /sql STATEMENT       run one read-only SQL statement as you
   /export [QUERY]      the full result as a CSV file (alone: of the last answer); path, rows, size
   /chart [KIND] [QUERY]  a chart (line, bar or scatter) of the query, or alone: of the last answer
+  /edit                edit the last answer's SQL and run it again (terminal; in chat: the Edit SQL button)
   /db [NAME]           show or switch this thread's database
   /dbs                 list the configured databases
   /good, /bad          👍 or 👎 on this thread's last answer (👍 pairs teach pgbot)
@@ -90,6 +91,15 @@ async def _sql(agent: Agent, ctx: ToolContext, arg: str) -> Reply:
     return _result(ctx, output, text=summary)
 
 
+EDIT_HERE = ("To edit an answer's SQL here, click Edit SQL under the answer; SQL too long for that window runs "
+             "with /sql. In the terminal, /edit opens your editor on the last answer's SQL.")
+
+
+async def _edit(agent: Agent, ctx: ToolContext, arg: str) -> Reply:
+    """``/edit`` reached core: the terminal opens an editor before sending anything, chat has its button."""
+    return Reply(kind=ReplyKind.INFO, text=EDIT_HERE, database=ctx.database.name)
+
+
 async def _db(agent: Agent, ctx: ToolContext, arg: str) -> Reply:
     if not arg:
         return Reply(kind=ReplyKind.INFO, text=f"This thread uses database '{ctx.database.name}'.",
@@ -132,6 +142,7 @@ COMMANDS: dict[str, Handler] = {
     "export": export_command,
     "chart": chart_command,
     "undo": undo_command,
+    "edit": _edit,
     "explain": explain_command,
     "indexes": indexes_command,
     "health": health_command,

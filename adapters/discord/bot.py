@@ -16,6 +16,7 @@ from discord import app_commands
 
 from adapters.discord import events
 from adapters.discord.commands import pgbot_commands
+from adapters.discord.edit import EditSqlButton
 from adapters.discord.render import CONTENT_LIMIT, DiscordMessage, render
 from adapters.discord.schedules import DiscordSender
 from adapters.discord.views import (
@@ -73,6 +74,7 @@ class PgbotClient(discord.Client):
                                ScheduleButton, UndoButton)
         if agent.schedules is not None:  # scheduled reports post through this client once it is ready
             agent.schedules.senders.register(events.PLATFORM, DiscordSender(self, post=post_reply))
+        self.add_dynamic_items(EditSqlButton)
 
     async def setup_hook(self) -> None:
         """After login, before the gateway: take the gateway URL from the configured API, register /pgbot."""

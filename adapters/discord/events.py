@@ -143,6 +143,16 @@ def command_message(
 def click_thread_key(interaction: discord.Interaction[Any]) -> str | None:
     """The core thread of the message a button is on, so core can refuse a button of another conversation;
     None when the channel is not known well enough to say (then core does not check)."""
+    place = click_place(interaction)
+    if place is None:
+        return None
+    workspace, parent, thread = place
+    return Message(platform=PLATFORM, workspace=workspace, channel=parent, thread=thread, user="", text="").thread_key
+
+
+def click_place(interaction: discord.Interaction[Any]) -> tuple[str, str, str] | None:
+    """(workspace, channel, thread) of the conversation a button or modal belongs to, as messages there get
+    them; None when the channel is not known well enough to say."""
     channel, guild_id = interaction.channel, interaction.guild_id
     if channel is None:
         return None
@@ -155,4 +165,4 @@ def click_thread_key(interaction: discord.Interaction[Any]) -> str | None:
         workspace, parent, thread = str(guild_id), str(channel.id), str(interaction.message.id)
     else:
         return None
-    return Message(platform=PLATFORM, workspace=workspace, channel=parent, thread=thread, user="", text="").thread_key
+    return workspace, parent, thread

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Self
 import discord
 import structlog
 
+from adapters.discord.edit import edit_button
 from adapters.discord.events import PLATFORM, allowed_place, click_thread_key, member_groups
 from adapters.discord.render import CONTENT_LIMIT, FILE_LIMIT, Attachment, render
 from adapters.text_table import cut
@@ -436,6 +437,7 @@ def view_for(reply: Reply, *, show_sql: str = "button") -> discord.ui.View | Non
         items.append(ScheduleButton(change="resume" if card.paused else "pause", schedule_id=card.schedule_id))
         items.append(ScheduleButton(change="delete", schedule_id=card.schedule_id))
     items.extend(undo_button(reply))
+    items.extend(edit_button(reply))
     if not items:
         return None
     view = discord.ui.View(timeout=None)

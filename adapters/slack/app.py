@@ -31,7 +31,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack import events, render
+from adapters.slack import edit, events, render
 from adapters.slack.progress import Progress, elapsed_text
 from adapters.slack.schedules import SlackSender
 from adapters.text_table import cut
@@ -179,6 +179,7 @@ def build_slack_app(
 
     for action_id, change in render.SCHEDULE_ACTIONS.items():
         app.action(action_id)(_schedule_handler(poster, change, allowed=click_allowed))
+    register_edit(app, poster, key=edit.signing_key(token), allowed=allowed, click_allowed=click_allowed)
     return app
 
 
@@ -193,6 +194,22 @@ def _schedule_handler(poster: _Poster, change: ScheduleChange, *,
             await poster.schedule(client, body, change=change)
 
     return on_click
+
+
+def register_edit(
+    app: AsyncApp, poster: _Poster, *, key: bytes, allowed: dict[str, Any], click_allowed: Callable[..., bool]
+) -> None:
+    """Edit SQL: the click opens the modal (adapters.slack.edit), its submission runs in the thread."""
+
+    @app.action(render.EDIT_SQL)
+    async def on_edit_sql(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        if click_allowed(body):
+            await edit.open_edit(poster, client, body, key=key)
+
+    @app.view(edit.VIEW)
+    async def on_edit_submitted(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await edit.on_submission(poster, ack, body, client, key=key, allowed=allowed)
 
 
 class _Poster:
@@ -245,6 +262,10 @@ class _Poster:
         channel, thread_ts = str(event["channel"]), events.thread_ts_of(event)
         if not self.seen.first_time(channel, str(event["ts"])):
             return  # a retried delivery, or the message + app_mention pair Slack sends for one message
+        await self.converse(client, message, channel=channel, thread_ts=thread_ts)
+
+    async def converse(self, client: AsyncWebClient, message: Message, *, channel: str, thread_ts: str) -> None:
+        """Core's replies to ``message`` in the thread: "working" posted, then edited into the answer."""
         self.threads.add(channel, thread_ts)
         live_ts: str | None = None
         progress: Progress | None = None

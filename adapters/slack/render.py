@@ -36,6 +36,7 @@ from core import (
     can_chart,
     context_line,
     display_table,
+    editable_sql,
     pretty_sql,
 )
 
@@ -56,6 +57,9 @@ SHOW_SQL = "pgbot_show_sql"
 EXPORT = "pgbot_export"
 UNDO = "pgbot_undo"
 UNDO_BLOCK = "pgbot_undo"
+EDIT_SQL = "pgbot_edit_sql"
+EDIT_BLOCK = "pgbot_edit"
+EDIT_LIMIT = 3000  # Slack's plain_text_input max_length: the modal cannot hold a longer statement
 DECISION_BLOCK = "pgbot_decision"
 FEEDBACK_BLOCK = "pgbot_feedback"
 SCHEDULE_PAUSE = "pgbot_schedule_pause"
@@ -325,6 +329,16 @@ def undo_blocks(reply: Reply) -> list[Block]:
              "elements": [_button(":leftwards_arrow_with_hook: Undo", UNDO, reply.undo_id)]}]
 
 
+def edit_blocks(reply: Reply) -> list[Block]:
+    """An "Edit SQL" button under an answer that ran SQL, when the statement fits Slack's modal; else a note."""
+    if not reply.answer_id or not reply.sql:
+        return []
+    if editable_sql(reply.sql[-1], max_chars=EDIT_LIMIT) is None:
+        return [context("SQL too long to edit here; use /sql with your edited statement.")]
+    return [{"type": "actions", "block_id": EDIT_BLOCK,
+             "elements": [_button(":pencil2: Edit SQL", EDIT_SQL, reply.answer_id)]}]
+
+
 def sql_blocks(statements: tuple[str, ...]) -> list[Block]:
     """Statements in code blocks, split at line breaks so a long one is shown whole across blocks."""
     blocks: list[Block] = []
@@ -435,6 +449,7 @@ def render(reply: Reply, *, show_sql: str = "button", native_table: bool = True)
         blocks.extend(schedule_blocks(card))
     if len(reply.schedules) > MAX_CARDS:
         blocks.append(context(f"… and {len(reply.schedules) - MAX_CARDS} more (`pgbot schedule list` shows all)"))
+    actions.extend(edit_blocks(reply))
     if reply.answer_id:
         actions.append(feedback_block(reply.answer_id, show_sql=sql_button, export=export_button))
     if reply.error_id:

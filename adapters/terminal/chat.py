@@ -1,12 +1,14 @@
 """The terminal chat: the same core as Slack and Discord, one thread per session.
 
 Reads lines (with readline history when interactive), sends each as a Message, renders replies with rich,
-and turns approval requests into a y/N confirmation prompt.
+and turns approval requests into a y/N confirmation prompt. ``/edit`` edits the last answer's SQL in
+``$EDITOR`` or at the prompt (adapters.terminal.editor) and runs it again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import getpass
 import os
 import sys
@@ -17,6 +19,7 @@ from pathlib import Path
 from rich.console import Console
 
 from adapters.terminal.charts import chart_dir, save_chart
+from adapters.terminal.editor import edit_last_answer
 from adapters.terminal.render import render_reply
 from core import Agent, Message, Reply, ReplyKind
 
@@ -38,10 +41,12 @@ def new_message(text: str, *, thread: str) -> Message:
                    user_name=user)
 
 
-async def ask_once(agent: Agent, text: str, *, thread: str | None = None) -> Reply:
-    """Send one message and return the final reply (the WORKING one is skipped)."""
+async def ask_once(agent: Agent, text: str, *, thread: str | None = None, edit_of: str | None = None) -> Reply:
+    """Send one message and return the final reply (the WORKING one is skipped); ``edit_of``: ``text`` is the
+    edited SQL of that answer (``/edit``)."""
     final: Reply | None = None
-    async for reply in agent.handle(new_message(text, thread=thread or uuid.uuid4().hex)):
+    message = dataclasses.replace(new_message(text, thread=thread or uuid.uuid4().hex), edit_of=edit_of)
+    async for reply in agent.handle(message):
         if reply.kind is not ReplyKind.WORKING:
             final = reply
     if final is None:
@@ -69,12 +74,15 @@ class TerminalChat:
                 continue
             if text in {"/quit", "/exit", "\\q"}:
                 break
+            if text.split(maxsplit=1)[0].lower() == "/edit":
+                await edit_last_answer(self)
+                continue
             await self.send(text)
         self._save_readline()
 
-    async def send(self, text: str) -> None:
+    async def send(self, text: str, *, edit_of: str | None = None) -> None:
         with self.console.status("Working on it…", spinner="dots") if self.interactive else nullcontext():
-            reply = await ask_once(self.agent, text, thread=self.thread)
+            reply = await ask_once(self.agent, text, thread=self.thread, edit_of=edit_of)
         render_reply(self.console, reply)
         await self._show_chart(reply)
         if reply.approval is not None:
@@ -103,6 +111,16 @@ class TerminalChat:
             progress=self._progress,
         )
         render_reply(self.console, outcome)
+
+    def show(self, reply: Reply) -> None:
+        render_reply(self.console, reply)
+
+    def note(self, text: str) -> None:
+        self.console.print(text, markup=False, highlight=False)
+
+    async def read(self, prompt: str) -> str | None:
+        """A line from the person (the same input as the chat's prompt)."""
+        return await self._read(prompt)
 
     async def _progress(self, text: str) -> None:
         """Progress lines of long approved work (backups, index builds), as they come."""

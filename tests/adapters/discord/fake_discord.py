@@ -297,6 +297,16 @@ class FakeDiscord:
         self._interaction_message[payload["token"]] = message
         return payload
 
+    def submit_modal(self, modal: dict[str, Any], values: dict[str, str], *, message: dict[str, Any],
+                     thread: dict[str, Any], submitter: dict[str, Any], roles: list[str] | None = None
+                     ) -> dict[str, Any]:
+        """INTERACTION_CREATE for a modal submitted in ``thread`` (``modal``: the data of the type 9 response
+        that opened it; ``values``: text input custom_id → what was typed). Its response (a deferred message)
+        is a new message in the thread, as Discord makes it."""
+        payload = modal_submit(modal, values, message=message, thread=thread, submitter=submitter, roles=roles)
+        self._command_channel[payload["token"]] = thread["id"]
+        return payload
+
     def command(self, question: str, *, channel: dict[str, Any], invoker: dict[str, Any],
                 guild: bool = True, roles: list[str] | None = None) -> dict[str, Any]:
         """INTERACTION_CREATE for ``/pgbot ask question:…`` typed in ``channel``."""
@@ -463,6 +473,28 @@ def interaction_create(custom_id: str, *, message: dict[str, Any], thread: dict[
         "entitlements": [], "authorizing_integration_owners": {"0": GUILD_ID}, "context": 0,
         "attachment_size_limit": 10485760,
     }
+
+
+def modal_submit(modal: dict[str, Any], values: dict[str, str], *, message: dict[str, Any],
+                 thread: dict[str, Any], submitter: dict[str, Any], roles: list[str] | None = None) -> dict[str, Any]:
+    """INTERACTION_CREATE for a modal submission (type 5) opened from a button on ``message``: the inputs come
+    back as action rows of text inputs (type 4) with their values."""
+    rows = [{"type": 1, "components": [{"type": 4, "custom_id": custom_id, "value": value}]}
+            for custom_id, value in values.items()]
+    payload = interaction_create(modal["custom_id"], message=message, thread=thread, clicker=submitter,
+                                 roles=roles)
+    payload.update({"type": 5, "token": f"bW9kYWw{snowflake()}",
+                    "data": {"custom_id": modal["custom_id"], "components": rows}})
+    return payload
+
+
+def text_inputs(modal: dict[str, Any]) -> list[dict[str, Any]]:
+    """The text inputs of a modal as pgbot sent it (in action rows, or in labels)."""
+    found: list[dict[str, Any]] = []
+    for row in modal["components"]:
+        inner = row.get("components") or ([row["component"]] if "component" in row else [])
+        found.extend(c for c in inner if c.get("type") == 4)
+    return found
 
 
 def command_interaction(question: str, *, channel: dict[str, Any], invoker: dict[str, Any],

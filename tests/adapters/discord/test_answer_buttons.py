@@ -68,7 +68,8 @@ async def test_show_sql_and_export_as_the_clicker(
     client = await make_client(agent)
     llm_server.script(llm.tool_call("run_query", {"sql": QUERY}), llm.text("Here are the ids."))
     _, thread, post, edit = await mention(fake_discord, client, "list every id")
-    sql_id, export_id, _up, _down = custom_ids(edit.json)
+    sql_id, export_id, _up, _down, edit_id = custom_ids(edit.json)
+    assert edit_id.startswith("pgbot:edit:")
     assert sql_id.startswith("pgbot:sql:") and export_id.startswith("pgbot:export:")
     assert "showing 10 of 10+" in result_text(edit.json) and "SELECT" not in json.dumps(edit.json["embeds"])
     shown = fake_discord.messages[post.response["id"]]

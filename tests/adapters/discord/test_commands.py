@@ -53,7 +53,8 @@ async def test_ask_in_a_channel_answers_then_opens_a_thread_that_continues_witho
     (answer,) = fake_discord.of("PATCH", "webhooks", APP_ID, command["token"], "messages", "@original")
     assert answer.json["content"] == "300 items."
     assert result_text(answer.json).startswith("n: 300\nshop · 1 row · ")
-    assert [c.split(":")[1:3] for c in custom_ids(answer.json)][1:] == [["fb", "up"], ["fb", "down"]]
+    assert [c.split(":")[1:3] for c in custom_ids(answer.json)][1:-1] == [["fb", "up"], ["fb", "down"]]
+    assert custom_ids(answer.json)[-1].startswith("pgbot:edit:")
     assert custom_ids(answer.json)[0].startswith("pgbot:sql:")  # the SQL waits behind Show SQL
     (thread,) = fake_discord.of("POST", "channels", CHANNEL_ID, "messages", original["id"], "threads")
     assert thread.json["name"] == "how many items?"

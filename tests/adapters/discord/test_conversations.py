@@ -60,7 +60,7 @@ async def test_thread_replies_continue_after_a_restart_from_the_shared_context(
     answer = fake_discord.of("PATCH", "channels", thread["id"])[0].json
     assert answer["content"] == "There are 300 items."
     assert result_text(answer).startswith("n: 300\nshop · 1 row · ")
-    assert [c.split(":")[1] for c in custom_ids(answer)] == ["sql", "fb", "fb"]
+    assert [c.split(":")[1] for c in custom_ids(answer)] == ["sql", "fb", "fb", "edit"]
 
     # A restart: new agent, new client; the thread is not in discord.py's cache, so it is fetched once.
     restarted = await make_client(stack())
@@ -88,7 +88,7 @@ async def test_feedback_on_a_real_answer_lands_in_the_feedback_store(
     llm_server.script(llm.tool_call("run_query", {"sql": "SELECT max(qty) AS top FROM items"}),
                       llm.text("The largest quantity is 3000."))
     _, thread, post, edit = await mention(fake_discord, client, "what is the largest quantity?")
-    _sql, up, down = custom_ids(edit.json)
+    _sql, up, down, _edit = custom_ids(edit.json)
     assert up.startswith("pgbot:fb:up:") and down == up.replace(":up:", ":down:")
     click = fake_discord.click(up, message=fake_discord.messages[post.response["id"]], thread=thread.response,
                                clicker=EVE)

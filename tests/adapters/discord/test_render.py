@@ -20,7 +20,7 @@ def test_answer_content_aligned_table_and_context_with_sql_on_request() -> None:
                                                      "FR      |     72", "DE      |      8", "—       |     10", "```"]
     assert grid.footer.text == "shop · 3 rows"
     assert [i.custom_id for i in view_for(reply).children] == [  # type: ignore[union-attr, attr-defined]
-        "pgbot:sql:a1", "pgbot:fb:up:a1", "pgbot:fb:down:a1", "pgbot:chart:a1"]
+        "pgbot:sql:a1", "pgbot:fb:up:a1", "pgbot:fb:down:a1", "pgbot:chart:a1", "pgbot:edit:a1"]
     grid, sql = render.render(reply, show_sql="inline").embeds
     assert sql.description == "```sql\nSELECT 1;\n\nSELECT 2;\n```"
     assert view_for(reply, show_sql="inline").children[0].custom_id == "pgbot:fb:up:a1"  # type: ignore

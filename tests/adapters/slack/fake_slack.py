@@ -96,7 +96,7 @@ class FakeSlack:
             args.update(await request.json())
         else:
             args.update(await request.post())  # type: ignore[arg-type]
-        for key in ("blocks", "files"):
+        for key in ("blocks", "files", "view"):
             if isinstance(args.get(key), str):
                 args[key] = json.loads(args[key])
         self.calls.append(ApiCall(method, args, request.headers.get("Authorization", "")))
@@ -128,6 +128,11 @@ class FakeSlack:
             return {"ok": True, "channel": args["channel"], "ts": args["ts"], "text": args.get("text", "")}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"{int(time.time())}.{next(self._ts):06d}"}
+        if method == "views.open":  # a modal: Slack gives it an id and echoes it back
+            view = args["view"]
+            return {"ok": True, "view": {**view, "id": f"V{next(self._ts):09d}", "team_id": TEAM_ID,
+                                         "state": {"values": {}}, "hash": "156772938.1827394", "app_id": APP_ID,
+                                         "bot_id": BOT_ID, "root_view_id": None, "previous_view_id": None}}
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": f"D0{str(args.get('users', '')).removeprefix('U')[:8]}"}}
         if method == "files.getUploadURLExternal":
@@ -260,6 +265,23 @@ def block_actions(*, action_id: str, value: str, message: dict[str, Any], user: 
         "response_url": "https://hooks.slack.com/actions/T0TEAM0001/1/abc",
         "actions": [{"action_id": action_id, "block_id": "pgbot_decision", "value": value, "type": "button",
                      "text": {"type": "plain_text", "text": "x", "emoji": True}, "action_ts": "1700000000.000100"}],
+    }
+    return urllib.parse.urlencode({"payload": json.dumps(payload)})
+
+
+def view_submission(view: dict[str, Any], *, values: dict[str, dict[str, Any]], user: str = "U0USER0001",
+                    team: str = TEAM_ID) -> str:
+    """A ``view_submission`` interaction for a modal pgbot opened (``view``: as views.open returned it), with
+    the inputs' ``values`` ({block_id: {action_id: value}}), form-encoded like Slack posts it."""
+    state = {block: {action: {"type": "plain_text_input", "value": value} for action, value in inputs.items()}
+             for block, inputs in values.items()}
+    payload = {
+        "type": "view_submission",
+        "team": {"id": team, "domain": "pgbot-test"},
+        "user": {"id": user, "username": "someone", "name": "someone", "team_id": team},
+        "api_app_id": APP_ID, "token": "XXYYZZ", "trigger_id": "13345224609.738474920.8088930838d88f008e1",
+        "view": {**view, "state": {"values": state}},
+        "response_urls": [], "is_enterprise_install": False, "enterprise": None,
     }
     return urllib.parse.urlencode({"payload": json.dumps(payload)})
 

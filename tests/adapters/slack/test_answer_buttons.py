@@ -77,7 +77,7 @@ async def test_show_sql_answers_only_the_clicker_with_the_sql_laid_out(
     app = build_slack_app(agent, slack_settings(fake_slack))
     message = await answered(fake_slack, app, llm_server)
     assert [a for a, _ in buttons(message["blocks"])] == [
-        "pgbot_show_sql", "pgbot_export", "pgbot_feedback_up", "pgbot_feedback_down"]
+        "pgbot_edit_sql", "pgbot_show_sql", "pgbot_export", "pgbot_feedback_up", "pgbot_feedback_down"]
     assert not any("SELECT" in t for t in texts(message["blocks"]))  # no SQL between the answer and its data
     answer_id = buttons(message["blocks"])[0][1]
     posts = len(fake_slack.of("chat.postMessage"))

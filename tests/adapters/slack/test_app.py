@@ -280,8 +280,9 @@ async def test_feedback_on_a_real_answer_is_stored_by_core(fake_slack: FakeSlack
         try:
             app = build_slack_app(agent, slack_settings(fake_slack))
             post, update = await ask(fake_slack, app, "how many orders?")
-            (sql, answer_id), (up, _), (down, _) = buttons(update.args["blocks"])
-            assert (sql, up, down) == ("pgbot_show_sql", "pgbot_feedback_up", "pgbot_feedback_down")
+            (edit, _), (sql, answer_id), (up, _), (down, _) = buttons(update.args["blocks"])
+            assert (edit, sql, up, down) == ("pgbot_edit_sql", "pgbot_show_sql", "pgbot_feedback_up",
+                                             "pgbot_feedback_down")
             click = block_actions(action_id=down, value=answer_id, message=bot_message(post, update),
                                   user="U0READER01")
             await dispatch(app, click, content_type=FORM)

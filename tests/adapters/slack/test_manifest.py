@@ -19,6 +19,7 @@ METHOD_SCOPES = {
     "chat_postEphemeral": {"chat:write"},
     "files_upload_v2": {"files:write"},  # files.getUploadURLExternal + files.completeUploadExternal
     "conversations_open": {"im:write"},  # an export run as someone else's role goes to them in a DM
+    "views_open": set(),  # the Edit SQL modal: no scope, only the click's trigger_id (and interactivity)
 }
 # bolt listener → the bot events it needs and their scopes.
 EVENT_SUBSCRIPTIONS = {

@@ -75,7 +75,8 @@ def test_long_text_and_many_statements_respect_block_limits() -> None:
     assert len(shown.blocks) == render.MAX_BLOCKS
     assert all(len(t) <= render.SECTION_LIMIT for t in _texts(shown.blocks))
     assert shown.blocks[-1]["block_id"] == render.FEEDBACK_BLOCK  # the buttons survive the cut
-    assert "more blocks not shown" in _texts(shown.blocks[-2:-1])[0]
+    assert shown.blocks[-2]["block_id"] == render.EDIT_BLOCK
+    assert "more blocks not shown" in _texts(shown.blocks[-3:-2])[0]
     assert len(shown.text) <= render.FALLBACK_LIMIT
 
 
