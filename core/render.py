@@ -15,6 +15,7 @@ from core.errors import (
     DatabaseUnavailableError,
     LlmAuthError,
     LlmError,
+    LlmLengthError,
     LlmRateLimitError,
     LlmResponseError,
     LlmUnavailableError,
@@ -61,6 +62,8 @@ def without_addresses(text: str) -> str:
 def _for_people(exc: PgbotError) -> str:
     """The user message without internal addresses, plus the next step where the type says one."""
     text = without_addresses(exc.user_message)
+    if isinstance(exc, LlmLengthError):
+        return text  # it says the limit and the next step itself
     if isinstance(exc, LlmError):
         body = text.rstrip(".")
         if isinstance(exc, LlmAuthError):

@@ -136,9 +136,17 @@ def test_trim_drops_orphaned_tool_results() -> None:
 
 
 async def test_load_reads_the_database_and_the_history_together(store: ContextStore) -> None:
-    assert await store.load("t5") == (None, [])
+    """One round trip for both; the history yields turns only through a viewer (per-role history)."""
+    own = ReadScope(database="analytics", role="analyst")
+    name, stored = await store.load("t5")
+    assert name is None and not stored and stored.visible_to(own) == []
     await store.set_database("t5", "analytics")
-    turns = [ChatTurn(role="user", content="how many?"), ChatTurn(role="assistant", content="3")]
+    turns = [ChatTurn(role="user", content="how many?", read_as=(own,)),
+             ChatTurn(role="assistant", content="3", read_as=(own,))]
     await store.append("t5", turns)
-    assert await store.load("t5") == ("analytics", turns)
-    assert await store.load("t6") == (None, [])
+    name, stored = await store.load("t5")
+    assert name == "analytics" and stored.visible_to(own) == turns
+    other = stored.visible_to(ReadScope(database="analytics", role="readonly"))
+    assert other[0].content == "how many?" and "3" not in (other[1].content or "")  # the answer is withheld
+    name, stored = await store.load("t6")
+    assert name is None and not stored

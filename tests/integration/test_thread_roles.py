@@ -103,7 +103,7 @@ async def test_a_colleagues_follow_up_never_sends_the_dbas_rows(
                                script=(llm.text("10 items."),))
     assert reply.kind is ReplyKind.ANSWER and not leaks(bodies)
     sent = messages(bodies[0])
-    users = [m["content"] for m in sent if m["role"] == "user"]
+    users = [llm.question_of(m["content"]) for m in sent if m["role"] == "user"]
     assert users == ["what are the salaries?", f"/sql {READ_SALARIES}", "and how many items are there?"]
     calls = [c["function"]["arguments"] for m in sent for c in m.get("tool_calls", [])]
     assert calls == [json.dumps({"sql": READ_SALARIES})]  # the SQL stays for follow-ups (no literals in it)

@@ -57,7 +57,8 @@ async def test_schedule_buttons_and_a_due_run_in_the_thread(
     assert await scheduler.tick() == 1
     report = fake_discord.of("POST", "channels", data["id"], "messages")[posts]  # the thread's id is the message's
     assert report.json["content"].startswith("Scheduled report: SELECT count(*) AS n FROM items (At the start of")
-    assert report.json["embeds"][1]["description"].splitlines()[1:4] == ["  n", "---", "300"]
+    result = report.json["embeds"][0]  # a one-row result: name / value fields, then the SQL's embed
+    assert [(f["name"], f["value"]) for f in result["fields"]] == [("n", "300")]
 
 
 async def test_a_schedule_made_through_a_guild_role_stops_when_the_role_is_taken_away(
