@@ -136,8 +136,8 @@ async def test_a_model_that_wants_max_completion_tokens_gets_it(
     await load_shop(fresh_db)
     refusal = ("Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' "
                "instead.")
-    llm_server.script(llm.error(400, refusal), llm.text("Plenty of orders."), llm.text("Still plenty."))  # no numbers: 
-    # nothing for core.grounding to send back
+    # No numbers in the answers: nothing for core.grounding to send back.
+    llm_server.script(llm.error(400, refusal), llm.text("Plenty of orders."), llm.text("Still plenty."))
     agent = build_agent(settings(fresh_db, llm_server.base_url, max_tokens=200, tool_mode="auto"))
     try:
         first = await final_reply(agent, message("How many orders are there?"))
