@@ -15,6 +15,8 @@ import sys
 
 from bot.wiring import build_agent
 from core import ReplyKind
+from core.history_scope import visible_history
+from core.llm.base import ChatTurn, ReadScope, ToolCall
 from tests import llm_server as llm
 from tests.helpers import REPO_ROOT, final_reply, load_shop, message, settings_for
 
@@ -65,3 +67,11 @@ async def test_deeply_nested_tool_arguments_do_not_fail_the_turn(fresh_db: str,
         await agent.aclose()
     assert reply.kind is ReplyKind.ANSWER and "20" in reply.text, reply.text
     assert again.kind is not ReplyKind.ERROR or "Internal error" not in again.text, again.text
+
+
+def test_deep_tool_arguments_from_another_scope_are_withheld_not_raised() -> None:
+    deep = '{"sql": "SELECT 1", "x": ' + "[" * 5000 + "]" * 5000 + "}"
+    turn = ChatTurn(role="assistant", content="", tool_calls=(ToolCall(id="c1", name="run_query", arguments=deep),),
+                    read_as=(ReadScope(database="shop", role="dba"),))
+    shown = visible_history([turn], ReadScope(database="shop", role="analyst"))
+    assert shown[0].tool_calls[0].arguments == "{}"
