@@ -77,9 +77,9 @@ def _masked(turn: ChatTurn) -> ChatTurn:
 def _masked_arguments(arguments: str) -> str:
     try:
         parsed = json.loads(arguments)
-    except ValueError:
+        masked = _mask_values(parsed)
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than Python recurses (model output)
         return mask_text(arguments)
-    masked = _mask_values(parsed)
     return arguments if masked == parsed else json.dumps(masked, ensure_ascii=False)
 
 

@@ -120,7 +120,7 @@ def _withheld(turn: ChatTurn, ids: dict[str, str]) -> ChatTurn:
 def _withheld_call(call: ToolCall, ids: dict[str, str]) -> ToolCall:
     try:
         arguments = json.loads(call.arguments)
-    except ValueError:
+    except (ValueError, RecursionError):
         arguments = None
     kept: dict[str, str] = {}
     if isinstance(arguments, dict):  # only SQL survives; any other argument (or key) could carry rows

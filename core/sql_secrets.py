@@ -30,8 +30,13 @@ _PASSWORD_WORDS = frozenset({"password", "sslpassword"})
 _COMMENTS = frozenset({"SQL_COMMENT", "C_COMMENT"})
 _STRINGS = frozenset({"SCONST", "USCONST"})
 
-_PASSWORD_CLAUSE = re.compile(
-    r"(\b(?:ssl)?password\s+)('(?:[^']|'')*'|\$([A-Za-z_]\w*)?\$.*?\$\3\$)", re.IGNORECASE | re.DOTALL
+# A string constant as Postgres spells it (E'…' with backslash escapes, U&'…', '…'), and several of them
+# separated by whitespace holding a newline (comments allowed), which Postgres joins into one.
+_LITERAL = r"(?:[eE]'(?:[^'\\]|''|\\.)*'|(?:[uU]&)?'(?:[^']|'')*')"
+# Each comment ends at its newline, so no two ways to split the gap exist (no catastrophic backtracking).
+_CONTINUED = rf"{_LITERAL}(?:[ \t\f\r]*(?:--[^\n]*)?\n(?:\s|--[^\n]*\n)*{_LITERAL})*"
+_PASSWORD_CLAUSE = re.compile(  # the dollar tag's group always matches (maybe empty), so $$…$$ is masked too
+    rf"(\b(?:ssl)?password\s+)({_CONTINUED}|\$((?:[A-Za-z_]\w*)?)\$.*?\$\3\$)", re.IGNORECASE | re.DOTALL
 )
 _CONNINFO_PASSWORD = re.compile(r"(\b(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s'&;]+)", re.IGNORECASE)
 _URI_PASSWORD = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s']*:)[^@\s/']+(@)")

@@ -193,6 +193,19 @@ _BETWEEN = {enums.A_Expr_Kind.AEXPR_BETWEEN, enums.A_Expr_Kind.AEXPR_NOT_BETWEEN
             enums.A_Expr_Kind.AEXPR_BETWEEN_SYM, enums.A_Expr_Kind.AEXPR_NOT_BETWEEN_SYM}
 
 
+def _implicit_equals(n: ast.Node) -> bool:
+    """Postgres looks up ``=`` by name for ``CASE x WHEN y``, ``x IN (SELECT …)`` and ``JOIN … USING`` /
+    ``NATURAL JOIN``, though the statement never writes it: a hostile ``=`` (say for text = integer, or an
+    enum's own) would be picked by overload resolution, so these count as naming ``=``."""
+    if isinstance(n, ast.CaseExpr):
+        return n.arg is not None
+    if isinstance(n, ast.SubLink):
+        return n.subLinkType == enums.SubLinkType.ANY_SUBLINK and not n.operName
+    if isinstance(n, ast.JoinExpr):
+        return bool(n.usingClause) or bool(n.isNatural)
+    return False
+
+
 def _operators(nodes: list[ast.Node]) -> tuple[tuple[str | None, str], ...]:
     """(schema, name) of every operator the statement names (an operator is a function by another name)."""
     found: dict[tuple[str | None, str], None] = {}
@@ -200,11 +213,15 @@ def _operators(nodes: list[ast.Node]) -> tuple[tuple[str | None, str], ...]:
         if isinstance(n, ast.A_Expr) and n.kind in _BETWEEN:
             found[(None, "<=")] = found[(None, ">=")] = None
             continue
+        if _implicit_equals(n):
+            found[(None, "=")] = None
         names: list[str] = []
         if isinstance(n, ast.A_Expr):
             names = _names(n.name or ())
         elif isinstance(n, ast.SubLink) and n.operName:
             names = _names(n.operName)
+        elif isinstance(n, ast.SortBy) and n.useOp:  # ORDER BY x USING op
+            names = _names(n.useOp)
         if names:
             found[(names[-2] if len(names) >= 2 else None, names[-1])] = None
     return tuple(found)

@@ -29,7 +29,7 @@ import asyncpg
 import structlog
 
 from core.config import DatabaseSettings
-from core.db.bounded import bounded_select
+from core.db.bounded import bounded_select, fetch_within, row_bound
 from core.db.functions import AllowedFunctions, check_functions
 from core.errors import (
     BusyError,
@@ -339,22 +339,25 @@ class PgDatabase:
             bounded = bounded_select(checked, attributes, max_chars=limits.max_cell_chars)
             if bounded is not None:
                 stmt = await conn.prepare(SQL_TAG + bounded.sql)
+            row_cap = limits.max_rows
             if not columns:  # a statement that returns no rows (e.g. SHOW of nothing): run it plainly
                 await stmt.fetch()
                 rows: list[tuple[object, ...]] = []
                 truncated = False
             else:
                 cursor = await stmt.cursor()
-                records = await cursor.fetch(limits.max_rows + 1)
-                truncated = len(records) > limits.max_rows
-                kept = records[: limits.max_rows]
+                kept, truncated, by_size = await fetch_within(
+                    cursor, max_rows=limits.max_rows,
+                    bound=row_bound(len(columns), bounded, max_chars=limits.max_cell_chars))
+                if by_size and truncated:  # so many wide columns that fewer rows fit: say where it cut
+                    row_cap = len(kept)
                 rows = [bounded.row(r) for r in kept] if bounded is not None else [tuple(r) for r in kept]
         return QueryResult(
             columns=columns,
             rows=rows,
             truncated=truncated,
             duration_ms=(time.perf_counter() - started) * 1000,
-            row_cap=limits.max_rows,
+            row_cap=row_cap,
             types=types,
             time_zone=str(time_zone) if time_zone else None,
         )

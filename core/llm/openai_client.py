@@ -411,7 +411,7 @@ def _assistant_text(turn: ChatTurn) -> str:
 def _sql_argument(call: ToolCall) -> str | None:
     try:
         args = json.loads(call.arguments)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     sql = args.get("sql") if isinstance(args, dict) else None
     return sql if isinstance(sql, str) and len(args) == 1 else None

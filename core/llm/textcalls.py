@@ -29,7 +29,9 @@ import tokenize
 
 from pglast.parser import ParseError, parse_sql
 
+from core.errors import GuardError
 from core.llm.base import ToolCall
+from core.sqlguard import check_size
 
 TEXT_CALL_ID_PREFIX = "call_text_"
 # Larger payloads are not repaired, nor tried as SQL outside a ```sql block: repair must stay cheap, and a
@@ -190,8 +192,10 @@ def _is_one_statement(text: str) -> bool:
     if not text or len(text) > MAX_REPAIR_CHARS:
         return False
     try:
+        # libpg_query recurses in C: a deep "1+1+…" from the model would segfault the process (see sqlguard).
+        check_size(text, max_chars=MAX_REPAIR_CHARS)
         return len(parse_sql(text)) == 1
-    except ParseError:
+    except (ParseError, GuardError):
         return False
 
 
