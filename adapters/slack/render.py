@@ -333,9 +333,9 @@ def render(reply: Reply, *, show_sql: str = "button", native_table: bool = True)
     """The whole message for one reply; the trailing actions block always survives the block cap.
 
     ``show_sql``: "button" (an answer's SQL behind Show SQL) or "inline" (``[chat] show_sql``)."""
-    from adapters.slack import cards  # the card module builds on this one's blocks
+    from adapters.slack import cards, questions  # these modules build on this one's blocks
 
-    icon = _ICONS.get(reply.kind, "")
+    icon = questions.QUESTION if questions.is_question(reply) else _ICONS.get(reply.kind, "")
     blocks: list[Block] = []
     file: CsvFile | None = None
     if reply.text and reply.approval is None:  # a card says it all for people (adapters.slack.cards)
@@ -366,6 +366,7 @@ def render(reply: Reply, *, show_sql: str = "button", native_table: bool = True)
             blocks.extend(sql_blocks(tuple(pretty_sql(s) for s in reply.sql)))
         if reply.database and reply.kind in (ReplyKind.ANSWER, ReplyKind.RESULT):
             blocks.append(context(escape(context_line(reply, shown))))
+    actions.extend(questions.option_blocks(reply))
     actions.extend(chart_blocks(reply))  # its own row, above 👍/👎
     if reply.answer_id:
         actions.append(feedback_block(reply.answer_id, show_sql=sql_button, export=export_button))
@@ -374,7 +375,8 @@ def render(reply: Reply, *, show_sql: str = "button", native_table: bool = True)
     room = MAX_BLOCKS - len(actions)
     if len(blocks) > room:
         blocks = [*blocks[: room - 1], context(f"… {len(blocks) - room + 1} more blocks not shown")]
-    fallback = cards.with_mentions(escape(f"{icon}{reply.text}".strip() or reply.kind.value), reply)
+    fallback = cards.with_mentions(escape(reply.text).strip() or reply.kind.value, reply)
+    fallback = f"{icon}{fallback}" if reply.text else fallback
     if reply.approval is not None:
         fallback = cards.notification(reply.approval)
     return SlackMessage(text=cut(fallback, FALLBACK_LIMIT), blocks=[*blocks, *actions], file=file)
