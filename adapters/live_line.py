@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from core.turn_status import TurnStatus
+
 log = structlog.get_logger(__name__)
 
 MIN_GAP_S = 3.0
@@ -89,3 +91,27 @@ class LiveLine:
 def elapsed_text(seconds: float) -> str:
     seconds = round(seconds)
     return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min {seconds % 60:02d} s"
+
+
+class TurnLine:
+    """The live line of one turn's "Working on it…" message: ``edit(phase, elapsed)`` on each phase core reports
+    (``status``: core.turn_status; None for a turn core did not name) and every ``every_s``."""
+
+    def __init__(
+        self, edit: Edit, status: TurnStatus | None, *, every_s: float, errors: tuple[type[Exception], ...]
+    ) -> None:
+        self._status = status
+        self._line = LiveLine(edit, every_s=every_s, errors=errors)
+        self._watch = asyncio.create_task(self._follow()) if status is not None else None
+
+    async def _follow(self) -> None:
+        assert self._status is not None
+        while True:
+            self._line.set(await self._status.wait_changed())
+
+    async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        await self._line.stop()

@@ -32,6 +32,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from adapters.live_line import TurnLine
 from adapters.slack import events, progress, questions, render
 from adapters.slack.card_flow import CardFlow
 from adapters.text_table import cut
@@ -239,7 +240,7 @@ class _Poster:
             return  # a retried delivery, or the message + app_mention pair Slack sends for one message
         self.threads.add(channel, thread_ts)
         live_ts: str | None = None
-        line: progress.Working | None = None
+        line: TurnLine | None = None
         started = time.monotonic()
         try:
             # Closed at once if posting fails, so core releases the thread's turn lock without waiting for GC.
@@ -281,7 +282,7 @@ class _Poster:
             if line is not None:
                 await line.stop()
 
-    def _working(self, client: AsyncWebClient, working: Reply, *, channel: str, ts: str) -> progress.Working:
+    def _working(self, client: AsyncWebClient, working: Reply, *, channel: str, ts: str) -> TurnLine:
         """The working message's live line: the turn's phase (from core) and the time so far."""
         turn = working.meta.get("turn")
         status = self.agent.turn_status(turn) if turn else None
@@ -289,7 +290,7 @@ class _Poster:
         async def put(shown: render.SlackMessage) -> None:
             await client.chat_update(channel=channel, ts=ts, text=shown.text, blocks=shown.blocks)
 
-        return progress.Working(working, status, put=put, every_s=self.progress_every_s)
+        return progress.working_line(working, status, put=put, every_s=self.progress_every_s)
 
     async def _retire_working(self, client: AsyncWebClient, *, channel: str, ts: str) -> None:
         """The answer follows as a new message: the "Working on it…" one goes (or, if Slack refuses, says so)."""

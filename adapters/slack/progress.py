@@ -9,19 +9,17 @@ because Slack does not notify anyone of an edit.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
-from contextlib import suppress
 
 from slack_sdk.errors import SlackApiError
 
-from adapters.live_line import LiveLine, elapsed_text
+from adapters.live_line import TurnLine, elapsed_text
 from adapters.slack.render import Block, SlackMessage, button, escape, section
 from adapters.text_table import cut
 from core import Reply
 from core.turn_status import TurnStatus
 
-__all__ = ["CANCEL", "NOTIFY_AFTER_S", "WORKING_BLOCK", "Working", "elapsed_text", "noticed", "working_message"]
+__all__ = ["CANCEL", "NOTIFY_AFTER_S", "WORKING_BLOCK", "elapsed_text", "noticed", "working_line", "working_message"]
 
 CANCEL = "pgbot_cancel"
 WORKING_BLOCK = "pgbot_working"
@@ -49,30 +47,12 @@ def noticed(shown: SlackMessage, *, user: str, took_s: float) -> SlackMessage:
                         file=shown.file)
 
 
-class Working:
-    """The live "Working on it…" line of one turn: edits on phase changes and every ``every_s``."""
+def working_line(
+    working: Reply, status: TurnStatus | None, *, put: Callable[[SlackMessage], Awaitable[None]], every_s: float
+) -> TurnLine:
+    """The live "Working on it…" line: the turn's phase as core reports it, and the time so far."""
 
-    def __init__(
-        self, working: Reply, status: TurnStatus | None, *, put: Callable[[SlackMessage], Awaitable[None]],
-        every_s: float,
-    ) -> None:
-        self._status = status
+    async def edit(phase: str, elapsed_s: float) -> None:
+        await put(working_message(working, phase=phase, elapsed_s=elapsed_s))
 
-        async def edit(_text: str, elapsed_s: float) -> None:
-            phase = status.phase if status is not None else ""
-            await put(working_message(working, phase=phase, elapsed_s=elapsed_s))
-
-        self._line = LiveLine(edit, every_s=every_s, errors=(SlackApiError,))
-        self._watch = asyncio.create_task(self._follow()) if status is not None else None
-
-    async def _follow(self) -> None:
-        assert self._status is not None
-        while True:
-            self._line.set(await self._status.wait_changed())
-
-    async def stop(self) -> None:
-        if self._watch is not None:
-            self._watch.cancel()
-            with suppress(asyncio.CancelledError):
-                await self._watch
-        await self._line.stop()
+    return TurnLine(edit, status, every_s=every_s, errors=(SlackApiError,))
