@@ -204,7 +204,7 @@ async def test_a_password_is_masked_on_the_card_and_in_the_audit_but_the_real_on
         assert secret not in str(update.args) and "PASSWORD '********'" in shown
         assert "shown as ********" in shown
         await click(fake_slack, app, post, update, user=APPROVER)
-        await fake_slack.wait_for(lambda f: len(f.of("chat.update")) == 2)
+        await fake_slack.wait_for(lambda f: len(f.of("chat.update")) == 3 and len(f.of("chat.postMessage")) == 2)
         everything = str([call.args for call in fake_slack.calls])
         assert secret not in everything  # not on the card, the outcome, or the retired card
         conn = await asyncpg.connect(fresh_db)
