@@ -19,6 +19,8 @@ import structlog
 from core import answer_actions, edit_actions
 from core.accuracy import Accuracy, TurnPrompt
 from core.actions import ProgressSink
+from core.card_state import CardState
+from core.cards import for_people
 from core.chart_actions import chart_answer, chart_answer_reply
 from core.commands import run_command
 from core.config import Settings
@@ -41,14 +43,15 @@ from core.schedules.commands import plain_command
 from core.schema_context import SchemaContext
 from core.sqlguard import SqlGuard
 from core.thread_lease import LocalThreadTurns, ThreadTurns, TurnTicket
-from core.tools.clarify import CLARIFY_TOOL, clarification_text
+from core.tools.clarify import CLARIFY_TOOL, clarification_choices, clarification_text
 from core.tools.format import table_for_model
 from core.tools.registry import ToolContext, ToolOutput, ToolRegistry
 from core.toolsets import ToolSets
+from core.turn_status import TurnStatus, TurnStatuses, bind, cancel_turn, command_phase, report_phase, tool_phase
 from core.undo.request import request_undo
 
 if TYPE_CHECKING:
-    from core.approvals import Approvals
+    from core.approvals import Approvals, Started
     from core.schedules.service import Change, Schedules
 
 log = structlog.get_logger(__name__)
@@ -82,6 +85,7 @@ class TurnState:
     failures: int = 0
     tools_called: int = 0
     clarification: str | None = None  # set when the model asked the user a question instead of answering
+    choices: tuple[str, ...] = ()  # the answers it offered to click (core.tools.clarify)
     results: list[str] = field(default_factory=list)  # tool results of this turn: what numbers may come from
     last_failed: bool = False  # the last tool call was a query Postgres could not parse, plan or run
     nudged: list[Problem] = field(default_factory=list)  # why prose replies were sent back (core.grounding)
@@ -126,6 +130,7 @@ class Agent:
         self.turns = turns or LocalThreadTurns(max_waiting=settings.limits.queue_per_thread)
         self.events = events or MemoryEventLog(ttl_s=settings.redis.event_ttl_s)
         self.inflight = InFlight()
+        self.statuses = TurnStatuses()  # turns in flight here: their phase and who may cancel (core.turn_status)
         self.limiter = TurnLimiter.from_settings(settings)
         self.ops = ops or Ops(settings=settings)  # request ids, metrics, quotas, chat readiness (core.ops)
         self.toolsets = ToolSets.build(tools, clarify=settings.accuracy.clarifying_questions,
@@ -149,7 +154,8 @@ class Agent:
                     async for reply in self._not_taken(message):
                         yield reply
                     return
-                token = object()
+                status = self.statuses.open(asker=message.identity, thread_key=message.thread_key)
+                token = status.turn_id  # Cancel (cancel_turn) and a lost lease stop the turn by it
                 try:
                     ticket = self.turns.enter(message.thread_key,
                                               on_lost=lambda: self.inflight.stop(token, LEASE_LOST))
@@ -166,10 +172,11 @@ class Agent:
                         yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
                         yield turn.finish(render_error(exc), error=exc)
                         return
-                    yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
-                    for reply in await self.inflight.run(token, self._turn(message, ticket, turn)):
+                    yield Reply(kind=ReplyKind.WORKING, text="Working on it…", meta={"turn": token})
+                    for reply in await self.inflight.run(token, self._turn(message, ticket, turn, status)):
                         yield reply
                 finally:
+                    self.statuses.close(status)
                     await ticket.release()
         finally:
             turn.close()
@@ -194,13 +201,15 @@ class Agent:
         yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
         yield Reply(kind=ReplyKind.ERROR, text=NOT_TAKEN)
 
-    async def _turn(self, message: Message, ticket: TurnTicket, turn: Turn) -> list[Reply]:
+    async def _turn(self, message: Message, ticket: TurnTicket, turn: Turn, status: TurnStatus) -> list[Reply]:
         """Wait for the thread's turn, then run the message; one final reply (after a notice, if an earlier
         message of the thread was lost with a dead replica)."""
         database: str | None = None
         notices: list[Reply] = []
         error: BaseException | None = None
+        bind(status)  # this task's own context: phases reported below reach this turn's line only
         try:
+            report_phase("waiting for the earlier question in this thread")
             await ticket.wait()
             if ticket.abandoned:
                 notices.append(Reply(kind=ReplyKind.INFO, text=ABANDONED))
@@ -259,6 +268,7 @@ class Agent:
         if message.edit_of is not None:  # an "Edit SQL" submission: SQL, never a command or a question
             return await edit_actions.run_edit(self, message)
         if text.startswith("/"):
+            report_phase(command_phase(text, database=ctx.database.name))
             reply = await run_command(self, ctx, text)
             await self._remember_command(ctx, text, reply)
             return reply
@@ -289,6 +299,7 @@ class Agent:
 
     async def _run_turn(self, ctx: ToolContext, llm: LlmClient, question: str, history: list[ChatTurn]) -> Reply:
         previous = [t.content for t in history if t.role == "user" and t.content][-2:]  # follow-ups keep tables
+        report_phase(f"reading the schema of {ctx.database.name}")
         schema = await self.schema.parts(ctx.database, role=ctx.actor.role, question=question, previous=previous)
         tools = self.toolsets.for_turn(question, previous=previous, history=history)
         readable = await self.schema.readable_tables(ctx.database, role=ctx.actor.role) \
@@ -305,6 +316,7 @@ class Agent:
         state = TurnState()
         bound = self.settings.accuracy
         for _step in range(self.settings.llm.max_steps):
+            report_phase("asking the model")
             completion = await llm.complete([system, *history, asked, *new_turns[1:]], tools)
             calls = completion.tool_calls
             if calls and completion.content and repeats_earlier_sql(calls, state.sql):
@@ -341,7 +353,7 @@ class Agent:
                 new_turns.append(ChatTurn(role="assistant", content=state.clarification, read_as=read_as))
                 await self._keep(ctx, new_turns, state)
                 return Reply(kind=ReplyKind.INFO, text=state.clarification, database=ctx.database.name,
-                             meta={"clarification": "yes"})
+                             meta={"clarification": "yes"}, choices=state.choices)
             if state.output is not None and state.output.pending is not None:
                 # Approval is a pause: store the plan, show it, and end the turn until someone decides.
                 await self._keep(ctx, new_turns, state)
@@ -406,6 +418,7 @@ class Agent:
         """Run one tool call; return the text the model sees. Fixable problems come back as hints."""
         state.tools_called += 1
         label = call.name if call.name in self.tools else UNKNOWN_TOOL  # model output: keep labels bounded
+        report_phase(tool_phase(label, database=ctx.database.name))
         try:
             try:
                 output = await self.tools.get(call.name).call(ctx, call.arguments)
@@ -428,6 +441,7 @@ class Agent:
         if call.name == CLARIFY_TOOL:
             args = self.tools.get(CLARIFY_TOOL).parse_arguments(call.arguments).model_dump()
             state.clarification = clarification_text(str(args["question"]))
+            state.choices = clarification_choices(args.get("options"))
         state.output = output
         state.last_failed = False
         state.results.append(output.text)
@@ -467,16 +481,20 @@ class Agent:
             raise PgbotError("Changes are not enabled in this pgbot.")
         prompt = await self.approvals.submit(output.pending)
         self.ops.metrics.approval("requested")
+        prompt, text = for_people(prompt, model_text=output.text)
         return Reply(
-            kind=ReplyKind.APPROVAL, text=output.text, sql=(prompt.sql,), table=prompt.preview, approval=prompt,
-            database=prompt.database,
+            kind=ReplyKind.APPROVAL, text=text, sql=(prompt.sql,), table=prompt.preview, approval=prompt,
+            database=prompt.database, mentions=(prompt.requested_by,),
         )
 
     async def decide(
         self, *, action_id: str, decided_by: str, approve: bool, progress: ProgressSink | None = None,
-        groups: tuple[str, ...] = (), current_groups: GroupLookup | None = None,
+        groups: tuple[str, ...] = (), current_groups: GroupLookup | None = None, started: Started | None = None,
     ) -> Reply:
         """An Approve/Reject click from any adapter: (action id, deciding identity, decision) → outcome.
+
+        The outcome's ``card`` is where the approval card now stands (None: a refusal for the clicker alone);
+        ``started`` is awaited when an approval has won and its change is about to run.
 
         ``progress`` (optional) receives progress lines of long approved work, for the adapter to post;
         ``groups`` are the clicker's platform groups (as on :class:`Message`), for approvers by role;
@@ -489,11 +507,31 @@ class Agent:
             try:
                 reply = await self.approvals.decide(action_id=action_id, decided_by=decided_by, approve=approve,
                                                     progress=progress, decider_groups=groups,
-                                                    current_groups=current_groups)
+                                                    current_groups=current_groups, started=started)
             except Exception as exc:  # noqa: BLE001 - the error policy: one reply, traceback logged
                 reply = render_error(exc, error_id=request_id)
         self.ops.metrics.decision(reply, approve=approve)
         return reply
+
+    def turn_status(self, turn_id: str) -> TurnStatus | None:
+        """The turn a WORKING reply named (``meta["turn"]``), while it runs in this process."""
+        return self.statuses.get(turn_id)
+
+    def cancel_turn(self, *, turn_id: str, user: str) -> Reply:
+        """A Cancel click: only the person who asked may stop their turn; its running query is cancelled on
+        the server and the turn ends with a reply saying nothing was changed."""
+        return cancel_turn(self, turn_id=turn_id, user=user)
+
+    async def expire_card(self, action_id: str) -> CardState | None:
+        """The adapters' sweep of approval cards past their expiry: expired now (audited once, whichever replica
+        or click gets there first), or None when there is nothing to change on the card."""
+        if self.approvals is None:
+            return None
+        try:
+            return await self.approvals.expire_due(action_id)
+        except PgbotError as exc:  # Redis or the audit table down: the next sweep, or a click, tries again
+            log.warning("card_expiry_failed", action_id=action_id, error=exc.user_message)
+            return None
 
     async def _final_answer(
         self, ctx: ToolContext, question: str, answer: str, state: TurnState, prompt: TurnPrompt

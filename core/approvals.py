@@ -24,7 +24,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -34,6 +34,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from core.actions import SQL_OPERATION, ActionExecutor, ExecutionContext, ExecutionOutcome, ProgressSink
 from core.approval_store import ActionStatus, ApprovalStore, ApprovalStoreUnavailableError, Decision
 from core.audit import AuditEvent, AuditLog, AuditRecord, log_entry
+from core.card_state import Approvers, CardState, CardStatus
+from core.cards import approval_question, approvers_of, row_diff
 from core.db.postgres import (
     SQL_TAG,
     PgDatabase,
@@ -64,6 +66,9 @@ if TYPE_CHECKING:
     from core.db.registry import DatabaseRegistry
 
 log = structlog.get_logger(__name__)
+
+Started = Callable[[], Awaitable[None]]
+"""Awaited once an approval has won its claim, before the change runs (the card says "running" at once)."""
 
 _ID_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 UNKNOWN = "Unknown or expired action: there is no pending change with that id. Nothing was run."
@@ -118,6 +123,11 @@ class PendingAction(BaseModel):
     # hashed: either way the statement that runs is the approved one (plus RETURNING when rows are kept).
     undo: bool = False
     undo_blocked: str = ""
+    # For the card (core.cards): rows the preview touched, how to pair before/after rows, the change in words.
+    rows_affected: int | None = None
+    key_columns: tuple[str, ...] = ()
+    set_columns: tuple[str, ...] = ()
+    details: tuple[str, ...] = ()
     created_at: float
     expires_at: float
 
@@ -130,11 +140,18 @@ class PendingAction(BaseModel):
         it) stays the real text, so what runs is exactly what was requested."""
         return mask_sql(self.sql)
 
-    def prompt(self, *, notes: tuple[str, ...] = ()) -> ApprovalPrompt:
+    def prompt(self, *, notes: tuple[str, ...] = (), approvers: Approvers | None = None) -> ApprovalPrompt:
+        diff = row_diff(self.before, self.preview, keys=self.key_columns, set_columns=self.set_columns,
+                        rows_affected=self.rows_affected)
+        question = approval_question(statement_type=self.statement_type, rows=self.rows_affected, tables=self.tables,
+                                     database=self.database, summary=self.summary,
+                                     plain_sql=self.operation == SQL_OPERATION)
         return ApprovalPrompt(
             action_id=self.id, database=self.database, role=self.role, requested_by=self.requested_by,
             sql=self.shown_sql, sql_hash=self.sql_hash, kind=self.kind, summary=self.summary, preview=self.preview,
-            expires_at=self.expires_at, notes=notes,
+            expires_at=self.expires_at, notes=notes, question=question,
+            diff=diff.lines if diff is not None else (), diff_note=diff.note if diff is not None else "",
+            details=self.details, approvers=approvers or Approvers(),
         )
 
     def audit(self, event: AuditEvent, **outcome: object) -> AuditRecord:
@@ -182,7 +199,9 @@ class Approvals:
         except ApprovalStoreUnavailableError:
             await self._audit_quietly(action.audit(AuditEvent.FAILED, result="approval store unavailable"))
             raise
-        return action.prompt(notes=self._card_notes(action))
+        settings = self._databases.get(action.database).settings
+        return action.prompt(notes=self._card_notes(action),
+                             approvers=approvers_of(settings, requested_by=action.requested_by))
 
     def _card_notes(self, action: PendingAction) -> tuple[str, ...]:
         """Told on the card: nobody can approve it here yet (and how to change that), passwords masked."""
@@ -208,9 +227,13 @@ class Approvals:
     async def decide(
         self, *, action_id: str, decided_by: str, approve: bool, progress: ProgressSink | None = None,
         decider_groups: tuple[str, ...] = (), current_groups: GroupLookup | None = None,
+        started: Started | None = None,
     ) -> Reply:
         """Apply the rules (module docstring) and return the outcome; never runs anything twice.
 
+        The outcome's ``card`` says where the approval card now stands (None: a refusal, which changes nothing
+        and is for the clicker alone). ``started`` is awaited once an approval has won the claim, before the
+        change runs, so the card can say "running" at once;
         ``progress`` receives progress lines from long approved work (backups, index builds);
         ``decider_groups`` are the clicker's platform groups, for approvers by database role;
         ``current_groups`` looks up the requester's groups now, so a revoked group is noticed."""
@@ -219,14 +242,15 @@ class Approvals:
             return _error(UNKNOWN)
         try:
             return await self._decide(action_id, decided_by=decided_by, approve=approve, progress=progress,
-                                      decider_groups=tuple(decider_groups), current_groups=current_groups)
+                                      decider_groups=tuple(decider_groups), current_groups=current_groups,
+                                      started=started)
         except ApprovalStoreUnavailableError as exc:
             log.warning("approval_store_unavailable", action_id=action_id, decided_by=decided_by)
             return _error(exc.user_message)
 
     async def _decide(
         self, action_id: str, *, decided_by: str, approve: bool, progress: ProgressSink | None,
-        decider_groups: tuple[str, ...], current_groups: GroupLookup | None,
+        decider_groups: tuple[str, ...], current_groups: GroupLookup | None, started: Started | None,
     ) -> Reply:
         stored = await self._store.get(action_id)
         if stored is None:
@@ -239,7 +263,7 @@ class Approvals:
                                                                result="stored action unreadable"))
             return _error(ALTERED)
         if stored.decision is not None:
-            return _error(already(stored.decision), action)
+            return _error(already(stored.decision), action, card=standing_card(stored.decision, action))
         if self._clock() >= action.expires_at:
             return await self._expire(action, decided_by)
         if action.database not in self._databases.names:
@@ -248,7 +272,8 @@ class Approvals:
         if reason is not None:
             log.warning("approval_refused", action_id=action.id, decided_by=decided_by, reason=reason)
             verb = "approve" if approve else "reject"
-            return _error(f"You ({decided_by}) cannot {verb} this change: {reason}. Nothing was run.", action)
+            return _error(f"You ({decided_by}) cannot {verb} this change: {reason}. Nothing was run.", action,
+                          mentions=(decided_by,))
         requester_groups = action.requester_groups
         if approve and current_groups is not None and self._databases.get(action.database).settings.roles is not None:
             try:
@@ -257,7 +282,7 @@ class Approvals:
                 log.warning("approval_refused", action_id=action.id, reason="groups lookup failed",
                             error=exc.user_message)
                 return _error(f"Could not check {action.requested_by}'s current roles ({exc.user_message}); "
-                              "nothing was run. Try again in a moment.", action)
+                              "nothing was run. Try again in a moment.", action, mentions=(action.requested_by,))
             if found is not None:
                 requester_groups = tuple(found)
         problem, altered = await self._verify(action, requester_groups)
@@ -267,10 +292,13 @@ class Approvals:
             if claim.won:
                 await self._audit_quietly(action.audit(AuditEvent.FAILED, decided_by=decided_by, result=problem))
             log.warning("approval_refused", action_id=action.id, decided_by=decided_by, reason=problem)
-            return _error(ALTERED if altered else f"Refused: {problem}. Nothing was run.", action)
+            card = CardState(status=CardStatus.FAILED, at=self._clock(), detail=f"refused: {problem}") \
+                if claim.won else None
+            return _error(ALTERED if altered else f"Refused: {problem}. Nothing was run.", action, card=card,
+                          mentions=(action.requested_by,))
         if not approve:
             return await self._reject(action, decided_by)
-        return await self._approve(action, decided_by, progress)
+        return await self._approve(action, decided_by, progress, started)
 
     def _refusal(
         self, action: PendingAction, *, decided_by: str, approve: bool, groups: tuple[str, ...]
@@ -316,14 +344,32 @@ class Approvals:
             return "running" if running else "closed"
         return "pending" if self._clock() < action.expires_at else "closed"
 
-    async def _expire(self, action: PendingAction, decided_by: str) -> Reply:
-        result = f"expired at {when(action.expires_at)}; first click after expiry by {decided_by}"
+    async def _expire(self, action: PendingAction, decided_by: str, *, swept: bool = False) -> Reply:
+        found = "found expired by pgbot's sweep" if swept else f"first click after expiry by {decided_by}"
+        result = f"expired at {when(action.expires_at)}; {found}"
         claim = await self._store.claim(action.id, self._decision(ActionStatus.EXPIRED, decided_by, result=result))
         if not claim.won:
-            return _error(already(claim.standing) if claim.standing else UNKNOWN, action)
+            return _error(already(claim.standing) if claim.standing else UNKNOWN, action,
+                          card=standing_card(claim.standing, action) if claim.standing else None)
         await self._audit_quietly(action.audit(AuditEvent.EXPIRED, decided_by=decided_by, result=result))
         return _error(f"This change expired at {when(action.expires_at)} without a decision; nothing was run. "
-                      "Ask for it again if it is still needed.", action)
+                      "Ask for it again if it is still needed.", action,
+                      card=CardState(status=CardStatus.EXPIRED, at=action.expires_at))
+
+    async def expire_due(self, action_id: str) -> CardState | None:
+        """For the adapters' sweep of cards they posted: expire an undecided action whose time has passed
+        (claimed and audited like the first click after expiry) and return its card state; None when it is
+        not due yet, already decided (that decider's replica updated the card), or gone."""
+        if not _ID_RE.fullmatch(action_id or ""):
+            return None
+        stored = await self._store.get(action_id)
+        if stored is None or stored.decision is not None:
+            return None
+        action = _parse(stored.payload)
+        if action is None or action.id != action_id or self._clock() < action.expires_at:
+            return None
+        reply = await self._expire(action, "pgbot", swept=True)
+        return reply.card if reply.card is not None and reply.card.status is CardStatus.EXPIRED else None
 
     async def _reject(self, action: PendingAction, decided_by: str) -> Reply:
         claim = await self._store.claim(action.id, self._decision(ActionStatus.REJECTED, decided_by))
@@ -332,7 +378,9 @@ class Approvals:
         await self._audit_quietly(action.audit(AuditEvent.REJECTED, decided_by=decided_by))
         text = f"Change {action.id} was rejected by {decided_by}; nothing was run."
         await self._note(action, decided_by, "Reject", text)
-        return Reply(kind=ReplyKind.OUTCOME, text=text, sql=(action.shown_sql,), database=action.database)
+        return Reply(kind=ReplyKind.OUTCOME, text=text, sql=(action.shown_sql,), database=action.database,
+                     card=CardState(status=CardStatus.REJECTED, by=decided_by, at=self._clock()),
+                     mentions=(decided_by,))
 
     async def run_as_operator(
         self, action: PendingAction, *, operator: str, progress: ProgressSink | None = None
@@ -345,16 +393,26 @@ class Approvals:
         await self._audit.record(action.audit(AuditEvent.APPROVED, decided_by=operator))
         return await self._carry_out(action, operator, progress)
 
-    async def _approve(self, action: PendingAction, decided_by: str, progress: ProgressSink | None) -> Reply:
+    async def _approve(
+        self, action: PendingAction, decided_by: str, progress: ProgressSink | None, started: Started | None
+    ) -> Reply:
         claim = await self._store.claim(action.id, self._decision(ActionStatus.EXECUTING, decided_by))
         if not claim.won:
-            return _error(already(claim.standing) if claim.standing else UNKNOWN, action)
+            return _error(already(claim.standing) if claim.standing else UNKNOWN, action,
+                          card=standing_card(claim.standing, action) if claim.standing else None)
         try:
             await self._audit.record(action.audit(AuditEvent.APPROVED, decided_by=decided_by))
         except PgbotError as exc:
             problem = f"the audit trail could not be written ({exc.user_message})"
             await self._store.finish(action.id, self._decision(ActionStatus.FAILED, decided_by, result=problem))
-            return _error(f"Approved by {decided_by}, but not run: {problem}.", action)
+            return _error(f"Approved by {decided_by}, but not run: {problem}.", action, mentions=(decided_by,),
+                          card=CardState(status=CardStatus.FAILED, by=decided_by, at=self._clock(),
+                                         detail=f"not run: {problem}"))
+        if started is not None:
+            try:
+                await started()
+            except Exception as exc:  # noqa: BLE001 - the card is a courtesy; the approved change still runs
+                log.warning("card_update_failed", action_id=action.id, error=type(exc).__name__)
         return await self._carry_out(action, decided_by, progress)
 
     async def _carry_out(self, action: PendingAction, decided_by: str, progress: ProgressSink | None) -> Reply:
@@ -388,8 +446,10 @@ class Approvals:
         await self._note(action, decided_by, "Approve", text)
         if not saved:
             text += " (The outcome could not be saved to Redis; later clicks will see it as still running.)"
+        card = CardState(status=CardStatus.APPLIED, by=decided_by, at=self._clock(), detail=status,
+                         duration_ms=duration_ms)
         return Reply(kind=ReplyKind.OUTCOME, text=text, sql=(action.shown_sql,), database=action.database,
-                     meta={"action_id": action.id, "status": status},
+                     meta={"action_id": action.id, "status": status}, card=card, mentions=(decided_by,),
                      undo_id=action.id if action.operation == SQL_OPERATION and kept is not None and kept.images
                      else None)
 
@@ -445,7 +505,9 @@ class Approvals:
         undone = "" if action.outside_transaction else " Its transaction was rolled back, so nothing changed."
         text = f"Change {action.id} was approved by {decided_by} but failed: {message}{undone}"
         await self._note(action, decided_by, "Approve", text)
-        return _error(text, action)
+        return _error(text, action, mentions=(decided_by,),
+                      card=CardState(status=CardStatus.FAILED, by=decided_by, at=self._clock(), detail=message,
+                                     nothing_changed=not action.outside_transaction))
 
     def _decision(self, status: ActionStatus, decided_by: str, **outcome: object) -> Decision:
         return Decision(status=status, decided_by=decided_by, decided_at=self._clock(), **outcome)  # type: ignore[arg-type]
@@ -508,11 +570,21 @@ def _parse(payload: str) -> PendingAction | None:
         return None
 
 
-def _error(text: str, action: PendingAction | None = None) -> Reply:
+def standing_card(decision: Decision, action: PendingAction) -> CardState | None:
+    """A late click on a card that still shows buttons after it expired (the replica that expired it could not
+    edit it) turns it to Expired. Other decisions were shown by the replica that took them: None."""
+    if decision.status is ActionStatus.EXPIRED:
+        return CardState(status=CardStatus.EXPIRED, at=action.expires_at)
+    return None
+
+
+def _error(
+    text: str, action: PendingAction | None = None, *, card: CardState | None = None, mentions: tuple[str, ...] = ()
+) -> Reply:
     if action is None:
         return Reply(kind=ReplyKind.ERROR, text=text)
     return Reply(kind=ReplyKind.ERROR, text=text, sql=(action.shown_sql,), database=action.database,
-                 meta={"action_id": action.id})
+                 meta={"action_id": action.id}, card=card, mentions=mentions)
 
 
 async def run_outside_transaction(db: PgDatabase, sql: str, *, role: str | None) -> tuple[str, float]:

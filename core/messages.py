@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
+from core.card_state import Approvers, CardState
 from core.column_kinds import column_kinds
 
 Cell = str | int | float | bool | None
@@ -100,6 +101,13 @@ class ApprovalPrompt:
     expires_at: float
     # What the approver must also know: nobody can approve here yet (and how to fix that), passwords masked.
     notes: tuple[str, ...] = ()
+    # For people (core.cards), apart from what the model is told: the header's question, the before → after
+    # lines of the changed columns (one per row key), what the change does in words, and who may approve.
+    question: str = ""
+    diff: tuple[str, ...] = ()
+    diff_note: str = ""
+    details: tuple[str, ...] = ()
+    approvers: Approvers = field(default_factory=Approvers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +162,10 @@ class Reply:
     role: str | None = None  # the database role the statements ran as (None: the login role), for the context line
     schedules: tuple[ScheduleCard, ...] = ()  # schedules listed or just created, each with its buttons
     undo_id: str | None = None  # an approved change whose rows pgbot kept: adapters offer an Undo button (core.undo)
+    card: CardState | None = None  # a decision's reply: where the approval card now stands (core.cards words it)
+    # Identities core itself put in ``text`` (the clicker, the requester): adapters show them as mentions.
+    mentions: tuple[str, ...] = ()
+    choices: tuple[str, ...] = ()  # a clarifying question's answers to click; a click is sent as the clicker's reply
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {"kind": self.kind.value, "text": self.text, "sql": list(self.sql)}

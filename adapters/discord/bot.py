@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing, suppress
 from typing import Any, Literal
@@ -15,10 +16,19 @@ import yarl
 from discord import app_commands
 
 from adapters.discord import events
+from adapters.discord.card_flow import card_sweep
 from adapters.discord.commands import pgbot_commands
 from adapters.discord.edit import EditSqlButton
 from adapters.discord.render import CONTENT_LIMIT, DiscordMessage, render
 from adapters.discord.schedules import DiscordSender
+from adapters.discord.turn_views import (
+    NOTIFY_AFTER_S,
+    CancelButton,
+    OptionButton,
+    noticed,
+    working_content,
+    working_line,
+)
 from adapters.discord.views import (
     ChartButton,
     DecisionButton,
@@ -30,6 +40,7 @@ from adapters.discord.views import (
     export_attachment,
     view_for,
 )
+from adapters.live_line import TurnLine
 from adapters.text_table import cut
 from core import Agent, ConfigError, Message, PgbotError, Reply, ReplyKind, render_error
 from core.config import ChatSettings, DiscordSettings
@@ -38,6 +49,7 @@ log = structlog.get_logger(__name__)
 
 THREAD_ARCHIVE_MINUTES: Literal[1440] = 1440  # a day of quiet before Discord archives the thread
 TYPING_EVERY_S = 8.0  # Discord shows "is typing…" for about 10 s per trigger
+PROGRESS_EVERY_S = 15.0  # a live line ("Working on it…", a running card) refreshes its elapsed time this often
 # What the invite grants (README: the permissions integer); the log names them when Discord answers 403.
 PERMISSIONS = discord.Permissions(
     view_channel=True, send_messages=True, send_messages_in_threads=True, create_public_threads=True,
@@ -60,7 +72,10 @@ Put = Callable[[DiscordMessage], Awaitable[discord.Message]]
 class PgbotClient(discord.Client):
     """A ``discord.Client`` that answers through core, with the ``/pgbot`` command tree; no business logic."""
 
-    def __init__(self, *, agent: Agent, settings: DiscordSettings, chat: ChatSettings | None = None) -> None:
+    def __init__(
+        self, *, agent: Agent, settings: DiscordSettings, chat: ChatSettings | None = None,
+        progress_every_s: float = PROGRESS_EVERY_S,
+    ) -> None:
         intents = discord.Intents.default()
         intents.message_content = True  # privileged: enable "Message Content Intent" in the developer portal
         # Text from the model or the database must never ping @everyone, roles or users.
@@ -71,10 +86,12 @@ class PgbotClient(discord.Client):
         self.tree = app_commands.CommandTree(self)
         self.tree.add_command(pgbot_commands(self))
         self.add_dynamic_items(DecisionButton, FeedbackButton, ChartButton, ShowSqlButton, ExportButton,
-                               ScheduleButton, UndoButton)
+                               ScheduleButton, UndoButton, CancelButton, OptionButton)
         if agent.schedules is not None:  # scheduled reports post through this client once it is ready
             agent.schedules.senders.register(events.PLATFORM, DiscordSender(self, post=post_reply))
         self.add_dynamic_items(EditSqlButton)
+        self.sweep = card_sweep(agent)  # approval cards posted here turn to "Expired" on time
+        self.progress_every_s = progress_every_s  # how often a live line refreshes its elapsed time
 
     async def setup_hook(self) -> None:
         """After login, before the gateway: take the gateway URL from the configured API, register /pgbot."""
@@ -180,6 +197,8 @@ class PgbotClient(discord.Client):
         called only when core has something to say."""
         live: discord.Message | None = None
         typing: asyncio.Task[None] | None = None
+        line: TurnLine | None = None
+        started = time.monotonic()
         channel = where if isinstance(where, discord.abc.Messageable) else None
         try:
             # Closed at once if posting fails, so core releases the thread's turn lock without waiting for GC.
@@ -187,9 +206,26 @@ class PgbotClient(discord.Client):
                 async for reply in replies:
                     if channel is None:
                         channel = await where()  # type: ignore[operator]
-                    live = await self._show(channel, reply, live)
-                    if typing is None and reply.kind is ReplyKind.WORKING:
-                        typing = asyncio.create_task(_keep_typing(channel))
+                    if line is not None:
+                        await line.stop()
+                        line = None
+                    notify = None
+                    took = time.monotonic() - started
+                    if reply.kind is not ReplyKind.WORKING and live is not None and took >= NOTIFY_AFTER_S:
+                        notify = incoming.user  # an edit notifies nobody: a new message naming the asker
+                        with suppress(discord.HTTPException):
+                            await live.delete()
+                        live = None
+                    shown = await self._show(channel, reply, live, notify=notify, took_s=took)
+                    live = shown if reply.kind is ReplyKind.WORKING else None
+                    if reply.kind is ReplyKind.WORKING and shown is not None:
+                        if typing is None:
+                            typing = asyncio.create_task(_keep_typing(channel))
+                        turn = reply.meta.get("turn")
+                        status = self.agent.turn_status(turn) if turn else None
+                        line = working_line(shown, reply, status, every_s=self.progress_every_s)
+                    elif reply.approval is not None and shown is not None:
+                        self.sweep.watch(reply.approval.action_id, expires_at=reply.approval.expires_at, where=shown)
         except discord.HTTPException as exc:
             _log_http_error("discord_post_failed", exc, thread=incoming.thread)
         except Exception as exc:
@@ -198,19 +234,29 @@ class PgbotClient(discord.Client):
             else:
                 log.exception("discord_answer_failed")
         finally:
+            if line is not None:
+                await line.stop()
             if typing is not None:
                 typing.cancel()
                 with suppress(asyncio.CancelledError):
                     await typing
 
     async def _show(
-        self, channel: discord.abc.Messageable, reply: Reply, live: discord.Message | None
-    ) -> discord.Message | None:
-        """Edit the live "working" message if there is one, else send; return the message still live."""
+        self, channel: discord.abc.Messageable, reply: Reply, live: discord.Message | None, *,
+        notify: str | None = None, took_s: float = 0.0,
+    ) -> discord.Message:
+        """Edit the live "working" message if there is one, else send; return the message shown. ``notify``:
+        the asker's user id, named (and pinged) at the top of a long turn's answer."""
         view = view_for(reply, show_sql=self.chat.show_sql)
 
         async def put(shown: DiscordMessage) -> discord.Message:
             files = [f.to_file() for f in shown.files]
+            if reply.kind is ReplyKind.WORKING:
+                shown.content = working_content(reply)
+            mentions = shown.mentions
+            if notify is not None and notify.isdigit():
+                shown.content = noticed(shown.content, user=notify, took_s=took_s)
+                mentions = discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(int(notify))])
             if live is not None:
                 if files:
                     return await live.edit(content=shown.content, embeds=shown.embeds, attachments=files, view=view)
@@ -218,10 +264,11 @@ class PgbotClient(discord.Client):
             extra: dict[str, Any] = {"view": view} if view is not None else {}
             if files:
                 extra["files"] = files
+            if mentions is not None:
+                extra["allowed_mentions"] = mentions
             return await channel.send(content=shown.content, embeds=shown.embeds, **extra)
 
-        message = await deliver(put, reply, show_sql=self.chat.show_sql)
-        return message if reply.kind is ReplyKind.WORKING else None
+        return await deliver(put, reply, show_sql=self.chat.show_sql)
 
     # --- /pgbot ask -----------------------------------------------------------------------------------------
 
@@ -289,6 +336,8 @@ class PgbotClient(discord.Client):
                 )
             if files:
                 extra["files"] = files
+            if shown.mentions is not None:
+                extra["allowed_mentions"] = shown.mentions
             return await interaction.followup.send(content=shown.content, embeds=shown.embeds, wait=True, **extra)
 
         await deliver(put, reply, show_sql=self.chat.show_sql)
@@ -349,10 +398,11 @@ def invite_url(application_id: int) -> str:
 
 
 def build_discord_client(
-    agent: Agent, settings: DiscordSettings, *, chat: ChatSettings | None = None
+    agent: Agent, settings: DiscordSettings, *, chat: ChatSettings | None = None,
+    progress_every_s: float = PROGRESS_EVERY_S,
 ) -> PgbotClient:
     """The client, not yet logged in. ``settings.api_base_url`` (tests, proxies) redirects discord.py's REST
     calls for the whole process, since discord.py keeps its base URL in a class attribute."""
     if settings.api_base_url:
         discord.http.Route.BASE = settings.api_base_url.rstrip("/")
-    return PgbotClient(agent=agent, settings=settings, chat=chat)
+    return PgbotClient(agent=agent, settings=settings, chat=chat, progress_every_s=progress_every_s)

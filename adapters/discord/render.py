@@ -15,7 +15,6 @@ disguises an address.
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 import re
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from dataclasses import dataclass, field
 import discord
 
 from adapters.text_table import CODE_WIDTH, MAX_CELL, cut, grid, text_table
-from core import ApprovalPrompt, DisplayTable, Reply, ReplyKind, ResultTable, context_line, display_table, pretty_sql
+from core import DisplayTable, Reply, ReplyKind, ResultTable, context_line, display_table, pretty_sql
 
 CONTENT_LIMIT = 2000
 DESCRIPTION_LIMIT = 4096
@@ -50,6 +49,7 @@ _COLOURS = {
     ReplyKind.INFO: discord.Colour.light_grey(),
 }
 _ICONS = {ReplyKind.WORKING: "⏳ ", ReplyKind.ERROR: "⚠️ "}
+QUESTION = "❓ **Question:** "
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +70,8 @@ class DiscordMessage:
     content: str
     embeds: list[discord.Embed] = field(default_factory=list)
     files: list[Attachment] = field(default_factory=list)
+    # Mentions this message may ping (an approval card's approvers); None: none, the client's default.
+    mentions: discord.AllowedMentions | None = None
 
 
 
@@ -142,29 +144,6 @@ def sql_embed(statements: tuple[str, ...], *, colour: discord.Colour | None) -> 
     return discord.Embed(title="SQL", description=fence(code, lang="sql", limit=SQL_BUDGET), colour=colour)
 
 
-def approval_embed(prompt: ApprovalPrompt) -> discord.Embed:
-    who = prompt.requested_by
-    if who.startswith("discord:"):
-        who = f"<@{who.removeprefix('discord:')}>"
-    embed = discord.Embed(
-        title="Approval needed", description=cut(shown_links(prompt.summary or prompt.kind), SUMMARY_LIMIT),
-        colour=_COLOURS[ReplyKind.APPROVAL],
-    )
-    embed.add_field(name="Database", value=cut(prompt.database, FACT_LIMIT))
-    embed.add_field(name="Runs as", value=cut(prompt.role or "the login role", FACT_LIMIT))
-    embed.add_field(name="Requested by", value=cut(who, FACT_LIMIT))
-    embed.add_field(name="Expires", value=f"<t:{int(prompt.expires_at)}:R>")
-    embed.timestamp = dt.datetime.fromtimestamp(prompt.expires_at, tz=dt.UTC)
-    if not sql_fits(prompt.sql):
-        lines = prompt.sql.count("\n") + 1
-        embed.add_field(name="📎 Full statement attached", inline=False,
-                        value=f"Full statement ({lines} lines) attached: {SQL_NAME}. The SQL block shows only its "
-                              "start; read the file before you approve.")
-    for note in prompt.notes:
-        embed.add_field(name="⚠️ Note", value=cut(note, NOTE_LIMIT), inline=False)
-    return embed
-
-
 def sql_fits(sql: str) -> bool:
     """Whether the SQL block of an approval card shows ``sql`` whole (else it is attached as change.sql)."""
     body = (sql.rstrip().rstrip(";") + ";").replace("```", "``\u200b`")
@@ -199,16 +178,22 @@ def render(reply: Reply, *, show_sql: str = "button") -> DiscordMessage:
     """Content carries the text; embeds carry the approval facts, the SQL and the table; files the rest.
 
     ``show_sql``: "button" (an answer's SQL behind Show SQL, see views) or "inline" (``[chat] show_sql``)."""
+    from adapters.discord import cards  # the card module builds on this one's helpers
+
     colour = _COLOURS.get(reply.kind)
     content, files = _content(reply)
+    content = cards.with_mentions(content, reply)
     embeds: list[discord.Embed] = []
-    if reply.approval is not None:
-        embeds.append(approval_embed(reply.approval))
-        embeds.append(sql_embed((reply.approval.sql,), colour=colour))
-        if not sql_fits(reply.approval.sql):
-            files.append(Attachment(SQL_NAME, reply.approval.sql.encode()))
-        if reply.approval.preview is not None:
-            embeds.append(table_embed(reply.approval.preview, title="Preview", colour=colour)[0])
+    mentions: discord.AllowedMentions | None = None
+    if reply.approval is not None:  # the card says it all for people (adapters.discord.cards)
+        prompt = reply.approval
+        content, files = cards.card_content(prompt), []
+        mentions = cards.card_mentions(prompt)
+        fits = sql_fits(prompt.sql)
+        embeds.append(cards.card_embed(prompt, colour=colour, attached=None if fits else SQL_NAME))
+        embeds.append(sql_embed((prompt.sql,), colour=colour))
+        if not fits:
+            files.append(Attachment(SQL_NAME, prompt.sql.encode()))
     else:
         if reply.table is not None:
             embed, partial = result_embed(reply, reply.table, colour=colour)
@@ -224,7 +209,8 @@ def render(reply: Reply, *, show_sql: str = "button") -> DiscordMessage:
     files.extend(chart_files(reply))
     if reply.error_id and not embeds:
         content = cut(f"{content}\n-# error id: {reply.error_id}", CONTENT_LIMIT)
-    return DiscordMessage(content=content or reply.kind.value, embeds=_within_total(embeds), files=files)
+    return DiscordMessage(content=content or reply.kind.value, embeds=_within_total(embeds), files=files,
+                          mentions=mentions)
 
 
 def chart_files(reply: Reply) -> list[Attachment]:
@@ -238,7 +224,8 @@ def _content(reply: Reply) -> tuple[str, list[Attachment]]:
     full = reply.text + "".join(f"\n• {card.summary}" for card in reply.schedules)
     if not full:
         return "", []
-    text = _ICONS.get(reply.kind, "") + shown_links(full)
+    icon = QUESTION if reply.meta.get("clarification") == "yes" else _ICONS.get(reply.kind, "")
+    text = icon + shown_links(full)
     if len(text) <= CONTENT_LIMIT:
         return text, []
     note = f"\n-# cut here: the whole answer is in {TEXT_NAME}"

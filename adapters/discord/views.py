@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Self
 import discord
 import structlog
 
+from adapters.discord import card_flow
 from adapters.discord.edit import edit_button
 from adapters.discord.events import PLATFORM, allowed_place, click_thread_key, member_groups
 from adapters.discord.render import CONTENT_LIMIT, FILE_LIMIT, Attachment, render
@@ -90,31 +91,10 @@ class DecisionButton(
         if await refused_here(interaction):
             return
         await interaction.response.defer()  # a deferred update: the change may take longer than 3 s
-
-        async def progress(text: str) -> None:
-            """Long approved work (a backup, an index build) reports in the thread while it runs."""
-            try:
-                await interaction.followup.send(content=cut(text, CONTENT_LIMIT))
-            except discord.HTTPException as exc:
-                log.warning("discord_progress_not_posted", status=exc.status, error=exc.text[:200])
-
-        outcome = await agent.decide(
-            action_id=self.action_id, decided_by=f"{PLATFORM}:{interaction.user.id}", approve=self.approve,
-            progress=progress, groups=member_groups(interaction.user), current_groups=current_groups(interaction),
-        )
-        shown = render(outcome)
-        if outcome.kind is not ReplyKind.OUTCOME:
-            # Not allowed, expired, already decided: only the clicker needs to know; the buttons stay.
-            await interaction.followup.send(content=shown.content, embeds=shown.embeds, ephemeral=True)
-            return
-        await interaction.followup.send(content=shown.content, embeds=shown.embeds, **undo_view(outcome))
-        if interaction.message is not None:
-            verdict = "✅ Approved" if self.approve else "🚫 Rejected"
-            note = f"{verdict} by {interaction.user.mention}"
-            await interaction.edit_original_response(
-                content=cut(f"{interaction.message.content}\n{note}", CONTENT_LIMIT),
-                view=decided_view(self.action_id, approved=self.approve),
-            )
+        client = _client(interaction)
+        await card_flow.decide(interaction, agent=agent, action_id=self.action_id, approve=self.approve,
+                               current_groups=current_groups(interaction), sweep=client.sweep,
+                               tick_s=client.progress_every_s, outcome_view=undo_view)
 
 
 def current_groups(interaction: discord.Interaction[Any]) -> GroupLookup:
@@ -135,22 +115,6 @@ def current_groups(interaction: discord.Interaction[Any]) -> GroupLookup:
             raise PgbotError("Discord did not answer the member look-up") from exc
 
     return lookup
-
-
-def decided_view(action_id: str, *, approved: bool) -> discord.ui.View:
-    """The Approve/Reject pair, disabled, the chosen one keeping its colour: the decision stays visible."""
-    view = discord.ui.View(timeout=None)
-    for decision in ("approve", "reject"):
-        chosen = (decision == "approve") == approved
-        style = discord.ButtonStyle.secondary
-        if chosen:
-            style = discord.ButtonStyle.success if approved else discord.ButtonStyle.danger
-        view.add_item(discord.ui.Button(
-            label="Approve" if decision == "approve" else "Reject", style=style, disabled=True,
-            custom_id=f"pgbot:{decision}:{action_id}",
-        ))
-    view.stop()  # nothing to listen for: discord.py does not keep a finished view
-    return view
 
 
 class FeedbackButton(
@@ -438,6 +402,10 @@ def view_for(reply: Reply, *, show_sql: str = "button") -> discord.ui.View | Non
         items.append(ScheduleButton(change="delete", schedule_id=card.schedule_id))
     items.extend(undo_button(reply))
     items.extend(edit_button(reply))
+
+    from adapters.discord.turn_views import turn_items  # it builds on this module's helpers
+
+    items.extend(turn_items(reply))
     if not items:
         return None
     view = discord.ui.View(timeout=None)

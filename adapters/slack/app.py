@@ -14,6 +14,7 @@ than the thread was shown). The Web API client retries rate limits (429, after
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import aclosing
 from pathlib import Path
@@ -31,8 +32,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack import edit, events, render
-from adapters.slack.progress import Progress, elapsed_text
+from adapters.live_line import TurnLine
+from adapters.slack import edit, events, progress, questions, render
+from adapters.slack.card_flow import CardFlow
 from adapters.slack.schedules import SlackSender
 from adapters.text_table import cut
 from core import Agent, ConfigError, Message, PgbotError, Reply, ReplyKind, ScheduleChange, render_error
@@ -86,7 +88,8 @@ def build_slack_app(
         name="pgbot",
     )
     threads = events.RecentKeys()
-    poster = _Poster(agent=agent, threads=threads, progress_every_s=progress_every_s, chat=chat or ChatSettings())
+    poster = _Poster(agent=agent, threads=threads, progress_every_s=progress_every_s, chat=chat or ChatSettings(),
+                     cards=CardFlow(agent, client, tick_s=progress_every_s or PROGRESS_EVERY_S))
     if agent.schedules is not None:  # scheduled reports post through this app's client
         agent.schedules.senders.register(events.PLATFORM, SlackSender(client))
     allowed = {"allowed_channels": settings.allowed_channels, "allowed_teams": settings.allowed_teams}
@@ -140,6 +143,18 @@ def build_slack_app(
         await ack()
         if click_allowed(body):
             await poster.decide(client, body, approve=False)
+
+    @app.action(progress.CANCEL)
+    async def on_cancel(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
+        await ack()
+        if click_allowed(body):
+            await poster.cancel(client, body)
+
+    @app.action(questions.OPTION)
+    async def on_option(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient, context: AsyncBoltContext) -> None:
+        await ack()
+        if click_allowed(body):
+            await poster.option(client, body)
 
     @app.action(render.FEEDBACK_UP)
     async def on_feedback_up(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
@@ -216,9 +231,11 @@ class _Poster:
     """Turns core replies into Web API calls. Its only state: threads answered in and messages seen."""
 
     def __init__(
-        self, *, agent: Agent, threads: events.RecentKeys, progress_every_s: float, chat: ChatSettings
+        self, *, agent: Agent, threads: events.RecentKeys, progress_every_s: float, chat: ChatSettings,
+        cards: CardFlow,
     ) -> None:
         self.agent = agent
+        self.cards = cards  # approval cards: decisions, their state line, expiry (adapters.slack.card_flow)
         self.threads = threads
         self.progress_every_s = progress_every_s
         self.seen = events.RecentKeys()  # (channel, ts) of messages already answered
@@ -268,47 +285,75 @@ class _Poster:
         """Core's replies to ``message`` in the thread: "working" posted, then edited into the answer."""
         self.threads.add(channel, thread_ts)
         live_ts: str | None = None
-        progress: Progress | None = None
+        line: TurnLine | None = None
+        started = time.monotonic()
         try:
             # Closed at once if posting fails, so core releases the thread's turn lock without waiting for GC.
             async with aclosing(self.agent.handle(message)) as replies:
                 async for reply in replies:
-                    if progress is not None:
-                        await progress.stop()
-                        progress = None
-                    shown = self._render(reply)
-                    live_ts, shown = await self._show(client, reply, shown, channel=channel, thread_ts=thread_ts,
-                                                      live_ts=live_ts)
+                    if line is not None:
+                        await line.stop()
+                        line = None
+                    if reply.kind is ReplyKind.WORKING:
+                        shown = progress.working_message(reply)
+                    else:
+                        shown = self._render(reply)
+                        took = time.monotonic() - started
+                        if live_ts is not None and took >= progress.NOTIFY_AFTER_S:
+                            # Edits do not notify: a long turn's answer comes as a new message naming the asker.
+                            shown = progress.noticed(shown, user=message.user, took_s=took)
+                            await self._retire_working(client, channel=channel, ts=live_ts)
+                            live_ts = None
+                    posted, shown = await self._show(client, reply, shown, channel=channel, thread_ts=thread_ts,
+                                                     live_ts=live_ts)
+                    live_ts = posted if reply.kind is ReplyKind.WORKING else None
                     if reply.kind is ReplyKind.WORKING and live_ts is not None and self.progress_every_s > 0:
-                        progress = self._progress(client, reply, channel=channel, ts=live_ts)
+                        line = self._working(client, reply, channel=channel, ts=live_ts)
                     elif reply.kind is not ReplyKind.WORKING:
+                        if reply.approval is not None:
+                            self.cards.posted(reply, channel=channel, ts=posted, blocks=shown.blocks)
                         await self._attach(client, reply, shown.file, channel=channel, thread_ts=thread_ts)
                         await self._upload_chart(client, reply, channel=channel, thread_ts=thread_ts)
         except SlackApiError as exc:
             log.error("slack_post_failed", channel=channel, error=exc.response.get("error"))
         except Exception as exc:  # noqa: BLE001 - the error policy: one reply in chat, traceback in the log
-            if progress is not None:
-                await progress.stop()
-                progress = None
+            if line is not None:
+                await line.stop()
+                line = None
             error = render_error(exc)
             await self._show(client, error, self._render(error), channel=channel, thread_ts=thread_ts,
                              live_ts=live_ts)
         finally:
-            if progress is not None:
-                await progress.stop()
+            if line is not None:
+                await line.stop()
 
-    def _progress(self, client: AsyncWebClient, working: Reply, *, channel: str, ts: str) -> Progress:
-        async def update(seconds: float) -> None:
-            shown = render.render(Reply(kind=ReplyKind.WORKING, text=f"{working.text} ({elapsed_text(seconds)})"))
+    def _working(self, client: AsyncWebClient, working: Reply, *, channel: str, ts: str) -> TurnLine:
+        """The working message's live line: the turn's phase (from core) and the time so far."""
+        turn = working.meta.get("turn")
+        status = self.agent.turn_status(turn) if turn else None
+
+        async def put(shown: render.SlackMessage) -> None:
             await client.chat_update(channel=channel, ts=ts, text=shown.text, blocks=shown.blocks)
 
-        return Progress(update, every_s=self.progress_every_s)
+        return progress.working_line(working, status, put=put, every_s=self.progress_every_s)
+
+    async def _retire_working(self, client: AsyncWebClient, *, channel: str, ts: str) -> None:
+        """The answer follows as a new message: the "Working on it…" one goes (or, if Slack refuses, says so)."""
+        try:
+            await client.chat_delete(channel=channel, ts=ts)
+        except SlackApiError as exc:
+            log.warning("slack_working_not_deleted", channel=channel, error=exc.response.get("error"))
+            try:
+                await client.chat_update(channel=channel, ts=ts, text="Answered below.",
+                                         blocks=[render.section("Answered below.")])
+            except SlackApiError as again:
+                log.warning("slack_working_not_retired", channel=channel, error=again.response.get("error"))
 
     async def _show(
         self, client: AsyncWebClient, reply: Reply, shown: render.SlackMessage, *, channel: str, thread_ts: str,
         live_ts: str | None,
-    ) -> tuple[str | None, render.SlackMessage]:
-        """Update the live "working" message if there is one, else post; return the message still live and
+    ) -> tuple[str, render.SlackMessage]:
+        """Update the live "working" message if there is one, else post; return the message shown (its ts) and
         what was shown. A refused table block is retried as a code block; other refused blocks as text."""
         try:
             ts = await self._put(client, shown, channel=channel, thread_ts=thread_ts, live_ts=live_ts)
@@ -317,20 +362,22 @@ class _Poster:
                 raise
             error = str(exc.response.get("error"))
             log.warning("slack_blocks_refused", channel=channel, error=error)
-            ts = None
+            retried: str | None = None
             if error in TABLE_REFUSED and any(b.get("type") == "table" for b in shown.blocks):
                 self.native_table = False
                 shown = self._render(reply)
                 try:
-                    ts = await self._put(client, shown, channel=channel, thread_ts=thread_ts, live_ts=live_ts)
+                    retried = await self._put(client, shown, channel=channel, thread_ts=thread_ts,
+                                              live_ts=live_ts)
                 except SlackApiError as again:
                     log.warning("slack_blocks_refused", channel=channel, error=again.response.get("error"))
-            if ts is None:
+            if retried is None:
                 # Blocks Slack refuses (a limit we missed) must not leave "Working on it…" forever: text only.
                 shown = render.SlackMessage(text=shown.text, blocks=[render.section(render.escape(reply.text))],
                                             file=shown.file)
-                ts = await self._put(client, shown, channel=channel, thread_ts=thread_ts, live_ts=live_ts)
-        return (ts if reply.kind is ReplyKind.WORKING else None), shown
+                retried = await self._put(client, shown, channel=channel, thread_ts=thread_ts, live_ts=live_ts)
+            ts = retried
+        return ts, shown
 
     async def _attach(
         self, client: AsyncWebClient, reply: Reply, file: render.CsvFile | None, *, channel: str, thread_ts: str
@@ -399,31 +446,35 @@ class _Poster:
         return str(response["ts"])
 
     async def decide(self, client: AsyncWebClient, body: Mapping[str, Any], *, approve: bool) -> None:
-        """Pass (action id, clicker, decision) to core; post its outcome and retire the buttons if it took."""
+        """Pass (action id, clicker, decision) to core; the card follows (adapters.slack.card_flow)."""
         action, user, channel, msg = _click(body)
+        await self.cards.decide(client, action_id=str(action["value"]), user=user, channel=channel, message=msg,
+                                approve=approve, render_reply=self._render)
+
+    async def cancel(self, client: AsyncWebClient, body: Mapping[str, Any]) -> None:
+        """Cancel on "Working on it…": core stops the turn if the clicker asked it; the reply is theirs alone."""
+        action, user, channel, msg = _click(body)
+        reply = self.agent.cancel_turn(turn_id=str(action["value"]), user=f"slack:{user}")
+        await self._tell(client, reply, channel=channel, user=user, thread_ts=str(msg.get("thread_ts") or msg["ts"]))
+
+    async def option(self, client: AsyncWebClient, body: Mapping[str, Any]) -> None:
+        """A clarifying question's answer, clicked: sent as the clicker's own reply in the thread."""
+        action, user, channel, msg = _click(body)
+        choice = questions.chosen(action.get("value"))
         thread_ts = str(msg.get("thread_ts") or msg["ts"])
-
-        async def progress(text: str) -> None:
-            """Long approved work (a backup, an index build) reports in the thread while it runs."""
-            try:
-                await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=render.escape(text))
-            except SlackApiError as exc:
-                log.warning("slack_progress_not_posted", channel=channel, error=exc.response.get("error"))
-
-        outcome = await self.agent.decide(action_id=str(action["value"]), decided_by=f"slack:{user}", approve=approve,
-                                          progress=progress)
-        shown = self._render(outcome)
+        if choice is None:
+            log.warning("slack_option_refused", channel=channel, user=user)
+            return
         try:
-            await client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=shown.text, blocks=shown.blocks)
-            if outcome.kind is ReplyKind.OUTCOME:
-                verdict = ":white_check_mark: Approved" if approve else ":no_entry_sign: Rejected"
-                note = f"{verdict} by <@{user}>"
-                await client.chat_update(
-                    channel=channel, ts=str(msg["ts"]), text=f"{msg.get('text', '')}\n{verdict}",
-                    blocks=render.decided_blocks(list(msg.get("blocks") or []), note=note),
-                )
+            await client.chat_update(channel=channel, ts=str(msg["ts"]), text=str(msg.get("text") or choice),
+                                     blocks=questions.answered_blocks(list(msg.get("blocks") or []), user=user,
+                                                                      choice=choice))
         except SlackApiError as exc:
-            log.error("slack_post_failed", channel=channel, error=exc.response.get("error"))
+            log.warning("slack_post_failed", channel=channel, error=exc.response.get("error"))
+        click_ts = str(action.get("action_ts") or time.time())
+        message = Message(platform="slack", workspace=events.team_of(body), channel=channel, thread=thread_ts,
+                          user=user, text=choice, event_id=f"{channel}:option:{click_ts}")
+        await self.answer(client, message, event={"channel": channel, "ts": click_ts, "thread_ts": thread_ts})
 
     async def undo(self, client: AsyncWebClient, body: Mapping[str, Any]) -> None:
         """Undo: core makes the change's inverse a pending change; its approval card goes in the thread (for

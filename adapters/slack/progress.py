@@ -1,46 +1,58 @@
-"""Long work shows progress: while core works on a turn, the "Working on it…" message is edited every few
-seconds to say how long it has been running, so a slow query does not look like a dead bot."""
+"""The "Working on it…" message while core works on a turn, and the notice when a long one ends.
+
+It says what is happening ("Working on it… running the query on shop (12 s)") and offers Cancel (only the
+person who asked may use it: core checks). It is edited in place by an :class:`adapters.live_line.LiveLine`
+(at most one edit per 3 s; the phase as soon as the rate allows, the elapsed time every few seconds), never
+posted again. A turn that took longer than :data:`NOTIFY_AFTER_S` ends with a new message mentioning the asker,
+because Slack does not notify anyone of an edit.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
 
-import structlog
 from slack_sdk.errors import SlackApiError
 
-log = structlog.get_logger(__name__)
+from adapters.live_line import TurnLine, elapsed_text
+from adapters.slack.render import Block, SlackMessage, button, escape, section
+from adapters.text_table import cut
+from core import Reply
+from core.turn_status import TurnStatus
+
+__all__ = ["CANCEL", "NOTIFY_AFTER_S", "WORKING_BLOCK", "elapsed_text", "noticed", "working_line", "working_message"]
+
+CANCEL = "pgbot_cancel"
+WORKING_BLOCK = "pgbot_working"
+NOTIFY_AFTER_S = 10.0
+ICON = ":hourglass_flowing_sand: "
 
 
-class Progress:
-    """Calls ``update(seconds elapsed)`` every ``every_s`` until :meth:`stop`; one update at a time."""
-
-    def __init__(self, update: Callable[[float], Awaitable[None]], *, every_s: float) -> None:
-        self._update = update
-        self._every_s = every_s
-        self._stopped = asyncio.Event()
-        self._task = asyncio.create_task(self._run(time.monotonic()))
-
-    async def _run(self, started: float) -> None:
-        while True:
-            try:
-                await asyncio.wait_for(self._stopped.wait(), timeout=self._every_s)
-                return
-            except TimeoutError:
-                pass
-            try:
-                await self._update(time.monotonic() - started)
-            except SlackApiError as exc:  # progress is a courtesy: the answer still comes
-                log.warning("slack_progress_failed", error=exc.response.get("error"))
-                return
-
-    async def stop(self) -> None:
-        """Stop ticking; waits for an edit in flight, so it can never land after the answer's edit."""
-        self._stopped.set()
-        await self._task
+def working_message(working: Reply, *, phase: str = "", elapsed_s: float | None = None) -> SlackMessage:
+    """``Working on it… asking the model (12 s)`` with a Cancel button when core named the turn."""
+    text = working.text + (f" {phase}" if phase else "")
+    if elapsed_s is not None:
+        text += f" ({elapsed_text(elapsed_s)})"
+    blocks: list[Block] = [section(ICON + escape(text))]
+    turn = working.meta.get("turn")
+    if turn:
+        blocks.append({"type": "actions", "block_id": WORKING_BLOCK,
+                       "elements": [button("Cancel", CANCEL, turn)]})
+    return SlackMessage(text=ICON + escape(text), blocks=blocks)
 
 
-def elapsed_text(seconds: float) -> str:
-    seconds = round(seconds)
-    return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min {seconds % 60:02d} s"
+def noticed(shown: SlackMessage, *, user: str, took_s: float) -> SlackMessage:
+    """The answer to a long turn as a new message that mentions (and so notifies) the person who asked."""
+    note = f"<@{user}> here is your answer (it took {elapsed_text(took_s)})."
+    return SlackMessage(text=cut(f"<@{user}> {shown.text}", 3000), blocks=[section(note), *shown.blocks][:50],
+                        file=shown.file)
+
+
+def working_line(
+    working: Reply, status: TurnStatus | None, *, put: Callable[[SlackMessage], Awaitable[None]], every_s: float
+) -> TurnLine:
+    """The live "Working on it…" line: the turn's phase as core reports it, and the time so far."""
+
+    async def edit(phase: str, elapsed_s: float) -> None:
+        await put(working_message(working, phase=phase, elapsed_s=elapsed_s))
+
+    return TurnLine(edit, status, every_s=every_s, errors=(SlackApiError,))

@@ -251,40 +251,7 @@ def _button(text: str, action_id: str, value: str, style: str | None = None) -> 
     return button
 
 
-def approval_blocks(prompt: ApprovalPrompt) -> list[Block]:
-    who = f"<@{prompt.requested_by.removeprefix('slack:')}>" if prompt.requested_by.startswith("slack:") else (
-        escape(prompt.requested_by)
-    )
-    expires = int(prompt.expires_at)
-    facts = [
-        f"*Database:* {escape(prompt.database)}",
-        f"*Runs as:* {escape(prompt.role or 'the login role')}",
-        f"*Requested by:* {who}",
-        f"*Expires:* <!date^{expires}^{{date_short_pretty}} {{time}}|{expires}>",
-    ]
-    blocks: list[Block] = [
-        {"type": "header", "text": {"type": "plain_text", "text": "Approval needed", "emoji": True}},
-        section(to_mrkdwn(prompt.summary or prompt.kind)),
-        {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in facts]},
-        code_block(prompt.sql),
-    ]
-    if not fits_code_block(prompt.sql):
-        lines = prompt.sql.count("\n") + 1
-        blocks.append(section(f":paperclip: *Full statement ({lines} lines) attached: {SQL_FILE}* — the block "
-                              "above shows only its start; read the file before you approve."))
-    blocks.extend(section(f":warning: {escape(note)}") for note in prompt.notes)
-    if prompt.preview is not None:
-        blocks.append(context("Preview:"))
-        blocks.extend(table_blocks(prompt.preview))
-    blocks.append({
-        "type": "actions",
-        "block_id": DECISION_BLOCK,
-        "elements": [
-            _button("Approve", APPROVE, prompt.action_id, "primary"),
-            _button("Reject", REJECT, prompt.action_id, "danger"),
-        ],
-    })
-    return blocks
+button = _button  # the approval card's buttons (adapters.slack.cards)
 
 
 def schedule_blocks(card: ScheduleCard) -> list[Block]:
@@ -413,18 +380,21 @@ def render(reply: Reply, *, show_sql: str = "button", native_table: bool = True)
     """The whole message for one reply; the trailing actions block always survives the block cap.
 
     ``show_sql``: "button" (an answer's SQL behind Show SQL) or "inline" (``[chat] show_sql``)."""
-    icon = _ICONS.get(reply.kind, "")
+    from adapters.slack import cards, questions  # these modules build on this one's blocks
+
+    icon = questions.QUESTION if questions.is_question(reply) else _ICONS.get(reply.kind, "")
     blocks: list[Block] = []
     file: CsvFile | None = None
-    if reply.text:
-        blocks.extend(section(chunk) for chunk in _chunks(icon + to_mrkdwn(reply.text), max_chunks=4))
+    if reply.text and reply.approval is None:  # a card says it all for people (adapters.slack.cards)
+        text = cards.with_mentions(to_mrkdwn(reply.text), reply)
+        blocks.extend(section(chunk) for chunk in _chunks(icon + text, max_chunks=4))
     actions: list[Block] = []
     sql_button = False
     export_button = False
     if reply.approval is not None:
-        body = approval_blocks(reply.approval)  # header first, then the text, the facts and the SQL
-        blocks = [body[0], *blocks, *body[1:-1]]
-        actions.append(body[-1])
+        card, decision = cards.card_blocks(reply.approval)
+        blocks.extend(card)
+        actions.append(decision)
         if not fits_code_block(reply.approval.sql):
             file = sql_file(reply.approval)
     else:
@@ -443,10 +413,11 @@ def render(reply: Reply, *, show_sql: str = "button", native_table: bool = True)
             blocks.extend(sql_blocks(tuple(pretty_sql(s) for s in reply.sql)))
         if reply.database and reply.kind in (ReplyKind.ANSWER, ReplyKind.RESULT):
             blocks.append(context(escape(context_line(reply, shown))))
+    actions.extend(questions.option_blocks(reply))
     actions.extend(chart_blocks(reply))  # its own row, above 👍/👎
     actions.extend(undo_blocks(reply))
-    for card in reply.schedules[:MAX_CARDS]:
-        blocks.extend(schedule_blocks(card))
+    for schedule in reply.schedules[:MAX_CARDS]:
+        blocks.extend(schedule_blocks(schedule))
     if len(reply.schedules) > MAX_CARDS:
         blocks.append(context(f"… and {len(reply.schedules) - MAX_CARDS} more (`pgbot schedule list` shows all)"))
     actions.extend(edit_blocks(reply))
@@ -457,11 +428,8 @@ def render(reply: Reply, *, show_sql: str = "button", native_table: bool = True)
     room = MAX_BLOCKS - len(actions)
     if len(blocks) > room:
         blocks = [*blocks[: room - 1], context(f"… {len(blocks) - room + 1} more blocks not shown")]
-    fallback = f"{icon}{reply.text}".strip() or reply.kind.value
-    return SlackMessage(text=cut(escape(fallback), FALLBACK_LIMIT), blocks=[*blocks, *actions], file=file)
-
-
-def decided_blocks(blocks: list[Block], *, note: str) -> list[Block]:
-    """The approval message after a decision: same content, buttons replaced by who decided."""
-    kept = [b for b in blocks if b.get("block_id") != DECISION_BLOCK]
-    return [*kept, context(note)][:MAX_BLOCKS]
+    fallback = cards.with_mentions(escape(reply.text).strip() or reply.kind.value, reply)
+    fallback = f"{icon}{fallback}" if reply.text else fallback
+    if reply.approval is not None:
+        fallback = cards.notification(reply.approval)
+    return SlackMessage(text=cut(fallback, FALLBACK_LIMIT), blocks=[*blocks, *actions], file=file)

@@ -35,6 +35,8 @@ def render_reply(console: Console, reply: Reply, *, max_rows: int = CHAT_ROWS) -
     """Print one reply: the text, the result, what was left out, the context line, then the SQL (dim)."""
     if reply.text:
         console.print(reply.text, style=STYLE.get(reply.kind, ""), markup=False, highlight=False)
+    if reply.choices:  # a clarifying question's answers: type one (chat adapters show buttons)
+        console.print("Answer with one of: " + " · ".join(reply.choices), style="dim", markup=False, highlight=False)
     if reply.approval is not None:
         _approval(console, reply)
         return

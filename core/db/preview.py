@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from core.sqlguard import Classification
 
 SAMPLE_ROWS = 5
+BEFORE_ROWS = 50  # rows as they are now, fetched to pair with the sample by key (the sample's order is Postgres's)
 _RETURNING = {"InsertStmt", "UpdateStmt", "DeleteStmt"}  # MERGE ... RETURNING needs PostgreSQL 17
 _MOVE_STEP = 2_147_483_647  # MOVE takes a 32-bit count
 
@@ -44,6 +45,8 @@ class ChangePreview:
     objects: tuple[str, ...]
     lock: str | None
     notes: tuple[str, ...] = ()
+    keys: tuple[str, ...] = ()  # UPDATE: the target's primary key columns, to pair before with after rows
+    set_columns: tuple[str, ...] = ()  # UPDATE: the columns it sets
 
 
 def runs_in_preview(checked: Classification) -> bool:
@@ -64,10 +67,12 @@ async def preview_change(db: PgDatabase, checked: Classification, *, role: str |
     version = await _server_version(db)
     add_returning = _needs_returning(stmt, server_version=version)
     before_sql = _before_select(stmt)
+    target = _target(stmt) if before_sql is not None else None
     notes: list[str] = []
     try:
         result = await db.run(
-            lambda conn: _run_dml(conn, checked.sql, add_returning=add_returning, before_sql=before_sql),
+            lambda conn: _run_dml(conn, checked.sql, add_returning=add_returning, before_sql=before_sql,
+                                  target=target),
             role=role, read_only=False, rollback=True, statement=checked.sql,
         )
     except PermissionDeniedError:
@@ -75,7 +80,7 @@ async def preview_change(db: PgDatabase, checked: Classification, *, role: str |
             raise
         # RETURNING needs SELECT on the table; a role allowed only to INSERT/UPDATE gets the count alone.
         result = await db.run(
-            lambda conn: _run_dml(conn, checked.sql, add_returning=False, before_sql=None),
+            lambda conn: _run_dml(conn, checked.sql, add_returning=False, before_sql=None, target=None),
             role=role, read_only=False, rollback=True, statement=checked.sql,
         )
         notes.append("Sample rows are not shown: your role may change the table but not read it.")
@@ -94,6 +99,7 @@ async def preview_change(db: PgDatabase, checked: Classification, *, role: str |
     return ChangePreview(
         statement_type=checked.statement_type, ran=True, rows_affected=rows, status=result.status,
         sample=result.sample, before=result.before, objects=checked.tables, lock=checked.lock, notes=tuple(notes),
+        keys=result.keys, set_columns=_set_columns(stmt),
     )
 
 
@@ -120,10 +126,32 @@ def _before_select(stmt: ast.Node) -> str | None:
     select = ast.SelectStmt(
         targetList=(ast.ResTarget(val=ast.ColumnRef(fields=(ast.A_Star(),))),),
         fromClause=(stmt.relation,), whereClause=stmt.whereClause,
-        limitCount=ast.A_Const(isnull=False, val=ast.Integer(ival=SAMPLE_ROWS)),
+        limitCount=ast.A_Const(isnull=False, val=ast.Integer(ival=BEFORE_ROWS)),
         limitOption=enums.LimitOption.LIMIT_OPTION_COUNT, op=enums.SetOperation.SETOP_NONE,
     )
     return str(RawStream()(select))
+
+
+def _target(stmt: ast.Node) -> str | None:
+    """The UPDATE's table as written (schema-qualified if it was), for looking up its primary key."""
+    if not isinstance(stmt, ast.UpdateStmt) or stmt.relation is None:
+        return None
+    relation = ast.RangeVar(schemaname=stmt.relation.schemaname, relname=stmt.relation.relname, inh=True,
+                            relpersistence="p")
+    return str(RawStream()(relation))
+
+
+def _set_columns(stmt: ast.Node) -> tuple[str, ...]:
+    if not isinstance(stmt, ast.UpdateStmt):
+        return ()
+    return tuple(dict.fromkeys(t.name for t in stmt.targetList or () if isinstance(t, ast.ResTarget) and t.name))
+
+
+_PRIMARY_KEY = """
+SELECT coalesce(array_agg(a.attname ORDER BY k.ord), '{}') FROM pg_index i
+CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord)
+JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+WHERE i.indrelid = to_regclass($1) AND i.indisprimary"""
 
 
 async def _server_version(db: PgDatabase) -> int:
@@ -140,25 +168,32 @@ class _DmlRun:
     returned: int  # rows the statement returned (all of them counted, SAMPLE_ROWS kept)
     before: ResultTable | None
     note: str | None
+    keys: tuple[str, ...] = ()
 
 
-async def _run_dml(conn: asyncpg.Connection, sql: str, *, add_returning: bool, before_sql: str | None) -> _DmlRun:
+async def _run_dml(
+    conn: asyncpg.Connection, sql: str, *, add_returning: bool, before_sql: str | None, target: str | None
+) -> _DmlRun:
     """Run the statement (the caller rolls it back); count its rows server-side, keep a few."""
-    before, note = None, None
+    before, note, keys = None, None, ()
     if before_sql is not None:
         try:
             async with conn.transaction():  # a savepoint: a failed look never spoils the preview itself
+                if target is not None:
+                    keys = tuple(await conn.fetchval(SQL_TAG + _PRIMARY_KEY, target))
                 before = await _fetch_table(conn, before_sql)
         except asyncpg.QueryCanceledError:
             raise
         except asyncpg.PostgresError as exc:
             note = f"Rows before the change are not shown: {getattr(exc, 'message', type(exc).__name__)}."
     prepared = await conn.prepare(SQL_TAG + sql + ("\nRETURNING *" if add_returning else ""))
-    columns = tuple(a.name for a in prepared.get_attributes())
+    attributes = prepared.get_attributes()
+    columns = tuple(a.name for a in attributes)
     if not columns:
         await prepared.fetch()
         status = prepared.get_statusmsg()
-        return _DmlRun(status=str(status) if status else None, sample=None, returned=0, before=before, note=note)
+        return _DmlRun(status=str(status) if status else None, sample=None, returned=0, before=before, note=note,
+                       keys=keys)
     cursor = await prepared.cursor()
     records = await cursor.fetch(SAMPLE_ROWS)
     count = len(records)
@@ -166,14 +201,16 @@ async def _run_dml(conn: asyncpg.Connection, sql: str, *, add_returning: bool, b
         while (moved := await cursor.forward(_MOVE_STEP)) == _MOVE_STEP:
             count += moved
         count += moved
-    return _DmlRun(status=None, sample=_table(columns, records), returned=count, before=before, note=note)
+    sample = _table(columns, records, types=[a.type.name for a in attributes])
+    return _DmlRun(status=None, sample=sample, returned=count, before=before, note=note, keys=keys)
 
 
 async def _fetch_table(conn: asyncpg.Connection, sql: str) -> ResultTable:
     prepared = await conn.prepare(SQL_TAG + sql)
-    return _table(tuple(a.name for a in prepared.get_attributes()), await prepared.fetch())
+    attributes = prepared.get_attributes()
+    return _table(tuple(a.name for a in attributes), await prepared.fetch(), types=[a.type.name for a in attributes])
 
 
-def _table(columns: tuple[str, ...], records: list[asyncpg.Record]) -> ResultTable:
+def _table(columns: tuple[str, ...], records: list[asyncpg.Record], *, types: list[str] | None = None) -> ResultTable:
     return rows_to_table(columns, [tuple(r) for r in records], truncated=False, row_cap=SAMPLE_ROWS,
-                         max_cell_chars=200)
+                         max_cell_chars=200, types=types)

@@ -7,9 +7,10 @@ shows Approve/Reject; :class:`core.approvals.Approvals` runs it once someone all
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from core.approvals import PendingAction, role_label, sql_hash
-from core.db.preview import ChangePreview, preview_change
+from core.db.preview import SAMPLE_ROWS, ChangePreview, preview_change
 from core.errors import (
     DatabaseError,
     DatabaseUnavailableError,
@@ -70,7 +71,10 @@ async def propose_change(ctx: ToolContext, sql: str) -> ToolOutput:
         sql_hash=sql_hash(checked.sql), kind=checked.kind.value,
         statement_type=checked.statement_type, summary=short_summary(checked, preview),
         preview=preview.sample, before=preview.before, tables=checked.tables, lock=checked.lock,
-        outside_transaction=must_run_outside_transaction(checked),
+        outside_transaction=must_run_outside_transaction(checked), rows_affected=preview.rows_affected,
+        key_columns=preview.keys, set_columns=preview.set_columns,
+        details=tuple(describe(checked, preview, role=ctx.actor.role, database=ctx.database.name,
+                               rows=False).splitlines()),
         created_at=now, expires_at=now + ctx.settings.approvals.expiry_s,
         undo=undo.possible, undo_blocked=undo.reason,
     )
@@ -106,8 +110,11 @@ def short_summary(checked: Classification, preview: ChangePreview) -> str:
     return f"{_label(checked)}{amount}{where}"
 
 
-def describe(checked: Classification, preview: ChangePreview, *, role: str | None, database: str) -> str:
-    """The full preview text shown with the approval (and to the model)."""
+def describe(
+    checked: Classification, preview: ChangePreview, *, role: str | None, database: str, rows: bool = True
+) -> str:
+    """The preview in words: with ``rows`` (the model's text) the rows before and after as text; without, for
+    people, whose card shows the before → after diff instead (core.cards)."""
     objects = ", ".join(checked.tables) or "no table"
     lines: list[str] = []
     if preview.ran:
@@ -118,9 +125,10 @@ def describe(checked: Classification, preview: ChangePreview, *, role: str | Non
         else:
             lines.append(f"This statement on {objects} was tried as {role_label(role)} on '{database}' in a "
                          "transaction that was rolled back.")
-        if preview.before is not None and preview.before.rows:
-            lines.append("Before (up to 5 matching rows now):\n" + table_for_model(preview.before))
-        if preview.sample is not None and preview.sample.rows:
+        if rows and preview.before is not None and preview.before.rows:
+            lines.append("Before (up to 5 matching rows now):\n" + table_for_model(
+                replace(preview.before, rows=preview.before.rows[:SAMPLE_ROWS])))
+        if rows and preview.sample is not None and preview.sample.rows:
             lines.append("After (up to 5 of the rows as the change leaves them):\n" + table_for_model(preview.sample))
     else:
         lines.append(f"This {_label(checked)} touches: {objects}. It will run as {role_label(role)} on "

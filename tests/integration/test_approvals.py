@@ -106,10 +106,13 @@ async def test_update_preview_shows_rows_before_and_after(change_env: ChangeEnv)
     agent = env.agent()
     reply = await propose(agent, "UPDATE items SET qty = qty * 10 WHERE id IN (2, 4)")
     assert "would affect 2 rows" in reply.text
-    assert "Before" in reply.text and "item 2\t2" in reply.text
     assert reply.table is not None and sorted(r[2] for r in reply.table.rows) == [20, 40]
     assert await env.fetchval("SELECT qty FROM items WHERE id = 2") == 2
     assert reply.approval is not None and reply.approval.summary == "UPDATE: 2 rows on items"
+    # People get the question and one line per row key with only the changed column (the model gets rows).
+    assert reply.approval.question == "Approve: UPDATE 2 rows in items?"
+    assert sorted(reply.approval.diff) == ["id 2: qty 2 → 20", "id 4: qty 4 → 40"]
+    assert "Before" not in reply.text and "\t" not in reply.text
 
 
 async def test_approval_by_someone_not_allowed_is_refused(change_env: ChangeEnv) -> None:
@@ -332,7 +335,8 @@ async def test_model_dml_through_run_query_is_held_and_nothing_changes_until_dec
     agent = env.llm_agent(llm_server.base_url)
     reply = await final_reply(agent, message("delete items 1 to 3", user="UANALYST"))
     assert reply.kind is ReplyKind.APPROVAL and reply.approval is not None and reply.approval.sql == DELETE_3
-    assert reply.text.startswith("Held for approval") and await item_count(env) == 10
+    # The model is told it was held (ToolOutput.text); people see the card's question.
+    assert reply.approval.question == "Approve: DELETE 3 rows from items?" and await item_count(env) == 10
     assert await env.redis_keys() != []  # stored like any proposal
     rejected = await agent.decide(action_id=action_id(reply), decided_by=DBA, approve=False)
     assert rejected.kind is ReplyKind.OUTCOME and await item_count(env) == 10
@@ -418,7 +422,11 @@ async def test_pending_action_survives_serialisation_and_prompt_matches(change_e
     finally:
         await client.aclose()
     action = PendingAction.model_validate_json(raw)
-    assert reply.approval == action.prompt()
+    assert reply.approval is not None
+    assert reply.approval == action.prompt(approvers=reply.approval.approvers)
+    # Who may approve, from the config: named approvers and holders of approver roles (the card mentions them).
+    assert reply.approval.approvers.people == ("slack:ULEAD",)
+    assert reply.approval.approvers.role_holders == ("slack:UDBA",)
     assert action.before is not None and action.before.rows == ((1, "item 1", 1, "seed"),)
     assert action.expires_at - action.created_at == env.settings().approvals.expiry_s
     assert ActionStatus.EXECUTED.value == "executed"

@@ -57,7 +57,7 @@ async def test_an_update_sent_to_run_query_becomes_an_approval_card_and_runs_onl
     agent = env.llm_agent(llm_server.base_url)
     card = await final_reply(agent, message("set item 5's qty to zero", user="UANALYST", thread=f"held-{written}"))
     assert card.kind is ReplyKind.APPROVAL and card.approval is not None
-    assert card.text.startswith("Held for approval: run_query only reads")
+    assert card.approval.question == "Approve: UPDATE 1 row in items?"  # the model is told it was held
     assert card.approval.sql == UPDATE_SQL and "would affect 1 row " in card.text and "Nothing has run yet" in card.text
     assert len(llm_server.requests) == 1  # a pause, as with propose_change
     assert await env.fetchval("SELECT qty FROM items WHERE id = 5") == 5

@@ -195,6 +195,11 @@ class FakeDiscord:
                 response = _json(fault.body, status=fault.status)
                 response.headers.update(fault.headers)
                 return response
+        if request.method == "DELETE" and "/messages/" in path:  # a message pgbot deleted
+            self.messages.pop(path.rsplit("/", 1)[-1], None)
+            call.status = 204
+            self.calls.append(call)
+            return web.Response(status=204)
         if path.endswith("/typing"):
             call.status = 204
             self.calls.append(call)

@@ -151,11 +151,14 @@ async def test_approval_buttons_work_across_a_restart(
 ) -> None:
     client = await make_client(shop_agent)
     data, thread, post, edit = await mention(fake_discord, client, "/sql UPDATE items SET qty = 0 WHERE id = 7")
-    approval, sql, preview = edit.json["embeds"]
-    assert approval["title"] == "Approval needed"
-    assert {f["name"]: f["value"] for f in approval["fields"]}["Requested by"] == f"<@{USER_ID}>"
+    approval, sql = edit.json["embeds"]  # the after rows are not shown a second time
+    assert approval["title"] == "Approve: UPDATE 1 row in items?"
+    assert approval["description"].startswith("```\nid 7: qty 70 → 0\n```")  # only the changed column, by key
+    fields = {f["name"]: f["value"] for f in approval["fields"]}
+    assert fields["Requested by"] == f"<@{USER_ID}>" and fields["May approve"] == f"<@{APPROVER_ID}>"
+    assert edit.json["content"].startswith("🔒 Waiting for approval · expires <t:")
+    assert edit.json["content"].endswith(f"**May approve:** <@{APPROVER_ID}>")
     assert sql["description"] == "```sql\nUPDATE items SET qty = 0 WHERE id = 7;\n```"
-    assert preview["title"] == "Preview" and "\n 7 |" in preview["description"]
     approve_id, reject_id = custom_ids(edit.json)
     action_id = approve_id.removeprefix("pgbot:approve:")
     assert reject_id == f"pgbot:reject:{action_id}"
@@ -169,21 +172,23 @@ async def test_approval_buttons_work_across_a_restart(
     callback = fake_discord.of("POST", "interactions", stranger["id"])[0]
     assert callback.json == {"type": 6} and callback.query == {"with_response": "1"}
     refusal = fake_discord.of("POST", "webhooks", BOT_ID, stranger["token"])[0]
-    assert "cannot approve" in refusal.json["content"]
+    assert "cannot approve" in refusal.json["content"] and refusal.json["flags"] == 64  # for the clicker alone
     await fake_discord.settle()
-    assert not fake_discord.of("PATCH", "webhooks")
+    card_edits = len(fake_discord.of("PATCH", "channels"))
 
     # pgbot restarts: a brand-new client still understands the old buttons (custom_id carries the action id).
     restarted = await make_client(shop_agent)
     click = fake_discord.click(approve_id, message=shown, thread=thread_data, clicker=user(APPROVER_ID, "dba"))
     restarted._connection.parse_interaction_create(click)
-    await fake_discord.wait_for(lambda f: len(f.of("PATCH", "webhooks")) == 1)
+    await fake_discord.wait_for(lambda f: len(f.of("POST", "webhooks", BOT_ID, click["token"])) == 1)
+    assert len(fake_discord.of("PATCH", "channels")) == card_edits + 2  # the stranger changed nothing
     outcome = fake_discord.of("POST", "webhooks", BOT_ID, click["token"])[0]
-    assert outcome.response["channel_id"] == data["id"]  # posted in the thread
-    retired = fake_discord.of("PATCH", "webhooks", BOT_ID, click["token"], "messages", "@original")[0]
-    assert [(b["custom_id"], b["style"], b["disabled"]) for b in retired.json["components"][0]["components"]] == [
-        (approve_id, 3, True), (reject_id, 2, True)]  # disabled; the chosen one keeps its colour
-    assert retired.json["content"].endswith(f"✅ Approved by <@{APPROVER_ID}>")
+    assert outcome.response["channel_id"] == data["id"] and not outcome.json.get("flags")  # in the thread
+    running, retired = [c.json for c in fake_discord.of("PATCH", "channels", data["id"], "messages",
+                                                           post.response["id"])][-2:]
+    assert (running["content"], running["components"]) == (f"⏳ Approved by <@{APPROVER_ID}> — running", [])
+    assert retired["components"] == []  # no live buttons
+    assert re.fullmatch(rf"✅ Applied: UPDATE 1 in \d+ ms — approved by <@{APPROVER_ID}>", retired["content"])
     conn = await asyncpg.connect(fresh_db)
     try:
         assert await conn.fetchval("SELECT qty FROM items WHERE id = 7") == 0
@@ -263,16 +268,25 @@ async def test_discord_identities_map_to_database_roles(
             await agent.aclose()
 
 
-async def test_progress_of_long_approved_work_is_posted_as_followups(
+async def test_progress_of_long_approved_work_edits_the_cards_state_line(
     fake_discord: FakeDiscord, make_client: ClientFactory
 ) -> None:
-    double = ApprovalAgentDouble(progress_lines=["Backing up 'shop'…", "Dumped 3 of 12 tables."])
+    steps = [f"building index: {p}% (phase: building index: scanning table)" for p in range(0, 100, 10)]
+    double = ApprovalAgentDouble(progress_lines=steps, progress_pause_s=0.05)
     client = await make_client(double)
-    _, thread, post, edit = await mention(fake_discord, client, "back up shop")
+    client.progress_every_s = 0.2  # production: 15 s ticks, at most one edit per 3 s
+    data, thread, post, edit = await mention(fake_discord, client, "back up shop")
     approve_id, _ = custom_ids(edit.json)
     click = fake_discord.click(approve_id, message=fake_discord.messages[post.response["id"]],
                                thread=thread.response, clicker=user(APPROVER_ID, "dba"))
     client._connection.parse_interaction_create(click)
-    await fake_discord.wait_for(lambda f: len(f.of("POST", "webhooks")) == 3)
-    sent = [c.json["content"] for c in fake_discord.of("POST", "webhooks", BOT_ID, click["token"])]
-    assert sent[:2] == ["Backing up 'shop'…", "Dumped 3 of 12 tables."] and "Approved by" in sent[2]
+    await fake_discord.wait_for(lambda f: len(f.of("POST", "webhooks")) == 1)
+    await fake_discord.settle()
+    assert len(fake_discord.of("POST", "webhooks")) == 1  # the outcome only: never a message per step
+    states = [c.json["content"] for c in fake_discord.of("PATCH", "channels", data["id"], "messages",
+                                                         post.response["id"])][1:]  # after the card itself
+    assert states[0] == f"⏳ Approved by <@{APPROVER_ID}> — running"
+    progress = states[1:-1]
+    assert 1 <= len(progress) < len(steps)  # rate-limited
+    assert all(p.startswith(f"⏳ Approved by <@{APPROVER_ID}> — running: building index: ") for p in progress)
+    assert states[-1] == f"✅ Applied: UPDATE 1 in 12 ms — approved by <@{APPROVER_ID}>"

@@ -116,8 +116,9 @@ async def test_approval_round_trip_with_the_model_across_a_restart(
     change = "UPDATE items SET qty = qty + 1 WHERE id = 7"
     llm_server.script(llm.tool_call("propose_change", {"sql": change}))
     data, thread, post, edit = await mention(fake_discord, client, "add one to item 7")
-    approval, sql, _preview = edit.json["embeds"]
-    assert approval["title"] == "Approval needed" and sql["description"] == f"```sql\n{change};\n```"
+    approval, sql = edit.json["embeds"]
+    assert approval["title"] == "Approve: UPDATE 1 row in items?" and sql["description"] == f"```sql\n{change};\n```"
+    assert "id 7: qty 70 → 71" in approval["description"]
     approve_id, reject_id = custom_ids(edit.json)
     assert approve_id.startswith("pgbot:approve:") and reject_id == approve_id.replace("approve", "reject")
     shown = fake_discord.messages[post.response["id"]]
@@ -133,12 +134,12 @@ async def test_approval_round_trip_with_the_model_across_a_restart(
     restarted = await make_client(stack())
     click = fake_discord.click(approve_id, message=shown, thread=thread.response, clicker=DBA)
     restarted._connection.parse_interaction_create(click)
-    await fake_discord.wait_for(lambda f: len(f.of("PATCH", "webhooks")) == 1)
+    await fake_discord.wait_for(lambda f: len(f.of("POST", "webhooks", BOT_ID, click["token"])) == 1)
     outcome = fake_discord.of("POST", "webhooks", BOT_ID, click["token"])[0]
     assert outcome.response["channel_id"] == data["id"] and not outcome.json.get("flags")  # public, in the thread
-    retired = fake_discord.of("PATCH", "webhooks", BOT_ID, click["token"], "messages", "@original")[0].json
-    assert retired["content"].endswith(f"✅ Approved by <@{APPROVER_ID}>")
-    assert all(b["disabled"] for row in retired["components"] for b in row["components"])
+    card_edits = fake_discord.of("PATCH", "channels", data["id"], "messages", post.response["id"])
+    retired = card_edits[-1].json
+    assert retired["content"].startswith("✅ Applied: UPDATE 1 in ") and retired["components"] == []
 
     again = fake_discord.click(reject_id, message=shown, thread=thread.response, clicker=DBA)  # a late double click
     restarted._connection.parse_interaction_create(again)
@@ -146,7 +147,7 @@ async def test_approval_round_trip_with_the_model_across_a_restart(
     late = fake_discord.of("POST", "webhooks", BOT_ID, again["token"])[0].json
     assert "already" in late["content"] and late["flags"] & 64
     await fake_discord.settle()
-    assert len(fake_discord.of("PATCH", "webhooks")) == 1
+    assert len(fake_discord.of("PATCH", "channels", data["id"], "messages", post.response["id"])) == len(card_edits)
     assert await fetch(fresh_db, "SELECT qty FROM items WHERE id = 7") == 71  # ran once
 
 

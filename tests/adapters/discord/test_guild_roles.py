@@ -158,12 +158,12 @@ async def test_an_approver_by_guild_role_approves_and_the_change_runs_as_the_req
 
     # An engineer is no approver (their guild role maps to the requesters' role, not the approvers').
     refused = await click(fake_discord, client, approve_id, shown, thread, clicker=CAROL, roles=[ENGINEERS])
-    assert f"You (discord:{CAROL['id']}) cannot approve this change: you are not an approver" in refused
+    assert f"You (<@{CAROL['id']}>) cannot approve this change: you are not an approver" in refused
     assert await qty(fresh_db, 7) == 70
 
     done = await click(fake_discord, client, approve_id, shown, thread, clicker=user(APPROVER_ID, "dba"),
                        roles=[DBAS])
-    assert f"approved by discord:{APPROVER_ID} and executed as role {engineer} on 'shop'" in done
+    assert f"approved by <@{APPROVER_ID}> and executed as role {engineer} on 'shop'" in done
     assert await qty(fresh_db, 7) == 0
     assert fake_discord.of("GET", "guilds", GUILD_ID, "members", USER_ID)  # the requester's roles, asked afresh
 
@@ -181,11 +181,11 @@ async def test_a_requester_who_lost_the_guild_role_is_refused_at_approval(
     # Discord cannot be asked (403): nothing is decided, the same click works once it can.
     fake_discord.fail(missing_permissions("GET", f"/guilds/{GUILD_ID}/members"))
     busy = await click(fake_discord, client, approve_id, shown, thread, clicker=dba, roles=[DBAS])
-    assert f"Could not check discord:{USER_ID}'s current roles" in busy and "Try again" in busy
+    assert f"Could not check <@{USER_ID}>'s current roles" in busy and "Try again" in busy
 
     fake_discord.members[USER_ID] = member(ALICE, roles=[])  # an admin took the engineers role away
     refused = await click(fake_discord, client, approve_id, shown, thread, clicker=dba, roles=[DBAS])
-    assert f"Refused: discord:{USER_ID} no longer has access to 'shop'. Nothing was run." in refused
+    assert f"Refused: <@{USER_ID}> no longer has access to 'shop'. Nothing was run." in refused
     assert await qty(fresh_db, 8) == 80
 
     # The refusal is final: given the role back, the change stays refused (ask again instead).

@@ -59,17 +59,23 @@ def test_long_cells_are_cut_in_the_table_and_whole_in_the_csv() -> None:
     assert short.files == [] and short.content == "x" * 2000
 
 
-def test_approval_embeds_and_buttons() -> None:
+def test_approval_card_asks_shows_the_diff_and_mentions_who_may_approve() -> None:
     reply = approval_reply()
     shown = render.render(reply)
-    facts, sql, preview = shown.embeds
-    assert facts.title == "Approval needed" and facts.description == "Cancel order 42 (1 row)"
-    assert {f.name: f.value for f in facts.fields} == {
+    card, sql = shown.embeds  # the after rows are not shown a second time
+    assert card.title == "Approve: UPDATE 1 row in orders?"
+    assert card.description == "```\nid 42: status pending → cancelled\n```\nThis UPDATE on orders would affect 1 row."
+    assert {f.name: f.value for f in card.fields} == {
         "Database": "shop", "Runs as": "analyst", "Requested by": "slack:U0USER0001",
         "Expires": f"<t:{int(reply.approval.expires_at)}:R>",  # type: ignore[union-attr]
+        "May approve": "<@1200000000000000006>, anyone with database role dba or 1 approver on another platform",
     }
     assert sql.description == f"```sql\n{CHANGE_SQL};\n```"
-    assert "42 | pending" in (preview.description or "")
+    assert "This change needs approval." not in shown.content  # the model's text is not the card's
+    assert shown.content.endswith("**May approve:** <@1200000000000000006>, anyone with database role dba or "
+                                  "1 approver on another platform")
+    # Exactly the approvers may be pinged (the client's default is no mentions at all).
+    assert shown.mentions is not None and [u.id for u in shown.mentions.users] == [1200000000000000006]  # type: ignore[union-attr]
     view = view_for(reply)
     assert view is not None and view.timeout is None and view.is_persistent()
     assert [item.custom_id for item in view.children] == [  # type: ignore[attr-defined]

@@ -8,12 +8,15 @@ passed in. Whole flows use the real Agent (tests/adapters/slack/test_app.py, tes
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from core import ApprovalPrompt, Message, Reply, ReplyKind, ResultTable, Settings
 from core.actions import ProgressSink
+from core.approvals import Started
+from core.card_state import Approvers, CardState, CardStatus
 from core.health import Health
 from core.permissions import GroupLookup
 
@@ -26,7 +29,10 @@ def approval_reply() -> Reply:
     prompt = ApprovalPrompt(
         action_id=ACTION_ID, database="shop", role="analyst", requested_by="slack:U0USER0001", sql=CHANGE_SQL,
         sql_hash="f" * 64, kind="write", summary="Cancel order 42 (1 row)",
-        preview=ResultTable(columns=("id", "status"), rows=((42, "pending"),)), expires_at=time.time() + 3600,
+        preview=ResultTable(columns=("id", "status"), rows=((42, "cancelled"),)), expires_at=time.time() + 3600,
+        question="Approve: UPDATE 1 row in orders?", diff=("id 42: status pending → cancelled",),
+        details=("This UPDATE on orders would affect 1 row.",),
+        approvers=Approvers(people=("slack:U0APPROVER", "discord:1200000000000000006"), roles=("dba",)),
     )
     return Reply(kind=ReplyKind.APPROVAL, text="This change needs approval.", sql=(CHANGE_SQL,),
                  table=prompt.preview, approval=prompt, database="shop")
@@ -43,6 +49,7 @@ class ApprovalAgentDouble:
     decide_kind: ReplyKind = ReplyKind.OUTCOME
     progress_lines: list[str] = field(default_factory=list)  # reported through ``progress`` before the outcome
     schedules: None = None  # no schedules: the adapter registers no sender on it
+    progress_pause_s: float = 0.0  # between progress lines (long work)
 
     async def handle(self, message: Message) -> AsyncIterator[Reply]:
         self.messages.append(message)
@@ -51,16 +58,22 @@ class ApprovalAgentDouble:
 
     async def decide(self, *, action_id: str, decided_by: str, approve: bool,
                      progress: ProgressSink | None = None, groups: tuple[str, ...] = (),
-                     current_groups: GroupLookup | None = None) -> Reply:
+                     current_groups: GroupLookup | None = None, started: Started | None = None) -> Reply:
         self.decisions.append((action_id, decided_by, approve))
+        if self.decide_kind is ReplyKind.ERROR:
+            return Reply(kind=ReplyKind.ERROR, text=f"You ({decided_by}) may not approve changes on shop.",
+                         mentions=(decided_by,))
+        if approve and started is not None:
+            await started()
         for line in self.progress_lines:
             assert progress is not None, "the adapter passed no progress sink"
             await progress(line)
-        if self.decide_kind is ReplyKind.ERROR:
-            return Reply(kind=ReplyKind.ERROR, text=f"{decided_by} may not approve changes on shop.")
+            await asyncio.sleep(self.progress_pause_s)
         verb = "Approved" if approve else "Rejected"
+        card = CardState(status=CardStatus.APPLIED if approve else CardStatus.REJECTED, by=decided_by,
+                         at=time.time(), detail="UPDATE 1", duration_ms=12)
         return Reply(kind=ReplyKind.OUTCOME, text=f"{verb} by {decided_by}: 1 row updated.", sql=(CHANGE_SQL,),
-                     database="shop")
+                     database="shop", card=card, mentions=(decided_by,))
 
     async def feedback(self, *, answer_id: str, user: str, helpful: bool, groups: tuple[str, ...] = ()) -> Reply:
         self.feedbacks.append((answer_id, user, helpful))

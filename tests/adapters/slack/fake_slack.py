@@ -126,6 +126,8 @@ class FakeSlack:
             return {"ok": True, "channel": args["channel"], "ts": ts, "message": message}
         if method == "chat.update":
             return {"ok": True, "channel": args["channel"], "ts": args["ts"], "text": args.get("text", "")}
+        if method == "chat.delete":
+            return {"ok": True, "channel": args["channel"], "ts": args["ts"]}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": f"{int(time.time())}.{next(self._ts):06d}"}
         if method == "views.open":  # a modal: Slack gives it an id and echoes it back

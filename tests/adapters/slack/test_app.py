@@ -58,6 +58,12 @@ def table_rows(blocks: list[dict[str, Any]]) -> list[list[str]]:
     return [[cell(c) for c in row] for row in table["rows"]]
 
 
+def state_line(blocks: list[dict[str, Any]]) -> str:
+    """The approval card's one state line, as a person reads it."""
+    (block,) = [b for b in blocks if b.get("block_id") == "pgbot_card_state"]
+    return str(block["elements"][0]["text"])
+
+
 def buttons(blocks: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return [(e["action_id"], e["value"]) for b in blocks if b["type"] == "actions" for e in b["elements"]]
 
@@ -193,31 +199,40 @@ async def test_approval_flow_through_buttons(fake_slack: FakeSlack, shop_agent: 
     thread = new_ts()
     post, update = await ask(fake_slack, app, "/sql UPDATE items SET qty = 0 WHERE id = 7", ts=thread)
     blocks = update.args["blocks"]
-    assert blocks[0]["type"] == "header"
+    assert blocks[0] == {"type": "header", "text": {"type": "plain_text", "emoji": True,
+                                                    "text": "Approve: UPDATE 1 row in items?"}}
+    assert texts(blocks)[1] == "```\nid 7: qty 70 → 0\n```"  # only the changed column, by row key
+    assert f"*May approve:* <@{APPROVER}>" in texts(blocks)  # mentioned: Slack notifies them
     assert "```\nUPDATE items SET qty = 0 WHERE id = 7\n```" in texts(blocks)
+    assert state_line(blocks).startswith("🔒 Waiting for approval · expires <!date^")
     (approve_id, action_id), (reject_id, reject_value) = buttons(blocks)
     assert (approve_id, reject_id) == ("pgbot_approve", "pgbot_reject") and reject_value == action_id
     approval_message = bot_message(post, update)
 
-    # Someone who is not an approver: core refuses, the refusal goes in the thread, the buttons stay.
+    # Someone who is not an approver: core refuses, only they see why (ephemeral), the card stays as it is.
     click = block_actions(action_id="pgbot_approve", value=action_id, message=approval_message, user="U0STRANGER")
     assert (await dispatch(app, click, content_type=FORM)).status == 200
-    await fake_slack.wait_for(lambda f: len(f.of("chat.postMessage")) == 2)
-    refusal = fake_slack.of("chat.postMessage")[1]
-    assert refusal.args["thread_ts"] == thread and "cannot approve" in refusal.args["text"]
+    await fake_slack.wait_for(lambda f: len(f.of("chat.postEphemeral")) == 1)
+    refusal = fake_slack.of("chat.postEphemeral")[0].args
+    assert (refusal["user"], refusal["thread_ts"]) == ("U0STRANGER", thread)
+    assert refusal["text"].startswith(":warning: You (<@U0STRANGER>) cannot approve")  # named by mention
     await fake_slack.settle()
-    assert len(fake_slack.of("chat.update")) == 1
+    assert len(fake_slack.of("chat.update")) == 1 and len(fake_slack.of("chat.postMessage")) == 1
 
-    # The approver: the change runs, the outcome is posted in the thread, the buttons become "Approved by".
+    # The approver: the card says "running" at once (no buttons), then ends in one state line; the outcome is
+    # posted in the thread.
     click = block_actions(action_id="pgbot_approve", value=action_id, message=approval_message, user=APPROVER)
     assert (await dispatch(app, click, content_type=FORM)).status == 200
-    await fake_slack.wait_for(lambda f: len(f.of("chat.update")) == 2)
-    outcome = fake_slack.of("chat.postMessage")[2]
+    await fake_slack.wait_for(lambda f: len(f.of("chat.update")) == 3 and len(f.of("chat.postMessage")) == 2)
+    running, retired = fake_slack.of("chat.update")[1:]
+    assert state_line(running.args["blocks"]) == f"⏳ Approved by <@{APPROVER}> — running"
+    assert buttons(running.args["blocks"]) == []
+    outcome = fake_slack.of("chat.postMessage")[1]
     assert outcome.args["channel"] == CHANNEL and outcome.args["thread_ts"] == thread
-    retired = fake_slack.of("chat.update")[1]
-    assert retired.args["ts"] == update.args["ts"]
+    assert retired.args["ts"] == running.args["ts"] == update.args["ts"]
     assert buttons(retired.args["blocks"]) == []
-    assert texts(retired.args["blocks"])[-1] == f":white_check_mark: Approved by <@{APPROVER}>"
+    assert re.fullmatch(rf"✅ Applied: UPDATE 1 in \d+ ms — approved by <@{APPROVER}>",
+                        state_line(retired.args["blocks"]))
     assert retired.args["blocks"][:3] == blocks[:3]
     conn = await asyncpg.connect(fresh_db)
     try:
@@ -225,13 +240,13 @@ async def test_approval_flow_through_buttons(fake_slack: FakeSlack, shop_agent: 
     finally:
         await conn.close()
 
-    # A late click on a stale copy of the buttons: core says it is already decided; nothing else changes.
+    # A late click on a stale copy of the buttons: core says it is already decided, to the clicker alone.
     click = block_actions(action_id="pgbot_reject", value=action_id, message=approval_message, user=APPROVER)
     await dispatch(app, click, content_type=FORM)
-    await fake_slack.wait_for(lambda f: len(f.of("chat.postMessage")) == 4)
-    assert fake_slack.of("chat.postMessage")[3].args["text"].startswith(":warning:")
+    await fake_slack.wait_for(lambda f: len(f.of("chat.postEphemeral")) == 2)
+    assert "already approved" in fake_slack.of("chat.postEphemeral")[1].args["text"]
     await fake_slack.settle()
-    assert len(fake_slack.of("chat.update")) == 2
+    assert len(fake_slack.of("chat.update")) == 3 and len(fake_slack.of("chat.postMessage")) == 2
 
 
 async def test_requester_can_withdraw_with_reject(fake_slack: FakeSlack, shop_agent: Agent) -> None:
@@ -243,7 +258,8 @@ async def test_requester_can_withdraw_with_reject(fake_slack: FakeSlack, shop_ag
     await dispatch(app, click, content_type=FORM)
     await fake_slack.wait_for(lambda f: len(f.of("chat.update")) == 2)
     retired = fake_slack.of("chat.update")[1]
-    assert texts(retired.args["blocks"])[-1] == ":no_entry_sign: Rejected by <@U0USER0001>"
+    assert state_line(retired.args["blocks"]) == "🚫 Rejected by <@U0USER0001>"
+    assert buttons(retired.args["blocks"]) == []
 
 
 async def test_feedback_buttons_reach_core_and_answer_only_the_clicker(fake_slack: FakeSlack) -> None:
@@ -329,17 +345,26 @@ async def test_blocks_slack_refuses_fall_back_to_text(fake_slack: FakeSlack, sho
     assert plain.args["blocks"] == [{"type": "section", "text": {"type": "mrkdwn", "text": "1 row"}}]
 
 
-async def test_progress_of_long_approved_work_is_posted_in_the_thread(fake_slack: FakeSlack) -> None:
-    double = ApprovalAgentDouble(progress_lines=["Backing up 'shop'…", "Dumped 3 of 12 tables; now public.<orders>."])
-    app = build_slack_app(double, slack_settings(fake_slack))  # type: ignore[arg-type]
+async def test_progress_of_long_approved_work_edits_one_line_of_the_card(fake_slack: FakeSlack) -> None:
+    lines = [f"building index: {p}% (phase: building index: scanning table)" for p in range(0, 100, 10)]
+    double = ApprovalAgentDouble(progress_lines=[*lines, "Dumped 3 of 12 tables; now public.<orders>."],
+                                 progress_pause_s=0.05)
+    app = build_slack_app(double, slack_settings(fake_slack), progress_every_s=0.2)  # type: ignore[arg-type]
     post, update = await ask(fake_slack, app, "back up shop")
     (_, action_id), _ = buttons(update.args["blocks"])
     click = block_actions(action_id="pgbot_approve", value=action_id, message=bot_message(post, update),
                           user=APPROVER)
     await dispatch(app, click, content_type=FORM)
-    await fake_slack.wait_for(lambda f: len(f.of("chat.postMessage")) == 4)
-    first, second, outcome = fake_slack.of("chat.postMessage")[1:]
-    assert {c.args["thread_ts"] for c in (first, second, outcome)} == {post.args["thread_ts"]}
-    assert first.args["text"] == "Backing up 'shop'…"
-    assert second.args["text"] == "Dumped 3 of 12 tables; now public.&lt;orders&gt;."  # escaped for mrkdwn
-    assert "Approved by" in outcome.args["text"]
+    await fake_slack.wait_for(lambda f: len(f.of("chat.postMessage")) == 2)
+    await fake_slack.settle()
+    assert len(fake_slack.of("chat.postMessage")) == 2  # the card and the outcome: never a message per step
+    card_edits = [c.args for c in fake_slack.of("chat.update")[1:]]
+    assert {e["ts"] for e in card_edits} == {update.args["ts"]}
+    states = [state_line(e["blocks"]) for e in card_edits]
+    assert states[0] == f"⏳ Approved by <@{APPROVER}> — running"
+    progress = states[1:-1]
+    assert 1 <= len(progress) < len(lines)  # rate-limited: at most one edit per 0.2 s here (3 s in production)
+    assert all(p.startswith(f"⏳ Approved by <@{APPROVER}> — running: ") for p in progress)
+    percents = [int(p.split("index: ")[1].split("%")[0]) for p in progress if "%" in p]
+    assert percents and percents == sorted(set(percents))  # the latest step each time, never an old one again
+    assert states[-1] == f"✅ Applied: UPDATE 1 in 12 ms — approved by <@{APPROVER}>"  # the final state, last

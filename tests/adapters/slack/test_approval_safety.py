@@ -52,9 +52,12 @@ async def click(fake: FakeSlack, app: Any, post: Any, update: Any, *, user: str,
     assert (await dispatch(app, body, content_type=FORM)).status == 200
 
 
-async def last_thread_post(fake: FakeSlack, posts_before: int) -> str:
-    await fake.wait_for(lambda f: len(f.of("chat.postMessage")) > posts_before)
-    return str(fake.of("chat.postMessage")[-1].args["text"])
+async def last_refusal(fake: FakeSlack, before: int, *, user: str) -> str:
+    """A refused click is told to the clicker alone (ephemeral), never posted to the thread."""
+    await fake.wait_for(lambda f: len(f.of("chat.postEphemeral")) > before)
+    refusal = fake.of("chat.postEphemeral")[-1].args
+    assert refusal["user"] == user
+    return str(refusal["text"])
 
 
 @pytest.fixture
@@ -77,9 +80,12 @@ async def test_an_approver_cannot_approve_their_own_change(
     mine = await ask_as(fake_slack, app, "/sql DELETE FROM items WHERE id < 100", user=APPROVER)
     posts = len(fake_slack.of("chat.postMessage"))
     await click(fake_slack, app, *mine, user=APPROVER)
-    refusal = await last_thread_post(fake_slack, posts)
+    refusal = await last_refusal(fake_slack, 0, user=APPROVER)
     assert "self-approval is off" in refusal and "Nothing was run" in refusal
+    assert f"You (<@{APPROVER}>)" in refusal  # named by mention, not by id
     assert await count_items(fresh_db) == 300
+    await fake_slack.settle()
+    assert len(fake_slack.of("chat.postMessage")) == posts
 
 
 async def ask_as(fake: FakeSlack, app: Any, text: str, *, user: str) -> tuple[Any, Any]:
@@ -102,11 +108,13 @@ async def test_with_no_approvers_nobody_approves_from_chat_and_the_card_says_how
     assert "no approvers are configured for 'shop'" in shown
     assert "[databases.shop.approvers]" in shown and "roles = " in shown and "users = " in shown
     # The requester, a stranger, and someone posing as the terminal's operator: all refused, nothing runs.
+    assert "*May approve:* nobody yet (no approvers are configured)" in shown
     for user in ("U0USER0001", "U0STRANGER", "terminal:root"):
-        posts = len(fake_slack.of("chat.postMessage"))
+        before = len(fake_slack.of("chat.postEphemeral"))
         await click(fake_slack, app, post, update, user=user)
-        refusal = await last_thread_post(fake_slack, posts)
+        refusal = await last_refusal(fake_slack, before, user=user)
         assert "no approvers are configured" in refusal, refusal
+    assert len(fake_slack.of("chat.postMessage")) == 1  # nothing in the thread but the card
     assert await count_items(fresh_db) == 300
     await fake_slack.settle()
     assert len(fake_slack.of("chat.update")) == 1  # the buttons stay: nothing was decided
@@ -150,7 +158,7 @@ async def test_clicks_from_another_workspace_are_ignored(fake_slack: FakeSlack, 
     assert len(fake_slack.of("chat.postMessage")) == posts and len(fake_slack.of("chat.update")) == 1
     assert await count_items(fresh_db) == 300
     await click(fake_slack, app, post, update, user=APPROVER)  # from the allowed workspace it works
-    await fake_slack.wait_for(lambda f: len(f.of("chat.update")) == 2)
+    await fake_slack.wait_for(lambda f: len(f.of("chat.update")) == 3)  # running, then applied
     assert await count_items(fresh_db) == 299
 
 
@@ -196,7 +204,7 @@ async def test_a_password_is_masked_on_the_card_and_in_the_audit_but_the_real_on
         assert secret not in str(update.args) and "PASSWORD '********'" in shown
         assert "shown as ********" in shown
         await click(fake_slack, app, post, update, user=APPROVER)
-        await fake_slack.wait_for(lambda f: len(f.of("chat.update")) == 2)
+        await fake_slack.wait_for(lambda f: len(f.of("chat.update")) == 3 and len(f.of("chat.postMessage")) == 2)
         everything = str([call.args for call in fake_slack.calls])
         assert secret not in everything  # not on the card, the outcome, or the retired card
         conn = await asyncpg.connect(fresh_db)

@@ -17,6 +17,7 @@ METHOD_SCOPES = {
     "chat_postMessage": {"chat:write"},
     "chat_update": {"chat:write"},
     "chat_postEphemeral": {"chat:write"},
+    "chat_delete": {"chat:write"},  # a long turn's "Working on it…" goes when its answer is posted anew
     "files_upload_v2": {"files:write"},  # files.getUploadURLExternal + files.completeUploadExternal
     "conversations_open": {"im:write"},  # an export run as someone else's role goes to them in a DM
     "views_open": set(),  # the Edit SQL modal: no scope, only the click's trigger_id (and interactivity)

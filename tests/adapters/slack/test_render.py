@@ -80,27 +80,23 @@ def test_long_text_and_many_statements_respect_block_limits() -> None:
     assert len(shown.text) <= render.FALLBACK_LIMIT
 
 
-def test_approval_message_shows_sql_summary_preview_and_buttons() -> None:
+def test_approval_card_asks_shows_the_diff_who_may_approve_and_buttons() -> None:
     shown = render.render(approval_reply())
-    assert shown.blocks[0]["type"] == "header"
+    assert shown.blocks[0]["text"]["text"] == "Approve: UPDATE 1 row in orders?"
     texts = _texts(shown.blocks)
+    assert texts[1:3] == ["```\nid 42: status pending → cancelled\n```", "This UPDATE on orders would affect 1 row."]
     assert f"```\n{CHANGE_SQL}\n```" in texts
-    assert "Cancel order 42 (1 row)" in texts
-    assert any(t.startswith("```\nid | status") and "42 | pending" in t for t in texts)
+    assert not any("This change needs approval." in t for t in texts)  # the model's text is not on the card
+    assert not any("| status" in t for t in texts)  # the after rows are not shown a second time
     fields = [f["text"] for b in shown.blocks for f in b.get("fields", [])]
     assert "*Requested by:* <@U0USER0001>" in fields and "*Runs as:* analyst" in fields
+    # Slack approvers by mention; another platform's approver counted; an approver role said by name.
+    assert "*May approve:* <@U0APPROVER>, anyone with database role dba or 1 approver on another platform" in texts
+    assert "<@U0APPROVER>" in shown.text  # the notification text names them too
     buttons = shown.blocks[-1]["elements"]
     assert [(b["action_id"], b["value"], b.get("style")) for b in buttons] == [
         ("pgbot_approve", ACTION_ID, "primary"), ("pgbot_reject", ACTION_ID, "danger"),
     ]
-
-
-def test_decided_blocks_replace_buttons_with_who_decided() -> None:
-    blocks = render.render(approval_reply()).blocks
-    after = render.decided_blocks(blocks, note="Approved by <@U9>")
-    assert not any(b.get("block_id") == render.DECISION_BLOCK for b in after)
-    assert after[-1]["elements"][0]["text"] == "Approved by <@U9>"
-    assert after[:-1] == blocks[:-1]
 
 
 def test_working_and_error_replies() -> None:

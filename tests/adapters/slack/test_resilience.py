@@ -12,12 +12,13 @@ import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
 
+from adapters.live_line import elapsed_text
 from adapters.slack.app import NOT_HERE, build_slack_app
-from adapters.slack.progress import elapsed_text
 from bot.wiring import build_agent
 from core import Agent, Message, Reply, ReplyKind, Settings
 from core.actions import ProgressSink
@@ -34,7 +35,7 @@ from tests.adapters.slack.fake_slack import (
     slack_settings,
     thread_message,
 )
-from tests.adapters.slack.test_app import FORM, ask, bot_message, table_rows, texts
+from tests.adapters.slack.test_app import FORM, ask, bot_message, state_line, table_rows, texts
 
 
 async def test_rate_limits_and_server_errors_are_retried(fake_slack: FakeSlack, shop_agent: Agent) -> None:
@@ -185,9 +186,10 @@ class SlowDecisionDouble(ApprovalAgentDouble):
         self.release = asyncio.Event()
 
     async def decide(self, *, action_id: str, decided_by: str, approve: bool,
-                     progress: ProgressSink | None = None) -> Reply:
+                     progress: ProgressSink | None = None, **more: Any) -> Reply:
         await self.release.wait()
-        return await super().decide(action_id=action_id, decided_by=decided_by, approve=approve, progress=progress)
+        return await super().decide(action_id=action_id, decided_by=decided_by, approve=approve, progress=progress,
+                                    **more)
 
 
 async def test_clicks_are_acked_at_once_and_the_work_runs_after(fake_slack: FakeSlack) -> None:
@@ -201,10 +203,11 @@ async def test_clicks_are_acked_at_once_and_the_work_runs_after(fake_slack: Fake
     await asyncio.sleep(0.1)
     assert len(fake_slack.of("chat.update")) == 1  # the decision is still running
     double.release.set()
-    await fake_slack.wait_for(lambda f: len(f.of("chat.update")) == 2)
+    await fake_slack.wait_for(lambda f: len(f.of("chat.update")) == 3)
     assert double.decisions == [(ACTION_ID, "slack:U0APPROVER", True)]
-    assert texts(fake_slack.of("chat.update")[1].args["blocks"])[-1] == (
-        ":white_check_mark: Approved by <@U0APPROVER>"
+    assert state_line(fake_slack.of("chat.update")[1].args["blocks"]) == "⏳ Approved by <@U0APPROVER> — running"
+    assert state_line(fake_slack.of("chat.update")[2].args["blocks"]) == (
+        "✅ Applied: UPDATE 1 in 12 ms — approved by <@U0APPROVER>"
     )
 
 

@@ -25,7 +25,7 @@ from tests.adapters.slack.fake_slack import (
     slack_settings,
     thread_message,
 )
-from tests.adapters.slack.test_app import FORM, ask, bot_message, buttons, texts
+from tests.adapters.slack.test_app import FORM, ask, bot_message, buttons, state_line, texts
 from tests.helpers import ITEMS_SQL
 from tests.llm_server import ScriptedLlmServer
 
@@ -98,35 +98,35 @@ async def test_approval_click_after_a_restart_runs_once(
     fields = [f["text"] for b in blocks for f in b.get("fields", [])]
     assert "*Database:* shop" in fields and "*Requested by:* <@U0USER0001>" in fields
     assert any(f.startswith("*Runs as:*") for f in fields)
-    assert any(t.startswith("```\nid | qty") and " 7 |   0" in t for t in texts(blocks))  # the preview: rows after
+    assert "```\nid 7: qty 70 → 0\n```" in texts(blocks)  # the change: only the changed column, by row key
     (_, action_id), (_, same) = buttons(blocks)
     assert same == action_id
     message = bot_message(post, update)
 
-    # A click from someone who may not approve, on the old process: refused in the thread, buttons stay.
+    # A click from someone who may not approve, on the old process: refused to them alone, buttons stay.
     await dispatch(app, block_actions(action_id="pgbot_approve", value=action_id, message=message,
                                       user="U0STRANGER"), content_type=FORM)
-    await fake_slack.wait_for(lambda f: len(f.of("chat.postMessage")) == 2)
-    assert "cannot approve" in fake_slack.of("chat.postMessage")[1].args["text"]
+    await fake_slack.wait_for(lambda f: len(f.of("chat.postEphemeral")) == 1)
+    assert "cannot approve" in fake_slack.of("chat.postEphemeral")[0].args["text"]
     await before.aclose()
 
     # The restarted bot receives the approver's click on the buttons posted before the restart.
     restarted = build_slack_app(start_bot(), slack_settings(fake_slack))
     click = block_actions(action_id="pgbot_approve", value=action_id, message=message, user=APPROVER)
     assert (await dispatch(restarted, click, content_type=FORM)).status == 200
-    await fake_slack.wait_for(lambda f: len(f.of("chat.update")) == 2)
-    outcome = fake_slack.of("chat.postMessage")[2].args
+    await fake_slack.wait_for(lambda f: len(f.of("chat.update")) == 3 and len(f.of("chat.postMessage")) == 2)
+    outcome = fake_slack.of("chat.postMessage")[1].args
     assert outcome["thread_ts"] == post.args["thread_ts"] and "UPDATE 1" in json.dumps(outcome["blocks"])
-    retired = fake_slack.of("chat.update")[1].args
+    retired = fake_slack.of("chat.update")[2].args
     assert retired["ts"] == update.args["ts"] and buttons(retired["blocks"]) == []
-    assert texts(retired["blocks"])[-1] == f":white_check_mark: Approved by <@{APPROVER}>"
+    assert state_line(retired["blocks"]).startswith("✅ Applied: UPDATE 1 in ")
 
     # The same click delivered again (a double click, or a replica): core refuses it, nothing runs twice.
     await dispatch(restarted, click, content_type=FORM)
-    await fake_slack.wait_for(lambda f: len(f.of("chat.postMessage")) == 4)
-    assert "already approved" in fake_slack.of("chat.postMessage")[3].args["text"]
+    await fake_slack.wait_for(lambda f: len(f.of("chat.postEphemeral")) == 2)
+    assert "already approved" in fake_slack.of("chat.postEphemeral")[1].args["text"]
     await fake_slack.settle(quiet=0.2)
-    assert len(fake_slack.of("chat.update")) == 2
+    assert len(fake_slack.of("chat.update")) == 3
     conn = await asyncpg.connect(fresh_db)
     try:
         assert await conn.fetchval("SELECT qty FROM items WHERE id = 7") == 0
