@@ -17,11 +17,11 @@ from collections.abc import Awaitable, Callable
 
 from bench.common import execute_batches, machine, median, print_table, ratio, throwaway_database
 from bench.schema_gen import ddl, generate
-from core.catalog_cache import CatalogCache, catalog_fingerprint, load_catalog
 from core.config import DatabaseSettings
 from core.db.catalog import describe_table, list_tables
 from core.db.postgres import PgDatabase
-from core.schema_context import SchemaContext
+from core.prompt.catalog_cache import CatalogCache, catalog_fingerprint, load_catalog
+from core.prompt.schema_context import SchemaContext
 
 
 async def _timed(runs: int, make: Callable[[], Awaitable[object]]) -> float:

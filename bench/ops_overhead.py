@@ -20,8 +20,8 @@ from bench.common import machine, percentile, print_table
 from core.config import Settings
 from core.errors import QuotaError
 from core.messages import Message, Reply, ReplyKind
-from core.ops import Ops
-from core.quotas import QuotaPolicy, RedisQuotas
+from core.ops.hooks import Ops
+from core.ops.quotas import QuotaPolicy, RedisQuotas
 
 
 def bookkeeping(turns: int) -> tuple[float, float]:

@@ -5,7 +5,7 @@
 Baselines in the same run: the full schema in pgbot's own compact one-line-per-table format (what
 "send the whole schema" would cost at best) and ``pg_dump --schema-only``. Recall: the share of the tables a
 question needs that the prompt shows in detail (columns) and by name at least.
-Tokens are estimated as characters / 4 (see ``core.catalog_cache.estimate_tokens``).
+Tokens are estimated as characters / 4 (see ``core.prompt.catalog_cache.estimate_tokens``).
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import subprocess
 
 from bench.common import execute_batches, machine, print_table, ratio, throwaway_database
 from bench.schema_gen import QUESTIONS, ddl, generate
-from core.catalog_cache import Catalog, estimate_tokens, load_catalog
 from core.config import DatabaseSettings
 from core.db.postgres import PgDatabase
-from core.prompt import build_question_context, build_system_prompt
-from core.schema_context import DEFAULT_DETAIL_TABLES, DEFAULT_TOKENS, full_dump, render_parts
+from core.prompt.catalog_cache import Catalog, estimate_tokens, load_catalog
+from core.prompt.schema_context import DEFAULT_DETAIL_TABLES, DEFAULT_TOKENS, full_dump, render_parts
+from core.prompt.system import build_question_context, build_system_prompt
 
 
 def _detail_names(text: str) -> set[str]:

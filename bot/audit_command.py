@@ -12,7 +12,7 @@ import sys
 from rich.console import Console
 from rich.table import Table
 
-from core.audit import AuditLog, AuditRow
+from core.approvals.audit import AuditLog, AuditRow
 from core.config import Settings
 from core.db.registry import DatabaseRegistry
 from core.errors import PgbotError

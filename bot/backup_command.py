@@ -2,7 +2,7 @@
 
 Whoever holds the config file is the operator: a backup or restore asks for confirmation at the prompt (a
 restore over the original asks for the database's name to be typed) or takes ``--yes``, and is then audited
-like a chat approval (:meth:`core.approvals.Approvals.run_as_operator`). ``list`` and ``verify`` only read.
+like a chat approval (:meth:`core.approvals.decisions.Approvals.run_as_operator`). ``list`` and ``verify`` only read.
 Heavy imports stay inside the handlers so ``pgbot --help`` stays fast.
 """
 
@@ -13,7 +13,7 @@ import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from core.approvals import PendingAction
+    from core.approvals.pending import PendingAction
     from core.config import Settings
 
 
@@ -89,9 +89,9 @@ async def change_command(settings: Settings, args: argparse.Namespace) -> int:
     """create / restore: propose exactly as chat does, confirm, run once through the audited operator path."""
     import getpass
 
-    from core.approval_store import MemoryApprovalStore
-    from core.approvals import Approvals
-    from core.audit import AuditLog
+    from core.approvals.audit import AuditLog
+    from core.approvals.decisions import Approvals
+    from core.approvals.store import MemoryApprovalStore
     from core.backups.actions import propose_backup_action, propose_restore_action
     from core.db.registry import DatabaseRegistry
     from core.messages import ReplyKind

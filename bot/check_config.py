@@ -14,8 +14,8 @@ import sys
 
 from core.config import DatabaseSettings, Settings, load_settings, resolve_config_path
 from core.db.postgres import PgDatabase
+from core.diagnostics.login_check import check_login
 from core.errors import ConfigError, PgbotError
-from core.login_check import check_login
 
 
 async def check_config(*, config: str | None, strict: bool = False) -> int:
@@ -96,7 +96,7 @@ async def _check_database(name: str, settings: Settings) -> list[str]:
 
 
 async def _login_safety(db: PgDatabase, name: str, settings: Settings) -> list[str]:
-    """Ask the database what its login role can do beyond the mapped roles (core.login_check)."""
+    """Ask the database what its login role can do beyond the mapped roles (core.diagnostics.login_check)."""
     config: DatabaseSettings = settings.databases[name]
     roles = config.roles or {}
     everyone = roles.get("*")

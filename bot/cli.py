@@ -100,7 +100,7 @@ def report_failure(exc: BaseException) -> int:
     if isinstance(exc, PgbotError):
         print(f"pgbot: {exc.user_message}", file=sys.stderr)
         return EXIT_FAILED
-    from core.render import render_error
+    from core.agent.render import render_error
 
     reply = render_error(exc)
     print(f"pgbot: {reply.text} (log: {LOG_FILE})", file=sys.stderr)

@@ -2,7 +2,7 @@
 
 ``up`` and ``down`` list what will run (each statement's lock, rewrites and data-loss flags), ask
 ``Apply N migrations to 'shop'? [y/N]`` unless ``--yes``, and run each migration through
-:meth:`core.approvals.Approvals.run_as_operator`, so it is audited like a chat approval.
+:meth:`core.approvals.decisions.Approvals.run_as_operator`, so it is audited like a chat approval.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import sys
 import time
 from collections.abc import Callable
 
-from core.approval_store import MemoryApprovalStore
-from core.approvals import Approvals, PendingAction, action_hash
-from core.audit import AuditLog
+from core.approvals.audit import AuditLog
+from core.approvals.decisions import Approvals
+from core.approvals.pending import PendingAction, action_hash
+from core.approvals.store import MemoryApprovalStore
 from core.config import Settings
 from core.db.postgres import PgDatabase
 from core.db.registry import DatabaseRegistry

@@ -3,7 +3,7 @@
 /healthz says the process is alive (liveness: restart me if this fails); /readyz checks every configured
 database, the context store (Redis when configured) and the chat connection the running adapter reports
 (readiness: send me work; 503 with one line per problem, never a secret); /metrics is the agent's own
-Prometheus registry (core.metrics).
+Prometheus registry (core.ops.metrics).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import asyncio
 from aiohttp import web
 
 from core import Agent, PgbotError
-from core.metrics import CONTENT_TYPE
+from core.ops.metrics import CONTENT_TYPE
 
 CHECK_TIMEOUT_S = 5.0
 READY_PROBE_THREAD = "pgbot:readyz"

@@ -44,7 +44,7 @@ async def serve(
 ) -> int:
     """Build the agent, serve /healthz, /readyz and /metrics when configured, and run the bot until it stops.
 
-    ``chat`` names the platform whose connection /readyz waits for; its runner reports it (core.health).
+    ``chat`` names the platform whose connection /readyz waits for; its runner reports it (core.ops.health).
     SIGTERM (or SIGINT) stops it gracefully: the agent takes no new messages, the adapter stops receiving
     (Slack then delivers to another replica; ``receive_while_draining`` keeps the connection until the end,
     for adapters that cannot post without it), work in flight gets ``limits.shutdown_grace_s`` to finish or

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from core.accuracy import Accuracy
-from core.agent import Agent
-from core.approval_store import ApprovalStore, MemoryApprovalStore, RedisApprovalStore
-from core.approvals import Approvals
-from core.audit import AuditLog
+from core.agent.loop import Agent
+from core.approvals.audit import AuditLog
+from core.approvals.decisions import Approvals
+from core.approvals.store import ApprovalStore, MemoryApprovalStore, RedisApprovalStore
 from core.config import Settings
-from core.context import ContextStore, MemoryContextStore, RedisContextStore
 from core.db.registry import DatabaseRegistry
-from core.dedupe import EventLog, MemoryEventLog, RedisEventLog
-from core.feedback import AnswerLog, MemoryAnswerLog, RedisAnswerLog
 from core.llm.base import LlmClient
-from core.ops import Ops
-from core.quotas import MemoryQuotas, QuotaPolicy, Quotas, RedisQuotas
+from core.ops.hooks import Ops
+from core.ops.quotas import MemoryQuotas, QuotaPolicy, Quotas, RedisQuotas
+from core.prompt.accuracy import Accuracy
+from core.prompt.feedback import AnswerLog, MemoryAnswerLog, RedisAnswerLog
 from core.schedules import MemoryRunClaims, RedisRunClaims, RunClaims, Scheduler, Schedules
 from core.sqlguard import SqlGuard
-from core.thread_lease import LocalThreadTurns, RedisThreadTurns, ThreadTurns
+from core.threads.context import ContextStore, MemoryContextStore, RedisContextStore
+from core.threads.dedupe import EventLog, MemoryEventLog, RedisEventLog
+from core.threads.lease import LocalThreadTurns, RedisThreadTurns, ThreadTurns
 from core.tools.registry import load_tools
 
 

@@ -1,11 +1,11 @@
 """pgbot's core: the platform-independent agent. Adapters and the CLI use only what ``__all__`` lists."""
 
-from core.agent import Agent
+from core.agent.edit_actions import EditSource, editable_sql
+from core.agent.loop import Agent
+from core.agent.render import render_error
 from core.charts import can_chart
 from core.config import Settings, load_settings
-from core.context import ContextStore, MemoryContextStore, RedisContextStore
 from core.display import NULL_SHOWN, DisplayTable, context_line, display_table
-from core.edit_actions import EditSource, editable_sql
 from core.errors import (
     AccessDeniedError,
     ApprovalError,
@@ -29,8 +29,8 @@ from core.messages import (
     ScheduleChange,
 )
 from core.pretty_sql import pretty_sql
-from core.render import render_error
 from core.schedules import Destination
+from core.threads.context import ContextStore, MemoryContextStore, RedisContextStore
 from core.tools.registry import Tool, ToolContext, ToolKind, ToolOutput, tool
 
 __all__ = [

@@ -254,7 +254,7 @@ class LimitsSettings(_Section):
     export_max_bytes: int = Field(default=1 << 30, ge=1024)
     # On SIGTERM: in-flight turns get this long to finish; the rest are cancelled and their threads told.
     shutdown_grace_s: float = Field(default=20.0, ge=0, le=3600)
-    # Rate limits and cost control (core.quotas); 0 switches each one off, which is the default.
+    # Rate limits and cost control (core.ops.quotas); 0 switches each one off, which is the default.
     user_messages_per_minute: int = Field(default=0, ge=0)  # per chat user, across every channel
     channel_messages_per_minute: int = Field(default=0, ge=0)  # per channel, every user together
     daily_tokens_per_workspace: int = Field(default=0, ge=0)  # LLM tokens per UTC day per Slack/Discord workspace

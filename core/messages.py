@@ -37,7 +37,7 @@ class Message:
     # Platform groups the sender belongs to, prefixed by the adapter (``discord-role:<id>``); the roles table
     # may map them to database roles (core.permissions). Resolved per message, so role changes apply at once.
     groups: tuple[str, ...] = ()
-    # Set on an "Edit SQL" submission (core.edit_actions): ``text`` is the edited SQL of this answer, run as the
+    # Set on an "Edit SQL" submission (core.agent.edit_actions): ``text`` is the edited SQL of this answer, run as the
     # sender's role instead of being read by the model.
     edit_of: str | None = None
 

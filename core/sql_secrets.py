@@ -1,7 +1,7 @@
 """Passwords inside SQL, masked in everything shown to people or the model: cards, thread history, the audit.
 
 The statement that *runs* keeps its password: an approval hashes and executes the real text and only shows
-the masked one (:mod:`core.approvals`). Masked, anywhere in a statement:
+the masked one (:mod:`core.approvals.decisions`). Masked, anywhere in a statement:
 
 - the string after ``PASSWORD`` (``CREATE|ALTER ROLE|USER … [ENCRYPTED] PASSWORD '…'``, and ``OPTIONS
   (password '…')`` of servers and user mappings);
@@ -14,7 +14,7 @@ the rest of the text (layout, comments) is exactly what runs. Text that does not
 such as a question, is masked by patterns.
 
 Deliberate limit: a literal after the word ``password`` is masked wherever it stands, so a type named
-``password`` could hide a string from the card; the card then says that a value is masked (core.approvals).
+``password`` could hide a string from the card; the card then says that a value is masked (core.approvals.decisions).
 """
 
 from __future__ import annotations

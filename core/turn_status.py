@@ -3,7 +3,7 @@
 The agent opens a :class:`TurnStatus` per turn (its id travels on the WORKING reply as ``meta["turn"]``) and
 binds it to the turn's task; code deep in the turn names its phase with :func:`report_phase` ("reading the
 schema", "asking the model", "running the query on shop") without every signature carrying the status. A
-context variable is used because the turn runs in its own task (core.inflight): a phase set there can never
+context variable is used because the turn runs in its own task (core.threads.inflight): a phase set there can never
 leak into another turn. Adapters read :meth:`TurnStatus.wait_changed` to edit their line in place.
 """
 
@@ -15,8 +15,8 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from core.inflight import InFlight
 from core.messages import Reply, ReplyKind, new_id
+from core.threads.inflight import InFlight
 
 _current: ContextVar[TurnStatus | None] = ContextVar("pgbot_turn_status", default=None)
 

@@ -16,7 +16,7 @@ import asyncpg
 
 from bot.wiring import build_agent
 from core import Message, Reply, ReplyKind, Settings
-from core.agent import Agent
+from core.agent.loop import Agent
 
 SHOP_SQL = """
 CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, country text);

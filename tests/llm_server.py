@@ -30,7 +30,7 @@ from typing import Literal, Self
 
 from aiohttp import web
 
-from core.prompt import QUESTION_LABEL
+from core.prompt.system import QUESTION_LABEL
 from tests.services import serve_locally
 
 JsonObject = dict[str, object]
@@ -186,7 +186,7 @@ def sql_block(sql: str, *, prose: str = "") -> TextReply:
 
 def question_of(content: object) -> str:
     """A user message as the user typed it: pgbot sends a question with its context first and the question
-    last, after ``Question: `` (core.prompt); responders that key on the question use this."""
+    last, after ``Question: `` (core.prompt.system); responders that key on the question use this."""
     text = str(content or "")
     marker = "\n\n" + QUESTION_LABEL
     return text.rsplit(marker, 1)[1] if marker in text else text

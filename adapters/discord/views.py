@@ -28,7 +28,7 @@ from adapters.discord.events import PLATFORM, allowed_place, click_thread_key, m
 from adapters.discord.render import CONTENT_LIMIT, FILE_LIMIT, Attachment, render
 from adapters.text_table import cut
 from core import Agent, PgbotError, Reply, ReplyKind, ScheduleChange, can_chart
-from core.export import human_size
+from core.db.export import human_size
 from core.permissions import GroupLookup
 
 if TYPE_CHECKING:

@@ -39,7 +39,7 @@ from adapters.slack.schedules import SlackSender
 from adapters.text_table import cut
 from core import Agent, ConfigError, Message, PgbotError, Reply, ReplyKind, ScheduleChange, render_error
 from core.config import ChatSettings, SlackSettings
-from core.export import human_size
+from core.db.export import human_size
 
 log = structlog.get_logger(__name__)
 

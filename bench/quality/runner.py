@@ -23,7 +23,7 @@ from bench.quality.compare import ResultSet, matches, normalize_rows
 from bench.quality.questions import Question
 from bot.demo import load_demo
 from bot.wiring import build_agent
-from core.agent import Agent
+from core.agent.loop import Agent
 from core.config import DatabaseSettings, Settings
 from core.errors import GuardError, PgbotError
 from core.llm.base import ChatTurn, Completion, LlmClient, ToolSpec

@@ -4,7 +4,7 @@ Both need an approver, like any change (``operation="backup"`` / ``"restore"``):
 of a database into a file, and a restore creates or replaces a database. The action's ``sql`` is the command
 line that will run (no password); its ``params`` (the file, the target, ``overwrite``) are covered by the
 action hash, so none can be altered between the preview and the click. The command line (``pgbot backup``)
-confirms at the prompt instead, through :meth:`core.approvals.Approvals.run_as_operator`.
+confirms at the prompt instead, through :meth:`core.approvals.decisions.Approvals.run_as_operator`.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from core.actions import ExecutionContext, ExecutionOutcome
-from core.approvals import PendingAction, action_hash, role_label
+from core.approvals.decisions import role_label
+from core.approvals.executors import ExecutionContext, ExecutionOutcome
+from core.approvals.pending import PendingAction, action_hash
 from core.backups.create import create_backup, plan_backup
 from core.backups.inspect import database_facts
 from core.backups.manifest import human_size, plural, resolve_in_folder

@@ -257,7 +257,7 @@ class PgDatabase:
     async def _security_event(self, *, role: str | None, found: str, sql: str, what: str) -> None:
         """Log and audit (best effort: the refusal must not depend on the audit table being writable)."""
         log.warning("security_event", database=self.name, what=what, role=role, found=found[:300])
-        from core.audit import record_security_event  # core.audit imports this module
+        from core.approvals.audit import record_security_event  # core.approvals.audit imports this module
 
         try:
             await record_security_event(self, role=role, found=found, sql=sql, what=what)

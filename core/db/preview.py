@@ -26,6 +26,17 @@ from core.messages import ResultTable, rows_to_table
 if TYPE_CHECKING:
     from core.sqlguard import Classification
 
+LOCK_EFFECT = {
+    "ACCESS EXCLUSIVE": "blocks every read and write of it while the statement runs",
+    "EXCLUSIVE": "blocks writes to it while the statement runs; reads continue",
+    "SHARE ROW EXCLUSIVE": "blocks writes to it while the statement runs; reads continue",
+    "SHARE": "blocks writes to it while the statement runs; reads continue",
+    "SHARE UPDATE EXCLUSIVE": "reads and writes continue; other schema changes and VACUUM wait",
+    "ROW EXCLUSIVE": "the usual lock for writes: reads and other writes continue; changed rows are locked",
+    "ROW SHARE": "the selected rows are locked against writes; everything else continues",
+    "ACCESS SHARE": "only conflicts with ACCESS EXCLUSIVE locks",
+}
+
 SAMPLE_ROWS = 5
 BEFORE_ROWS = 50  # rows as they are now, fetched to pair with the sample by key (the sample's order is Postgres's)
 _RETURNING = {"InsertStmt", "UpdateStmt", "DeleteStmt"}  # MERGE ... RETURNING needs PostgreSQL 17

@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 import structlog
 
-from core.actions import ExecutionContext, ExecutionOutcome, executor
-from core.approvals import PendingAction
+from core.approvals.executors import ExecutionContext, ExecutionOutcome, executor
+from core.approvals.pending import PendingAction
 from core.db.postgres import SQL_TAG, PgDatabase, describe_connect_error, quote_ident, translate_pg_error
 from core.errors import DatabaseError, DatabaseUnavailableError, QueryTimeoutError
 

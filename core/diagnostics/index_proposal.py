@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from core.approvals import PendingAction, action_hash, role_label
+from core.approvals.decisions import role_label
+from core.approvals.pending import PendingAction, action_hash
 from core.db.postgres import PgDatabase, quote_ident
 from core.diagnostics.findings import number, size
 from core.diagnostics.index_build import OPERATION

@@ -40,7 +40,7 @@ class ChatTurn(BaseModel):
 
     ``read_as`` is kept in the thread's history and never sent to the model: every scope whose results the
     turn's text may draw on (a turn that switched database carries both). Empty means unknown (history
-    stored before scopes existed), which every reader treats as another person's (``core.history_scope``).
+    stored before scopes existed), which every reader treats as another person's (``core.threads.history_scope``).
     """
 
     model_config = ConfigDict(frozen=True)

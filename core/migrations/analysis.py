@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pglast import ast, enums, parse_sql, split
 from pglast.parser import ParseError
 
-from core.audit import SECRET_BEARING
+from core.approvals.audit import SECRET_BEARING
+from core.db.preview import LOCK_EFFECT
 from core.errors import GuardError
 from core.sqlguard import Classification, SqlGuard, StatementKind, must_run_outside_transaction
-from core.tools.changes import LOCK_EFFECT
 
 _AT = enums.AlterTableType
 _REWRITES = {_AT.AT_SetTableSpace: "moves the table to another tablespace, rewriting it",

@@ -15,7 +15,7 @@ import time
 
 import structlog
 
-from core.audit import AuditEvent
+from core.approvals.audit import AuditEvent
 from core.errors import PgbotError
 from core.messages import Reply, ReplyKind
 from core.schedules.claims import RunClaims

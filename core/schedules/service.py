@@ -15,11 +15,10 @@ import hashlib
 import asyncpg
 import structlog
 
-from core.audit import AuditEvent, AuditLog, AuditRecord
+from core.approvals.audit import AuditEvent, AuditLog, AuditRecord
 from core.config import Settings
 from core.db.registry import DatabaseRegistry
 from core.errors import AccessDeniedError, PgbotError, ScheduleError
-from core.explain_check import explain_first
 from core.messages import Reply, ReplyKind, ScheduleChange
 from core.permissions import Actor, may_approve, resolve_role
 from core.schedules.clock import Clock, SystemClock
@@ -28,6 +27,7 @@ from core.schedules.model import Destination, Schedule, ScheduleKind, new_schedu
 from core.schedules.store import ScheduleStore
 from core.schedules.timing import next_due, parse_when, zone_named
 from core.sqlguard import SqlGuard
+from core.tools.explain_check import explain_first
 
 log = structlog.get_logger(__name__)
 Change = ScheduleChange

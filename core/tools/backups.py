@@ -8,8 +8,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from core.actions import ExecutionContext, ExecutionOutcome, executor
-from core.approvals import PendingAction
+from core.approvals.executors import ExecutionContext, ExecutionOutcome, executor
+from core.approvals.pending import PendingAction
 from core.backups.actions import (
     BACKUP,
     RESTORE,

@@ -1,7 +1,7 @@
 """The write path: propose one change, preview it (rolled back), and pause for approval.
 
 Nothing here runs a change for real. The tool returns a :class:`PendingAction`; the agent stores it and
-shows Approve/Reject; :class:`core.approvals.Approvals` runs it once someone allowed to approves.
+shows Approve/Reject; :class:`core.approvals.decisions.Approvals` runs it once someone allowed to approves.
 """
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 
-from core.approvals import PendingAction, role_label, sql_hash
-from core.db.preview import SAMPLE_ROWS, ChangePreview, preview_change
+from core.approvals.decisions import role_label
+from core.approvals.pending import PendingAction, sql_hash
+from core.db.preview import LOCK_EFFECT, SAMPLE_ROWS, ChangePreview, preview_change
 from core.errors import (
     DatabaseError,
     DatabaseUnavailableError,
@@ -28,16 +29,6 @@ from core.undo.execute import run_undo  # noqa: F401 - registers the "undo" exec
 PREVIEW_FAILED = "The preview of this change failed, so it is not offered for approval."
 # SQLSTATE classes the model can fix by rewriting the SQL: data exceptions (22) and syntax/unknown names (42).
 _FIXABLE_CLASSES = ("22", "42")
-LOCK_EFFECT = {
-    "ACCESS EXCLUSIVE": "blocks every read and write of it while the statement runs",
-    "EXCLUSIVE": "blocks writes to it while the statement runs; reads continue",
-    "SHARE ROW EXCLUSIVE": "blocks writes to it while the statement runs; reads continue",
-    "SHARE": "blocks writes to it while the statement runs; reads continue",
-    "SHARE UPDATE EXCLUSIVE": "reads and writes continue; other schema changes and VACUUM wait",
-    "ROW EXCLUSIVE": "the usual lock for writes: reads and other writes continue; changed rows are locked",
-    "ROW SHARE": "the selected rows are locked against writes; everything else continues",
-    "ACCESS SHARE": "only conflicts with ACCESS EXCLUSIVE locks",
-}
 
 
 @tool(kind=ToolKind.WRITE)

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from core.errors import DatabaseError, GuardError, ModelHint, PermissionDeniedError, QueryTimeoutError
-from core.export import export_for
+from core.tools.exporting import export_for
 from core.tools.registry import ToolContext, ToolKind, ToolOutput, tool
 
 

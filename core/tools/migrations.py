@@ -13,8 +13,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from core.actions import ExecutionContext, ExecutionOutcome, executor
-from core.approvals import PendingAction, action_hash, new_action_id, role_label
+from core.approvals.decisions import role_label
+from core.approvals.executors import ExecutionContext, ExecutionOutcome, executor
+from core.approvals.pending import PendingAction, action_hash, new_action_id
 from core.errors import ConfigError, DatabaseError, GuardError, ModelHint, PgbotError
 from core.migrations import files, runner, store
 from core.migrations.analysis import MigrationAnalysis, analyse, is_irreversible

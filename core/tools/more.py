@@ -1,4 +1,4 @@
-"""more_tools: the model asks for the tools that are not offered on every call (core.toolsets)."""
+"""more_tools: the model asks for the tools that are not offered on every call (core.tools.toolsets)."""
 
 from __future__ import annotations
 

@@ -17,8 +17,8 @@ from core.errors import (
     QueryFailed,
     QueryTimeoutError,
 )
-from core.explain_check import explain_first, retry_hint
 from core.sqlguard import SqlGuard, StatementKind
+from core.tools.explain_check import explain_first, retry_hint
 from core.tools.format import table_for_model
 from core.tools.registry import ToolContext, ToolKind, ToolOutput, tool
 

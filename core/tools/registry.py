@@ -19,19 +19,19 @@ from typing import TYPE_CHECKING, Any, get_type_hints
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from core.actions import ActionExecutor, executor_operation
+from core.approvals.executors import ActionExecutor, executor_operation
 from core.errors import ModelHint
 from core.llm.base import ToolSpec
 from core.messages import ChartImage, ResultTable, ScheduleCard
 
 if TYPE_CHECKING:
-    from core.approvals import PendingAction
+    from core.approvals.pending import PendingAction
     from core.config import Settings
-    from core.context import ContextStore
     from core.db.postgres import PgDatabase
     from core.db.registry import DatabaseRegistry
     from core.permissions import Actor
     from core.sqlguard import SqlGuard
+    from core.threads.context import ContextStore
 
 
 class ToolKind(enum.StrEnum):
@@ -69,7 +69,7 @@ class ToolOutput:
     # Facts for the reply, not the model: an export's file (``export_path``, never shown to chat users).
     meta: dict[str, str] = field(default_factory=dict)
     schedules: tuple[ScheduleCard, ...] = ()  # schedules created or listed: the answer shows them with buttons
-    more_tools: bool = False  # from now on this turn, offer every tool (core.toolsets)
+    more_tools: bool = False  # from now on this turn, offer every tool (core.tools.toolsets)
 
 
 ToolFunc = Callable[..., Awaitable[ToolOutput]]
@@ -82,7 +82,7 @@ class Tool:
     description: str
     arguments: type[BaseModel]
     func: ToolFunc
-    always: bool = False  # offered on every call; the others only when a question needs them (core.toolsets)
+    always: bool = False  # offered on every call; the others only when a question needs them (core.tools.toolsets)
 
     def spec(self) -> ToolSpec:
         """The JSON schema the model sees, without what costs tokens and says nothing: titles, and the
@@ -170,7 +170,7 @@ class ToolRegistry:
 
     def __init__(self, tools: Iterable[Tool] = ()) -> None:
         self._tools: dict[str, Tool] = {}
-        self.executors: dict[str, ActionExecutor] = {}  # approved non-SQL work, by operation (core.actions)
+        self.executors: dict[str, ActionExecutor] = {}  # approved non-SQL work, by operation (core.approvals.executors)
         self._specs: tuple[ToolSpec, ...] | None = None  # built once: pydantic schema generation is per-turn hot
         for t in tools:
             self.add(t)

@@ -1,6 +1,6 @@
 """An approved undo runs: the kept rows put back, as the original change's role, in one transaction.
 
-Registered as the executor of the ``undo`` operation (core.actions), so :class:`core.approvals.Approvals`
+Registered as the executor of the ``undo`` operation (core.approvals.executors), so :class:`core.approvals.decisions.Approvals`
 has already checked the approver, the hash (which pins the kept rows through ``UndoRecord.digest``) and
 the claim. Here: the rows are still the ones shown, the change was not undone meanwhile and its undo has
 not expired; ``pgbot.undo`` records the undo in the same transaction, so one change is undone at most once.
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from core.actions import ExecutionContext, ExecutionOutcome, executor
+from core.approvals.executors import ExecutionContext, ExecutionOutcome, executor
 from core.errors import PgbotError
 from core.undo import store
 from core.undo.inverse import Applied, apply
@@ -21,7 +21,7 @@ from core.undo.keep import UNDO_OPERATION
 from core.undo.request import skipped_lines, why_not_now
 
 if TYPE_CHECKING:
-    from core.approvals import PendingAction
+    from core.approvals.pending import PendingAction
 
 
 @executor(UNDO_OPERATION)

@@ -1,6 +1,6 @@
 """The approvals side of undo: run an approved change keeping its rows, save them with it, say so after.
 
-:mod:`core.approvals` calls only this module: :func:`prepare_undo` before the change's transaction (the
+:mod:`core.approvals.decisions` calls only this module: :func:`prepare_undo` before the change's transaction (the
 table ``pgbot.undo`` is created as the login role, outside it), then ``run`` and ``save`` inside it.
 """
 
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import asyncpg
 import structlog
 
-from core.actions import SQL_OPERATION
+from core.approvals.pending import SQL_OPERATION
 from core.config import UndoSettings
 from core.db.postgres import SQL_TAG, PgDatabase
 from core.errors import PgbotError
@@ -21,7 +21,7 @@ from core.undo import store
 from core.undo.capture import Captured, run_change
 
 if TYPE_CHECKING:
-    from core.approvals import PendingAction
+    from core.approvals.pending import PendingAction
 
 log = structlog.get_logger(__name__)
 

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from core.approvals import PendingAction, action_hash, new_action_id, role_label, when
-from core.audit import AuditLog
+from core.approvals.audit import AuditLog
+from core.approvals.decisions import role_label, when
+from core.approvals.pending import PendingAction, action_hash, new_action_id
 from core.db.postgres import PgDatabase
 from core.errors import GuardError, PgbotError
 from core.messages import Reply, ReplyKind, ResultTable
@@ -33,7 +34,7 @@ from core.undo.keep import REQUESTER_ROLE, UNDO_OPERATION
 from core.undo.store import UndoRecord
 
 if TYPE_CHECKING:
-    from core.agent import Agent
+    from core.agent.loop import Agent
     from core.tools.registry import ToolContext
 
 _ID_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")

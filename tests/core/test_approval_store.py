@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from core.approval_store import (
+from core.approvals.store import (
     ActionStatus,
     ApprovalStore,
     ApprovalStoreUnavailableError,

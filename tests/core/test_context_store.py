@@ -9,9 +9,15 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from core.context import ContextStore, ContextUnavailableError, MemoryContextStore, RedisContextStore, trim_history
-from core.history_scope import withheld_marker
 from core.llm.base import ChatTurn, ReadScope, ToolCall
+from core.threads.context import (
+    ContextStore,
+    ContextUnavailableError,
+    MemoryContextStore,
+    RedisContextStore,
+    trim_history,
+)
+from core.threads.history_scope import withheld_marker
 from tests.services import delete_keys
 
 DBA = ReadScope(database="shop", role="dba")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core.examples import rank, render, similarity, words
-from core.feedback import Example
+from core.prompt.examples import rank, render, similarity, words
+from core.prompt.feedback import Example
 
 PAIRS = [
     Example("How many orders shipped last month?", "SELECT count(*) FROM orders WHERE status = 'shipped'", 1),

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from core.history_scope import WITHHELD_ARGUMENT, is_own, mask_sql, visible_history, who, withheld_marker
 from core.llm.base import ChatTurn, ReadScope, ToolCall
+from core.threads.history_scope import WITHHELD_ARGUMENT, is_own, mask_sql, visible_history, who, withheld_marker
 
 DBA = ReadScope(database="hr", role="dba")
 READER = ReadScope(database="hr", role="readonly")

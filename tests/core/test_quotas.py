@@ -13,7 +13,7 @@ from redis import asyncio as aioredis
 
 from core import Message
 from core.errors import QuotaError
-from core.quotas import MemoryQuotas, QuotaPolicy, Quotas, RedisQuotas
+from core.ops.quotas import MemoryQuotas, QuotaPolicy, Quotas, RedisQuotas
 
 START = dt.datetime(2026, 11, 29, 21, 0, tzinfo=dt.UTC).timestamp()  # three hours before midnight UTC
 

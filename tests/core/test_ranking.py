@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.ranking import TableDoc, TableIndex, stem, terms, words
+from core.prompt.ranking import TableDoc, TableIndex, stem, terms, words
 
 
 def test_identifiers_split_like_people_write_them() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.relative_dates import find_phrases
+from core.prompt.relative_dates import find_phrases
 
 
 @pytest.mark.parametrize(

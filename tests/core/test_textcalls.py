@@ -1,5 +1,5 @@
 """Pure parsing of what small models write instead of tool calls (core.llm.textcalls) and of which numbers
-an answer may state (core.grounding). Whole turns over HTTP are in tests/scenarios/test_endpoint_shapes.py
+an answer may state (core.agent.grounding). Whole turns over HTTP are in tests/scenarios/test_endpoint_shapes.py
 and test_model_robustness.py."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from core.grounding import repeats_earlier_sql, unbacked_numbers
+from core.agent.grounding import repeats_earlier_sql, unbacked_numbers
 from core.llm.base import ToolCall
 from core.llm.textcalls import (
     cut_imitation,

@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from core.errors import BusyError
-from core.thread_lease import LocalThreadTurns, RedisThreadTurns, ThreadTurns, TurnTicket
+from core.threads.lease import LocalThreadTurns, RedisThreadTurns, ThreadTurns, TurnTicket
 from tests.helpers import wait_until
 from tests.services import delete_keys
 

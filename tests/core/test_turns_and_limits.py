@@ -7,8 +7,8 @@ import asyncio
 import pytest
 
 from core.errors import BusyError
-from core.limits import TurnLimiter
-from core.turns import ThreadLocks
+from core.threads.limits import TurnLimiter
+from core.threads.turns import ThreadLocks
 
 
 async def test_a_thread_runs_in_arrival_order_and_threads_overlap() -> None:

@@ -216,7 +216,7 @@ async def test_compose_init_sql_makes_a_login_check_config_calls_safe(fresh_db: 
     membership, every mapped role reachable, "*" read-only; and the mapped roles really read and write."""
     import asyncpg
 
-    from core.login_check import login_report
+    from core.diagnostics.login_check import login_report
 
     settings = load_settings(ROOT / "deploy" / "pgbot.toml")
     roles = settings.databases["shop"].roles or {}

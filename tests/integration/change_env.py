@@ -18,8 +18,8 @@ import redis.asyncio as aioredis
 
 from bot.wiring import build_agent
 from core import Settings
-from core.agent import Agent
-from core.approval_store import RedisApprovalStore
+from core.agent.loop import Agent
+from core.approvals.store import RedisApprovalStore
 from tests.helpers import settings_for
 from tests.services import delete_keys
 

@@ -11,7 +11,7 @@ import asyncpg
 import pytest
 
 from bot.wiring import build_agent
-from core.agent import Agent
+from core.agent.loop import Agent
 from core.config import Settings
 from tests.integration.change_env import ChangeEnv, change_env_fixture  # noqa: F401 - fixture
 

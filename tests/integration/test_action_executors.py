@@ -1,4 +1,4 @@
-"""Approved work that is not one SQL statement (core.actions): same rules, exactly once, audited, tamper-proof."""
+"""Approved work that is not one SQL statement (core.approvals.executors): same rules, exactly once, audited, tamper-proof."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from core import ReplyKind
-from core.actions import ExecutionContext, ExecutionOutcome, executor, executor_operation
-from core.approvals import Approvals, PendingAction, action_hash, sql_hash
-from core.audit import AuditLog
+from core.approvals.audit import AuditLog
+from core.approvals.decisions import Approvals
+from core.approvals.executors import ExecutionContext, ExecutionOutcome, executor, executor_operation
+from core.approvals.pending import PendingAction, action_hash, sql_hash
 from core.errors import PgbotError
 from core.tools.registry import ToolRegistry
 from tests.integration.change_env import ANALYST, DBA, ChangeEnv, change_env_fixture  # noqa: F401 - fixture
@@ -126,7 +127,7 @@ async def test_the_operator_path_runs_and_audits_without_an_approver(change_env:
 
 
 async def test_approved_work_runs_under_the_change_timeout_not_the_question_timeout(change_env: ChangeEnv) -> None:
-    from core.approvals import run_outside_transaction
+    from core.approvals.decisions import run_outside_transaction
     from core.errors import QueryTimeoutError
 
     slow = "DO $$ BEGIN PERFORM pg_sleep(0.4); END $$"

@@ -17,10 +17,11 @@ import redis.asyncio as aioredis
 
 from bot.audit_command import audit_main, format_rows, parse_since
 from core import Reply, ReplyKind
-from core.agent import Agent
-from core.approval_store import ActionStatus
-from core.approvals import Approvals, PendingAction, sql_hash
-from core.audit import AuditLog, redact_sql
+from core.agent.loop import Agent
+from core.approvals.audit import AuditLog, redact_sql
+from core.approvals.decisions import Approvals
+from core.approvals.pending import PendingAction, sql_hash
+from core.approvals.store import ActionStatus
 from core.errors import PgbotError
 from core.llm.base import ReadScope
 from tests import llm_server as llm

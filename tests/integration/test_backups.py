@@ -12,7 +12,7 @@ import pytest
 
 from bot.wiring import build_agent
 from core import Reply, ReplyKind
-from core.agent import Agent
+from core.agent.loop import Agent
 from core.backups.actions import propose_backup_action, propose_restore_action
 from core.backups.conninfo import database_name
 from core.backups.manifest import list_folder, manifest_path, read_manifest

@@ -10,7 +10,7 @@ import asyncpg
 
 from bot.wiring import build_agent
 from core import ReplyKind
-from core.agent import Agent
+from core.agent.loop import Agent
 from tests.helpers import final_reply, message, settings_for
 
 

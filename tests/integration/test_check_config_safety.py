@@ -83,7 +83,7 @@ async def test_a_login_that_is_a_member_of_a_stronger_role_is_named(
     tmp_path: Path, fresh_db: str, pg_admin_dsn: str
 ) -> None:
     """A non-superuser login that may become a role no one is mapped to and that writes, and "*" mapped to a
-    role that writes: the database itself says so (core.login_check)."""
+    role that writes: the database itself says so (core.diagnostics.login_check)."""
     conn = await asyncpg.connect(fresh_db)
     try:
         await conn.execute("CREATE TABLE salaries (who text, amount int)")

@@ -14,7 +14,7 @@ import pytest
 
 from bot.wiring import build_agent
 from core import PgbotError, Reply, ReplyKind
-from core.agent import Agent
+from core.agent.loop import Agent
 from core.llm.base import ReadScope
 from tests import llm_server as llm
 from tests.helpers import final_reply, message

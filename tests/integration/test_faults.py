@@ -15,7 +15,7 @@ import asyncpg
 
 from bot.wiring import build_agent
 from core import Reply, ReplyKind
-from core.agent import Agent
+from core.agent.loop import Agent
 from core.messages import Message
 from tests import llm_server as llm
 from tests.helpers import final_reply, load_shop, message, settings_for

@@ -14,10 +14,10 @@ import pytest
 
 from bot.wiring import build_agent
 from core import ReplyKind
-from core.catalog_cache import CatalogCache, estimate_tokens
 from core.config import DatabaseSettings
 from core.db.postgres import PgDatabase
-from core.schema_context import SchemaContext
+from core.prompt.catalog_cache import CatalogCache, estimate_tokens
+from core.prompt.schema_context import SchemaContext
 from tests import llm_server as llm
 from tests.helpers import final_reply, message, settings_for
 from tests.services import throwaway_database

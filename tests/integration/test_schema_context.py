@@ -8,10 +8,10 @@ from typing import TypeVar
 
 import asyncpg
 
-from core.catalog_cache import CatalogCache, estimate_tokens, load_catalog
 from core.config import DatabaseSettings
 from core.db.postgres import PgDatabase, QueryLimits
-from core.schema_context import SchemaContext, render_context, render_parts
+from core.prompt.catalog_cache import CatalogCache, estimate_tokens, load_catalog
+from core.prompt.schema_context import SchemaContext, render_context, render_parts
 from tests.core.schema_fixture import QUESTIONS, ddl
 
 T = TypeVar("T")

@@ -8,7 +8,7 @@ import asyncpg
 
 from core.config import DatabaseSettings
 from core.db.postgres import PgDatabase
-from core.server_facts import ServerFacts
+from core.db.server_facts import ServerFacts
 
 
 async def test_facts_are_cached_and_the_clock_follows_the_server_zone(fresh_db: str) -> None:

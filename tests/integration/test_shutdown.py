@@ -20,8 +20,8 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from bot.wiring import build_agent
-from core.agent import ABANDONED
-from core.inflight import RESTARTING
+from core.agent.loop import ABANDONED
+from core.threads.inflight import RESTARTING
 from tests.adapters.slack.fake_slack import (
     BOT_USER_ID,
     SIGNING_SECRET,

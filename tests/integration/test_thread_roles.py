@@ -18,8 +18,8 @@ import pytest
 
 from bot.wiring import build_agent
 from core import Reply, ReplyKind, Settings
-from core.agent import Agent
-from core.context import MemoryContextStore
+from core.agent.loop import Agent
+from core.threads.context import MemoryContextStore
 from tests import llm_server as llm
 from tests.helpers import final_reply, message
 from tests.integration.change_env import ANALYST, DBA, ChangeEnv, change_env_fixture  # noqa: F401 - fixture
@@ -53,7 +53,7 @@ async def make_agent(request: pytest.FixtureRequest, env: ChangeEnv,
     def make(settings: Settings | None = None) -> Agent:
         settings = settings or env.settings(llm_url=llm_server.base_url)
         # What is under test is what reaches the model, not whether an answer's numbers are grounded
-        # (core.grounding would send these scripted one-line answers back for another try).
+        # (core.agent.grounding would send these scripted one-line answers back for another try).
         settings = settings.model_copy(update={"accuracy": settings.accuracy.model_copy(
             update={"grounded_answers": False})})
         store = MemoryContextStore() if request.param == "memory" else None

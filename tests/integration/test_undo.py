@@ -10,7 +10,7 @@ import asyncio
 import asyncpg
 
 from core import Reply, ReplyKind
-from core.agent import Agent
+from core.agent.loop import Agent
 from core.config import UndoSettings
 from tests.helpers import final_reply, message
 from tests.integration.change_env import ANALYST, DBA, LEAD, OTHER, ChangeEnv, change_env_fixture  # noqa: F401 - fixture

@@ -10,7 +10,7 @@ import pytest
 from bot.demo import load_demo
 from core.config import DatabaseSettings
 from core.db.postgres import PgDatabase
-from core.value_hints import ValueHints
+from core.prompt.value_hints import ValueHints
 from tests.services import throwaway_role
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from bot.wiring import build_agent
 from core import ReplyKind, Settings
-from core.accuracy import UNVERIFIED_NOTE
+from core.prompt.accuracy import UNVERIFIED_NOTE
 from tests import llm_server as llm
 from tests.helpers import final_reply, load_shop, message, settings_for
 

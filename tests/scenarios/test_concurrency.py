@@ -9,7 +9,7 @@ from collections import defaultdict
 
 from bot.wiring import build_agent
 from core import Reply, ReplyKind
-from core.agent import Agent
+from core.agent.loop import Agent
 from core.messages import Message
 from tests import llm_server as llm
 from tests.helpers import message, settings_for

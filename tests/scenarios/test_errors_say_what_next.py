@@ -69,8 +69,8 @@ async def test_an_unreachable_database_hides_its_host() -> None:
 
 
 def test_addresses_are_taken_out_of_any_error_text() -> None:
+    from core.agent.render import render_error
     from core.errors import DatabaseUnavailableError, LlmAuthError, LlmError
-    from core.render import render_error
 
     cases = {
         LlmError("Model 'm' not found at the endpoint llm.corp.internal/v1/chat/completions (HTTP 404)."):

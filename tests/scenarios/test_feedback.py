@@ -199,7 +199,8 @@ async def test_examples_naming_tables_a_role_cannot_read_stay_out_of_its_prompt(
 
 
 def test_only_reads_compares_names_as_the_guard_spells_them() -> None:
-    from core.examples import only_reads, readable_names
+    from core.prompt.catalog_cache import readable_names
+    from core.prompt.examples import only_reads
 
     readable = readable_names([("public", "orders"), ("sales", "Order Lines")])
     assert only_reads("SELECT * FROM orders o JOIN public.orders p USING (id)", readable)

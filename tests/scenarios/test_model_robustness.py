@@ -10,8 +10,8 @@ import pytest
 
 from bot.wiring import build_agent
 from core import Reply, ReplyKind
-from core.agent import Agent
-from core.grounding import NUDGES, Problem
+from core.agent.grounding import NUDGES, Problem
+from core.agent.loop import Agent
 from core.llm.base import ReadScope
 from tests import llm_server as llm
 from tests.helpers import final_reply, load_shop, message, settings_for

@@ -136,7 +136,7 @@ async def test_a_model_that_wants_max_completion_tokens_gets_it(
     await load_shop(fresh_db)
     refusal = ("Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' "
                "instead.")
-    # No numbers in the answers: nothing for core.grounding to send back.
+    # No numbers in the answers: nothing for core.agent.grounding to send back.
     llm_server.script(llm.error(400, refusal), llm.text("Plenty of orders."), llm.text("Still plenty."))
     agent = build_agent(settings(fresh_db, llm_server.base_url, max_tokens=200, tool_mode="auto"))
     try:
@@ -157,7 +157,7 @@ async def test_management_tools_only_when_the_question_the_thread_or_the_model_a
 ) -> None:
     await load_shop(fresh_db)
     llm_server.script(
-        llm.text("Many orders."),  # 0: a read question (no numbers: nothing for core.grounding to send back)
+        llm.text("Many orders."),  # 0: a read question (no numbers: nothing for core.agent.grounding to send back)
         llm.text("It is slow because …"),  # 1: a diagnostics question
         llm.tool_call("more_tools", {"anything": "extra"}),  # 2: bad arguments: a hint, no switch
         llm.tool_call("more_tools"),  # 3: the model asks for more

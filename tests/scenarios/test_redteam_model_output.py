@@ -15,8 +15,8 @@ import sys
 
 from bot.wiring import build_agent
 from core import ReplyKind
-from core.history_scope import visible_history
 from core.llm.base import ChatTurn, ReadScope, ToolCall
+from core.threads.history_scope import visible_history
 from tests import llm_server as llm
 from tests.helpers import REPO_ROOT, final_reply, load_shop, message, settings_for
 

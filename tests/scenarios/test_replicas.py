@@ -16,9 +16,9 @@ import redis.asyncio as aioredis
 
 from bot.wiring import build_agent
 from core import Reply, ReplyKind
-from core.agent import Agent
-from core.inflight import LEASE_LOST, NOT_TAKEN, RESTARTING
+from core.agent.loop import Agent
 from core.messages import Message
+from core.threads.inflight import LEASE_LOST, NOT_TAKEN, RESTARTING
 from tests import llm_server as llm
 from tests.helpers import active_queries, message, settings_for
 from tests.services import delete_keys

@@ -10,7 +10,7 @@ import uuid
 import redis.asyncio as aioredis
 
 from core import ReplyKind
-from core.approvals import sql_hash
+from core.approvals.pending import sql_hash
 from tests import llm_server as llm
 from tests.helpers import final_reply, message
 from tests.integration.change_env import ChangeEnv, change_env_fixture  # noqa: F401 - fixture

@@ -8,9 +8,9 @@ from typing import Any
 
 import asyncpg
 
-from core.approval_store import RedisApprovalStore
-from core.approvals import Approvals
-from core.audit import AuditLog
+from core.approvals.audit import AuditLog
+from core.approvals.decisions import Approvals
+from core.approvals.store import RedisApprovalStore
 from tests import llm_server as llm
 from tests.adapters.discord.conftest import AgentFactory, ClientFactory
 from tests.adapters.discord.fake_discord import (

@@ -23,7 +23,7 @@ import pytest
 from adapters.discord.runner import run_discord
 from bot.wiring import build_agent
 from core.config import DiscordSettings
-from core.inflight import NOT_TAKEN, RESTARTING
+from core.threads.inflight import NOT_TAKEN, RESTARTING
 from tests.adapters.discord.fake_discord import BOT_ID, BOT_USER, CHANNEL_ID, FakeDiscord, RestCall, message_create
 from tests.helpers import active_queries, pgbot_process, settings_for
 from tests.integration.test_shutdown import forget, wait_active

@@ -14,10 +14,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from core import ApprovalPrompt, Message, Reply, ReplyKind, ResultTable, Settings
-from core.actions import ProgressSink
-from core.approvals import Started
+from core.approvals.decisions import Started
+from core.approvals.executors import ProgressSink
 from core.card_state import Approvers, CardState, CardStatus
-from core.health import Health
+from core.ops.health import Health
 from core.permissions import GroupLookup
 
 ACTION_ID = "a1b2c3d4e5f6"

@@ -21,7 +21,7 @@ from adapters.live_line import elapsed_text
 from adapters.slack.app import NOT_HERE, build_slack_app
 from bot.wiring import build_agent
 from core import Agent, Message, Reply, ReplyKind, Settings
-from core.actions import ProgressSink
+from core.approvals.executors import ProgressSink
 from tests.adapters.slack.agent_double import ACTION_ID, ApprovalAgentDouble
 from tests.adapters.slack.fake_slack import (
     BOT_USER_ID,

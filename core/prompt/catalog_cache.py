@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from core.ranking import TableDoc, TableIndex
+from core.prompt.ranking import TableDoc, TableIndex
+from core.sqlguard import qualified_name
 
 if TYPE_CHECKING:
     from core.db.postgres import PgDatabase
@@ -131,7 +132,7 @@ class Catalog:
     position: dict[int, int] = field(default_factory=dict)  # oid → index in ``tables`` (and in ``index.docs``)
     whole: dict[int, str | None] = field(default_factory=dict)  # budget → the whole schema text, None: too big
     names: dict[int, tuple[str, frozenset[int]]] = field(default_factory=dict)  # budget → stable catalog, oids named
-    readable: frozenset[str] | None = None  # every table's spellings, built once (core.examples.readable_names)
+    readable: frozenset[str] | None = None  # every table's spellings, built once (readable_names)
 
     def neighbours(self, oid: int) -> set[int]:
         """Tables one foreign key away, in either direction."""
@@ -412,3 +413,15 @@ def estimate_tokens(text: str) -> int:
     with it (prompt vs full dump) are ratios of similar text, where the constant cancels out.
     """
     return math.ceil(len(text) / 4)
+
+
+def readable_names(tables: Sequence[tuple[str, str]]) -> frozenset[str]:
+    """``schema.table`` and bare ``table`` for each (schema, table) a role can read, spelt as the guard does.
+
+    A bare name counts as readable when the role can read a table of that name in some schema; Postgres
+    then resolves it through the search path, which is still only tables the role may see or an error."""
+    names: set[str] = set()
+    for schema, name in tables:
+        names.add(qualified_name(schema, name))
+        names.add(qualified_name(name))
+    return frozenset(names)

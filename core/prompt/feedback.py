@@ -5,7 +5,7 @@
   A vote arrives later, from a button click or ``/good``/``/bad``, with nothing but the answer id.
 * :class:`FeedbackStore` writes votes into ``pgbot.feedback`` in the answered database itself, created on
   first use by the bot's login role (never the user's role: people need no privileges on pgbot's schema),
-  and reads back the pairs the team marked right, which :mod:`core.examples` ranks for the prompt.
+  and reads back the pairs the team marked right, which :mod:`core.prompt.examples` ranks for the prompt.
 """
 
 from __future__ import annotations

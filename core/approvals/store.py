@@ -1,6 +1,6 @@
 """Where pending changes and their decisions live between "proposed" and "decided".
 
-The store keeps two things per action: the action itself (opaque JSON written by :mod:`core.approvals`) and
+The store keeps two things per action: the action itself (opaque JSON written by :mod:`core.approvals.decisions`) and
 at most one :class:`Decision`. :meth:`ApprovalStore.claim` records the decision only if none exists yet, in
 one atomic step (a Lua script in Redis, a lock in memory), so exactly one click wins even when people click
 together, double-click, or two bot replicas receive the click. The decision outlives the action, so later

@@ -15,17 +15,17 @@ from typing import TYPE_CHECKING
 import structlog
 
 from core.errors import QuotaError
-from core.health import Health
-from core.llm.metered import MeteredLlm
 from core.messages import Message, Reply, ReplyKind, new_id
-from core.metrics import OTHER_ERROR, Metrics, PoolUsage, TurnLoad
-from core.quotas import MemoryQuotas, QuotaPolicy, Quotas, workspace_key
+from core.ops.health import Health
+from core.ops.metered import MeteredLlm
+from core.ops.metrics import OTHER_ERROR, Metrics, PoolUsage, TurnLoad
+from core.ops.quotas import MemoryQuotas, QuotaPolicy, Quotas, workspace_key
 
 if TYPE_CHECKING:
     from core.config import Settings
     from core.db.registry import DatabaseRegistry
-    from core.limits import TurnLimiter
     from core.llm.base import LlmClient
+    from core.threads.limits import TurnLimiter
 
 REQUEST_ID = "request_id"
 
@@ -59,7 +59,7 @@ class Ops:
         self.metrics = metrics or Metrics()
         self.quotas: Quotas = quotas or MemoryQuotas(QuotaPolicy.from_settings(settings.limits))
         self.health = Health()
-        self.max_tokens = settings.llm.max_tokens  # for the "stopped at max_tokens" error (core.llm.metered)
+        self.max_tokens = settings.llm.max_tokens  # for the "stopped at max_tokens" error (core.ops.metered)
 
     def watch(self, *, databases: DatabaseRegistry, limiter: TurnLimiter) -> None:
         """Expose pool usage and turn load as gauges, read when /metrics is scraped."""

@@ -11,10 +11,10 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from core.errors import PgbotError
-from core.feedback import Example
-from core.ranking import stem
-from core.ranking import words as split_words
-from core.sqlguard import SqlGuard, qualified_name
+from core.prompt.feedback import Example
+from core.prompt.ranking import stem
+from core.prompt.ranking import words as split_words
+from core.sqlguard import SqlGuard
 
 MIN_SCORE = 0.2
 MAX_EXAMPLE_CHARS = 1500  # one example's SQL, so a huge query cannot crowd out the schema
@@ -76,18 +76,6 @@ def rank(question: str, candidates: Sequence[Example], *, limit: int, min_score:
         if only_reads(ranked.example.sql, readable):
             allowed.append(ranked)
     return allowed
-
-
-def readable_names(tables: Sequence[tuple[str, str]]) -> frozenset[str]:
-    """``schema.table`` and bare ``table`` for each (schema, table) a role can read, spelt as the guard does.
-
-    A bare name counts as readable when the role can read a table of that name in some schema; Postgres
-    then resolves it through the search path, which is still only tables the role may see or an error."""
-    names: set[str] = set()
-    for schema, name in tables:
-        names.add(qualified_name(schema, name))
-        names.add(qualified_name(name))
-    return frozenset(names)
 
 
 def only_reads(sql: str, readable: Collection[str]) -> bool:

@@ -34,8 +34,8 @@ import structlog
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from core.context import ContextUnavailableError
-from core.turns import ThreadLocks, Ticket
+from core.threads.context import ContextUnavailableError
+from core.threads.turns import ThreadLocks, Ticket
 
 log = structlog.get_logger(__name__)
 
@@ -95,7 +95,7 @@ class _LocalTicket:
 
 
 class LocalThreadTurns:
-    """In-process lines (:class:`core.turns.ThreadLocks`); leases cannot be lost in one process."""
+    """In-process lines (:class:`core.threads.turns.ThreadLocks`); leases cannot be lost in one process."""
 
     def __init__(self, *, max_waiting: int | None = None) -> None:
         self.locks = ThreadLocks(max_waiting=max_waiting)

@@ -5,11 +5,11 @@ Small schemas (everything fits the token budget) are shown whole. Bigger ones ge
    not fit, cut with a count; the same text for every question, so it goes in the prompt's stable part,
    which servers can reuse from one question to the next (``SchemaParts.stable``);
 2. with the question (``SchemaParts.question``): full detail (columns with types, keys, short comments,
-   foreign-key neighbours) of the tables the question most likely needs, ranked by :mod:`core.ranking`,
+   foreign-key neighbours) of the tables the question most likely needs, ranked by :mod:`core.prompt.ranking`,
    then widened along foreign keys, because the table a question names is rarely the only one its SQL
    joins; and the names of other likely tables the catalog had to leave out. ``list_tables`` and
    ``describe_table`` look up the rest.
-The catalog itself comes from :class:`core.catalog_cache.CatalogCache` (set-based, cached, DDL-aware).
+The catalog itself comes from :class:`core.prompt.catalog_cache.CatalogCache` (set-based, cached, DDL-aware).
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from core.catalog_cache import Catalog, CatalogCache, Table, estimate_tokens
-from core.examples import readable_names
-from core.ranking import terms
+from core.prompt.catalog_cache import Catalog, CatalogCache, Table, estimate_tokens, readable_names
+from core.prompt.ranking import terms
 
 if TYPE_CHECKING:
     from core.db.postgres import PgDatabase

@@ -1,7 +1,7 @@
 """Per-thread conversation state: history sent back to the model and the thread's chosen database.
 
 History is read for someone: ``history(thread, viewer=scope)`` returns the turns as that database and role
-may see them (:mod:`core.history_scope`): another role's results never come back out of the store.
+may see them (:mod:`core.threads.history_scope`): another role's results never come back out of the store.
 Two implementations pass the same test suite: :class:`RedisContextStore` (shared by every bot replica, TTL
 on every key) and :class:`MemoryContextStore` (the terminal, when no Redis URL is configured).
 """
@@ -17,9 +17,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from core.errors import PgbotError
-from core.history_scope import StoredHistory, visible_history
 from core.llm.base import ChatTurn, ReadScope
 from core.sql_secrets import mask_sql, mask_text
+from core.threads.history_scope import StoredHistory, visible_history
 
 
 class ContextUnavailableError(PgbotError):

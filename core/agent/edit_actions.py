@@ -10,7 +10,7 @@ thread's order, limits and error policy like any message. What it runs is decide
   with the usual approval card. Several statements, forbidden ones, empty or oversized text are refused.
 * The thread keeps both versions: history gets "edited SQL of answer X: …" and the result, tagged with the
   editor's read scope, so a follow-up question builds on the edited result and another role's turn sees
-  it withheld like any result (core.history_scope).
+  it withheld like any result (core.threads.history_scope).
 
 Submitting the same edit twice runs it twice: a read is answered twice, a change is proposed twice (two cards,
 each decided on its own), exactly as two ``/sql`` messages would be.
@@ -24,17 +24,17 @@ from typing import TYPE_CHECKING
 import structlog
 
 from core.errors import GuardError, ModelHint, PgbotError
-from core.feedback import AnswerRecord
 from core.llm.base import ChatTurn, ReadScope
 from core.messages import Message, Reply, ReplyKind, new_id
 from core.permissions import resolve_role
 from core.pretty_sql import pretty_sql
+from core.prompt.feedback import AnswerRecord
 from core.sqlguard import StatementKind
 from core.tools.format import table_for_model
 from core.tools.registry import ToolContext
 
 if TYPE_CHECKING:
-    from core.agent import Agent
+    from core.agent.loop import Agent
 
 log = structlog.get_logger(__name__)
 

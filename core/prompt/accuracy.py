@@ -3,7 +3,7 @@
 Before the model is called, :meth:`Accuracy.prepare` builds the prompt: a system message that is the same
 for every question (rules, the PostgreSQL version, the schema's stable part) and the question's own
 context (the database's clock, resolved relative dates, value hints for the tables in play, and examples
-the team marked right), sent with the question (see core.prompt for why in that order). After it
+the team marked right), sent with the question (see core.prompt.system for why in that order). After it
 answered, :meth:`Accuracy.finish_answer` adds the notes people need to trust it (the dates used, or that no
 query backs the numbers) and :meth:`Accuracy.remember` keeps what was asked and run for a later 👍/👎.
 The optional parts never fail a turn: a problem is logged and the prompt goes without that part.
@@ -21,17 +21,17 @@ import structlog
 from core.config import AccuracySettings, Settings
 from core.db.postgres import PgDatabase
 from core.db.registry import DatabaseRegistry
+from core.db.server_facts import ServerFacts
 from core.errors import DatabaseError, PgbotError
-from core.examples import RankedExample, rank, render
-from core.feedback import AnswerLog, AnswerRecord, FeedbackStore, MemoryAnswerLog
 from core.llm.base import ChatTurn
 from core.messages import Reply, ReplyKind
 from core.permissions import resolve_role
-from core.prompt import build_question_context, build_system_prompt, question_message
-from core.relative_dates import ResolvedDates, resolve_dates
-from core.schema_context import SchemaParts
-from core.server_facts import ServerFacts
-from core.value_hints import ValueHints
+from core.prompt.examples import RankedExample, rank, render
+from core.prompt.feedback import AnswerLog, AnswerRecord, FeedbackStore, MemoryAnswerLog
+from core.prompt.relative_dates import ResolvedDates, resolve_dates
+from core.prompt.schema_context import SchemaParts
+from core.prompt.system import build_question_context, build_system_prompt, question_message
+from core.prompt.value_hints import ValueHints
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -76,7 +76,7 @@ class Accuracy:
         clarify_tool: bool = True, readable: Collection[str] | None = None, more_tools: bool = False,
     ) -> TurnPrompt:
         """``readable``: the tables the asking role can read; examples naming others are left out;
-        ``more_tools``: whether the more_tools tool is offered (core.toolsets)."""
+        ``more_tools``: whether the more_tools tool is offered (core.tools.toolsets)."""
         cfg = self.config
         facts = await self.facts.get(db)
         dates = await self._optional("relative_dates", db, resolve_dates(db, role=role, question=question)) \

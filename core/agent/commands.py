@@ -6,11 +6,11 @@ import shlex
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from core.chart_actions import chart_command
-from core.diagnostics.commands import HELP as DIAGNOSTICS_HELP
-from core.diagnostics.commands import explain_command, health_command, indexes_command
+from core.agent.chart_actions import chart_command
+from core.agent.diagnostics_commands import HELP as DIAGNOSTICS_HELP
+from core.agent.diagnostics_commands import explain_command, health_command, indexes_command
+from core.agent.export_command import export_command
 from core.errors import ModelHint, PgbotError
-from core.export import export_command
 from core.messages import Reply, ReplyKind
 from core.schedules.commands import HELP as SCHEDULES_HELP
 from core.schedules.commands import schedule_command, schedules_command
@@ -18,7 +18,7 @@ from core.tools.registry import ToolContext, ToolOutput
 from core.undo.request import undo_command
 
 if TYPE_CHECKING:
-    from core.agent import Agent
+    from core.agent.loop import Agent
 
 HELP = """Ask a question in plain English, or use a command:
   /tables [schema]     list the tables you can read

@@ -14,7 +14,7 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from core.context import ContextUnavailableError
+from core.threads.context import ContextUnavailableError
 
 
 class EventLog(Protocol):

@@ -16,42 +16,42 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from core import answer_actions, edit_actions
-from core.accuracy import Accuracy, TurnPrompt
-from core.actions import ProgressSink
+from core.agent import answer_actions, edit_actions
+from core.agent.chart_actions import chart_answer, chart_answer_reply
+from core.agent.commands import run_command
+from core.agent.grounding import MAX_NUDGES, NUDGES, Problem, after_nudges, find_problem, refusal, repeats_earlier_sql
+from core.agent.render import render_error
+from core.approvals.executors import ProgressSink
 from core.card_state import CardState
 from core.cards import for_people
-from core.chart_actions import chart_answer, chart_answer_reply
-from core.commands import run_command
 from core.config import Settings
-from core.context import ContextStore
 from core.db.registry import DatabaseRegistry
-from core.dedupe import EventLog, MemoryEventLog
 from core.errors import BusyError, HandOff, ModelHint, PgbotError, QueryFailed
-from core.feedback import AnswerRecord
-from core.grounding import MAX_NUDGES, NUDGES, Problem, after_nudges, find_problem, refusal, repeats_earlier_sql
-from core.health import Health
-from core.inflight import LEASE_LOST, NOT_TAKEN, InFlight
-from core.limits import TurnLimiter
 from core.llm.base import ChatTurn, LlmClient, ReadScope, ToolCall
 from core.messages import ChartImage, Message, Reply, ReplyKind, ResultTable, ScheduleCard, new_id
-from core.metrics import UNKNOWN_TOOL
-from core.ops import Ops, Turn
+from core.ops.health import Health
+from core.ops.hooks import Ops, Turn
+from core.ops.metrics import UNKNOWN_TOOL
 from core.permissions import GroupLookup, resolve_role
-from core.render import render_error
+from core.prompt.accuracy import Accuracy, TurnPrompt
+from core.prompt.feedback import AnswerRecord
+from core.prompt.schema_context import SchemaContext
 from core.schedules.commands import plain_command
-from core.schema_context import SchemaContext
 from core.sqlguard import SqlGuard
-from core.thread_lease import LocalThreadTurns, ThreadTurns, TurnTicket
+from core.threads.context import ContextStore
+from core.threads.dedupe import EventLog, MemoryEventLog
+from core.threads.inflight import LEASE_LOST, NOT_TAKEN, InFlight
+from core.threads.lease import LocalThreadTurns, ThreadTurns, TurnTicket
+from core.threads.limits import TurnLimiter
 from core.tools.clarify import CLARIFY_TOOL, clarification_choices, clarification_text
 from core.tools.format import table_for_model
 from core.tools.registry import ToolContext, ToolOutput, ToolRegistry
-from core.toolsets import ToolSets
+from core.tools.toolsets import ToolSets
 from core.turn_status import TurnStatus, TurnStatuses, bind, cancel_turn, command_phase, report_phase, tool_phase
 from core.undo.request import request_undo
 
 if TYPE_CHECKING:
-    from core.approvals import Approvals, Started
+    from core.approvals.decisions import Approvals, Started
     from core.schedules.service import Change, Schedules
 
 log = structlog.get_logger(__name__)
@@ -88,7 +88,7 @@ class TurnState:
     choices: tuple[str, ...] = ()  # the answers it offered to click (core.tools.clarify)
     results: list[str] = field(default_factory=list)  # tool results of this turn: what numbers may come from
     last_failed: bool = False  # the last tool call was a query Postgres could not parse, plan or run
-    nudged: list[Problem] = field(default_factory=list)  # why prose replies were sent back (core.grounding)
+    nudged: list[Problem] = field(default_factory=list)  # why prose replies were sent back (core.agent.grounding)
     aside: list[ChatTurn] = field(default_factory=list)  # sent to the model, never kept in the thread
     chart: ChartImage | None = None  # drawn by make_chart, shown with the answer
     more_tools: bool = False  # the model called more_tools: offer the full tool set from now on
@@ -132,9 +132,9 @@ class Agent:
         self.inflight = InFlight()
         self.statuses = TurnStatuses()  # turns in flight here: their phase and who may cancel (core.turn_status)
         self.limiter = TurnLimiter.from_settings(settings)
-        self.ops = ops or Ops(settings=settings)  # request ids, metrics, quotas, chat readiness (core.ops)
+        self.ops = ops or Ops(settings=settings)  # request ids, metrics, quotas, chat readiness (core.ops.hooks)
         self.toolsets = ToolSets.build(tools, clarify=settings.accuracy.clarifying_questions,
-                                       databases=len(databases.names))  # core.toolsets
+                                       databases=len(databases.names))  # core.tools.toolsets
         self.ops.watch(databases=databases, limiter=self.limiter)
         self.schedules = schedules  # scheduled reports and health checks; adapters register senders on it
 
@@ -142,8 +142,8 @@ class Agent:
         """Answer one message; the first reply is always WORKING so adapters can post it at once.
 
         The message takes its place in its thread's line before anything is awaited, so arrival order is
-        kept (across replicas when Redis is configured: core.thread_lease); a full line, or a turn over the
-        concurrency limits (core.limits), gets a BusyError reply: every message is answered, none is dropped.
+        kept (across replicas when Redis is configured: core.threads.lease); a full line, or a turn over the
+        concurrency limits (core.threads.limits), gets a BusyError reply: every message is answered, none is dropped.
         A redelivered event (same ``event_id``) gets no reply and runs nothing. Cancelling the consumer
         cancels the running query; so does :meth:`drain` at the end of its grace period, with a reply.
         """
@@ -260,7 +260,7 @@ class Agent:
             thread_key=message.thread_key, store=self.store, guard=self.guard,
             log=log.bind(thread=message.thread_key, user=message.identity, database=name), question=message.text,
         )
-        # Another role's results come back withheld (core.history_scope); questions and SQL stay.
+        # Another role's results come back withheld (core.threads.history_scope); questions and SQL stay.
         return ctx, history.visible_to(read_scope(ctx))
 
     async def _respond(self, message: Message, ctx: ToolContext, history: list[ChatTurn]) -> Reply:
@@ -310,7 +310,7 @@ class Agent:
             readable=readable, more_tools=self.toolsets.can_ask,
         )
         read_as: tuple[ReadScope, ...] = (read_scope(ctx),)  # every scope read under so far: the text may mix them
-        # Stable first (system, tools, history), this question's context last: see core.prompt.
+        # Stable first (system, tools, history), this question's context last: see core.prompt.system.
         system, asked = ChatTurn(role="system", content=prompt.system), prompt.question_turn(question)
         new_turns: list[ChatTurn] = [ChatTurn(role="user", content=question, read_as=read_as)]  # what history keeps
         state = TurnState()
@@ -374,7 +374,7 @@ class Agent:
 
     def _problem(self, question: str, history: list[ChatTurn], answer: str, state: TurnState,
                  tools: set[str]) -> Problem | None:
-        """Why a prose reply cannot be shown as it is (core.grounding); None when it can, or the check is off."""
+        """Why a prose reply cannot be shown as it is (core.agent.grounding); None when it can, or the check is off."""
         if not self.settings.accuracy.grounded_answers:
             return None
         problem = find_problem(answer, sources=self._sources(question, history, state), ran_sql=bool(state.sql),
@@ -582,7 +582,7 @@ class Agent:
                                               groups=groups)
 
     def check_edit(self, sql: str, *, max_chars: int) -> str | None:
-        """Why an edit window's text cannot be submitted (said in the window), or None; see core.edit_actions."""
+        """Why an edit window's text cannot be submitted (said in the window), or None; see core.agent.edit_actions."""
         return edit_actions.check_edit(self, sql, max_chars=max_chars)
 
     async def feedback(self, *, answer_id: str, user: str, helpful: bool, groups: tuple[str, ...] = ()) -> Reply:

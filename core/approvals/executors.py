@@ -1,6 +1,6 @@
 """Approved work that is not a single SQL statement: migrations, backups, restores, index builds.
 
-A :class:`core.approvals.PendingAction` whose ``operation`` is not ``"sql"`` is carried out by the
+A :class:`core.approvals.pending.PendingAction` whose ``operation`` is not ``"sql"`` is carried out by the
 :class:`ActionExecutor` registered for that operation. Executors live next to the tools that propose such
 actions and are marked with :func:`executor`; :class:`core.tools.registry.ToolRegistry` collects them from
 the same modules, so adding a kind of approved work never edits the approval rules.
@@ -15,12 +15,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from core.approvals.pending import SQL_OPERATION
+
 if TYPE_CHECKING:
-    from core.approvals import PendingAction
+    from core.approvals.pending import PendingAction
     from core.db.postgres import PgDatabase
     from core.db.registry import DatabaseRegistry
-
-SQL_OPERATION = "sql"
 
 ProgressSink = Callable[[str], Awaitable[None]]
 """Where long work reports progress ("dumped 3 of 12 tables"); adapters post it to the thread."""
@@ -60,7 +60,7 @@ _EXECUTOR_ATTR = "__pgbot_executor__"
 def executor(operation: str) -> Callable[[ActionExecutor], ActionExecutor]:
     """Mark ``async def run(action, ctx) -> ExecutionOutcome`` as the executor of ``operation``."""
     if operation == SQL_OPERATION:
-        raise ValueError("the 'sql' operation is built into core.approvals")
+        raise ValueError("the 'sql' operation is built into core.approvals.decisions")
 
     def mark(func: ActionExecutor) -> ActionExecutor:
         setattr(func, _EXECUTOR_ATTR, operation)

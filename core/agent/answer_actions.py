@@ -1,7 +1,7 @@
 """The buttons under an answer that are not a vote: "Show SQL" and "Export all rows (CSV)".
 
 Both arrive with nothing but the answer id (``Reply.answer_id``), the clicking identity and the thread the
-button is in; the answer's record (core.feedback.AnswerRecord) says what ran. The export runs the answer's
+button is in; the answer's record (core.prompt.feedback.AnswerRecord) says what ran. The export runs the answer's
 table statement again as the person who clicked: their own mapped role, checked by the guard again, never
 the asker's role. Its file goes to the clicker only when they are not the asker (``export_private``), since
 their role may read more than the thread was shown.
@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING
 import structlog
 
 from core.errors import PgbotError
-from core.export import export_for
-from core.feedback import AnswerRecord
 from core.messages import Reply, ReplyKind
 from core.permissions import resolve_role
 from core.pretty_sql import pretty_sql
+from core.prompt.feedback import AnswerRecord
+from core.tools.exporting import export_for
 from core.tools.registry import ToolContext
 
 if TYPE_CHECKING:
-    from core.agent import Agent
+    from core.agent.loop import Agent
 
 log = structlog.get_logger(__name__)
 

@@ -10,8 +10,8 @@ import structlog
 
 from core.errors import LlmLengthError
 from core.llm.base import ChatTurn, Completion, FinishReason, LlmClient, ToolSpec
-from core.metrics import Metrics
-from core.quotas import Quotas
+from core.ops.metrics import Metrics
+from core.ops.quotas import Quotas
 
 log = structlog.get_logger(__name__)
 

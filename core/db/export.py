@@ -15,21 +15,16 @@ import os
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 import asyncpg
 
 from core.db.postgres import SQL_TAG, PgDatabase, QueryLimits, rows_from_status
-from core.errors import GuardError, PgbotError
-from core.messages import Reply, ReplyKind, new_id
+from core.errors import PgbotError
+from core.messages import new_id
 from core.sqlguard import Classification
 
-if TYPE_CHECKING:
-    from core.agent import Agent
-    from core.tools.registry import ToolContext
-
 FLUSH_BYTES = 1 << 20  # chunks are gathered to 1 MiB, then written by a worker thread (the loop never waits on disk)
-EXPORTABLE = frozenset({"SelectStmt"})  # SELECT, WITH … SELECT, VALUES, TABLE: what COPY (query) accepts
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,41 +129,6 @@ async def export_csv(
         raise
     return ExportResult(path=sink.path, rows=rows_from_status(status) or 0, bytes=sink.size,
                         duration_ms=(time.perf_counter() - started) * 1000, sql=sql)
-
-
-async def export_for(ctx: ToolContext, sql: str) -> ExportResult:
-    """Guard-check ``sql`` as a read, then export it as the conversation's user (tool and command share it)."""
-    checked = ctx.guard.check_read(sql, allowed_functions=ctx.database.settings.allowed_functions)
-    if checked.statement_type not in EXPORTABLE:
-        raise GuardError("Only queries that return rows (SELECT, WITH … SELECT, VALUES, TABLE) can be exported.")
-    limits = ctx.settings.limits
-    result = await export_csv(ctx.database, checked=checked, role=ctx.actor.role, directory=limits.export_dir,
-                              max_bytes=limits.export_max_bytes)
-    ctx.log.info("export_done", rows=result.rows, bytes=result.bytes, ms=round(result.duration_ms, 1))
-    return result
-
-
-async def export_command(agent: Agent, ctx: ToolContext, arg: str) -> Reply:
-    """``/export SELECT …``: the whole result as a CSV file (uploaded in chat; its path in the terminal).
-
-    With no SQL it exports the full result of the thread's last answer (whose chat table was capped). That
-    answer may be someone else's: its SQL runs again, as the role of whoever sent /export (never a copy of
-    rows read under another role), and only on the database it was written for.
-    """
-    if not arg:
-        last = await agent.accuracy.answers.last_in_thread(ctx.thread_key)
-        if last is None or not last.sql:
-            raise PgbotError("Usage: /export SELECT …  (or /export alone after an answer: its full result as CSV)")
-        if last.database != ctx.database.name:
-            raise PgbotError(f"The last answer in this thread was on database '{last.database}', and this thread "
-                             f"now uses '{ctx.database.name}'. Use /export SELECT … to export from "
-                             f"'{ctx.database.name}'.")
-        arg = last.table_sql or last.sql[-1]
-    result = await export_for(ctx, arg)
-    return Reply(
-        kind=ReplyKind.RESULT, text=result.summary() + ".", sql=(result.sql,), database=ctx.database.name,
-        meta=result.meta(), role=ctx.actor.role,
-    )
 
 
 def human_size(size: int) -> str:

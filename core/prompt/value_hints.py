@@ -20,7 +20,7 @@ import structlog
 
 from core.db.postgres import PgDatabase, QueryLimits, quote_ident
 from core.errors import DatabaseError
-from core.ranking import stem, words
+from core.prompt.ranking import stem, words
 
 log = structlog.get_logger(__name__)
 
