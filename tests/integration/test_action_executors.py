@@ -1,4 +1,5 @@
-"""Approved work that is not one SQL statement (core.approvals.executors): same rules, exactly once, audited, tamper-proof."""
+"""Approved work that is not one SQL statement (core.approvals.executors): same rules, exactly once, audited,
+tamper-proof."""
 
 from __future__ import annotations
 
