@@ -8,12 +8,12 @@ import discord
 from discord import app_commands
 
 if TYPE_CHECKING:
-    from adapters.discord.bot import PgbotClient
+    from adapters.discord.host import Asker
 
 QUESTION_LIMIT = 2000  # as long as a Discord message
 
 
-def pgbot_commands(client: PgbotClient) -> app_commands.Group:
+def pgbot_commands(client: Asker) -> app_commands.Group:
     """``/pgbot ask``; registered with Discord by ``CommandTree.sync`` at start-up."""
     group = app_commands.Group(name="pgbot", description="Ask pgbot about your PostgreSQL databases")
 

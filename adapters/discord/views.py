@@ -32,18 +32,18 @@ from core.db.export import human_size
 from core.permissions import GroupLookup
 
 if TYPE_CHECKING:
-    from adapters.discord.bot import PgbotClient
+    from adapters.discord.host import ButtonHost
 
 log = structlog.get_logger(__name__)
 _ID = r"[A-Za-z0-9_.-]{1,80}"  # custom_id is at most 100 characters
 NOT_HERE = "pgbot is not enabled in this server or channel, so this button does nothing here."
 
 
-def _client(interaction: discord.Interaction[Any]) -> PgbotClient:
-    from adapters.discord.bot import PgbotClient
+def _client(interaction: discord.Interaction[Any]) -> ButtonHost:
+    from adapters.discord.host import ButtonHost
 
     client = interaction.client
-    if not isinstance(client, PgbotClient):
+    if not isinstance(client, ButtonHost):
         raise TypeError("pgbot buttons need the client made by build_discord_client")
     return client
 

@@ -1,0 +1,28 @@
+"""What the buttons and ``/pgbot`` need of the Discord client, so their modules need not import ``bot.py``.
+
+``bot.py`` builds the client (:class:`adapters.discord.bot.PgbotClient`) from the views and the command group;
+those in turn see the client only through these Protocols, which keeps the three modules out of a circle.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import discord
+
+from core import Agent
+from core.config import DiscordSettings
+
+
+@runtime_checkable
+class ButtonHost(Protocol):
+    """The client a button click arrives on."""
+
+    agent: Agent
+    settings: DiscordSettings
+
+
+class Asker(Protocol):
+    """The client ``/pgbot ask`` hands its question to."""
+
+    async def ask(self, interaction: discord.Interaction[Any], question: str) -> None: ...
