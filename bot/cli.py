@@ -14,7 +14,6 @@ from bot import migrate_command
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
-LOG_FILE = Path.home() / ".pgbot" / "pgbot.log"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not hasattr(args, "config"):
         args.config = None
     handler = COMMANDS[args.command]
-    from bot.logs import configure_logging
+    from bot.logs import LOG_FILE, configure_logging
 
     # Until a command configures its own logging: a traceback goes to the log file, as plain text without
     # local variables (which may hold a DSN) and through the secret filter; never to the terminal.
@@ -100,6 +99,7 @@ def report_failure(exc: BaseException) -> int:
     if isinstance(exc, PgbotError):
         print(f"pgbot: {exc.user_message}", file=sys.stderr)
         return EXIT_FAILED
+    from bot.logs import LOG_FILE
     from core.agent.render import render_error
 
     reply = render_error(exc)

@@ -8,15 +8,13 @@ import uuid
 from adapters.terminal.charts import chart_dir, save_chart
 from adapters.terminal.chat import TerminalChat, ask_once, new_message
 from adapters.terminal.render import render_reply, reply_as_csv, reply_as_json
-from bot.logs import configure_logging
+from bot.logs import LOG_FILE, configure_logging
 from bot.wiring import build_agent, make_scheduler
 from core import Agent, ReplyKind, Settings, load_settings
 from core.errors import PgbotError
 
 
 def load_for_cli(config: str | None) -> Settings:
-    from bot.cli import LOG_FILE
-
     settings = load_settings(config)
     configure_logging(settings, file=LOG_FILE)
     return settings

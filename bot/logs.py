@@ -18,7 +18,9 @@ from pydantic import SecretStr
 from bot.redact import REDACTED, RedactSecrets
 from core.config import Settings
 
-__all__ = ["REDACTED", "RedactSecrets", "configure_logging", "secret_values"]
+__all__ = ["LOG_FILE", "REDACTED", "RedactSecrets", "configure_logging", "secret_values"]
+
+LOG_FILE = Path.home() / ".pgbot" / "pgbot.log"  # the command line's log; chat servers log to stderr
 
 
 def secret_values(settings: Settings) -> list[str]:
