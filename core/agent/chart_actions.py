@@ -24,7 +24,7 @@ from core.tools.chart import query_chart
 from core.tools.registry import ToolContext
 
 if TYPE_CHECKING:
-    from core.agent.loop import Agent
+    from core.agent.host import CommandHost as Agent  # the agent as commands see it; the loop imports this
 
 log = structlog.get_logger(__name__)
 

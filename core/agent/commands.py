@@ -18,7 +18,7 @@ from core.tools.registry import ToolContext, ToolOutput
 from core.undo.request import undo_command
 
 if TYPE_CHECKING:
-    from core.agent.loop import Agent
+    from core.agent.host import CommandHost as Agent  # the agent as commands see it; the loop imports this
 
 HELP = """Ask a question in plain English, or use a command:
   /tables [schema]     list the tables you can read

@@ -9,7 +9,7 @@ from core.messages import Reply, ReplyKind
 from core.tools.registry import ToolContext
 
 if TYPE_CHECKING:
-    from core.agent.loop import Agent
+    from core.agent.host import CommandHost as Agent  # the agent as commands see it; the loop imports this
 
 HELP = """  /explain QUERY       EXPLAIN ANALYZE in plain words (changes are only planned, never run)
   /indexes [QUERY]     indexes that would help, with the cost drop (default: pg_stat_statements' top queries)

@@ -9,7 +9,7 @@ from core.messages import Reply, ReplyKind
 from core.tools.exporting import export_for
 
 if TYPE_CHECKING:
-    from core.agent.loop import Agent
+    from core.agent.host import CommandHost as Agent  # the agent as commands see it; the loop imports this
     from core.tools.registry import ToolContext
 
 
