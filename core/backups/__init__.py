@@ -1,5 +1,7 @@
-"""Backups and restores with pg_dump / pg_restore: find a suitable client, dump with a manifest, verify,
-restore. The tools and approval executors that use this live in :mod:`core.tools.backups`; the command line
+"""Backups and restores with pg_dump / pg_restore: find a client, dump with a manifest, verify, restore.
+May import errors, config, db, approvals (executors) and diagnostics (locks); never tools, prompt or agent.
+
+The tools and approval executors that use this live in :mod:`core.tools.backups`; the command line
 in :mod:`bot.backup_command`.
 
     clients   which pg_dump / pg_restore (never older than the server)
