@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from core.turn_status import TurnStatus
+from core.threads.turn_status import TurnStatus
 
 log = structlog.get_logger(__name__)
 
@@ -95,7 +95,7 @@ def elapsed_text(seconds: float) -> str:
 
 class TurnLine:
     """The live line of one turn's "Working on it…" message: ``edit(phase, elapsed)`` on each phase core reports
-    (``status``: core.turn_status; None for a turn core did not name) and every ``every_s``."""
+    (``status``: core.threads.turn_status; None for a turn core did not name) and every ``every_s``."""
 
     def __init__(
         self, edit: Edit, status: TurnStatus | None, *, every_s: float, errors: tuple[type[Exception], ...]

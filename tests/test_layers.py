@@ -20,17 +20,22 @@ PACKAGES = ("core", "adapters", "bot")
 # peers and do not import each other. An entry names a module or package (and everything in it); the longest
 # matching entry wins. "core" alone is the public surface, core/__init__.py. docs/SPEC.md §3 draws the same.
 LAYERS: list[tuple[str, ...]] = [
-    ("core.sql_secrets", "core.column_kinds"),
+    ("core.sql_secrets", "core.column_kinds", "core.card_state"),
     ("core.errors", "core.messages"),
     ("core.config", "core.sqlguard", "core.display", "core.pretty_sql"),
-    ("core.permissions",),
+    ("core.permissions", "core.cards"),
     ("core.llm", "core.db", "core.charts"),
     ("core.threads",),
     ("core.ops",),
+    ("core.approvals.audit",),
+    ("core.approvals.pending",),
+    ("core.approvals.executors",),
+    ("core.undo",),
     ("core.approvals",),
     ("core.diagnostics",),
     ("core.backups", "core.migrations", "core.schedules"),
     ("core.tools",),
+    ("core.undo.request",),
     ("core.prompt", "core.prompt.ranking"),
     ("core.prompt.feedback", "core.prompt.catalog_cache", "core.prompt.value_hints", "core.prompt.relative_dates",
      "core.prompt.system"),
@@ -38,7 +43,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("core.prompt.accuracy",),
     ("core.agent",),
     ("core",),
-    ("adapters.text_table",),
+    ("adapters.text_table", "adapters.card_sweep", "adapters.live_line"),
     ("adapters.discord", "adapters.slack", "adapters.terminal"),
     ("adapters",),
     ("bot",),
@@ -52,6 +57,33 @@ KNOWN: dict[tuple[str, str], str] = {
         "PgDatabase audits a changed session identity itself (function-local import, from wt-sec-sql). To end "
         "it: move the pgbot.audit row writer (AuditEvent, AuditRecord, the INSERT, record_security_event) below "
         "core.db.postgres, typed against a small Protocol, and build AuditLog on it.",
+    # Merged this round, each a step for issue 15 to finish (the move landed first, so later work lands in place):
+    ("core.schedules.commands", "core.agent.host"):
+        "schedule slash commands see the agent as CommandHost; to end it, give schedules a Protocol of their own "
+        "(they need only agent.schedules) or move the commands to core/agent/.",
+    ("core.schedules.commands", "core.tools.registry"):
+        "ToolContext for the type checker only; ends with the same move.",
+    ("core.schedules.service", "core.tools.explain_check"):
+        "a new schedule's SQL is planned first; to end it, explain_check belongs in core/db (it needs only db).",
+    ("core.undo.execute", "core.undo.request"):
+        "the undo executor words its outcome with request's helpers; move why_not_now/skipped_lines to a low "
+        "core/undo module (they need approvals.decisions.when, which belongs lower too).",
+    ("core.undo.request", "core.agent.host"):
+        "the Undo click is agent-level work; move request.py to core/agent/undo_actions.py.",
+    ("adapters.discord.views", "adapters.discord.edit"):
+        "views offers the Edit SQL button that edit defines (edit reaches views for _client); move _client to "
+        "host.py.",
+    ("adapters.discord.views", "adapters.discord.turn_views"):
+        "a function-local import for the Cancel / option buttons; ends with the same _client move.",
+    ("adapters.slack.render", "adapters.slack.cards"):
+        "render draws approval cards with cards' blocks, which use render's helpers; move those helpers to a "
+        "small blocks.py below both.",
+    ("adapters.slack.render", "adapters.slack.questions"):
+        "the same, for a clarifying question's option buttons.",
+    ("adapters.slack.edit", "adapters.slack.app"):
+        "the edit window reuses the app's _Poster; pass the poster in (a Protocol) instead.",
+    ("adapters.terminal.editor", "adapters.terminal.chat"):
+        "the terminal's /edit reaches the chat it runs in; pass what it needs in.",
 }
 
 
@@ -216,6 +248,7 @@ def test_the_checks_catch_what_they_are_for() -> None:
     graph["core.prompt.schema_context"]["core.prompt.examples"] = 21  # readable_names, taken from a peer
     graph["core.approvals.executors"]["core.approvals.decisions"] = 19  # PendingAction, before pending.py
     assert _wrong_way(graph) == [
+        "core.approvals.executors:19 imports core.approvals.decisions from a higher layer",
         "core.migrations.analysis:19 imports core.tools.changes from a higher layer",
         "core.prompt.schema_context:21 imports core.prompt.examples, a peer in the same layer",
     ]

@@ -28,7 +28,7 @@ from adapters.text_table import cut
 from core import Message, Reply, ReplyKind, editable_sql, render_error
 
 if TYPE_CHECKING:
-    from adapters.discord.bot import PgbotClient
+    from adapters.discord.host import ButtonHost
 
 log = structlog.get_logger(__name__)
 _ID = r"[A-Za-z0-9_.-]{1,80}"
@@ -41,7 +41,7 @@ NOT_YOURS = "This edit window was opened by someone else, so pgbot ignored it."
 NO_PLACE = "pgbot cannot tell which conversation this is in, so it cannot edit here."
 
 
-def _client(interaction: discord.Interaction[Any]) -> PgbotClient:
+def _client(interaction: discord.Interaction[Any]) -> ButtonHost:
     from adapters.discord.views import _client as client_of
 
     return client_of(interaction)

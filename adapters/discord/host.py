@@ -6,11 +6,13 @@ those in turn see the client only through these Protocols, which keeps the three
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol, runtime_checkable
 
 import discord
 
-from core import Agent
+from adapters.card_sweep import CardSweep
+from core import Agent, Message
 from core.config import DiscordSettings
 
 
@@ -20,6 +22,14 @@ class ButtonHost(Protocol):
 
     agent: Agent
     settings: DiscordSettings
+    sweep: CardSweep[discord.Message]  # approval cards posted here, expired on time
+    progress_every_s: float  # how often a live line refreshes its elapsed time
+
+    async def answer(
+        self, incoming: Message, where: discord.abc.Messageable | Callable[[], Awaitable[discord.abc.Messageable]]
+    ) -> None: ...
+
+    async def _answer_interaction(self, interaction: discord.Interaction[Any], incoming: Message) -> None: ...
 
 
 class Asker(Protocol):

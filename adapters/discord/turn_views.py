@@ -19,18 +19,18 @@ from adapters.discord.render import CONTENT_LIMIT, render
 from adapters.live_line import TurnLine, elapsed_text
 from adapters.text_table import cut
 from core import Reply
+from core.threads.turn_status import TurnStatus
 from core.tools.clarify import clarification_choices
-from core.turn_status import TurnStatus
 
 if TYPE_CHECKING:
-    from adapters.discord.bot import PgbotClient
+    from adapters.discord.host import ButtonHost
 
 log = structlog.get_logger(__name__)
 _ID = r"[A-Za-z0-9_.-]{1,80}"
 NOTIFY_AFTER_S = 10.0
 
 
-def _client(interaction: discord.Interaction[Any]) -> PgbotClient:
+def _client(interaction: discord.Interaction[Any]) -> ButtonHost:
     from adapters.discord.views import _client as client_of
 
     return client_of(interaction)

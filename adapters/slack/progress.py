@@ -17,7 +17,7 @@ from adapters.live_line import TurnLine, elapsed_text
 from adapters.slack.render import Block, SlackMessage, button, escape, section
 from adapters.text_table import cut
 from core import Reply
-from core.turn_status import TurnStatus
+from core.threads.turn_status import TurnStatus
 
 __all__ = ["CANCEL", "NOTIFY_AFTER_S", "WORKING_BLOCK", "elapsed_text", "noticed", "working_line", "working_message"]
 

@@ -34,7 +34,7 @@ from core.tools.format import table_for_model
 from core.tools.registry import ToolContext
 
 if TYPE_CHECKING:
-    from core.agent.loop import Agent
+    from core.agent.host import CommandHost as Agent
 
 log = structlog.get_logger(__name__)
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from core.approvals.decisions import Approvals
     from core.config import Settings
     from core.db.registry import DatabaseRegistry
     from core.messages import Reply
+    from core.ops.hooks import Ops
     from core.prompt.accuracy import Accuracy
+    from core.schedules.service import Schedules
     from core.sqlguard import SqlGuard
     from core.threads.context import ContextStore
     from core.threads.limits import TurnLimiter
@@ -43,6 +46,15 @@ class CommandHost(Protocol):
 
     @property
     def accuracy(self) -> Accuracy: ...
+
+    @property
+    def approvals(self) -> Approvals | None: ...
+
+    @property
+    def schedules(self) -> Schedules | None: ...
+
+    @property
+    def ops(self) -> Ops: ...
 
     async def pending_reply(self, ctx: ToolContext, output: ToolOutput) -> Reply: ...
 

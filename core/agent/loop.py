@@ -43,11 +43,19 @@ from core.threads.dedupe import EventLog, MemoryEventLog
 from core.threads.inflight import LEASE_LOST, NOT_TAKEN, InFlight
 from core.threads.lease import LocalThreadTurns, ThreadTurns, TurnTicket
 from core.threads.limits import TurnLimiter
+from core.threads.turn_status import (
+    TurnStatus,
+    TurnStatuses,
+    bind,
+    cancel_turn,
+    command_phase,
+    report_phase,
+    tool_phase,
+)
 from core.tools.clarify import CLARIFY_TOOL, clarification_choices, clarification_text
 from core.tools.format import table_for_model
 from core.tools.registry import ToolContext, ToolOutput, ToolRegistry
 from core.tools.toolsets import ToolSets
-from core.turn_status import TurnStatus, TurnStatuses, bind, cancel_turn, command_phase, report_phase, tool_phase
 from core.undo.request import request_undo
 
 if TYPE_CHECKING:
@@ -130,7 +138,7 @@ class Agent:
         self.turns = turns or LocalThreadTurns(max_waiting=settings.limits.queue_per_thread)
         self.events = events or MemoryEventLog(ttl_s=settings.redis.event_ttl_s)
         self.inflight = InFlight()
-        self.statuses = TurnStatuses()  # turns in flight here: their phase and who may cancel (core.turn_status)
+        self.statuses = TurnStatuses()  # turns in flight here: phase and who may cancel (threads.turn_status)
         self.limiter = TurnLimiter.from_settings(settings)
         self.ops = ops or Ops(settings=settings)  # request ids, metrics, quotas, chat readiness (core.ops.hooks)
         self.toolsets = ToolSets.build(tools, clarify=settings.accuracy.clarifying_questions,

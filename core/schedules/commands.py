@@ -12,7 +12,7 @@ from core.schedules.model import Destination, Schedule, ScheduleKind
 from core.schedules.timing import zone_named
 
 if TYPE_CHECKING:
-    from core.agent.loop import Agent
+    from core.agent.host import CommandHost as Agent
     from core.schedules.service import Change, Schedules
     from core.tools.registry import ToolContext
 

@@ -1,3 +1,4 @@
 """Undo of an approved INSERT, UPDATE or DELETE: its rows kept with it (pgbot.undo), the inverse a new change.
-Imports core.db, core.sqlguard, core.messages, core.permissions, core.approvals.decisions; approvals imports only capture.
+May import core.db, core.sqlguard, core.messages, core.permissions, core.approvals' audit, pending and executors
+(``request`` also the tool layer); core.approvals.decisions imports capture and keep from here.
 """

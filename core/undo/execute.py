@@ -1,6 +1,7 @@
 """An approved undo runs: the kept rows put back, as the original change's role, in one transaction.
 
-Registered as the executor of the ``undo`` operation (core.approvals.executors), so :class:`core.approvals.decisions.Approvals`
+Registered as the executor of the ``undo`` operation (core.approvals.executors), so
+:class:`core.approvals.decisions.Approvals`
 has already checked the approver, the hash (which pins the kept rows through ``UndoRecord.digest``) and
 the claim. Here: the rows are still the ones shown, the change was not undone meanwhile and its undo has
 not expired; ``pgbot.undo`` records the undo in the same transaction, so one change is undone at most once.

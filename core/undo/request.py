@@ -34,7 +34,7 @@ from core.undo.keep import REQUESTER_ROLE, UNDO_OPERATION
 from core.undo.store import UndoRecord
 
 if TYPE_CHECKING:
-    from core.agent.loop import Agent
+    from core.agent.host import CommandHost as Agent
     from core.tools.registry import ToolContext
 
 _ID_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")

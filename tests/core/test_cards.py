@@ -6,8 +6,8 @@ from core.card_state import CardState, CardStatus
 from core.cards import approval_question, approvers_of, row_diff, state_text, who_may_approve
 from core.config import DatabaseSettings
 from core.messages import ResultTable
+from core.threads.turn_status import command_phase, tool_phase
 from core.tools.clarify import clarification_choices
-from core.turn_status import command_phase, tool_phase
 
 COLUMNS = ("id", "status", "total", "note")
 KINDS = ("int", "text", "numeric", "text")
