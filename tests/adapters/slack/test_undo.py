@@ -59,7 +59,7 @@ async def test_undo_button_card_and_approval_in_a_thread(
     posts = len(fake_slack.of("chat.postMessage"))
     await press(fake_slack, app, outcome, action="pgbot_undo", user=ASKER)
     card = await next_post(fake_slack, posts, thread_ts=thread)
-    assert "Approval needed" in str(card["blocks"]) and "put back 2 of 2 rows" in card["text"]
+    assert "Approve: UNDO of change" in str(card["blocks"])  # the card asks the question (issue 17)
     assert [a for a, _ in buttons(card["blocks"])] == ["pgbot_approve", "pgbot_reject"]
 
     # A second click: only the clicker is told, no second card.
@@ -67,16 +67,20 @@ async def test_undo_button_card_and_approval_in_a_thread(
     await fake_slack.wait_for(lambda f: len(f.of("chat.postEphemeral")) == 1)
     assert "already waits for approval" in fake_slack.of("chat.postEphemeral")[0].args["text"]
     # The undo's requester cannot approve it; the approver can, once.
+    # Refusals go to the clicker alone (chat.postEphemeral), as every refused click does.
     posts = len(fake_slack.of("chat.postMessage"))
     await press(fake_slack, app, card, action="pgbot_approve", user=ASKER)
-    refused = await next_post(fake_slack, posts, thread_ts=thread)
-    assert "self-approval is off" in refused["text"] and await qty(fresh_db, 1) == 0
+    await fake_slack.wait_for(lambda f: len(f.of("chat.postEphemeral")) == 2)
+    assert "self-approval is off" in fake_slack.of("chat.postEphemeral")[1].args["text"]
+    assert await qty(fresh_db, 1) == 0
     for _ in range(2):
         await press(fake_slack, app, card, action="pgbot_approve", user=APPROVER)
-    await fake_slack.wait_for(lambda f: len(f.of("chat.postMessage")) >= posts + 3)
-    done = [c.args["text"] for c in fake_slack.of("chat.postMessage")[posts + 1:]]
+    await fake_slack.wait_for(lambda f: len(f.of("chat.postEphemeral")) == 3
+                              and any("put back 2 of 2 rows of public.items" in c.args["text"]
+                                      for c in f.of("chat.postMessage")[posts:]))
+    done = [c.args["text"] for c in fake_slack.of("chat.postMessage")[posts:]]
     assert sum("put back 2 of 2 rows of public.items" in t for t in done) == 1, done
-    assert any("already approved" in t for t in done)
+    assert "already approved" in fake_slack.of("chat.postEphemeral")[2].args["text"]
     assert await qty(fresh_db, 1) == 10 and await qty(fresh_db, 2) == 20
     assert all("pgbot_undo" not in str(c.args.get("blocks")) for c in fake_slack.of("chat.postMessage")[posts:])
 
