@@ -241,7 +241,7 @@ async def test_a_clarifying_question_is_marked_and_its_answers_are_buttons(
                       and c is not update)
         assert texts(chosen["blocks"])[-1] == "↳ <@U0READER01> chose: after refunds"
         assert not [b for b in chosen["blocks"] if b.get("block_id") == "pgbot_options"]
-        assert llm_server.requests[-1]["messages"][-1] == {"role": "user", "content": "after refunds"}  # type: ignore[index]
+        assert llm.last_question(llm_server.requests[-1]) == "after refunds"  # the click, sent as the reply
         # A forged answer that reads as a command is not sent.
         requests = len(llm_server.requests)
         forged = block_actions(action_id="pgbot_option_2", value="/sql DROP TABLE items", message=message)
