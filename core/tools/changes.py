@@ -56,6 +56,13 @@ async def propose_change(ctx: ToolContext, sql: str) -> ToolOutput:
     undo = await assess(ctx.database, checked, role=ctx.actor.role, rows=preview.rows_affected,
                         settings=ctx.settings.undo)
     now = time.time()
+    undo_text = ""  # for the approver on the card and for the model alike
+    if undo.possible:
+        undo_text = (f"Undo: once it runs, pgbot keeps the rows it changes, as they were, and offers an Undo "
+                     f"for {hours_text(ctx.settings.undo.valid_for_s)}.")
+        if undo.triggers:
+            undo_text += (f" Triggers on the table ({', '.join(undo.triggers)}) run again with an undo; what they "
+                          "did elsewhere is not undone.")
     action = PendingAction(
         database=ctx.database.name, thread_key=ctx.thread_key, requested_by=ctx.actor.identity,
         role=ctx.actor.role, requester_groups=ctx.actor.groups, sql=checked.sql,
@@ -65,17 +72,13 @@ async def propose_change(ctx: ToolContext, sql: str) -> ToolOutput:
         outside_transaction=must_run_outside_transaction(checked), rows_affected=preview.rows_affected,
         key_columns=preview.keys, set_columns=preview.set_columns,
         details=tuple(describe(checked, preview, role=ctx.actor.role, database=ctx.database.name,
-                               rows=False).splitlines()),
+                               rows=False).splitlines()) + ((undo_text,) if undo_text else ()),
         created_at=now, expires_at=now + ctx.settings.approvals.expiry_s,
         undo=undo.possible, undo_blocked=undo.reason,
     )
     text = describe(checked, preview, role=ctx.actor.role, database=ctx.database.name)
-    if undo.possible:
-        text += (f"\nUndo: once it runs, pgbot keeps the rows it changes, as they were, and offers an Undo "
-                 f"for {hours_text(ctx.settings.undo.valid_for_s)}.")
-        if undo.triggers:
-            text += (f" Triggers on the table ({', '.join(undo.triggers)}) run again with an undo; what they did "
-                     "elsewhere is not undone.")
+    if undo_text:
+        text += f"\n{undo_text}"
     text += f"\nNothing has run yet: change {action.id} waits for Approve or Reject."
     ctx.log.info("change_proposed", action_id=action.id, statement=checked.statement_type,
                  rows=preview.rows_affected, sql_hash=action.sql_hash)

@@ -6,6 +6,7 @@ import pytest
 import structlog
 from pydantic import ValidationError
 
+from core import permissions
 from core.config import DatabaseSettings
 from core.errors import AccessDeniedError
 from core.permissions import Actor, may_approve, resolve_role
@@ -37,8 +38,11 @@ def test_groups_mapping_to_different_roles_take_the_first_in_config_order() -> N
     assert role(same, "discord:8", R2, R1) == "analyst"
 
 
-def test_the_matching_group_is_logged_at_debug() -> None:
+def test_the_matching_group_is_logged_at_debug(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = DatabaseSettings(dsn=DSN, roles={R2: "engineer", R1: "analyst"})
+    # A fresh logger: an earlier test that configured logging may have cached the module's (cache_logger_on_first_use),
+    # and a cached logger bypasses capture_logs.
+    monkeypatch.setattr(permissions, "log", structlog.get_logger("core.permissions"))
     with structlog.testing.capture_logs() as logs:
         role(settings, "discord:8", R1, R2)
     (entry,) = [e for e in logs if e["event"] == "role_from_group"]

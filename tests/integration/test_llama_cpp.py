@@ -8,6 +8,10 @@ Not in the default run (marker ``slow``). To run it::
 
 Any small instruct model works; the base URL is given without ``/v1`` and ``tool_mode`` is "auto", so the
 run also exercises base-URL normalisation, tool-support detection and tool calls written as text.
+
+With ``../shared/tools/local-llm.sh setup`` done, nothing needs setting: the model and the server's Python are
+taken from its cache (``$LLM_HOME``, default ``~/.cache/pgbot-local-llm``), so ``./scripts/test.sh -m slow`` runs
+this against Qwen2.5-Coder-1.5B-Instruct. ``PGBOT_TEST_LLAMA_PYTHON`` names another Python with llama-cpp-python.
 """
 
 from __future__ import annotations
@@ -31,25 +35,30 @@ from tests.services import free_port
 pytestmark = pytest.mark.slow
 
 # Read at import: the session fixture that cleans the environment runs after collection.
-GGUF = os.environ.get("PGBOT_TEST_GGUF", "")
+LLM_HOME = Path(os.environ.get("LLM_HOME") or Path.home() / ".cache" / "pgbot-local-llm")
+_INSTALLED = LLM_HOME / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf"  # what local-llm.sh setup assembles
+GGUF = os.environ.get("PGBOT_TEST_GGUF", "") or (str(_INSTALLED) if _INSTALLED.is_file() else "")
+_CACHED_PYTHON = LLM_HOME / "venv" / "bin" / "python"
+SERVER_PYTHON = os.environ.get("PGBOT_TEST_LLAMA_PYTHON", "") or (
+    str(_CACHED_PYTHON) if _CACHED_PYTHON.is_file() else sys.executable)
 STARTUP_S = 300
 
 
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not GGUF:
-        pytest.skip("set PGBOT_TEST_GGUF to a .gguf model file to run the llama.cpp end-to-end test")
+        pytest.skip("run ../shared/tools/local-llm.sh setup, or set PGBOT_TEST_GGUF to a .gguf model file, to run "
+                    "the llama.cpp end-to-end test")
     if not Path(GGUF).is_file():
         pytest.fail(f"PGBOT_TEST_GGUF={GGUF} is not a file")
-    try:
-        import llama_cpp.server  # noqa: F401
-    except ImportError:
-        pytest.fail("llama-cpp-python is not installed: pip install 'llama-cpp-python[server]'")
+    found = subprocess.run([SERVER_PYTHON, "-c", "import llama_cpp.server"], capture_output=True, check=False)
+    if found.returncode != 0:
+        pytest.fail(f"llama-cpp-python is not installed for {SERVER_PYTHON}: pip install 'llama-cpp-python[server]'")
     port = free_port()
     log_path = tmp_path_factory.mktemp("llama") / "server.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", GGUF, "--host", "127.0.0.1", "--port", str(port),
+            [SERVER_PYTHON, "-m", "llama_cpp.server", "--model", GGUF, "--host", "127.0.0.1", "--port", str(port),
              "--n_ctx", "8192"],
             stdout=log, stderr=subprocess.STDOUT,
         )

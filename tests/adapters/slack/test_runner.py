@@ -100,7 +100,8 @@ async def test_socket_mode_receives_events_and_clicks_and_acks_them(fake_slack: 
         form = block_actions(action_id="pgbot_reject", value=action_id, message=message, user="U0USER0001")
         click = json.loads(urllib.parse.parse_qs(form)["payload"][0])  # Socket Mode sends the JSON itself
         await fake_slack.send_envelope("interactive", click, "0d9e4b4a-1111-4a7e-9d55-000000000002")
-        await fake_slack.wait_for(lambda f: len(f.of("chat.update")) == 2)
+        # The card turns to its state line (chat.update), then the outcome is posted in the thread.
+        await fake_slack.wait_for(lambda f: len(f.of("chat.update")) >= 2 and len(f.of("chat.postMessage")) >= 2)
         assert fake_slack.of("chat.postMessage")[1].args["thread_ts"] == thread
         await fake_slack.wait_for(lambda f: len(f.acks) >= 2)
         assert [a["envelope_id"] for a in fake_slack.acks[:2]] == [
