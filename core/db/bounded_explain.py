@@ -82,8 +82,8 @@ async def explain_document(conn: asyncpg.Connection, explain_sql: str, *,
     if found.more or not found.lines or isinstance(found.lines[0], CutText):
         raise PlanTooLargeError(
             f"The query plan is larger than {max_bytes // (1024 * 1024)} MB, so pgbot does not fetch it. The "
-            "planner computes functions of constants and prints their values in the plan: a constant such as "
-            "repeat('x', 100000000) makes the plan that large. Use a smaller constant.")
+            "planner computes functions of constants (repeat, lpad, replace and the like) and prints their values in "
+            "the plan, so a huge constant makes a huge plan. Use a smaller constant.")
     return found.lines[0]
 
 
