@@ -60,7 +60,7 @@ class BoundedSelect:
 def bounded_select(checked: Classification, attributes: tuple[asyncpg.types.Attribute, ...], *,
                    max_chars: int) -> BoundedSelect | None:
     """A wrapper that cuts wide columns in the database, or None when every column is narrow (or the
-    statement is not a plain query: SHOW and EXPLAIN output is already bounded)."""
+    statement is not a plain query: SHOW output is small, EXPLAIN is cut by core.db.bounded_explain)."""
     if checked.statement_type not in _BOUNDED_STATEMENTS:
         return None
     def builtin(a: asyncpg.types.Attribute, names: frozenset[str]) -> bool:

@@ -29,7 +29,8 @@ import asyncpg
 import structlog
 
 from core.config import DatabaseSettings
-from core.db.bounded import bounded_select, fetch_within, row_bound
+from core.db.bounded import MAX_RESULT_BYTES, bounded_select, fetch_within, row_bound
+from core.db.bounded_explain import explain_lines
 from core.db.functions import AllowedFunctions, check_functions
 from core.errors import (
     BusyError,
@@ -340,9 +341,15 @@ class PgDatabase:
             if bounded is not None:
                 stmt = await conn.prepare(SQL_TAG + bounded.sql)
             row_cap = limits.max_rows
-            if not columns:  # a statement that returns no rows (e.g. SHOW of nothing): run it plainly
+            rows: list[tuple[object, ...]] = []
+            if checked.statement_type == "ExplainStmt":  # folded constants make lines of any size: cut in SQL
+                plan = await explain_lines(conn, checked.sql, max_lines=limits.max_rows,
+                                           max_chars=limits.max_cell_chars, max_bytes=MAX_RESULT_BYTES)
+                rows, truncated = [(line,) for line in plan.lines], plan.more  # a JSON plan is one cut line
+                if truncated and len(rows) < row_cap:  # the byte budget cut it: say where
+                    row_cap = len(rows)
+            elif not columns:  # a statement that returns no rows (e.g. SHOW of nothing): run it plainly
                 await stmt.fetch()
-                rows: list[tuple[object, ...]] = []
                 truncated = False
             else:
                 cursor = await stmt.cursor()

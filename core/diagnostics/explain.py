@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import asyncpg
 from pglast import ast, parse_sql
 
+from core.db.bounded_explain import explain_document
 from core.db.postgres import SQL_TAG, PgDatabase, quote_ident
 from core.diagnostics.findings import Finding, render_findings
 from core.diagnostics.locks import RelationLock, current_locks
@@ -117,12 +118,12 @@ def _walk(value: object) -> Iterable[ast.Node]:
 async def plan_json(conn: asyncpg.Connection, sql: str, *, analyze: bool,
                     parameter_types: Sequence[str] = ()) -> str:
     """EXPLAIN on an open transaction; VERBOSE so scans name their schema. A statement with placeholders
-    ($1 …, as pg_stat_statements records them) gets its generic plan, valid for any values."""
+    ($1 …, as pg_stat_statements records them) gets its generic plan, valid for any values. The document is
+    refused past a size (PlanTooLargeError) in the database, before it reaches Python."""
     if has_parameters(sql):
         return (await generic_plan(conn, sql, parameter_types))[0]
     options = "ANALYZE, BUFFERS, VERBOSE, FORMAT JSON" if analyze else "VERBOSE, FORMAT JSON"
-    document: str = await conn.fetchval(f"{SQL_TAG}EXPLAIN ({options}) {sql}")
-    return document
+    return await explain_document(conn, f"EXPLAIN ({options}) {sql}")
 
 
 async def generic_plan(conn: asyncpg.Connection, sql: str,
@@ -142,7 +143,7 @@ async def generic_plan(conn: asyncpg.Connection, sql: str,
             types: list[str] = await conn.fetchval(
                 "SELECT parameter_types::text[] FROM pg_prepared_statements WHERE name = $1", name)
             nulls = ", ".join("NULL" for _ in types)
-            document: str = await conn.fetchval(f"EXPLAIN (VERBOSE, FORMAT JSON) EXECUTE {name}({nulls})")
+            document = await explain_document(conn, f"EXPLAIN (VERBOSE, FORMAT JSON) EXECUTE {name}({nulls})")
     finally:
         if prepared:
             await conn.execute(f"DEALLOCATE {name}")

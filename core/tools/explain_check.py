@@ -12,7 +12,8 @@ import re
 
 import asyncpg
 
-from core.db.postgres import SQL_TAG, PgDatabase
+from core.db.bounded_explain import explain_discarded
+from core.db.postgres import PgDatabase
 from core.errors import (
     DatabaseError,
     DatabaseUnavailableError,
@@ -53,14 +54,15 @@ def retry_hint(message: str) -> str:
 async def explain_first(db: PgDatabase, *, role: str | None, checked: Classification) -> None:
     """Plan the read (as ``role``, read-only); a planning error becomes a :class:`QueryFailed` for a retry.
 
-    Planning runs IMMUTABLE functions with constant arguments, so the catalog's function check runs first.
+    Planning runs IMMUTABLE functions with constant arguments, so the catalog's function check runs first; their
+    values can make the plan huge, so it is never fetched.
     """
     if checked.statement_type not in EXPLAINABLE:
         return
     sql = checked.sql
 
     async def work(conn: asyncpg.Connection) -> None:
-        await conn.fetch(f"{SQL_TAG}EXPLAIN {sql}")
+        await explain_discarded(conn, f"EXPLAIN {sql}")  # the plan stays in the database, whatever its size
 
     try:
         await db.run(work, role=role, read_only=True, guarded=checked)
