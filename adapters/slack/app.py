@@ -35,6 +35,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from adapters.live_line import TurnLine
 from adapters.slack import edit, events, progress, questions, render
 from adapters.slack.card_flow import CardFlow
+from adapters.slack.chart_upload import upload_chart
 from adapters.slack.schedules import SlackSender
 from adapters.text_table import cut
 from core import Agent, ConfigError, Message, PgbotError, Reply, ReplyKind, ScheduleChange, render_error
@@ -313,7 +314,7 @@ class _Poster:
                         if reply.approval is not None:
                             self.cards.posted(reply, channel=channel, ts=posted, blocks=shown.blocks)
                         await self._attach(client, reply, shown.file, channel=channel, thread_ts=thread_ts)
-                        await self._upload_chart(client, reply, channel=channel, thread_ts=thread_ts)
+                        await upload_chart(client, reply, channel=channel, thread_ts=thread_ts)
         except SlackApiError as exc:
             log.error("slack_post_failed", channel=channel, error=exc.response.get("error"))
         except Exception as exc:  # noqa: BLE001 - the error policy: one reply in chat, traceback in the log
@@ -396,25 +397,6 @@ class _Poster:
                 channel=channel, thread_ts=thread_ts, text=f":warning: {file.if_lost} ({render.escape(why)}).",
             )
 
-    async def _upload_chart(
-        self, client: AsyncWebClient, reply: Reply, *, channel: str, thread_ts: str, comment: str | None = None
-    ) -> None:
-        """The reply's chart as a PNG in the thread (``comment``: a message posted with it); a failed upload
-        is said in the thread."""
-        chart = reply.chart
-        if chart is None:
-            return
-        try:
-            await client.files_upload_v2(channel=channel, thread_ts=thread_ts, filename=chart.filename,
-                                         title=chart.title, content=chart.png, initial_comment=comment)
-        except (SlackApiError, SlackRequestError) as exc:
-            why = str(exc.response.get("error")) if isinstance(exc, SlackApiError) else "the upload failed"
-            log.warning("slack_chart_upload_failed", channel=channel, error=why)
-            await client.chat_postMessage(
-                channel=channel, thread_ts=thread_ts,
-                text=f":warning: The chart could not be attached ({render.escape(why)}).",
-            )
-
     async def chart(self, client: AsyncWebClient, body: Mapping[str, Any]) -> None:
         """A Chart click: core runs the answer's query again as the clicker and draws it; the chart goes in the
         thread with who asked for it, a refusal or error only to the clicker."""
@@ -431,7 +413,7 @@ class _Poster:
                                                 blocks=shown.blocks)
                 return
             comment = cut(f"{render.to_mrkdwn(reply.text)}\nRequested by <@{user}>.", render.SECTION_LIMIT)
-            await self._upload_chart(client, reply, channel=channel, thread_ts=thread_ts, comment=comment)
+            await upload_chart(client, reply, channel=channel, thread_ts=thread_ts, comment=comment)
         except SlackApiError as exc:
             log.error("slack_post_failed", channel=channel, error=exc.response.get("error"))
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, cast
 
 import structlog
 
-from core.charts import KINDS, ChartKind, chart_request, draw_chart
+from core.charts import KINDS, ChartKind, chart_request, draw_chart, with_notes
 from core.errors import ChartError, ModelHint, PgbotError
 from core.messages import ChartImage, Reply, ReplyKind
 from core.permissions import resolve_role
@@ -34,16 +34,6 @@ ELSEWHERE = "That button belongs to another conversation, so pgbot ignored it."
 USAGE = "Usage: /chart [line|bar|scatter] [SELECT …]  (alone: a chart of this thread's last answer)"
 
 
-def notes_text(chart: ChartImage) -> str:
-    """What the chart leaves out or changed, for the reply's text: never silent."""
-    return "Chart: " + " ".join(chart.notes) if chart.notes else ""
-
-
-def _with_notes(text: str, chart: ChartImage) -> str:
-    notes = notes_text(chart)
-    return f"{text}\n\n{notes}" if notes and text else notes or text
-
-
 async def chart_answer_reply(ctx: ToolContext, reply: Reply, chart: ChartImage | None) -> Reply:
     """The turn's answer with its chart: the one the model drew, else one the question asks for."""
     if reply.kind is not ReplyKind.ANSWER:
@@ -57,7 +47,7 @@ async def chart_answer_reply(ctx: ToolContext, reply: Reply, chart: ChartImage |
                                      question=ctx.question, sql=reply.sql[-1] if reply.sql else "")
         except ChartError as exc:
             return dataclasses.replace(reply, text=f"{reply.text}\n\nNo chart: {exc.user_message}")
-    return dataclasses.replace(reply, chart=chart, text=_with_notes(reply.text, chart))
+    return dataclasses.replace(reply, chart=chart, text=with_notes(reply.text, chart))
 
 
 def _parse(arg: str) -> tuple[ChartKind | None, str]:
@@ -74,7 +64,7 @@ async def _drawn(ctx: ToolContext, sql: str, *, kind: ChartKind | None, question
         raise PgbotError(hint.hint) from None
     rows = output.table.row_count if output.table is not None else 0
     text = f"{intro} ({rows:,} row{'s' if rows != 1 else ''})."
-    return Reply(kind=ReplyKind.RESULT, text=_with_notes(text, chart), sql=output.sql, chart=chart,
+    return Reply(kind=ReplyKind.RESULT, text=with_notes(text, chart), sql=output.sql, chart=chart,
                  database=ctx.database.name)
 
 

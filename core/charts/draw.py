@@ -59,3 +59,9 @@ def can_chart(table: ResultTable | None) -> bool:
     except ChartError:
         return False
     return True
+
+
+def with_notes(text: str, chart: ChartImage) -> str:
+    """``text`` and what the chart leaves out or changed ("Chart: …"), so a cut is never silent."""
+    notes = "Chart: " + " ".join(chart.notes) if chart.notes else ""
+    return f"{text}\n\n{notes}" if notes and text else notes or text

@@ -23,3 +23,25 @@ async def ensure_owned_table(db: PgDatabase, table: str, create_sql: str) -> Non
             await conn.execute(create_sql)
 
     await db.run(work, role=None, read_only=False)
+
+
+async def ensure_owned_columns(db: PgDatabase, table: str, columns: tuple[str, ...], upgrade_sql: str) -> None:
+    """Run ``upgrade_sql`` (``ADD COLUMN IF NOT EXISTS``) unless ``table`` already has every one of
+    ``columns``: a table an older pgbot created gains the columns a newer one needs. Checked first without a
+    lock (ALTER TABLE takes an ACCESS EXCLUSIVE lock even when it adds nothing), then under the same advisory
+    lock as :func:`ensure_owned_table`, so replicas upgrading at once run it one at a time."""
+
+    async def missing(conn: asyncpg.Connection) -> bool:
+        found: int = await conn.fetchval(
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = ANY($2::text[])"
+            " AND attnum > 0 AND NOT attisdropped", table, list(columns))
+        return found < len(columns)
+
+    async def work(conn: asyncpg.Connection) -> None:
+        if not await missing(conn):
+            return
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", table)
+        if await missing(conn):
+            await conn.execute(upgrade_sql)
+
+    await db.run(work, role=None, read_only=False)

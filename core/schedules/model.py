@@ -6,8 +6,15 @@ import datetime as dt
 import enum
 import secrets
 from dataclasses import dataclass, field
+from typing import Literal
 
+from core.charts import KINDS
+from core.errors import ScheduleError
 from core.messages import ScheduleCard
+
+ChartChoice = Literal["auto", "line", "bar", "scatter"]
+"""The chart a report posts with its table: "auto" lets the result's shape choose (core.charts)."""
+CHART_CHOICES: tuple[ChartChoice, ...] = ("auto", *KINDS)
 
 
 class ScheduleKind(enum.StrEnum):
@@ -57,6 +64,7 @@ class Schedule:
     last_run_at: dt.datetime | None = None
     last_outcome: str | None = None
     last_findings: dict[str, dict[str, object]] = field(default_factory=dict)
+    chart: ChartChoice | None = None  # reports only: drawn from each run's result; None: the table alone
 
     @property
     def when(self) -> str:
@@ -65,7 +73,8 @@ class Schedule:
         return f"{describe(self.cron)} ({self.timezone})"
 
     def summary(self) -> str:
-        what = "health check" if self.kind is ScheduleKind.HEALTH else f"report: {self.question or self.sql}"
+        chart = f" with a {'' if self.chart == 'auto' else f'{self.chart} '}chart" if self.chart else ""
+        what = "health check" if self.kind is ScheduleKind.HEALTH else f"report{chart}: {self.question or self.sql}"
         state = f" — stopped: {self.stopped_reason}" if self.stopped_reason else (" — paused" if self.paused else "")
         return f"`{self.id}` {self.when}, {what[:200]} on '{self.database}'{state}"
 
@@ -76,3 +85,14 @@ class Schedule:
 def new_schedule_id() -> str:
     """Short enough to type (``pgbot schedule pause ID``); buttons are checked against who clicks anyway."""
     return secrets.token_hex(6)
+
+
+def chart_choice(value: str | None) -> ChartChoice | None:
+    """A chart choice from a person, a model or the table ("auto", "line", "bar", "scatter"; None or "" for
+    none); anything else is refused, never guessed."""
+    if value is None or not value.strip():
+        return None
+    word = value.strip().lower()
+    if word not in CHART_CHOICES:
+        raise ScheduleError(f"A schedule's chart is one of {', '.join(CHART_CHOICES)}, not {value[:40]!r}.")
+    return word

@@ -3,18 +3,23 @@
 The role is resolved again from the *current* config at every run (the creator's identity and the platform
 groups stored with the schedule): someone whose mapping was removed, or now maps to another role, gets no
 more runs, and the schedule stops with a message in its channel. Reports go through the same guard and read
-path as a question (``check_read``, then a READ ONLY transaction as the role, rows capped); health checks run
-:func:`core.diagnostics.health.health_check` as the role and post only what changed.
+path as a question (``check_read``, then a READ ONLY transaction as the role, rows capped), and a report made
+with a chart gets one drawn from the rows it posts (core.charts, in its worker thread), or the one-line reason
+there is none; health checks run :func:`core.diagnostics.health.health_check` as the role and post only what
+changed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
+from core.charts import draw_chart, with_notes
+from core.config import ChartSettings
 from core.db.registry import DatabaseRegistry
 from core.diagnostics.health import health_check
-from core.errors import AccessDeniedError, GuardError, PgbotError, UnknownDatabaseError
+from core.errors import AccessDeniedError, ChartError, GuardError, PgbotError, UnknownDatabaseError
 from core.messages import Reply, ReplyKind
 from core.permissions import resolve_role
 from core.schedules.health_diff import Snapshot, compare
@@ -42,10 +47,11 @@ def late_label(*, due: dt.datetime, ran: dt.datetime, zone: dt.tzinfo, restart: 
 
 
 async def run_schedule(schedule: Schedule, *, databases: DatabaseRegistry, guard: SqlGuard, label: str,
-                       groups: tuple[str, ...] | None = None) -> RunResult:
+                       charts: ChartSettings, groups: tuple[str, ...] | None = None) -> RunResult:
     """Everything a run may refuse or fail on becomes a :class:`RunResult` (posted in the channel), never an
-    exception; ``label`` (the late label, or "") follows the heading; ``groups``: the creator's platform groups
-    now, when the platform could tell (else those stored with the schedule)."""
+    exception; ``label`` (the late label, or "") follows the heading; ``charts``: how a report's chart is drawn;
+    ``groups``: the creator's platform groups now, when the platform could tell (else those stored with the
+    schedule)."""
     heading = _heading(schedule, label)
     try:
         database = databases.get(schedule.database)
@@ -76,7 +82,16 @@ async def run_schedule(schedule: Schedule, *, databases: DatabaseRegistry, guard
     table = result.to_table(max_cell_chars=database.settings.max_cell_chars)
     rows = f"{table.row_count} row{'s' if table.row_count != 1 else ''}" + (" (cut)" if table.truncated else "")
     reply = Reply(kind=ReplyKind.RESULT, text=heading, sql=(checked.sql,), table=table, database=schedule.database)
-    return RunResult(replies=(reply,), outcome=f"posted {rows}")
+    if schedule.chart is None:
+        return RunResult(replies=(reply,), outcome=f"posted {rows}")
+    try:
+        chart = await draw_chart(table, settings=charts, kind=None if schedule.chart == "auto" else schedule.chart,
+                                 question=schedule.question, sql=checked.sql)
+    except ChartError as exc:  # the rows still stand; only the picture is impossible this time
+        reply = dataclasses.replace(reply, text=f"{heading}\nNo chart: {exc.user_message}")
+        return RunResult(replies=(reply,), outcome=f"posted {rows}, no chart: {exc.user_message}")
+    reply = dataclasses.replace(reply, chart=chart, text=with_notes(heading, chart))
+    return RunResult(replies=(reply,), outcome=f"posted {rows} and a {chart.kind} chart")
 
 
 async def _health(schedule: Schedule, heading: str, *, database_role: str | None,

@@ -109,7 +109,7 @@ class Scheduler:
             return RunResult(replies=(Reply(kind=ReplyKind.ERROR, text=text, database=schedule.database),),
                              outcome=f"failed: {exc.user_message}", failed=True)
         return await run_schedule(schedule, databases=self.schedules.databases, guard=self.schedules.guard,
-                                  label=label, groups=groups)
+                                  label=label, charts=self.schedules.settings.charts, groups=groups)
 
     async def _deliver(self, schedule: Schedule, result: RunResult) -> str:
         sender = self.schedules.senders.get(schedule.destination.platform)

@@ -23,7 +23,7 @@ from core.messages import Reply, ReplyKind, ScheduleChange
 from core.permissions import Actor, may_approve, resolve_role
 from core.schedules.clock import Clock, SystemClock
 from core.schedules.delivery import Senders
-from core.schedules.model import Destination, Schedule, ScheduleKind, new_schedule_id
+from core.schedules.model import Destination, Schedule, ScheduleKind, chart_choice, new_schedule_id
 from core.schedules.store import ScheduleStore
 from core.schedules.timing import next_due, parse_when, zone_named
 from core.sqlguard import SqlGuard
@@ -50,14 +50,18 @@ class Schedules:
         self.senders = Senders()
 
     async def create(self, *, actor: Actor, destination: Destination, when: str, kind: str, question: str,
-                     sql: str | None) -> Schedule:
-        """Validate and store a schedule that runs as ``actor`` on ``actor.database``."""
+                     sql: str | None, chart: str | None = None) -> Schedule:
+        """Validate and store a schedule that runs as ``actor`` on ``actor.database``; ``chart`` (reports
+        only): "auto", "line", "bar" or "scatter" to post a chart of each result with its table."""
         config = self.settings.schedules
         cadence = parse_when(when, min_interval_minutes=config.min_interval_minutes)
         try:
             schedule_kind = ScheduleKind(kind)
         except ValueError:
             raise ScheduleError("A schedule is a report (a query re-run each time) or a health check.") from None
+        chart_kind = chart_choice(chart)
+        if chart_kind is not None and schedule_kind is not ScheduleKind.REPORT:
+            raise ScheduleError("Only a report can post a chart; a health check posts its findings as text.")
         database = self.databases.get(actor.database)
         question = " ".join((question or "").split())[:MAX_QUESTION_CHARS]
         text = ""
@@ -79,10 +83,12 @@ class Schedules:
             id=new_schedule_id(), database=database.name, kind=schedule_kind, cron=cadence.cron, timezone=zone_name,
             question=question, sql=text, destination=destination, created_by=actor.identity, role=actor.role,
             groups=actor.groups, next_due=next_due(cadence.cron, zone_named(zone_name), after=self.clock.now()),
+            chart=chart_kind,
         )
         await self.store.insert(database, schedule)
         await self.record(schedule, AuditEvent.SCHEDULE_CREATED, by=actor.identity, strict=True,
-                          result=f"{schedule.when}; next run {schedule.next_due.isoformat()}")
+                          result=f"{schedule.when}; next run {schedule.next_due.isoformat()}"
+                                 + (f"; chart {chart_kind}" if chart_kind else ""))
         return schedule
 
     async def _database_zone(self, name: str) -> str:

@@ -13,10 +13,10 @@ from typing import LiteralString
 
 import asyncpg
 
-from core.db.owned import ensure_owned_table
+from core.db.owned import ensure_owned_columns, ensure_owned_table
 from core.db.postgres import PgDatabase
 from core.errors import DatabaseError, ScheduleError
-from core.schedules.model import Destination, Schedule, ScheduleKind
+from core.schedules.model import ChartChoice, Destination, Schedule, ScheduleKind, chart_choice
 
 TABLE = "pgbot.schedules"
 CREATE_SQL: LiteralString = """
@@ -42,14 +42,34 @@ CREATE TABLE IF NOT EXISTS pgbot.schedules (
     last_due       timestamptz,
     last_run_at    timestamptz,
     last_outcome   text,
-    last_findings  jsonb NOT NULL DEFAULT '{}'
+    last_findings  jsonb NOT NULL DEFAULT '{}',
+    chart          text CHECK (chart IN ('auto', 'line', 'bar', 'scatter'))
 );
 CREATE INDEX IF NOT EXISTS schedules_due_idx ON pgbot.schedules (next_due) WHERE NOT paused;
 COMMENT ON TABLE pgbot.schedules IS 'pgbot: scheduled reports and health checks (pgbot schedule list).';
 """
+# Columns added after the first release, for tables created before them (ADD COLUMN IF NOT EXISTS): new ones
+# are nullable, so older replicas still insert and read while a newer one adds them (an older one's SELECT *,
+# prepared before, fails once per pooled connection with "cached plan must not change result type"; its next
+# tick reads again).
+UPGRADE_SQL: LiteralString = """
+ALTER TABLE pgbot.schedules ADD COLUMN IF NOT EXISTS chart text CHECK (chart IN ('auto', 'line', 'bar', 'scatter'));
+"""
+UPGRADE_COLUMNS = ("chart",)
 _INSERT: LiteralString = (
     "INSERT INTO pgbot.schedules (id, kind, cron, timezone, question, sql, platform, workspace, channel, thread,"
-    " created_by, role, groups, next_due) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+    " created_by, role, groups, next_due, chart)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+)
+
+
+# Columns by name, never *: a column another replica adds (UPGRADE_SQL) must not change the result type of a
+# statement a pooled connection already prepared ("cached plan must not change result type"). Later columns
+# are read through to_jsonb, so a table an older pgbot made is read as it is, without altering it.
+_SELECT: LiteralString = (
+    "SELECT id, kind, cron, timezone, question, sql, platform, workspace, channel, thread, created_by, role,"
+    " groups, created_at, next_due, paused, stopped_reason, last_due, last_run_at, last_outcome, last_findings,"
+    " to_jsonb(s) ->> 'chart' AS chart FROM pgbot.schedules s"
 )
 
 
@@ -64,6 +84,7 @@ class ScheduleStore:
             return
         try:
             await ensure_owned_table(db, TABLE, CREATE_SQL)
+            await ensure_owned_columns(db, TABLE, UPGRADE_COLUMNS, UPGRADE_SQL)
         except DatabaseError as exc:
             raise ScheduleError(
                 f"pgbot cannot create its schedules table {TABLE} on '{db.name}' ({exc.user_message}). Let its "
@@ -76,7 +97,7 @@ class ScheduleStore:
         d = schedule.destination
         args = (schedule.id, schedule.kind.value, schedule.cron, schedule.timezone, schedule.question, schedule.sql,
                 d.platform, d.workspace, d.channel, d.thread, schedule.created_by, schedule.role,
-                list(schedule.groups), schedule.next_due)
+                list(schedule.groups), schedule.next_due, schedule.chart)
 
         async def work(conn: asyncpg.Connection) -> None:
             await conn.execute(_INSERT, *args)
@@ -102,7 +123,7 @@ class ScheduleStore:
             if await conn.fetchval("SELECT to_regclass('pgbot.schedules')") is None:
                 return []
             rows: list[asyncpg.Record] = await conn.fetch(
-                "SELECT * FROM pgbot.schedules WHERE ($1::text IS NULL OR id = $1)"
+                _SELECT + " WHERE ($1::text IS NULL OR id = $1)"
                 " AND ($2::timestamptz IS NULL OR (NOT paused AND next_due <= $2))"
                 " AND ($3::text[] IS NULL OR platform = ANY($3)) ORDER BY created_at, id LIMIT 10000",
                 schedule_id, due_by, list(platforms) if platforms is not None else None,
@@ -153,4 +174,14 @@ def _schedule(database: str, row: asyncpg.Record) -> Schedule:
         created_at=row["created_at"], paused=row["paused"], stopped_reason=row["stopped_reason"],
         last_due=row["last_due"], last_run_at=row["last_run_at"], last_outcome=row["last_outcome"],
         last_findings=json.loads(findings) if isinstance(findings, str) else dict(findings or {}),
+        chart=_chart(row),
     )
+
+
+def _chart(row: asyncpg.Record) -> ChartChoice | None:
+    """None from a table an older pgbot made (no chart column until a newer one inserts), or from a value the
+    CHECK would refuse (an admin's hand edit): the report then posts its table alone."""
+    try:
+        return chart_choice(row["chart"])
+    except ScheduleError:
+        return None

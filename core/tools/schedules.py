@@ -2,13 +2,16 @@
 
 Creating a schedule changes no user data (only pgbot's own ``pgbot.schedules``), so it is a read tool: the
 service validates it (time, guard read check, EXPLAIN as the person's role) and stores it, and the answer
-shows it with Pause/Delete buttons. Anything refused comes back to the model as a hint it can explain.
+shows it with Pause/Delete buttons. Anything refused comes back to the model as a hint it can explain. A report
+posts a chart with its table when the model asks for one, or when the request's words ask for one ("plot …",
+"bar chart of …", core.charts.intent), so a model that never fills in ``chart`` still keeps what was asked.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
+from core.charts import chart_request
 from core.errors import GuardError, ModelHint, ScheduleError
 from core.schedules.commands import destination_of, schedule_list_reply
 from core.schedules.service import Schedules
@@ -21,9 +24,22 @@ def _service(ctx: ToolContext) -> Schedules:
     return Schedules(settings=ctx.settings, databases=ctx.databases, guard=ctx.guard)
 
 
+def wanted_chart(ctx: ToolContext, chart: str | None, question: str) -> str | None:
+    """The chart asked for: the model's ``chart``, else the one the request's words ask for (the question
+    passed and the person's own message), when ``[charts] from_question`` allows; None: the table alone."""
+    if chart is not None or not ctx.settings.charts.from_question:
+        return chart
+    for words in (question, ctx.question):
+        request = chart_request(words) if words else None
+        if request is not None:
+            return request.kind or "auto"
+    return None
+
+
 @tool(kind=ToolKind.READ)
 async def create_schedule(ctx: ToolContext, when: str, kind: Literal["report", "health"] = "report",
-                          question: str = "", sql: str | None = None) -> ToolOutput:
+                          question: str = "", sql: str | None = None,
+                          chart: Literal["auto", "line", "bar", "scatter"] | None = None) -> ToolOutput:
     """Schedule a recurring post in this conversation: a report (re-runs one read-only query and posts its
     result each time) or a health check of the current database (posts only problems that are new, worse or
     cleared). Call it only when the user asks for something recurring ("every Monday at 9", "check every
@@ -34,13 +50,18 @@ async def create_schedule(ctx: ToolContext, when: str, kind: Literal["report", "
         kind: "report" (needs sql) or "health"
         question: the user's request in their words, shown as the report's title
         sql: for a report, the one read-only SQL statement to re-run at each time
+        chart: for a report the user wants plotted: auto (chosen from the result), line, bar or scatter;
+            leave it out for the table alone
     """
     try:
-        schedule = await _service(ctx).create(actor=ctx.actor, destination=destination_of(ctx), when=when,
-                                              kind=kind, question=question or ctx.question, sql=sql)
+        schedule = await _service(ctx).create(
+            actor=ctx.actor, destination=destination_of(ctx), when=when, kind=kind,
+            question=question or ctx.question, sql=sql,
+            chart=wanted_chart(ctx, chart, question) if kind == "report" else chart)
     except (ScheduleError, GuardError) as exc:
         raise ModelHint(f"Refused: {exc.user_message}") from None
-    text = (f"Created schedule {schedule.id}: {schedule.when}, {schedule.kind.value}, runs as "
+    with_chart = f" with a {schedule.chart} chart" if schedule.chart else ""
+    text = (f"Created schedule {schedule.id}: {schedule.when}, {schedule.kind.value}{with_chart}, runs as "
             f"{schedule.role or 'the login role'}, first run {schedule.next_due.isoformat()}. Tell the user; the "
             "reply shows it with Pause and Delete buttons.")
     return ToolOutput(text=text, schedules=(schedule.card(),))

@@ -38,11 +38,13 @@ MONDAY_9 = MONDAY_8 + dt.timedelta(hours=1)
 
 
 async def create(replica: Replica, *, who: str = ANALYST, when: str = "every monday at 9:00",
-                 sql: str = REPORT_SQL, kind: str = "report", question: str = "first three items") -> Schedule:
+                 sql: str = REPORT_SQL, kind: str = "report", question: str = "first three items",
+                 chart: str | None = None) -> Schedule:
     service = replica.schedules
     database = service.databases.get("shop")
     actor = resolve_role(database="shop", settings=database.settings, identity=who)
-    return await service.create(actor=actor, destination=HERE, when=when, kind=kind, question=question, sql=sql)
+    return await service.create(actor=actor, destination=HERE, when=when, kind=kind, question=question, sql=sql,
+                                chart=chart)
 
 
 async def audit_events(env: ChangeEnv, schedule_id: str) -> list[str]:

@@ -104,3 +104,24 @@ async def test_a_schedule_made_through_a_guild_role_stops_when_the_role_is_taken
             assert await scheduler.tick() == 0
         finally:
             await agent.aclose()
+
+
+async def test_a_chart_schedule_posts_its_png_as_an_attachment(
+    fake_discord: FakeDiscord, make_client: ClientFactory, shop_agent: Agent
+) -> None:
+    assert shop_agent.schedules is not None
+    clock = ManualClock(dt.datetime(2026, 3, 30, 6, 0, tzinfo=dt.UTC))
+    shop_agent.schedules.clock = clock
+    client = await make_client(shop_agent)
+    data, _, _, edit = await mention(
+        fake_discord, client, '/schedule "every hour" chart line SELECT id, qty FROM items ORDER BY id LIMIT 5')
+    assert "with a chart of each result" in edit.json["content"]
+    await wait_until(client.is_ready, describe=lambda: "client not ready")
+    scheduler = Scheduler(schedules=shop_agent.schedules, claims=MemoryRunClaims(), clock=clock)
+    clock.set(dt.datetime(2026, 3, 30, 7, 0, 3, tzinfo=dt.UTC))
+    posts = len(fake_discord.of("POST", "channels", data["id"], "messages"))
+    assert await scheduler.tick() == 1
+    report = fake_discord.of("POST", "channels", data["id"], "messages")[posts]
+    assert report.json["content"].startswith("Scheduled report: SELECT id, qty FROM items")
+    assert report.json["embeds"]  # the table still shows
+    assert report.files["chart-line.png"].startswith(b"\x89PNG\r\n\x1a\n")

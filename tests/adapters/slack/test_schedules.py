@@ -79,3 +79,35 @@ async def test_schedule_card_buttons_and_a_due_run_in_the_thread(
     finally:
         await conn.close()
     assert events == ["schedule_created", "schedule_paused", "schedule_resumed", "schedule_ran", "schedule_deleted"]
+
+
+async def test_a_chart_schedule_uploads_its_png_into_the_thread_and_an_unchartable_one_says_why(
+        fake_slack: FakeSlack, shop_agent: Agent) -> None:
+    """``/schedule … chart bar SELECT``: each run posts the table, then the chart through files_upload_v2."""
+    app = build_slack_app(shop_agent, slack_settings(fake_slack))
+    assert shop_agent.schedules is not None
+    clock = ManualClock(dt.datetime(2026, 3, 30, 6, 0, tzinfo=dt.UTC))
+    shop_agent.schedules.clock = clock
+    thread = new_ts()
+    _, update = await ask(fake_slack, app, '/schedule "every monday at 9:00" chart bar SELECT id::text AS item, qty '
+                                           "FROM items ORDER BY id LIMIT 3", ts=thread)
+    assert "with a chart of each result" in texts(update.args["blocks"])[0]
+    _, other = await ask(fake_slack, app, '/schedule "every monday at 9:00" chart SELECT 42 AS answer')
+    assert "with a chart of each result" in texts(other.args["blocks"])[0]
+
+    scheduler = Scheduler(schedules=shop_agent.schedules, claims=MemoryRunClaims(), clock=clock)
+    clock.set(dt.datetime(2026, 3, 30, 9, 0, 5, tzinfo=dt.UTC))
+    posts = len(fake_slack.of("chat.postMessage"))
+    assert await scheduler.tick() == 2
+    await fake_slack.wait_for(lambda f: len(f.of("files.completeUploadExternal")) == 1)
+    reports = [c.args for c in fake_slack.of("chat.postMessage")[posts:]]
+    (charted,) = [r for r in reports if "SELECT id::text" in r["text"]]
+    assert len(reports) == 2 and charted["thread_ts"] == thread
+    (plain,) = [r for r in reports if "SELECT 42" in r["text"]]
+    assert any(b["type"] == "table" for b in charted["blocks"])  # the table as before, the chart beside it
+    start = fake_slack.of("files.getUploadURLExternal")[0].args
+    done = fake_slack.of("files.completeUploadExternal")[0].args
+    assert start["filename"] == "chart-bar.png"
+    assert (done["channel_id"], done["thread_ts"]) == (CHANNEL, thread)
+    assert fake_slack.uploads[done["files"][0]["id"]].startswith(b"\x89PNG\r\n\x1a\n")
+    assert "No chart: " in plain["text"]  # one row, one number: posted with the reason, nothing uploaded
