@@ -49,7 +49,8 @@ class LlmSettings(_Section):
     # or a tool call with a long query; a model that rambles stops there instead of filling its context.
     max_tokens: int = Field(default=1024, ge=16, le=131_072)
     # Tools the model is never offered, by name (e.g. "propose_restore"): a capability a team does not want
-    # from chat, or fewer tool schemas per call for a small local model. Slash commands are unaffected.
+    # from chat, or fewer tool schemas per call for a small local model. Slash commands still run a disabled
+    # read tool (/sql with run_query off); a disabled change tool (propose_change) is off for them too.
     disabled_tools: list[str] = Field(default_factory=list)
 
     @field_validator("api_key", mode="before")
