@@ -30,7 +30,7 @@ async def slack(*, config: str | None) -> int:
 async def discord(*, config: str | None) -> int:
     settings = load_settings(config)
     if settings.discord.token is None:
-        raise ConfigError("discord.token is not set (PGBOT_DISCORD__TOKEN or [discord] token)")
+        raise ConfigError("discord.token is not set (DISCORD_TOKEN, PGBOT_DISCORD__TOKEN or [discord] token)")
     from adapters.discord.runner import run_discord
 
     # discord.py closes its HTTP session with the gateway: keep both until in-flight turns have posted.

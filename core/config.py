@@ -16,7 +16,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
-from dotenv import load_dotenv
+from dotenv import find_dotenv, load_dotenv
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -49,7 +49,8 @@ class LlmSettings(_Section):
     # or a tool call with a long query; a model that rambles stops there instead of filling its context.
     max_tokens: int = Field(default=1024, ge=16, le=131_072)
     # Tools the model is never offered, by name (e.g. "propose_restore"): a capability a team does not want
-    # from chat, or fewer tool schemas per call for a small local model. Slash commands are unaffected.
+    # from chat, or fewer tool schemas per call for a small local model. Slash commands still run a disabled
+    # read tool (/sql with run_query off); a disabled change tool (propose_change) is off for them too.
     disabled_tools: list[str] = Field(default_factory=list)
 
     @field_validator("api_key", mode="before")
@@ -432,8 +433,11 @@ def resolve_config_path(path: Path | str | None) -> Path:
 
 
 def load_settings(path: Path | str | None = None, *, require_file: bool = False) -> Settings:
-    """Load and validate settings, raising :class:`ConfigError` with one line per problem."""
-    load_dotenv(override=False)
+    """Load and validate settings, raising :class:`ConfigError` with one line per problem.
+
+    ``.env`` is looked for where pgbot runs (the working directory, then its parents), beside the config the
+    operator keeps there; not beside the installed package, where ``load_dotenv()`` alone would look."""
+    load_dotenv(find_dotenv(usecwd=True), override=False)
     config_path = resolve_config_path(path)
     explicit = bool(path) or bool(os.environ.get("PGBOT_CONFIG"))
     if not config_path.exists() and (explicit or require_file):
@@ -449,8 +453,11 @@ def load_settings(path: Path | str | None = None, *, require_file: bool = False)
         raise ConfigError(f"{config_path}: {exc}") from None
     finally:
         _config_path.reset(token)
+    # The variables the SDKs' own docs name work without a ${...} reference in the file.
     if settings.llm.api_key is None and os.environ.get("OPENAI_API_KEY", "").strip():
         settings.llm.api_key = SecretStr(os.environ["OPENAI_API_KEY"])
+    if settings.discord.token is None and os.environ.get("DISCORD_TOKEN", "").strip():
+        settings.discord.token = SecretStr(os.environ["DISCORD_TOKEN"].strip())
     return settings
 
 

@@ -49,7 +49,7 @@ async def run_command(agent: Agent, ctx: ToolContext, text: str) -> Reply:
 
 
 async def _tool(agent: Agent, ctx: ToolContext, tool_name: str, arguments: dict[str, object]) -> ToolOutput:
-    return await agent.tools.get(tool_name).call(ctx, arguments)
+    return await agent.tools.for_command(tool_name).call(ctx, arguments)
 
 
 def _result(ctx: ToolContext, output: ToolOutput, text: str | None = None) -> Reply:

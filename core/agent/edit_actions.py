@@ -144,7 +144,7 @@ async def run_edit(agent: Agent, message: Message) -> Reply:
 async def _read(agent: Agent, ctx: ToolContext, record: AnswerRecord, sql: str, said: str, *, by: str) -> Reply:
     """A read: a new answer of its own (id, buttons, 👍/👎 on the original question with the edited SQL);
     ``by``: the editor's display name, so the thread sees who ran it (the context line says as which role)."""
-    output = await agent.tools.get("run_query").call(ctx, {"sql": sql})
+    output = await agent.tools.for_command("run_query").call(ctx, {"sql": sql})
     table = output.table
     rows = table.row_count if table is not None else 0
     who = f" by {by}" if by else ""
@@ -167,7 +167,7 @@ async def _read(agent: Agent, ctx: ToolContext, record: AnswerRecord, sql: str, 
 
 async def _propose(agent: Agent, ctx: ToolContext, sql: str, said: str) -> Reply:
     """A change: the same held proposal as ``/sql`` or the model would make, under the editor's role."""
-    output = await agent.tools.get(CHANGE_TOOL).call(ctx, {"sql": sql})
+    output = await agent.tools.for_command(CHANGE_TOOL).call(ctx, {"sql": sql})
     reply = await agent.pending_reply(ctx, output)
     await _keep(ctx, said, output.text)
     ctx.log.info("edit_proposed", action_id=reply.approval.action_id if reply.approval else None)

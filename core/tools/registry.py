@@ -172,6 +172,7 @@ class ToolRegistry:
         self._tools: dict[str, Tool] = {}
         self.executors: dict[str, ActionExecutor] = {}  # approved non-SQL work, by operation (core.approvals.executors)
         self._specs: tuple[ToolSpec, ...] | None = None  # built once: pydantic schema generation is per-turn hot
+        self._withheld: dict[str, Tool] = {}  # READ tools in [llm] disabled_tools: for people's commands only
         for t in tools:
             self.add(t)
 
@@ -217,7 +218,18 @@ class ToolRegistry:
                               f"the tools are {', '.join(self.names)}")
         kept = ToolRegistry(t for name, t in self._tools.items() if name not in drop)
         kept.executors = dict(self.executors)  # approved work already pending must still be able to run
+        reads = {n: t for n, t in self._tools.items() if n in drop and t.kind is ToolKind.READ}
+        kept._withheld = self._withheld | reads
         return kept
+
+    def for_command(self, name: str) -> Tool:
+        """The tool a person's slash command (``/sql``, ``/tables``, ``/health``, an edit) runs.
+
+        ``[llm] disabled_tools`` is about what the model is offered, so a disabled READ tool still serves its
+        command, with the same guard and role. A disabled change tool stays off for people too: switching
+        ``propose_change`` off means no changes from chat, not "only by typing /sql"."""
+        found = self._withheld.get(name)
+        return found if found is not None and name not in self._tools else self.get(name)
 
     def is_always(self, name: str) -> bool:
         """Whether ``name`` is a registered tool offered on every call."""

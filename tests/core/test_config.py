@@ -82,3 +82,37 @@ def test_secrets_never_appear_in_config_errors(tmp_path: Path) -> None:
 def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="file not found"):
         load_settings(tmp_path / "nope.toml")
+
+
+def test_dotenv_is_read_from_where_pgbot_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``.env`` beside the config in the working directory is read (not one beside the package)."""
+    for name in ("PGBOT_LLM__MODEL", "SHOP_DSN"):
+        monkeypatch.delenv(name, raising=False)  # restored (removed) after the test, though .env sets them
+    (tmp_path / ".env").write_text("PGBOT_LLM__MODEL=from-dotenv\nSHOP_DSN=postgresql://pgbot@db/shop\n",
+                                   encoding="utf-8")
+    write(tmp_path, '[databases.shop]\ndsn = "${SHOP_DSN}"\n')
+    work = tmp_path / "sub"  # a parent's .env counts too, as python-dotenv looks upward from the cwd
+    work.mkdir()
+    monkeypatch.chdir(work)
+    settings = load_settings(tmp_path / "pgbot.toml")
+    assert settings.llm.model == "from-dotenv"
+    assert settings.databases["shop"].dsn.get_secret_value() == "postgresql://pgbot@db/shop"
+
+
+def test_dotenv_never_overrides_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text("PGBOT_LLM__MODEL=from-dotenv\n", encoding="utf-8")
+    monkeypatch.setenv("PGBOT_LLM__MODEL", "from-env")
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(write(tmp_path, "")).llm.model == "from-env"
+
+
+def test_discord_token_falls_back_to_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DISCORD_TOKEN", "  discord-secret-token ")
+    settings = load_settings(write(tmp_path, "[discord]\nallowed_guilds = [1]\n"))
+    assert settings.discord.token is not None and settings.discord.token.get_secret_value() == "discord-secret-token"
+    assert "discord-secret-token" not in repr(settings) and "discord-secret-token" not in str(settings.discord)
+    # the file's own token wins over the variable
+    settings = load_settings(write(tmp_path, '[discord]\ntoken = "from-file"\n'))
+    assert settings.discord.token is not None and settings.discord.token.get_secret_value() == "from-file"
+    monkeypatch.setenv("DISCORD_TOKEN", "   ")  # blank: no token, so the bot says "discord.token is not set"
+    assert load_settings(write(tmp_path, "")).discord.token is None

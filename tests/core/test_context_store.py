@@ -1,4 +1,9 @@
-"""Redis and in-memory context stores pass the same suite (Redis: the real server)."""
+"""Redis and in-memory context stores pass the same suite (Redis: the real server, and fakeredis).
+
+fakeredis runs the same contract against a second Redis implementation (the store must rely only on Redis'
+documented semantics, not on one server's quirks), and plays a Redis that stops answering mid-conversation,
+which a shared real server cannot do without stopping it for every other test.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
+import fakeredis
 import pytest
 import redis.asyncio as aioredis
 
@@ -25,10 +31,15 @@ READER = ReadScope(database="shop", role="readonly")
 SALARIES = "name,salary\nAlice,123456\nBob,98765"
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(params=["memory", "redis", "fakeredis"])
 async def store(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[ContextStore]:
     if request.param == "memory":
         yield MemoryContextStore(ttl_s=60, max_turns=6)
+        return
+    if request.param == "fakeredis":
+        fake = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), decode_responses=True)
+        yield RedisContextStore(fake, ttl_s=60, max_turns=6)
+        await fake.aclose()
         return
     prefix = f"pgbot:test:{uuid.uuid4().hex}"
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
@@ -134,6 +145,30 @@ async def test_redis_down_is_a_clear_error() -> None:
     with pytest.raises(ContextUnavailableError, match="context store"):
         await store.has_history("t")
     await store.aclose()
+
+
+async def test_redis_that_stops_answering_mid_thread_is_a_clear_error_and_loses_nothing() -> None:
+    """Every call, the pipelined ones too, says "context store" (never a Redis traceback) while Redis is gone;
+    once it answers again the thread is as it was: nothing half-written, nothing lost."""
+    server = fakeredis.FakeServer()
+    client = fakeredis.FakeAsyncRedis(server=server, decode_responses=True)
+    store = RedisContextStore(client, ttl_s=60, max_turns=6)
+    try:
+        await store.append("t", dba_turn())
+        await store.set_database("t", "shop")
+        server.connected = False
+        calls = [store.history("t", viewer=DBA), store.has_history("t"), store.load("t"),
+                 store.append("t", [user("lost?")]), store.get_database("t"), store.set_database("t", "hr")]
+        for call in calls:
+            with pytest.raises(ContextUnavailableError, match="context store") as caught:
+                await call
+            assert "123456" not in str(caught.value)  # the thread's rows never ride along in the error
+        server.connected = True
+        assert await store.history("t", viewer=DBA) == dba_turn()
+        name, stored = await store.load("t")
+        assert name == "shop" and stored.visible_to(DBA) == dba_turn()  # neither "lost?" nor "hr" landed
+    finally:
+        await client.aclose()
 
 
 def test_trim_drops_orphaned_tool_results() -> None:

@@ -279,3 +279,28 @@ async def test_slash_sql_change_with_changes_switched_off_says_so_to_the_person(
     assert reply.kind is ReplyKind.ERROR
     assert "switched off in this pgbot" in reply.text and "cannot be done from chat" in reply.text
     assert await count(fresh_db, "SELECT count(*) FROM orders") == 90
+
+
+async def test_slash_commands_run_read_tools_the_model_is_not_offered(fresh_db: str) -> None:
+    """``[llm] disabled_tools`` is what the model is offered: ``/sql`` and ``/tables`` still read with
+    ``run_query`` and ``list_tables`` disabled, through the same guard; a disabled change tool stays off."""
+    await load_shop(fresh_db)
+    settings = settings_for(fresh_db)
+    settings.llm.disabled_tools = ["run_query", "list_tables", "propose_change"]
+    agent = build_agent(settings, use_llm=False)
+    try:
+        assert "run_query" not in agent.tools and "run_query" not in {s.name for s in agent.tools.specs()}
+        read = await final_reply(agent, message("/sql SELECT count(*) AS n FROM orders"))
+        tables = await final_reply(agent, message("/tables"))
+        smuggled = await final_reply(agent, message("/sql SELECT 1; DELETE FROM orders"))
+        change = await final_reply(agent, message("/sql DELETE FROM orders"))
+        with pytest.raises(Exception, match="no tool named 'propose_change'"):
+            agent.tools.for_command("propose_change")
+    finally:
+        await agent.aclose()
+    assert read.kind is ReplyKind.RESULT and read.table is not None and read.table.rows == ((90,),)
+    assert tables.kind is ReplyKind.RESULT and tables.table is not None
+    assert any("orders" in str(row[0]) for row in tables.table.rows)
+    assert smuggled.kind is ReplyKind.ERROR and change.kind is ReplyKind.ERROR
+    assert "switched off in this pgbot" in change.text
+    assert await count(fresh_db, "SELECT count(*) FROM orders") == 90
