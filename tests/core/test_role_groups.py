@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 import structlog
 from pydantic import ValidationError
@@ -40,11 +42,17 @@ def test_groups_mapping_to_different_roles_take_the_first_in_config_order() -> N
 
 def test_the_matching_group_is_logged_at_debug(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = DatabaseSettings(dsn=DSN, roles={R2: "engineer", R1: "analyst"})
-    # A fresh logger: an earlier test that configured logging may have cached the module's (cache_logger_on_first_use),
-    # and a cached logger bypasses capture_logs.
+    # An earlier test may have configured logging (an INFO filter, cached loggers): capture_logs replaces only
+    # the processors, so let debug through and use a fresh logger for this test, then put the config back.
+    before = structlog.get_config()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG),
+                        cache_logger_on_first_use=False)
     monkeypatch.setattr(permissions, "log", structlog.get_logger("core.permissions"))
-    with structlog.testing.capture_logs() as logs:
-        role(settings, "discord:8", R1, R2)
+    try:
+        with structlog.testing.capture_logs() as logs:
+            role(settings, "discord:8", R1, R2)
+    finally:
+        structlog.configure(**before)
     (entry,) = [e for e in logs if e["event"] == "role_from_group"]
     assert entry["log_level"] == "debug" and entry["group"] == R2 and entry["other_matches"] == [R1]
 
