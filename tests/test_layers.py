@@ -63,8 +63,6 @@ KNOWN: dict[tuple[str, str], str] = {
         "(they need only agent.schedules) or move the commands to core/agent/.",
     ("core.schedules.commands", "core.tools.registry"):
         "ToolContext for the type checker only; ends with the same move.",
-    ("core.schedules.service", "core.tools.explain_check"):
-        "a new schedule's SQL is planned first; to end it, explain_check belongs in core/db (it needs only db).",
     ("core.undo.execute", "core.undo.request"):
         "the undo executor words its outcome with request's helpers; move why_not_now/skipped_lines to a low "
         "core/undo module (they need approvals.decisions.when, which belongs lower too).",

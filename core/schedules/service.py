@@ -17,6 +17,7 @@ import structlog
 
 from core.approvals.audit import AuditEvent, AuditLog, AuditRecord
 from core.config import Settings
+from core.db.explain_check import explain_first
 from core.db.registry import DatabaseRegistry
 from core.errors import AccessDeniedError, PgbotError, ScheduleError
 from core.messages import Reply, ReplyKind, ScheduleChange
@@ -27,7 +28,6 @@ from core.schedules.model import Destination, Schedule, ScheduleKind, chart_choi
 from core.schedules.store import ScheduleStore
 from core.schedules.timing import next_due, parse_when, zone_named
 from core.sqlguard import SqlGuard
-from core.tools.explain_check import explain_first
 
 log = structlog.get_logger(__name__)
 Change = ScheduleChange

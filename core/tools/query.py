@@ -7,6 +7,7 @@ where that tool is switched off, the refusal says so. Forbidden statements are r
 
 from __future__ import annotations
 
+from core.db.explain_check import explain_first, retry_hint
 from core.errors import (
     DatabaseError,
     DatabaseUnavailableError,
@@ -18,7 +19,6 @@ from core.errors import (
     QueryTimeoutError,
 )
 from core.sqlguard import SqlGuard, StatementKind
-from core.tools.explain_check import explain_first, retry_hint
 from core.tools.format import table_for_model
 from core.tools.registry import ToolContext, ToolKind, ToolOutput, tool
 
