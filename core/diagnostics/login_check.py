@@ -29,7 +29,7 @@ FROM pg_roles r WHERE r.rolname = $1
 """
 _MEMBERSHIPS: LiteralString = """
 SELECT r.rolname FROM pg_roles r
-WHERE r.rolname <> current_user AND pg_has_role(current_user, r.oid, 'MEMBER') ORDER BY r.rolname
+WHERE r.rolname <> session_user AND pg_has_role(session_user, r.oid, 'MEMBER') ORDER BY r.rolname
 """
 # Whether a role can change data or schema: attributes, a write privilege on any table, CREATE in any schema.
 _WRITES: LiteralString = r"""
@@ -91,25 +91,28 @@ class LoginReport:
         return found
 
 
-async def check_login(db: PgDatabase, *, mapped: Iterable[str], writes_asked: Iterable[str] = ()) -> LoginReport:
-    """Ask the database, as the login role, what it can do compared with the ``mapped`` roles."""
+async def check_login(db: PgDatabase, *, mapped: Iterable[str], writes_asked: Iterable[str] = (),
+                      role: str | None = None) -> LoginReport:
+    """Ask the database what the login role can do compared with the ``mapped`` roles: the main DSN's login,
+    or (``role``) the login that ``role_dsns`` gives statements run as that role."""
 
     async def work(conn: asyncpg.Connection) -> LoginReport:
         return await login_report(conn, mapped=mapped, writes_asked=writes_asked)
 
-    return await db.run(work, role=None, read_only=True)
+    return await db.run(work, role=role, read_only=True)
 
 
 async def login_report(
     conn: asyncpg.Connection, *, mapped: Iterable[str], writes_asked: Iterable[str] = ()
 ) -> LoginReport:
-    """:func:`check_login` on a connection the caller holds, whose ``current_user`` is the login role;
-    ``writes_asked`` are roles to test for write rights (check-config asks about the one ``"*"`` maps to)."""
+    """:func:`check_login` on a connection the caller holds, whose ``session_user`` is the login role (a
+    ``SET ROLE`` on it does not change the answer); ``writes_asked`` are roles to test for write rights
+    (check-config asks about the one ``"*"`` maps to)."""
     mapped_roles = sorted(set(mapped))
     asked = sorted(set(writes_asked))
-    login_name = str(await conn.fetchval("SELECT current_user"))
+    login_name = str(await conn.fetchval("SELECT session_user"))
     login = await _attributes(conn, login_name)
-    assert login is not None  # current_user always exists
+    assert login is not None  # session_user always exists
     members = [str(r["rolname"]) for r in await conn.fetch(_MEMBERSHIPS)]
     stronger = []
     if not login.superuser:  # a superuser is a member of every role: the first warning says it all
