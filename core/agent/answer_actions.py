@@ -31,18 +31,35 @@ FORGOTTEN = ("pgbot no longer remembers that answer (answers are kept as long as
 ELSEWHERE = "That button belongs to another conversation, so pgbot ignored it."
 
 
-async def _record(agent: Agent, answer_id: str, thread_key: str | None) -> AnswerRecord:
+async def recall_answer(agent: Agent, answer_id: str, thread_key: str | None, *,
+                        elsewhere: str = ELSEWHERE) -> AnswerRecord:
+    """The record behind a button or window on an answer; refused when forgotten, or when the adapter says the
+    click came from another thread than the answer's (``elsewhere``: the refusal's words)."""
     record = await agent.accuracy.answers.recall(answer_id)
     if record is None:
         raise PgbotError(FORGOTTEN)
     if thread_key is not None and record.thread_key != thread_key:
-        raise PgbotError(ELSEWHERE)
+        log.warning("answer_click_elsewhere", answer_id=answer_id, thread=thread_key)
+        raise PgbotError(elsewhere)
     return record
+
+
+def as_clicker(agent: Agent, record: AnswerRecord, *, identity: str, groups: tuple[str, ...]) -> ToolContext:
+    """A tool context for running an answer's SQL again as the person who clicked: their own mapped role on
+    the answer's database (AccessDeniedError when they have none), never the asker's."""
+    database = agent.databases.get(record.database)
+    actor = resolve_role(database=record.database, settings=database.settings, identity=identity, groups=groups)
+    return ToolContext(
+        settings=agent.settings, databases=agent.databases, database=database, actor=actor,
+        thread_key=record.thread_key, store=agent.store, guard=agent.guard,
+        log=log.bind(thread=record.thread_key, user=identity, database=record.database, answer_id=record.answer_id),
+        question=record.question,
+    )
 
 
 async def show_sql(agent: Agent, *, answer_id: str, thread_key: str | None) -> Reply:
     """The statements behind an answer, pretty-printed, for the clicker alone (the adapter replies privately)."""
-    record = await _record(agent, answer_id, thread_key)
+    record = await recall_answer(agent, answer_id, thread_key)
     if not record.sql:
         return Reply(kind=ReplyKind.INFO, text="This answer ran no SQL.", database=record.database)
     return Reply(kind=ReplyKind.INFO, text=f"The SQL behind this answer, as it ran on {record.database}:",
@@ -53,22 +70,15 @@ async def export_answer(
     agent: Agent, *, answer_id: str, identity: str, groups: tuple[str, ...], thread_key: str | None
 ) -> Reply:
     """Every row of the answer's table statement as CSV, run as ``identity``'s own role."""
-    record = await _record(agent, answer_id, thread_key)
+    record = await recall_answer(agent, answer_id, thread_key)
     sql = record.table_sql or (record.sql[-1] if record.sql else "")
     if not sql:
         return Reply(kind=ReplyKind.INFO, text="This answer has no result to export.", database=record.database)
-    database = agent.databases.get(record.database)
-    actor = resolve_role(database=record.database, settings=database.settings, identity=identity, groups=groups)
-    ctx = ToolContext(
-        settings=agent.settings, databases=agent.databases, database=database, actor=actor,
-        thread_key=record.thread_key, store=agent.store, guard=agent.guard,
-        log=log.bind(thread=record.thread_key, user=identity, database=record.database, answer_id=answer_id),
-        question=record.question,
-    )
+    ctx = as_clicker(agent, record, identity=identity, groups=groups)
     async with agent.limiter.slot(user=identity, database=record.database):
         result = await export_for(ctx, sql)
     private = identity != record.asked_by
-    who = f" as role {actor.role}" if actor.role else ""
+    who = f" as role {ctx.actor.role}" if ctx.actor.role else ""
     meta = {**result.meta(), "export_private": "yes" if private else "no"}
     return Reply(kind=ReplyKind.RESULT, text=f"{result.summary()}{who}.", database=record.database, meta=meta,
-                 role=actor.role)
+                 role=ctx.actor.role)

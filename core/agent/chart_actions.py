@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, cast
 
 import structlog
 
+from core.agent.answer_actions import as_clicker, recall_answer
 from core.charts import KINDS, ChartKind, chart_request, draw_chart, with_notes
 from core.errors import ChartError, ModelHint, PgbotError
 from core.messages import ChartImage, Reply, ReplyKind
-from core.permissions import resolve_role
 from core.tools.chart import query_chart
 from core.tools.registry import ToolContext
 
@@ -28,9 +28,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-FORGOTTEN = ("pgbot no longer remembers that answer (answers are kept as long as their thread's context); "
-             "ask again to get a fresh one.")
-ELSEWHERE = "That button belongs to another conversation, so pgbot ignored it."
 USAGE = "Usage: /chart [line|bar|scatter] [SELECT …]  (alone: a chart of this thread's last answer)"
 
 
@@ -84,22 +81,12 @@ async def chart_answer(
     agent: Agent, *, answer_id: str, identity: str, groups: tuple[str, ...], thread_key: str | None
 ) -> Reply:
     """A Chart click: the answer's last statement again as ``identity``'s own role, drawn."""
-    record = await agent.accuracy.answers.recall(answer_id)
-    if record is None:
-        raise PgbotError(FORGOTTEN)
-    if thread_key is not None and record.thread_key != thread_key:
-        raise PgbotError(ELSEWHERE)
+    record = await recall_answer(agent, answer_id, thread_key)
     if not record.sql:
         return Reply(kind=ReplyKind.INFO, text="This answer ran no query, so there is nothing to chart.",
                      database=record.database)
-    database = agent.databases.get(record.database)
-    actor = resolve_role(database=record.database, settings=database.settings, identity=identity, groups=groups)
-    ctx = ToolContext(
-        settings=agent.settings, databases=agent.databases, database=database, actor=actor,
-        thread_key=record.thread_key, store=agent.store, guard=agent.guard,
-        log=log.bind(thread=record.thread_key, user=identity, database=record.database, answer_id=answer_id),
-        question=record.question,
-    )
+    ctx = as_clicker(agent, record, identity=identity, groups=groups)
+    actor = ctx.actor
     who = f"as role {actor.role}" if actor.role else "as pgbot's login role"
     async with agent.limiter.slot(user=identity, database=record.database):
         return await _drawn(ctx, record.sql[-1], kind=None, question=record.question,

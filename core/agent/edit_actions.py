@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from core.agent.answer_actions import recall_answer
 from core.errors import GuardError, ModelHint, PgbotError
 from core.llm.base import ChatTurn, ReadScope
 from core.messages import Message, Reply, ReplyKind, new_id
@@ -38,8 +39,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-FORGOTTEN = ("pgbot no longer remembers that answer (answers are kept as long as their thread's context); "
-             "ask again to get a fresh one.")
 ELSEWHERE = "That edit belongs to another conversation, so pgbot ignored it."
 NO_SQL = "This answer ran no SQL, so there is nothing to edit."
 NO_ANSWER = "There is no answer with SQL in this conversation to edit yet."
@@ -66,16 +65,6 @@ def editable_sql(sql: str, *, max_chars: int) -> str | None:
     return None
 
 
-async def _record(agent: Agent, answer_id: str, thread_key: str | None) -> AnswerRecord:
-    record = await agent.accuracy.answers.recall(answer_id)
-    if record is None:
-        raise PgbotError(FORGOTTEN)
-    if thread_key is not None and record.thread_key != thread_key:
-        log.warning("edit_refused_elsewhere", answer_id=answer_id, thread=thread_key)
-        raise PgbotError(ELSEWHERE)
-    return record
-
-
 async def edit_source(
     agent: Agent, *, answer_id: str | None, thread_key: str, identity: str, groups: tuple[str, ...]
 ) -> EditSource:
@@ -88,7 +77,7 @@ async def edit_source(
         if record is None:
             raise PgbotError(NO_ANSWER)
     else:
-        record = await _record(agent, answer_id, thread_key)
+        record = await recall_answer(agent, answer_id, thread_key, elsewhere=ELSEWHERE)
     if not record.sql:
         raise PgbotError(NO_SQL)
     database = agent.databases.get(record.database)
@@ -118,7 +107,7 @@ async def run_edit(agent: Agent, message: Message) -> Reply:
     """Run ``message.text`` as an edit of answer ``message.edit_of``, as the message's sender (see module)."""
     if message.edit_of is None:
         raise PgbotError("This message edits no answer.")
-    record = await _record(agent, message.edit_of, message.thread_key)
+    record = await recall_answer(agent, message.edit_of, message.thread_key, elsewhere=ELSEWHERE)
     sql = message.text.strip()
     if not sql:
         raise PgbotError(EMPTY)
