@@ -178,6 +178,16 @@ def mentionable(approvers: Approvers) -> tuple[str, ...]:
     return tuple(dict.fromkeys((*approvers.people, *approvers.role_holders)))
 
 
+def with_mentions(text: str, identities: Sequence[str], *, mention: Callable[[str], str | None]) -> str:
+    """``text`` with the identities core itself named in a reply (``Reply.mentions``) shown as the platform's
+    mentions; only these, so text from the model or the database never turns into one."""
+    for identity in identities:
+        shown = mention(identity)
+        if shown is not None:
+            text = text.replace(identity, shown)
+    return text
+
+
 def is_group(key: str) -> bool:
     return key.startswith(DISCORD_ROLE)
 

@@ -18,6 +18,7 @@ import discord
 
 from adapters.text_table import CODE_WIDTH, cut, grid
 from core import ApprovalPrompt, Reply, display_table
+from core import cards as core_cards
 from core.card_state import CardState, CardStatus
 from core.cards import mentionable, state_text, who_may_approve
 from core.config import DISCORD_ROLE
@@ -58,11 +59,7 @@ def allowed_mentions(keys: tuple[str, ...]) -> discord.AllowedMentions:
 
 def with_mentions(text: str, reply: Reply) -> str:
     """The identities core named in a reply shown as mentions (shown, not pinged: mentions stay off)."""
-    for identity in reply.mentions:
-        shown = mention(identity)
-        if shown is not None:
-            text = text.replace(identity, shown)
-    return text
+    return core_cards.with_mentions(text, reply.mentions, mention=mention)
 
 
 def state_content(state: CardState, *, elapsed_s: float | None = None) -> str:

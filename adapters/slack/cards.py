@@ -34,6 +34,7 @@ from adapters.slack.render import (
 )
 from adapters.text_table import cut
 from core import ApprovalPrompt, Reply
+from core import cards as core_cards
 from core.card_state import CardState, CardStatus
 from core.cards import state_text, who_may_approve
 
@@ -63,11 +64,7 @@ def clock(stamp: float) -> str:
 
 def with_mentions(text: str, reply: Reply) -> str:
     """Slack text (already escaped) with the identities core named in the reply shown as mentions."""
-    for identity in reply.mentions:
-        shown = mention(identity)
-        if shown is not None:
-            text = text.replace(identity, shown)
-    return text
+    return core_cards.with_mentions(text, reply.mentions, mention=mention)
 
 
 def state_block(state: CardState, *, elapsed_s: float | None = None) -> Block:
