@@ -71,6 +71,7 @@ class AccuracySettings(_Section):
     value_hints_max_values: int = Field(default=12, ge=1, le=100)  # values shown per column
     value_hints_max_columns: int = Field(default=40, ge=1, le=1000)
     value_hints_ttl_s: int = Field(default=600, ge=0)
+    shape_hints: bool = True  # one line of SQL idiom for wording small models get wrong ("no", "every", running total)
     explain_first: bool = True  # EXPLAIN each query before running it: errors come back without executing
     sql_retries: bool = True  # feed Postgres errors back so the model can fix its SQL
     max_repeated_failures: int = Field(default=3, ge=1, le=20)  # the same failure this often ends the turn

@@ -68,7 +68,17 @@ class GuardError(PgbotError):
 
 
 class DatabaseError(PgbotError):
+    """``position``: Postgres's 1-based offset into ``query`` (None: into the statement sent), ``sqlstate``:
+    its error code (all optional; they help the model find its mistake)."""
+
     default_message = "The database reported an error."
+
+    def __init__(self, user_message: str | None = None, *, position: int | None = None,
+                 query: str | None = None, sqlstate: str | None = None) -> None:
+        super().__init__(user_message)
+        self.position = position
+        self.query = query
+        self.sqlstate = sqlstate
 
 
 class DatabaseUnavailableError(DatabaseError):

@@ -1,4 +1,4 @@
-"""EXPLAIN before running, and short hints that help the model fix a failed query.
+"""EXPLAIN before running: a planning error goes back to the model with what it needs to fix it.
 
 Planning a query catches unknown tables and columns, type mismatches and ambiguous names without running
 anything: a wrong guess against a large table costs milliseconds instead of a statement timeout. EXPLAIN
@@ -8,11 +8,10 @@ problem surfaces exactly as it would when running.
 
 from __future__ import annotations
 
-import re
-
 import asyncpg
 
 from core.db.bounded_explain import explain_discarded
+from core.db.fix_hints import query_failed
 from core.db.postgres import PgDatabase
 from core.errors import (
     DatabaseError,
@@ -20,36 +19,12 @@ from core.errors import (
     GuardError,
     ModelHint,
     PermissionDeniedError,
-    QueryFailed,
     QueryTimeoutError,
 )
 from core.sqlguard import Classification
 
 # Statements EXPLAIN accepts on the read path (SELECT, WITH … SELECT, VALUES, TABLE all parse as SelectStmt).
 EXPLAINABLE = frozenset({"SelectStmt"})
-
-_RETRY_HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r'relation "[^"]+" does not exist'),
-     "Check the table name against the schema in the prompt, or call list_tables."),
-    (re.compile(r'column "[^"]+" does not exist'),
-     "Call describe_table for the table to see its exact column names."),
-    (re.compile(r"must appear in the GROUP BY clause"),
-     "Every selected column that is not aggregated must be in GROUP BY."),
-    (re.compile(r"operator does not exist"),
-     "Cast one side so both operands have the same type (e.g. ::text, ::numeric, ::date)."),
-    (re.compile(r"is ambiguous"), "Qualify the column with its table alias."),
-    (re.compile(r"function .* does not exist"),
-     "Use a function this PostgreSQL version has, or add explicit casts to the arguments."),
-)
-
-
-def retry_hint(message: str) -> str:
-    """One short suggestion for a Postgres error message, or ""."""
-    for pattern, hint in _RETRY_HINTS:
-        if pattern.search(message):
-            return hint
-    return ""
-
 
 async def explain_first(db: PgDatabase, *, role: str | None, checked: Classification) -> None:
     """Plan the read (as ``role``, read-only); a planning error becomes a :class:`QueryFailed` for a retry.
@@ -71,8 +46,4 @@ async def explain_first(db: PgDatabase, *, role: str | None, checked: Classifica
     except (PermissionDeniedError, QueryTimeoutError, DatabaseUnavailableError):
         raise  # the model cannot fix these: the user must see them as they are
     except DatabaseError as exc:
-        hint = retry_hint(exc.user_message)
-        raise QueryFailed(
-            f"Postgres rejected the query while planning it (EXPLAIN; nothing ran): {exc.user_message}"
-            + (f"\n{hint}" if hint else "") + f"\nSQL was: {sql}"
-        ) from None
+        raise await query_failed(exc, db=db, role=role, sql=sql, tables=checked.tables, planning=True) from None

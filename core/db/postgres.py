@@ -507,7 +507,14 @@ def translate_pg_error(exc: asyncpg.PostgresError, *, database: str) -> Database
         )
     if isinstance(exc, asyncpg.InvalidCatalogNameError | asyncpg.InvalidAuthorizationSpecificationError):
         return DatabaseUnavailableError(f"Database '{database}' cannot be reached: {message}")
-    return DatabaseError(f"Postgres error on '{database}': {text}")
+    # An error inside a DO block (EXPLAIN runs in one) points into the inner statement, not the block.
+    position = str(getattr(exc, "position", None) or "")
+    inner_position = str(getattr(exc, "internal_position", None) or "")
+    inner_query = getattr(exc, "internal_query", None)
+    located = ((int(position), None) if position.isdigit()
+               else (int(inner_position), inner_query) if inner_position.isdigit() and inner_query else (None, None))
+    return DatabaseError(f"Postgres error on '{database}': {text}", position=located[0], query=located[1],
+                         sqlstate=getattr(exc, "sqlstate", None))
 
 
 def describe_connect_error(exc: BaseException) -> str:

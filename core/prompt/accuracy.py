@@ -30,6 +30,7 @@ from core.prompt.examples import RankedExample, rank, render
 from core.prompt.feedback import AnswerLog, AnswerRecord, FeedbackStore, MemoryAnswerLog
 from core.prompt.relative_dates import ResolvedDates, resolve_dates
 from core.prompt.schema_context import SchemaParts
+from core.prompt.shape_hints import shape_hints
 from core.prompt.system import build_question_context, build_system_prompt, question_message
 from core.prompt.value_hints import ValueHints
 
@@ -85,6 +86,7 @@ class Accuracy:
                                                                                         question=question)) \
             if cfg.value_hints else None
         examples = await self._examples(db, question, readable) if cfg.examples and cfg.max_examples else []
+        shapes = shape_hints(question) if cfg.shape_hints else ""
         system = build_system_prompt(
             database=db.name, databases=databases, schema_context=schema.stable,
             version=facts.version.split(" (")[0] if cfg.server_version else None,  # no distro suffix
@@ -95,10 +97,11 @@ class Accuracy:
         context = build_question_context(
             now=facts.now_text() if cfg.relative_dates else "", tz=facts.tz,
             dates=dates.prompt_text() if dates else "", schema_detail=schema.question, value_hints=hints or "",
-            examples=render(examples),
+            shape_hints=shapes, examples=render(examples),
         )
         parts = tuple(name for name, present in (
             ("version", cfg.server_version), ("dates", dates is not None), ("value_hints", bool(hints)),
+            ("shape_hints", bool(shapes)),
             ("examples", bool(examples)),
         ) if present)
         log.debug("prompt_built", database=db.name, parts=parts, system_chars=len(system), context_chars=len(context))

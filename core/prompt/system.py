@@ -87,6 +87,7 @@ def build_question_context(
     dates: str = "",
     schema_detail: str = "",
     value_hints: str = "",
+    shape_hints: str = "",
     examples: str = "",
 ) -> str:
     """The part that changes per question, sent with it (empty parts are left out)."""
@@ -99,6 +100,8 @@ def build_question_context(
         parts.append(schema_detail)
     if value_hints:
         parts.append(value_hints)
+    if shape_hints:
+        parts.append(shape_hints)
     if examples:
         parts.append(f"{EXAMPLES_HEADER}\n{examples}")
     return "\n\n".join(parts)

@@ -7,7 +7,8 @@ where that tool is switched off, the refusal says so. Forbidden statements are r
 
 from __future__ import annotations
 
-from core.db.explain_check import explain_first, retry_hint
+from core.db.explain_check import explain_first
+from core.db.fix_hints import query_failed
 from core.errors import (
     DatabaseError,
     DatabaseUnavailableError,
@@ -54,10 +55,8 @@ async def run_query(ctx: ToolContext, sql: str) -> ToolOutput:
     except (PermissionDeniedError, QueryTimeoutError, DatabaseUnavailableError):
         raise  # the model cannot fix these: the user must see them as they are
     except DatabaseError as exc:
-        hint = retry_hint(exc.user_message)
-        raise QueryFailed(
-            f"Postgres error: {exc.user_message}" + (f"\n{hint}" if hint else "") + f"\nSQL was: {checked.sql}"
-        ) from None
+        raise await query_failed(exc, db=ctx.database, role=ctx.actor.role, sql=checked.sql, tables=checked.tables,
+                                 planning=False) from None
     table = result.to_table(max_cell_chars=ctx.database.settings.max_cell_chars)
     ctx.log.info("query_ran", rows=table.row_count, truncated=table.truncated, ms=round(result.duration_ms, 1))
     return ToolOutput(text=table_for_model(table), sql=(checked.sql,), table=table)

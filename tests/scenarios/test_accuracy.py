@@ -118,9 +118,62 @@ async def test_explain_catches_planning_errors_and_hints_how_to_fix(
         assert reply.kind is ReplyKind.ANSWER and reply.sql == (good,)
         (hint, _) = tool_results(llm_server)
         assert 'column "state" does not exist' in hint
-        assert "Call describe_table" in hint  # the retry hint for an unknown column
+        assert "Near: …) FROM orders WHERE state = 'shipped'\n" in hint  # where Postgres pointed
+        assert "Use only the columns listed below" in hint  # the retry hint for an unknown column
+        assert "Columns of the tables in this query:\norders(id integer, customer_id integer" in hint
         assert ("while planning it (EXPLAIN; nothing ran)" in hint) is explain
         assert hint.startswith("ERROR: Postgres error:") is not explain
+
+
+async def test_the_columns_in_a_failure_hint_are_only_those_the_role_may_read(
+    fresh_db: str, llm_server: llm.ScriptedLlmServer
+) -> None:
+    await load_shop(fresh_db)
+    conn = await asyncpg.connect(fresh_db)
+    try:
+        await conn.execute("DROP ROLE IF EXISTS hint_reader; CREATE ROLE hint_reader; "
+                           "GRANT SELECT (id, status) ON orders TO hint_reader")
+        bad = "SELECT count(*) FROM orders WHERE state = 'shipped'"
+        llm_server.script(llm.tool_call("run_query", {"sql": bad}), llm.text("Cannot tell."))
+        settings = settings_for(fresh_db, llm_url=llm_server.base_url, roles={"slack:U1": "hint_reader"})
+        agent = build_agent(settings)
+        try:
+            await final_reply(agent, message("shipped orders?"))
+        finally:
+            await agent.aclose()
+    finally:
+        await conn.execute("DROP OWNED BY hint_reader; DROP ROLE hint_reader")
+        await conn.close()
+    (hint,) = tool_results(llm_server)
+    assert "orders(id integer, status text)" in hint  # not customer_id, total, … which the role cannot read
+
+
+@pytest.mark.parametrize(
+    ("question", "idiom"),
+    [
+        ("Which customers have never placed an order?", "WHERE NOT EXISTS (SELECT 1 FROM other o"),
+        ("List every employee together with the name of their manager.", "LEFT JOIN the other table"),
+        ("Show orders per month with a running total.", "sum(count(*)) OVER (ORDER BY"),
+    ],
+)
+async def test_shape_hints_name_the_idiom_the_wording_asks_for_and_can_be_switched_off(
+    fresh_db: str, llm_server: llm.ScriptedLlmServer, question: str, idiom: str
+) -> None:
+    await load_shop(fresh_db)
+    llm_server.script(llm.text("Nothing to look up."), llm.text("Nothing to look up."),
+                      llm.text("Nothing to look up."))
+    for enabled in (True, False):
+        agent = build_agent(settings_with(fresh_db, llm_server.base_url, shape_hints=enabled))
+        try:
+            await final_reply(agent, message(question))
+        finally:
+            await agent.aclose()
+    prompts = [llm.prompt_text(request) for request in llm_server.requests]
+    assert idiom in prompts[0] and "SQL shape for this question:" in prompts[0]
+    assert "SQL shape for this question:" not in prompts[-1]
+    # The hint travels with the question, after the stable system message (the prefix stays reusable).
+    first_system = llm_server.requests[0]["messages"][0]["content"]  # type: ignore[index]
+    assert "SQL shape" not in first_system
 
 
 async def test_the_retry_bound_is_configurable_and_names_the_failure(
