@@ -50,6 +50,13 @@ HINTS: tuple[ShapeHint, ...] = (
         "the group key), with the same GROUP BY.",
     ),
     ShapeHint(
+        "calendar_buckets",
+        _words(r"(?:each|every|per|by|a)\s+(?:month|week|quarter)", r"monthly", r"weekly", r"quarterly",
+               r"month[\s-]+(?:over|on|by)[\s-]+month", r"week[\s-]+(?:over|on|by)[\s-]+week"),
+        "Group calendar periods with date_trunc('month', col) (or 'week', 'quarter'): EXTRACT(MONTH FROM col) "
+        "would merge the same month of different years.",
+    ),
+    ShapeHint(
         "per_group_then_filter",
         _words(r"(?:more\s+than\s+(?:once|one|\d+)|at\s+least\s+(?:twice|two|[2-9]|\d\d+))(?!\s*(?:%|percent|"
                r"seconds?|minutes?|hours?|days?|weeks?|months?|years?|stars?|\.\d))", r"repeat(?:ed)?", r"again",
