@@ -160,13 +160,6 @@ class RedisApprovalStore:
         self._prefix = prefix
         self._claim = client.register_script(_CLAIM_LUA)
 
-    @classmethod
-    def from_url(cls, url: str, *, prefix: str = "pgbot:action", timeout_s: float = 3.0) -> RedisApprovalStore:
-        client = aioredis.Redis.from_url(
-            url, decode_responses=True, socket_connect_timeout=timeout_s, socket_timeout=timeout_s
-        )
-        return cls(client, prefix=prefix)
-
     def action_key(self, action_id: str) -> str:
         return f"{self._prefix}:{action_id}"
 

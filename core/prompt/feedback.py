@@ -146,10 +146,6 @@ class RedisAnswerLog:
         self._ttl_s = ttl_s
         self._prefix = prefix
 
-    @classmethod
-    def from_url(cls, url: str, *, ttl_s: int) -> RedisAnswerLog:
-        return cls(aioredis.Redis.from_url(url, decode_responses=True), ttl_s=ttl_s)
-
     async def remember(self, record: AnswerRecord) -> None:
         try:
             async with self._redis.pipeline(transaction=True) as pipe:

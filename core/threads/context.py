@@ -146,10 +146,6 @@ class RedisContextStore:
         self._max_turns = max_turns
         self._prefix = prefix
 
-    @classmethod
-    def from_url(cls, url: str, *, ttl_s: int, max_turns: int) -> RedisContextStore:
-        return cls(aioredis.Redis.from_url(url, decode_responses=True), ttl_s=ttl_s, max_turns=max_turns)
-
     def _key(self, thread_key: str, part: str) -> str:
         return f"{self._prefix}:{thread_key}:{part}"
 

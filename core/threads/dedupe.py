@@ -57,11 +57,6 @@ class RedisEventLog:
         self._ttl_s = ttl_s
         self._prefix = prefix
 
-    @classmethod
-    def from_url(cls, url: str, *, ttl_s: int, prefix: str = "pgbot:event") -> RedisEventLog:
-        client = aioredis.Redis.from_url(url, socket_connect_timeout=3.0, socket_timeout=3.0)
-        return cls(client, ttl_s=ttl_s, prefix=prefix)
-
     async def first_time(self, platform: str, event_id: str) -> bool:
         try:
             return bool(await self._redis.set(f"{self._prefix}:{platform}:{event_id}", 1, nx=True, ex=self._ttl_s))

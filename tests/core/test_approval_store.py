@@ -18,7 +18,7 @@ from core.approvals.store import (
     MemoryApprovalStore,
     RedisApprovalStore,
 )
-from tests.services import delete_keys
+from tests.services import delete_keys, store_client
 
 DEAD_REDIS = "redis://127.0.0.1:9/0"  # the discard port: nothing listens there
 
@@ -37,7 +37,7 @@ async def store(request: pytest.FixtureRequest, redis_url: str, prefix: str) -> 
         yield memory
         await memory.aclose()
         return
-    redis_store = RedisApprovalStore.from_url(redis_url, prefix=prefix)
+    redis_store = RedisApprovalStore(store_client(redis_url), prefix=prefix)
     yield redis_store
     await redis_store.aclose()
 
@@ -119,7 +119,7 @@ async def test_actions_expire(store: ApprovalStore) -> None:
 
 
 async def test_redis_decision_outlives_its_action(redis_url: str, prefix: str) -> None:
-    store = RedisApprovalStore.from_url(redis_url, prefix=prefix)
+    store = RedisApprovalStore(store_client(redis_url), prefix=prefix)
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     try:
         action_id = new_id()
@@ -136,7 +136,7 @@ async def test_redis_decision_outlives_its_action(redis_url: str, prefix: str) -
 
 
 async def test_two_replicas_sharing_redis_have_one_winner(redis_url: str, prefix: str) -> None:
-    replicas = [RedisApprovalStore.from_url(redis_url, prefix=prefix) for _ in range(2)]
+    replicas = [RedisApprovalStore(store_client(redis_url), prefix=prefix) for _ in range(2)]
     try:
         action_id = new_id()
         await replicas[0].put(action_id, "{}", ttl_s=60)
@@ -149,7 +149,7 @@ async def test_two_replicas_sharing_redis_have_one_winner(redis_url: str, prefix
 
 
 async def test_an_unreadable_decision_still_counts_as_decided(redis_url: str, prefix: str) -> None:
-    store = RedisApprovalStore.from_url(redis_url, prefix=prefix)
+    store = RedisApprovalStore(store_client(redis_url), prefix=prefix)
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     try:
         action_id = new_id()
@@ -165,7 +165,7 @@ async def test_an_unreadable_decision_still_counts_as_decided(redis_url: str, pr
 
 
 async def test_redis_down_fails_closed_with_a_clear_error() -> None:
-    store = RedisApprovalStore.from_url(DEAD_REDIS, timeout_s=0.5)
+    store = RedisApprovalStore(store_client(DEAD_REDIS, timeout_s=0.5))
     try:
         for call in (store.get(new_id()), store.claim(new_id(), decision()), store.put(new_id(), "{}", ttl_s=5),
                      store.finish(new_id(), decision())):
