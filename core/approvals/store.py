@@ -22,16 +22,9 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, ValidationError
 from redis.exceptions import RedisError
 
-from core.errors import ApprovalError
+from core.errors import ApprovalStoreUnavailableError
 
 CLAIM_GRACE_MS = 60_000  # a decision outlives its action, so no click ever finds an action without it
-
-
-class ApprovalStoreUnavailableError(ApprovalError):
-    default_message = (
-        "pgbot cannot reach its approval store (Redis) right now, so nothing was run. "
-        "Try again once it is back."
-    )
 
 
 class ActionStatus(enum.StrEnum):

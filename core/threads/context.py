@@ -16,14 +16,10 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from core.errors import PgbotError
+from core.errors import ContextUnavailableError
 from core.llm.base import ChatTurn, ReadScope
 from core.sql_secrets import mask_sql, mask_text
 from core.threads.history_scope import StoredHistory, visible_history
-
-
-class ContextUnavailableError(PgbotError):
-    default_message = "pgbot's context store (Redis) cannot be reached; try again in a moment."
 
 
 class ContextStore(Protocol):

@@ -14,7 +14,7 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from core.threads.context import ContextUnavailableError
+from core.errors import ContextUnavailableError
 
 
 class EventLog(Protocol):

@@ -34,7 +34,7 @@ import structlog
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from core.threads.context import ContextUnavailableError
+from core.errors import ContextUnavailableError
 from core.threads.turns import ThreadLocks, Ticket
 
 log = structlog.get_logger(__name__)

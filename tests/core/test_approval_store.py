@@ -13,11 +13,11 @@ import redis.asyncio as aioredis
 from core.approvals.store import (
     ActionStatus,
     ApprovalStore,
-    ApprovalStoreUnavailableError,
     Decision,
     MemoryApprovalStore,
     RedisApprovalStore,
 )
+from core.errors import ApprovalStoreUnavailableError
 from tests.services import delete_keys, store_client
 
 DEAD_REDIS = "redis://127.0.0.1:9/0"  # the discard port: nothing listens there

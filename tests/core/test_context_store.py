@@ -15,10 +15,10 @@ import fakeredis
 import pytest
 import redis.asyncio as aioredis
 
+from core.errors import ContextUnavailableError
 from core.llm.base import ChatTurn, ReadScope, ToolCall
 from core.threads.context import (
     ContextStore,
-    ContextUnavailableError,
     MemoryContextStore,
     RedisContextStore,
     trim_history,
