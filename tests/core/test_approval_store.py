@@ -18,6 +18,7 @@ from core.approvals.store import (
     RedisApprovalStore,
 )
 from core.errors import ApprovalStoreUnavailableError
+from tests.helpers import eventually
 from tests.services import delete_keys, store_client
 
 DEAD_REDIS = "redis://127.0.0.1:9/0"  # the discard port: nothing listens there
@@ -112,8 +113,11 @@ async def test_actions_expire(store: ApprovalStore) -> None:
     action_id = new_id()
     await store.put(action_id, "{}", ttl_s=1)
     assert await store.get(action_id) is not None
-    await asyncio.sleep(1.2)
-    assert await store.get(action_id) is None
+
+    async def expired() -> bool:
+        return await store.get(action_id) is None
+
+    await eventually(expired, what="the action to expire", within_s=5)
     claim = await store.claim(action_id, decision())
     assert claim.missing and not claim.won
 
