@@ -17,9 +17,10 @@ if TYPE_CHECKING:
     from core.config import Settings
 
 
-def add_backup_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
-                      common: argparse.ArgumentParser) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    """Add ``backup`` and its actions, with the handler (:mod:`bot.cli`)."""
     backup = sub.add_parser("backup", parents=[common], help="back up, list, verify and restore databases")
+    backup.set_defaults(handler=backup_main)
     actions = backup.add_subparsers(dest="backup_command", metavar="ACTION", required=True)
     create = actions.add_parser("create", parents=[common], help="pg_dump a database into [backups] dir")
     create.add_argument("--db", metavar="NAME", help="database to back up (default: the configured default)")

@@ -7,16 +7,22 @@ import asyncio
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
-from bot import migrate_command
+from bot import backup_command, diagnostics_command, migrate_command, schedule_command
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
 
 
+Subcommands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"  # not subscriptable at run time
+Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """Every subcommand is added by a ``register(sub, common)`` in :data:`REGISTER` (this module's own, then one
+    per command module), which sets the subcommand's ``handler``: the one way a command joins the CLI."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS,
                         help="config file (default: $PGBOT_CONFIG or ./pgbot.toml)")
@@ -25,18 +31,27 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for register in REGISTER:
+        register(sub, common)
+    return parser
 
+
+def register(sub: Subcommands, common: argparse.ArgumentParser) -> None:
+    """The commands whose arguments are few enough to live here; their handlers are below."""
     chat = sub.add_parser("chat", parents=[common], help="interactive chat in the terminal")
     chat.add_argument("--db", metavar="NAME", help="database to start with")
+    chat.set_defaults(handler=_chat)
 
     ask = sub.add_parser("ask", parents=[common], help="answer one question and exit (for scripts)")
     ask.add_argument("question")
     ask.add_argument("--db", metavar="NAME", help="database to ask (default: the configured default)")
     ask.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    ask.set_defaults(handler=_ask)
 
     check = sub.add_parser("check-config", parents=[common],
                            help="validate the config, try every database and the LLM, name unsafe settings")
     check.add_argument("--strict", action="store_true", help="exit 1 when an unsafe setting is found")
+    check.set_defaults(handler=_check_config)
 
     demo = sub.add_parser("demo", parents=[common],
                           help="chat with the configured database, else an embedded Postgres with sample data")
@@ -44,27 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
                       help="embedded Postgres data dir (default ~/.pgbot/embedded; as root /var/lib/pgbot/embedded)")
     demo.add_argument("--load-sample", action="store_true",
                       help="load the sample shop into the configured default database first")
+    demo.set_defaults(handler=_demo)
 
-    sub.add_parser("slack", parents=[common], help="run the Slack bot")
-    sub.add_parser("discord", parents=[common], help="run the Discord bot")
+    sub.add_parser("slack", parents=[common], help="run the Slack bot").set_defaults(handler=_slack)
+    sub.add_parser("discord", parents=[common], help="run the Discord bot").set_defaults(handler=_discord)
 
     audit = sub.add_parser("audit", parents=[common], help="print the audit trail of changes and decisions")
     audit.add_argument("--db", metavar="NAME")
     audit.add_argument("--since", metavar="WHEN", help="ISO date/time, or a span like 24h, 7d")
     audit.add_argument("--limit", type=int, default=100)
     audit.add_argument("--format", choices=["table", "csv", "json"], default="table")
-
-    from bot.diagnostics_command import add_diagnostics_commands
-
-    COMMANDS.update(add_diagnostics_commands(sub, common))
-    migrate_command.add_parser(sub, common)
-    from bot.backup_command import add_backup_parser
-
-    add_backup_parser(sub, common)
-    from bot.schedule_command import add_schedule_parser
-
-    add_schedule_parser(sub, common)
-    return parser
+    audit.set_defaults(handler=_audit)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,7 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     if not hasattr(args, "config"):
         args.config = None
-    handler = COMMANDS[args.command]
+    handler: Handler = args.handler
     from bot.logs import LOG_FILE, configure_logging
 
     # Until a command configures its own logging: a traceback goes to the log file, as plain text without
@@ -105,9 +110,6 @@ def report_failure(exc: BaseException) -> int:
     reply = render_error(exc)
     print(f"pgbot: {reply.text} (log: {LOG_FILE})", file=sys.stderr)
     return EXIT_FAILED
-
-
-Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 
 async def _chat(args: argparse.Namespace) -> int:
@@ -155,30 +157,10 @@ async def _audit(args: argparse.Namespace) -> int:
     return await audit_main(settings, database=args.db, since=args.since, limit=args.limit, fmt=args.format)
 
 
-async def _backup(args: argparse.Namespace) -> int:
-    from bot.backup_command import backup_main
-
-    return await backup_main(args)
-
-
-async def _schedule(args: argparse.Namespace) -> int:
-    from bot.schedule_command import schedule_main
-
-    return await schedule_main(args)
-
-
-COMMANDS: dict[str, Handler] = {
-    "chat": _chat,
-    "ask": _ask,
-    "check-config": _check_config,
-    "demo": _demo,
-    "slack": _slack,
-    "discord": _discord,
-    "audit": _audit,
-    "migrate": migrate_command.handle,
-    "backup": _backup,
-    "schedule": _schedule,
-}
+REGISTER: tuple[Callable[[Subcommands, argparse.ArgumentParser], None], ...] = (
+    register, diagnostics_command.register, migrate_command.register, backup_command.register,
+    schedule_command.register,
+)
 
 if __name__ == "__main__":
     raise SystemExit(main())

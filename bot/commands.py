@@ -9,7 +9,7 @@ from adapters.terminal.charts import chart_dir, save_chart
 from adapters.terminal.chat import TerminalChat, ask_once, new_message
 from adapters.terminal.render import render_reply, reply_as_csv, reply_as_json
 from bot.logs import LOG_FILE, configure_logging
-from bot.wiring import build_agent, make_scheduler
+from bot.wiring import build_agent, build_bot
 from core import Agent, ReplyKind, Settings, load_settings
 from core.errors import PgbotError
 
@@ -39,8 +39,7 @@ async def chat(*, config: str | None, database: str | None, settings: Settings |
     if not settings.databases:
         raise PgbotError("No database is configured. Add [databases.NAME] with a dsn to pgbot.toml, "
                          "or run `pgbot demo` to try the sample database.")
-    agent = build_agent(settings)
-    scheduler = make_scheduler(agent)
+    agent, scheduler = build_bot(settings)
     try:
         terminal = TerminalChat(agent)
         if scheduler is not None:  # the terminal's own schedules print here while the chat is open

@@ -7,25 +7,23 @@ plain-language text the chat tools give. Imports of core stay inside the handler
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from core.config import Settings
     from core.db.postgres import PgDatabase
     from core.diagnostics.indexes import IndexAdvice
 
-Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
-
-
-def add_diagnostics_commands(sub: Any, common: argparse.ArgumentParser) -> dict[str, Handler]:
-    """Add the three subcommands to ``sub`` (argparse's subparsers); return their handlers by name."""
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    """Add ``health``, ``explain`` and ``index-advice``, each with its handler (:mod:`bot.cli`)."""
     health = sub.add_parser("health", parents=[common], help="health check: locks, bloat, vacuum, cache, top queries")
+    health.set_defaults(handler=_health)
     health.add_argument("--db", metavar="NAME", help="database (default: the configured default)")
     health.add_argument("--long-query-s", type=float, default=60.0, metavar="S",
                         help="report queries running longer than this (default 60)")
 
     explain = sub.add_parser("explain", parents=[common], help="EXPLAIN a statement and say what slows it down")
+    explain.set_defaults(handler=_explain)
     explain.add_argument("sql", help="the statement, without EXPLAIN")
     explain.add_argument("--analyze", action="store_true",
                          help="run it to measure real times (read queries only; changes are only planned)")
@@ -33,12 +31,12 @@ def add_diagnostics_commands(sub: Any, common: argparse.ArgumentParser) -> dict[
 
     advice = sub.add_parser("index-advice", parents=[common],
                             help="indexes that would help a query, with the measured cost drop")
+    advice.set_defaults(handler=_index_advice)
     advice.add_argument("sql", nargs="?", help="the query (default: the top queries of pg_stat_statements)")
     advice.add_argument("--db", metavar="NAME")
     advice.add_argument("--create", action="store_true",
                         help="then build the best recommended index (CREATE INDEX CONCURRENTLY), after confirmation")
     advice.add_argument("--yes", action="store_true", help="with --create: do not ask for confirmation")
-    return {"health": _health, "explain": _explain, "index-advice": _index_advice}
 
 
 def _database(settings: Settings, name: str | None) -> PgDatabase:

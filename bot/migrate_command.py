@@ -6,8 +6,10 @@ from __future__ import annotations
 import argparse
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    """Add ``migrate`` with its handler (:mod:`bot.cli`)."""
     migrate = sub.add_parser("migrate", parents=[common], help="show, apply or roll back schema migrations")
+    migrate.set_defaults(handler=handle)
     migrate.add_argument("action", choices=["status", "up", "down"],
                          help="status: compare files and database; up: apply pending; down: roll back")
     migrate.add_argument("--db", metavar="NAME", help="database (default: the configured default)")

@@ -15,9 +15,10 @@ if TYPE_CHECKING:
     from core.schedules import Schedule
 
 
-def add_schedule_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
-                        common: argparse.ArgumentParser) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
+    """Add ``schedule`` and its actions, with the handler (:mod:`bot.cli`)."""
     schedule = sub.add_parser("schedule", parents=[common], help="list, pause, resume and delete scheduled reports")
+    schedule.set_defaults(handler=schedule_main)
     actions = schedule.add_subparsers(dest="schedule_command", metavar="ACTION", required=True)
     listing = actions.add_parser("list", parents=[common], help="every schedule, with its next run and state")
     listing.add_argument("--db", metavar="NAME", help="only schedules of this database")

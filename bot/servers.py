@@ -11,7 +11,7 @@ import structlog
 
 from bot.logs import configure_logging
 from bot.observability import ObservabilityServer
-from bot.wiring import build_agent, make_scheduler
+from bot.wiring import build_bot
 from core import Agent, Settings, load_settings
 from core.errors import ConfigError
 
@@ -51,8 +51,7 @@ async def serve(
     is cancelled with a reply in its thread, then leases are released and pools closed; the exit code is 0.
     """
     configure_logging(settings)
-    agent = build_agent(settings)
-    scheduler = make_scheduler(agent)  # runs for the platforms whose runner registered a sender
+    agent, scheduler = build_bot(settings)  # runs for the platforms whose runner registered a sender
     if chat is not None:
         agent.health.expect_chat(chat)
     observability = None

@@ -13,13 +13,19 @@ to post in chat (no secrets, no tracebacks). Hints meant for the model are a sep
     │   ├── DatabaseUnavailableError   cannot connect / pool closed
     │   ├── QueryTimeoutError          statement_timeout or lock_timeout hit
     │   └── PermissionDeniedError      Postgres refused the role (insufficient privilege)
+    ├── PlanTooLargeError      a plan too large to fetch whole (in core.db.bounded_explain, beside its reader)
     ├── LlmError               the model endpoint failed
     │   ├── LlmUnavailableError        connection refused, timeout, 5xx after retries
     │   ├── LlmAuthError               401 / 403
     │   ├── LlmRateLimitError          429 after retries
     │   ├── LlmResponseError           a reply that is not a usable completion
     │   └── LlmLengthError             the reply stopped at [llm] max_tokens before it was usable
+    ├── ContextUnavailableError   the thread store (Redis) cannot be reached: context, turns, events
+    ├── FeedbackUnavailableError  an answer's record for 👍/👎 cannot be stored or read
     ├── ApprovalError          approval refused: not allowed, expired, decided, forged, altered
+    │   └── ApprovalStoreUnavailableError   the approval store (Redis) cannot be reached: nothing runs
+    ├── MigrationFileError     the migrations folder has a problem (duplicate version, bad name, file exists)
+    ├── IndexRequestError      a requested index names a missing table or column, or is malformed
     ├── BackupError            a backup or restore refused or failed (folder, client version, bad dump)
     ├── ScheduleError          a schedule refused (time not understood, too frequent, not yours) or unknown
     ├── BusyError              more work than the configured limits allow right now
@@ -30,6 +36,9 @@ to post in chat (no secrets, no tracebacks). Hints meant for the model are a sep
     ModelHint                  not a PgbotError: text for the model, never shown to users
     ├── QueryFailed            Postgres could not parse, plan or run the model's query: rewrite the SQL
     └── HandOff                a call that belongs to another tool (a change sent to the read tool)
+
+Every class is defined here except where the tree names a module; a test (tests/core/test_errors_tree.py)
+checks that every subclass in core is drawn, under its real parent.
 """
 
 from __future__ import annotations
@@ -119,6 +128,29 @@ class LlmLengthError(LlmError):
 
 class ApprovalError(PgbotError):
     default_message = "That approval cannot be carried out."
+
+
+class ApprovalStoreUnavailableError(ApprovalError):
+    default_message = (
+        "pgbot cannot reach its approval store (Redis) right now, so nothing was run. "
+        "Try again once it is back."
+    )
+
+
+class ContextUnavailableError(PgbotError):
+    default_message = "pgbot's context store (Redis) cannot be reached; try again in a moment."
+
+
+class FeedbackUnavailableError(PgbotError):
+    default_message = "pgbot could not store your feedback right now; try again in a moment."
+
+
+class MigrationFileError(PgbotError):
+    default_message = "The migrations folder has a problem."
+
+
+class IndexRequestError(PgbotError):
+    """The requested index names a table or columns that do not exist, or is malformed."""
 
 
 class BackupError(PgbotError):

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -89,12 +89,32 @@ async def wait_until(done: Callable[[], bool], *, describe: Callable[[], object]
         await asyncio.sleep(0.02)
 
 
-async def settle(count: Callable[[], int], *, quiet: float = 0.3) -> None:
-    """Wait until ``count()`` has not changed for ``quiet`` seconds (to assert nothing more arrives)."""
-    seen = -1
-    while seen != count():
-        seen = count()
-        await asyncio.sleep(quiet)
+async def eventually(check: Callable[[], Awaitable[bool]], *, what: str, within_s: float = 10.0) -> None:
+    """Poll the async ``check`` until it holds; fail saying ``what`` did not happen after ``within_s``.
+
+    For waits on something that takes real time (a TTL running out): the deadline bounds the wait, the
+    condition ends it, so a loaded machine makes the test slower, never wrong."""
+    deadline = time.monotonic() + within_s
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within_s} s waiting for: {what}")
+        await asyncio.sleep(0.02)
+
+
+async def settle(count: Callable[[], int], *, quiet: float = 0.3, within_s: float = 30.0) -> None:
+    """Wait until ``count()`` has not changed for ``quiet`` seconds, to assert that nothing more arrives.
+
+    Only for that negative check (wait for what must arrive with :func:`wait_until`): a slow machine can make
+    it return before a late, wrong call, never fail a right one. Fails if the calls never stop within ``within_s``.
+    """
+    deadline = time.monotonic() + within_s
+    seen, since = count(), time.monotonic()
+    while time.monotonic() - since < quiet:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still changing after {within_s} s: {count()} calls")
+        await asyncio.sleep(0.02)
+        if count() != seen:
+            seen, since = count(), time.monotonic()
 
 
 async def active_queries(dsn: str, marker: str) -> int:

@@ -24,6 +24,8 @@ import redis
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from bot.wiring import REDIS_TIMEOUT_S, SharedRedis
+
 DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -158,3 +160,9 @@ async def delete_keys(redis_url: str, *patterns: str) -> None:
                 await client.delete(*keys)
     finally:
         await client.aclose()
+
+
+def store_client(redis_url: str, *, timeout_s: float = REDIS_TIMEOUT_S) -> aioredis.Redis:
+    """A client for one store as the bot builds it (bot.wiring.SharedRedis: text replies, timeouts), on a pool
+    of its own; closing the store closes it."""
+    return SharedRedis(redis_url, timeout_s=timeout_s).client()

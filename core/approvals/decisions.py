@@ -31,7 +31,7 @@ from pydantic import ValidationError
 from core.approvals.audit import AuditEvent, AuditLog, AuditRecord, log_entry
 from core.approvals.executors import ActionExecutor, ExecutionContext, ExecutionOutcome, ProgressSink
 from core.approvals.pending import SQL_OPERATION, PendingAction
-from core.approvals.store import ActionStatus, ApprovalStore, ApprovalStoreUnavailableError, Decision
+from core.approvals.store import ActionStatus, ApprovalStore, Decision
 from core.card_state import CardState, CardStatus
 from core.cards import approvers_of
 from core.db.postgres import (
@@ -42,7 +42,7 @@ from core.db.postgres import (
     rows_from_status,
     translate_pg_error,
 )
-from core.errors import AccessDeniedError, DatabaseUnavailableError, PgbotError
+from core.errors import AccessDeniedError, ApprovalStoreUnavailableError, DatabaseUnavailableError, PgbotError
 from core.llm.base import ChatTurn, ReadScope
 from core.messages import ApprovalPrompt, Reply, ReplyKind
 from core.permissions import (

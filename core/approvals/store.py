@@ -22,16 +22,9 @@ import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, ValidationError
 from redis.exceptions import RedisError
 
-from core.errors import ApprovalError
+from core.errors import ApprovalStoreUnavailableError
 
 CLAIM_GRACE_MS = 60_000  # a decision outlives its action, so no click ever finds an action without it
-
-
-class ApprovalStoreUnavailableError(ApprovalError):
-    default_message = (
-        "pgbot cannot reach its approval store (Redis) right now, so nothing was run. "
-        "Try again once it is back."
-    )
 
 
 class ActionStatus(enum.StrEnum):
@@ -159,13 +152,6 @@ class RedisApprovalStore:
         self._redis = client
         self._prefix = prefix
         self._claim = client.register_script(_CLAIM_LUA)
-
-    @classmethod
-    def from_url(cls, url: str, *, prefix: str = "pgbot:action", timeout_s: float = 3.0) -> RedisApprovalStore:
-        client = aioredis.Redis.from_url(
-            url, decode_responses=True, socket_connect_timeout=timeout_s, socket_timeout=timeout_s
-        )
-        return cls(client, prefix=prefix)
 
     def action_key(self, action_id: str) -> str:
         return f"{self._prefix}:{action_id}"

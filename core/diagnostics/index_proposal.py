@@ -21,13 +21,9 @@ from core.diagnostics.findings import number, size
 from core.diagnostics.index_build import OPERATION
 from core.diagnostics.index_catalog import TableFacts, table_facts
 from core.diagnostics.locks import RelationLock, current_locks
-from core.errors import PermissionDeniedError, PgbotError
+from core.errors import IndexRequestError, PermissionDeniedError, PgbotError
 
 MAX_INDEX_COLUMNS = 8
-
-
-class IndexRequestError(PgbotError):
-    """The requested index names a table or columns that do not exist, or is malformed."""
 
 
 @dataclass(frozen=True, slots=True)

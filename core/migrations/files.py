@@ -19,7 +19,7 @@ from pathlib import Path
 import structlog
 
 from core.config import DatabaseSettings
-from core.errors import ConfigError, PgbotError
+from core.errors import ConfigError, MigrationFileError
 
 log = structlog.get_logger(__name__)
 NO_TRANSACTION_MARK = "-- pgbot: no-transaction"
@@ -27,10 +27,6 @@ PROPOSED_DIR = ".proposed"
 _FILE_RE = re.compile(r"^(\d{1,9})_([a-z0-9][a-z0-9_]{0,62})\.(up|down)\.sql$")
 _MARK_RE = re.compile(r"^\s*--\s*pgbot:\s*no-transaction\b", re.IGNORECASE | re.MULTILINE)
 _STOP_WORDS = {"a", "an", "the", "to", "of", "on", "in", "for", "and", "please", "column", "table", "new"}
-
-
-class MigrationFileError(PgbotError):
-    default_message = "The migrations folder has a problem."
 
 
 @dataclass(frozen=True, slots=True)

@@ -199,10 +199,6 @@ class RedisQuotas:
         self._prefix = prefix
         self._admit = client.register_script(_ADMIT_LUA)
 
-    @classmethod
-    def from_url(cls, url: str, policy: QuotaPolicy, *, clock: Clock = time.time) -> RedisQuotas:
-        return cls(aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5), policy, clock=clock)
-
     def _budget_key(self, workspace: str, day: dt.date) -> str:
         return f"{self._prefix}tokens:{workspace}:{day.isoformat()}"
 

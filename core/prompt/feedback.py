@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 
 from core.db.owned import ensure_owned_table
 from core.db.postgres import PgDatabase
-from core.errors import DatabaseError, PgbotError
+from core.errors import DatabaseError, FeedbackUnavailableError
 
 CREATE_SQL = """
 CREATE SCHEMA IF NOT EXISTS pgbot;
@@ -60,10 +60,6 @@ LIMIT $2
 
 SQL_SEPARATOR = ";\n"
 MEMORY_MAX_ANSWERS = 10_000
-
-
-class FeedbackUnavailableError(PgbotError):
-    default_message = "pgbot could not store your feedback right now; try again in a moment."
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,10 +141,6 @@ class RedisAnswerLog:
         self._redis = client
         self._ttl_s = ttl_s
         self._prefix = prefix
-
-    @classmethod
-    def from_url(cls, url: str, *, ttl_s: int) -> RedisAnswerLog:
-        return cls(aioredis.Redis.from_url(url, decode_responses=True), ttl_s=ttl_s)
 
     async def remember(self, record: AnswerRecord) -> None:
         try:

@@ -67,10 +67,6 @@ class RedisRunClaims:
         self._prefix = prefix
         self._tokens: dict[str, str] = {}
 
-    @classmethod
-    def from_url(cls, url: str, *, prefix: str = "pgbot:schedule:run") -> RedisRunClaims:
-        return cls(aioredis.Redis.from_url(url, socket_connect_timeout=3.0, socket_timeout=3.0), prefix=prefix)
-
     def key(self, key: str) -> str:
         return f"{self._prefix}:{key}"
 

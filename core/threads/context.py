@@ -16,14 +16,10 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from core.errors import PgbotError
+from core.errors import ContextUnavailableError
 from core.llm.base import ChatTurn, ReadScope
 from core.sql_secrets import mask_sql, mask_text
 from core.threads.history_scope import StoredHistory, visible_history
-
-
-class ContextUnavailableError(PgbotError):
-    default_message = "pgbot's context store (Redis) cannot be reached; try again in a moment."
 
 
 class ContextStore(Protocol):
@@ -145,10 +141,6 @@ class RedisContextStore:
         self._ttl_s = ttl_s
         self._max_turns = max_turns
         self._prefix = prefix
-
-    @classmethod
-    def from_url(cls, url: str, *, ttl_s: int, max_turns: int) -> RedisContextStore:
-        return cls(aioredis.Redis.from_url(url, decode_responses=True), ttl_s=ttl_s, max_turns=max_turns)
 
     def _key(self, thread_key: str, part: str) -> str:
         return f"{self._prefix}:{thread_key}:{part}"

@@ -14,7 +14,7 @@ from typing import Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from core.threads.context import ContextUnavailableError
+from core.errors import ContextUnavailableError
 
 
 class EventLog(Protocol):
@@ -56,11 +56,6 @@ class RedisEventLog:
         self._redis = client
         self._ttl_s = ttl_s
         self._prefix = prefix
-
-    @classmethod
-    def from_url(cls, url: str, *, ttl_s: int, prefix: str = "pgbot:event") -> RedisEventLog:
-        client = aioredis.Redis.from_url(url, socket_connect_timeout=3.0, socket_timeout=3.0)
-        return cls(client, ttl_s=ttl_s, prefix=prefix)
 
     async def first_time(self, platform: str, event_id: str) -> bool:
         try:

@@ -34,7 +34,7 @@ import structlog
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from core.threads.context import ContextUnavailableError
+from core.errors import ContextUnavailableError
 from core.threads.turns import ThreadLocks, Ticket
 
 log = structlog.get_logger(__name__)
@@ -324,11 +324,6 @@ class RedisThreadTurns:
         self._releasing: set[asyncio.Task[None]] = set()
         self._following: set[asyncio.Task[None]] = set()  # releases waiting for their arrival's script
         self._heart: asyncio.Task[None] | None = None
-
-    @classmethod
-    def from_url(cls, url: str, **kwargs: object) -> RedisThreadTurns:
-        client = aioredis.Redis.from_url(url, socket_connect_timeout=3.0, socket_timeout=3.0)
-        return cls(client, **kwargs)  # type: ignore[arg-type]
 
     def key(self, thread_key: str) -> str:
         return f"{self._prefix}:{thread_key}"

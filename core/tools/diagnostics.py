@@ -9,9 +9,9 @@ from __future__ import annotations
 from core.diagnostics.explain import explain
 from core.diagnostics.health import health_check as run_health_check
 from core.diagnostics.index_build import create_index
-from core.diagnostics.index_proposal import IndexRequestError, Requester, propose_index_build
+from core.diagnostics.index_proposal import Requester, propose_index_build
 from core.diagnostics.indexes import advise, top_statements
-from core.errors import DatabaseError, GuardError, ModelHint, PermissionDeniedError, PgbotError
+from core.errors import DatabaseError, GuardError, IndexRequestError, ModelHint, PermissionDeniedError, PgbotError
 from core.tools.registry import ToolContext, ToolKind, ToolOutput, tool
 
 __all__ = ["advise_indexes", "create_index", "explain_query", "health_check", "propose_index"]

@@ -16,11 +16,11 @@ from pathlib import Path
 from core.approvals.decisions import role_label
 from core.approvals.executors import ExecutionContext, ExecutionOutcome, executor
 from core.approvals.pending import PendingAction, action_hash, new_action_id
-from core.errors import ConfigError, DatabaseError, GuardError, ModelHint, PgbotError
+from core.errors import ConfigError, DatabaseError, GuardError, MigrationFileError, ModelHint, PgbotError
 from core.migrations import files, runner, store
 from core.migrations.analysis import MigrationAnalysis, analyse, is_irreversible
 from core.migrations.check import StepFailed, try_up_and_down
-from core.migrations.files import MigrationFile, MigrationFileError
+from core.migrations.files import MigrationFile
 from core.migrations.status import status_lines
 from core.sqlguard import SqlGuard
 from core.tools.registry import ToolContext, ToolKind, ToolOutput, tool

@@ -13,12 +13,13 @@ import redis.asyncio as aioredis
 from core.approvals.store import (
     ActionStatus,
     ApprovalStore,
-    ApprovalStoreUnavailableError,
     Decision,
     MemoryApprovalStore,
     RedisApprovalStore,
 )
-from tests.services import delete_keys
+from core.errors import ApprovalStoreUnavailableError
+from tests.helpers import eventually
+from tests.services import delete_keys, store_client
 
 DEAD_REDIS = "redis://127.0.0.1:9/0"  # the discard port: nothing listens there
 
@@ -37,7 +38,7 @@ async def store(request: pytest.FixtureRequest, redis_url: str, prefix: str) -> 
         yield memory
         await memory.aclose()
         return
-    redis_store = RedisApprovalStore.from_url(redis_url, prefix=prefix)
+    redis_store = RedisApprovalStore(store_client(redis_url), prefix=prefix)
     yield redis_store
     await redis_store.aclose()
 
@@ -112,14 +113,17 @@ async def test_actions_expire(store: ApprovalStore) -> None:
     action_id = new_id()
     await store.put(action_id, "{}", ttl_s=1)
     assert await store.get(action_id) is not None
-    await asyncio.sleep(1.2)
-    assert await store.get(action_id) is None
+
+    async def expired() -> bool:
+        return await store.get(action_id) is None
+
+    await eventually(expired, what="the action to expire", within_s=5)
     claim = await store.claim(action_id, decision())
     assert claim.missing and not claim.won
 
 
 async def test_redis_decision_outlives_its_action(redis_url: str, prefix: str) -> None:
-    store = RedisApprovalStore.from_url(redis_url, prefix=prefix)
+    store = RedisApprovalStore(store_client(redis_url), prefix=prefix)
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     try:
         action_id = new_id()
@@ -136,7 +140,7 @@ async def test_redis_decision_outlives_its_action(redis_url: str, prefix: str) -
 
 
 async def test_two_replicas_sharing_redis_have_one_winner(redis_url: str, prefix: str) -> None:
-    replicas = [RedisApprovalStore.from_url(redis_url, prefix=prefix) for _ in range(2)]
+    replicas = [RedisApprovalStore(store_client(redis_url), prefix=prefix) for _ in range(2)]
     try:
         action_id = new_id()
         await replicas[0].put(action_id, "{}", ttl_s=60)
@@ -149,7 +153,7 @@ async def test_two_replicas_sharing_redis_have_one_winner(redis_url: str, prefix
 
 
 async def test_an_unreadable_decision_still_counts_as_decided(redis_url: str, prefix: str) -> None:
-    store = RedisApprovalStore.from_url(redis_url, prefix=prefix)
+    store = RedisApprovalStore(store_client(redis_url), prefix=prefix)
     client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     try:
         action_id = new_id()
@@ -165,7 +169,7 @@ async def test_an_unreadable_decision_still_counts_as_decided(redis_url: str, pr
 
 
 async def test_redis_down_fails_closed_with_a_clear_error() -> None:
-    store = RedisApprovalStore.from_url(DEAD_REDIS, timeout_s=0.5)
+    store = RedisApprovalStore(store_client(DEAD_REDIS, timeout_s=0.5))
     try:
         for call in (store.get(new_id()), store.claim(new_id(), decision()), store.put(new_id(), "{}", ttl_s=5),
                      store.finish(new_id(), decision())):

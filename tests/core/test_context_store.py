@@ -15,16 +15,16 @@ import fakeredis
 import pytest
 import redis.asyncio as aioredis
 
+from core.errors import ContextUnavailableError
 from core.llm.base import ChatTurn, ReadScope, ToolCall
 from core.threads.context import (
     ContextStore,
-    ContextUnavailableError,
     MemoryContextStore,
     RedisContextStore,
     trim_history,
 )
 from core.threads.history_scope import withheld_marker
-from tests.services import delete_keys
+from tests.services import delete_keys, store_client
 
 DBA = ReadScope(database="shop", role="dba")
 READER = ReadScope(database="shop", role="readonly")
@@ -139,7 +139,7 @@ async def test_redis_keys_carry_a_ttl(redis_url: str) -> None:
 
 
 async def test_redis_down_is_a_clear_error() -> None:
-    store = RedisContextStore.from_url("redis://127.0.0.1:9/0", ttl_s=60, max_turns=4)
+    store = RedisContextStore(store_client("redis://127.0.0.1:9/0"), ttl_s=60, max_turns=4)
     with pytest.raises(ContextUnavailableError, match="context store"):
         await store.history("t", viewer=DBA)
     with pytest.raises(ContextUnavailableError, match="context store"):

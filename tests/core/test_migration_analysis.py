@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import GuardError
+from core.errors import GuardError, MigrationFileError
 from core.migrations import files
 from core.migrations.analysis import analyse, is_irreversible
 from core.sqlguard import SqlGuard
@@ -98,7 +98,7 @@ def test_the_folder_is_read_in_order_and_its_problems_are_named(tmp_path: Path) 
     assert any("stray.sql" in i for i in folder.ignored) and any("0009_orphan" in i for i in folder.ignored)
     assert folder.migrations[0].checksum == files.checksum("A", "-A") != files.checksum("A", "-B")
     (tmp_path / "0002_c.up.sql").write_text("C", encoding="utf-8")
-    with pytest.raises(files.MigrationFileError, match="Two migrations"):
+    with pytest.raises(MigrationFileError, match="Two migrations"):
         files.load_folder(tmp_path)
     assert files.load_folder(tmp_path / "missing").migrations == ()
 
@@ -120,7 +120,7 @@ def test_drafts_are_not_migrations_and_dead_ones_are_removed(tmp_path: Path) -> 
 def test_promotion_never_overwrites(tmp_path: Path) -> None:
     draft = files.write_draft(tmp_path, action_id="an-action-id-00001", version=1, name="a", up_sql="U", down_sql="D")
     (tmp_path / "0001_a.up.sql").write_text("someone else's", encoding="utf-8")
-    with pytest.raises(files.MigrationFileError, match="already exists"):
+    with pytest.raises(MigrationFileError, match="already exists"):
         files.promote_draft(draft, folder=tmp_path, version=1)
     promoted = files.promote_draft(draft, folder=tmp_path, version=2)
     assert promoted.label == "0002_a" and (tmp_path / "0002_a.up.sql").read_text() == "U"

@@ -14,6 +14,7 @@ from redis import asyncio as aioredis
 from core import Message
 from core.errors import QuotaError
 from core.ops.quotas import MemoryQuotas, QuotaPolicy, Quotas, RedisQuotas
+from tests.services import store_client
 
 START = dt.datetime(2026, 11, 29, 21, 0, tzinfo=dt.UTC).timestamp()  # three hours before midnight UTC
 
@@ -176,7 +177,7 @@ async def test_one_round_trip_per_message_and_none_when_limits_are_off(redis_url
 
 
 async def test_redis_down_lets_messages_through_and_says_so_in_the_log() -> None:
-    quotas = RedisQuotas.from_url("redis://127.0.0.1:1/0", QuotaPolicy(user_per_minute=1, daily_tokens=10))
+    quotas = RedisQuotas(store_client("redis://127.0.0.1:1/0"), QuotaPolicy(user_per_minute=1, daily_tokens=10))
     try:
         with structlog.testing.capture_logs() as logs:
             await quotas.admit(msg(workspace=unique_workspace()), uses_llm=True)

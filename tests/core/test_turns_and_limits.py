@@ -9,6 +9,7 @@ import pytest
 from core.errors import BusyError
 from core.threads.limits import TurnLimiter
 from core.threads.turns import ThreadLocks
+from tests.helpers import wait_until
 
 
 async def test_a_thread_runs_in_arrival_order_and_threads_overlap() -> None:
@@ -82,7 +83,8 @@ async def test_burst_beyond_the_queue_bound_is_rejected_with_busy_not_dropped() 
             return exc.user_message
 
     tasks = [asyncio.create_task(turn(i)) for i in range(8)]
-    await asyncio.sleep(0.05)
+    await wait_until(lambda: (limiter.stats.running, limiter.stats.waiting, limiter.stats.rejected) == (2, 3, 3),
+                     describe=lambda: limiter.stats)  # every turn is running, queued or refused
     gate.set()
     results = await asyncio.gather(*tasks)
     assert results.count("ran") == 5  # 2 running + 3 queued

@@ -21,7 +21,7 @@ from core import Settings
 from core.agent.loop import Agent
 from core.approvals.store import RedisApprovalStore
 from tests.helpers import settings_for
-from tests.services import delete_keys
+from tests.services import delete_keys, store_client
 
 ANALYST = "slack:UANALYST"
 DBA = "slack:UDBA"
@@ -71,7 +71,7 @@ class ChangeEnv:
         )
 
     def store(self, url: str | None = None) -> RedisApprovalStore:
-        return RedisApprovalStore.from_url(url or self.redis_url, prefix=self.prefix, timeout_s=1.0)
+        return RedisApprovalStore(store_client(url or self.redis_url, timeout_s=1.0), prefix=self.prefix)
 
     def agent(self, settings: Settings | None = None) -> Agent:
         agent = build_agent(settings or self.settings(), approval_store=self.store(), use_llm=False)

@@ -16,7 +16,7 @@ from core.config import ScheduleSettings
 from core.db.registry import DatabaseRegistry
 from core.schedules import Destination, ManualClock, RedisRunClaims, Scheduler, Schedules
 from core.sqlguard import SqlGuard
-from tests.services import delete_keys
+from tests.services import delete_keys, store_client
 
 BERLIN = ZoneInfo("Europe/Berlin")
 MONDAY_8 = dt.datetime(2026, 3, 30, 8, 0, tzinfo=BERLIN)  # a Monday, after the spring change
@@ -69,7 +69,7 @@ class ScheduleEnv:
                               clock=self.clock)
         outbox = Outbox()
         schedules.senders.register("slack", outbox)
-        claims = RedisRunClaims.from_url(self.redis_url, prefix=self.prefix)
+        claims = RedisRunClaims(store_client(self.redis_url), prefix=self.prefix)
         replica = Replica(Scheduler(schedules=schedules, claims=claims, clock=self.clock), outbox, claims)
         self.replicas.append(replica)
         return replica

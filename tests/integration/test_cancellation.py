@@ -11,7 +11,7 @@ import asyncpg
 from bot.wiring import build_agent
 from core import ReplyKind
 from core.agent.loop import Agent
-from tests.helpers import final_reply, message, settings_for
+from tests.helpers import final_reply, message, settings_for, wait_until
 
 
 def _files(directory: Path) -> list[Path]:
@@ -59,8 +59,8 @@ async def test_cancelled_turn_cancels_the_server_query_and_frees_everything(fres
         gone_after = await _disconnect_mid_query(agent, fresh_db, "/sql SELECT pg_sleep(30) AS marker_q1", "marker_q1")
         assert gone_after < 2.0  # cancelled on the server, not left to run 30 s
         pool = await agent.databases.get("shop").pool()
-        await asyncio.sleep(0.05)
-        assert pool.get_idle_size() == pool.get_size() >= 1  # the connection came back to the pool
+        await wait_until(lambda: pool.get_idle_size() == pool.get_size() >= 1,  # the connection came back
+                         describe=lambda: (pool.get_idle_size(), pool.get_size()), within_s=5)
         assert agent.limiter.stats.running == 0 and agent.limiter.stats.waiting == 0
         after = await final_reply(agent, message("/sql SELECT 1 AS ok", thread="t-cancel"))  # same thread
         assert after.kind is ReplyKind.RESULT and after.table is not None and after.table.rows == ((1,),)
@@ -78,8 +78,8 @@ async def test_cancelled_export_stops_copy_on_the_server_and_removes_the_partial
         sql = "/export SELECT g, pg_sleep(0.01) AS marker_x2 FROM generate_series(1, 5000) g"
         gone_after = await _disconnect_mid_query(agent, fresh_db, sql, "marker_x2")
         assert gone_after < 2.0
-        await asyncio.sleep(0.1)
-        assert _files(tmp_path) == []  # no half-written export left behind
+        await wait_until(lambda: _files(tmp_path) == [], describe=lambda: _files(tmp_path),  # no half-written
+                         within_s=5)  # export left behind
         pool = await agent.databases.get("shop").pool()
         assert pool.get_idle_size() == pool.get_size()
     finally:

@@ -15,8 +15,7 @@ import pytest
 from bot.cli import report_failure
 from bot.migrations_cli import migrate_main
 from core.config import Settings
-from core.errors import ConfigError
-from core.migrations.files import MigrationFileError
+from core.errors import ConfigError, MigrationFileError
 from tests.integration.test_cli import assert_clean, config, run_pgbot
 
 WIDGETS_UP = "CREATE TABLE widgets (id int PRIMARY KEY, name text NOT NULL);\nINSERT INTO widgets VALUES (1, 'a');\n"

@@ -26,6 +26,7 @@ from tests.adapters.discord.fake_discord import (
 )
 from tests.adapters.discord.test_bot import custom_ids, mention
 from tests.llm_server import ScriptedLlmServer
+from tests.services import store_client
 
 EVE = user("1200000000000000555", "eve")
 DBA = user(APPROVER_ID, "dba")
@@ -162,7 +163,7 @@ async def test_a_click_on_an_expired_action_is_refused_to_the_clicker_only(
 
     later = stack()  # restarted after the action's expiry
     later.approvals = Approvals(
-        settings=later.settings, databases=later.databases, store=RedisApprovalStore.from_url(redis_url),
+        settings=later.settings, databases=later.databases, store=RedisApprovalStore(store_client(redis_url)),
         audit=AuditLog(later.databases), context=later.store,
         clock=lambda: time.time() + later.settings.approvals.expiry_s + 5,
     )

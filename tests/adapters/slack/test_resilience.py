@@ -10,7 +10,7 @@ import csv
 import io
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from tests.adapters.slack.fake_slack import (
     thread_message,
 )
 from tests.adapters.slack.test_app import FORM, ask, bot_message, state_line, table_rows, texts
+from tests.helpers import wait_until
 
 
 async def test_rate_limits_and_server_errors_are_retried(fake_slack: FakeSlack, shop_agent: Agent) -> None:
@@ -199,8 +200,8 @@ async def test_clicks_are_acked_at_once_and_the_work_runs_after(fake_slack: Fake
     click = block_actions(action_id="pgbot_approve", value=ACTION_ID, message=bot_message(post, update))
     started = time.monotonic()
     response = await dispatch(app, click, content_type=FORM)
-    assert response.status == 200 and time.monotonic() - started < 1.0  # Slack gives up after 3 s
-    await asyncio.sleep(0.1)
+    assert response.status == 200 and time.monotonic() - started < 3.0  # Slack gives up after 3 s
+    await fake_slack.settle(quiet=0.1)  # the ack came while the decision is held back: nothing more yet
     assert len(fake_slack.of("chat.update")) == 1  # the decision is still running
     double.release.set()
     await fake_slack.wait_for(lambda f: len(f.of("chat.update")) == 3)
@@ -238,16 +239,21 @@ async def test_an_answer_without_a_table_still_carries_feedback_buttons(fake_sla
 
 
 class SlowAnswerDouble(ApprovalAgentDouble):
-    """TEST DOUBLE: a turn that takes a while (a slow query) before its answer."""
+    """TEST DOUBLE: a turn that takes a while (a slow query): it answers once ``done_waiting()`` holds."""
+
+    def __init__(self, done_waiting: Callable[[], bool]) -> None:
+        super().__init__()
+        self.done_waiting = done_waiting
 
     async def handle(self, message: Message) -> AsyncIterator[Reply]:
         yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
-        await asyncio.sleep(0.45)
+        await wait_until(self.done_waiting, describe=lambda: "progress edits")
         yield Reply(kind=ReplyKind.ANSWER, text="Done at last.", answer_id="a1")
 
 
 async def test_long_work_edits_the_working_message_with_its_progress(fake_slack: FakeSlack) -> None:
-    app = build_slack_app(SlowAnswerDouble(), slack_settings(fake_slack),  # type: ignore[arg-type]
+    double = SlowAnswerDouble(lambda: len(fake_slack.of("chat.update")) >= 2)  # two progress ticks, then done
+    app = build_slack_app(double, slack_settings(fake_slack),  # type: ignore[arg-type]
                           progress_every_s=0.1)
     await dispatch(app, event_body(app_mention(f"<@{BOT_USER_ID}> slow one", ts=new_ts())))
     await fake_slack.wait_for(lambda f: any("Done at last." in c.args["text"] for c in f.of("chat.update")))
