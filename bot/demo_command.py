@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from bot.commands import chat, load_for_cli
 from core.config import DatabaseSettings
 
+
 async def demo(*, config: str | None, data_dir: Path | None, load_sample: bool = False) -> int:
     from bot.demo import load_demo
 
