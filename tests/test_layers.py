@@ -78,8 +78,6 @@ KNOWN: dict[tuple[str, str], str] = {
         "small blocks.py below both.",
     ("adapters.slack.render", "adapters.slack.questions"):
         "the same, for a clarifying question's option buttons.",
-    ("adapters.slack.edit", "adapters.slack.app"):
-        "the edit window reuses the app's _Poster; pass the poster in (a Protocol) instead.",
     ("adapters.terminal.editor", "adapters.terminal.chat"):
         "the terminal's /edit reaches the chat it runs in; pass what it needs in.",
 }
