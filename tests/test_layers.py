@@ -78,8 +78,6 @@ KNOWN: dict[tuple[str, str], str] = {
         "small blocks.py below both.",
     ("adapters.slack.render", "adapters.slack.questions"):
         "the same, for a clarifying question's option buttons.",
-    ("adapters.terminal.editor", "adapters.terminal.chat"):
-        "the terminal's /edit reaches the chat it runs in; pass what it needs in.",
 }
 
 
