@@ -6,7 +6,8 @@ import sys
 import uuid
 
 from adapters.terminal.charts import chart_dir, save_chart
-from adapters.terminal.chat import TerminalChat, ask_once, new_message
+from adapters.terminal.chat import TerminalChat, ask_once
+from adapters.terminal.identity import new_message
 from adapters.terminal.render import render_reply, reply_as_csv, reply_as_json
 from bot.logs import LOG_FILE, configure_logging
 from bot.wiring import build_agent, build_bot

@@ -15,8 +15,6 @@ from pydantic import SecretStr
 from bot.commands import chat, load_for_cli
 from core.config import DatabaseSettings
 
-DEFAULT_DATA_DIR = Path.home() / ".pgbot" / "embedded"
-
 
 async def demo(*, config: str | None, data_dir: Path | None, load_sample: bool = False) -> int:
     from bot.demo import load_demo
@@ -35,7 +33,8 @@ async def demo(*, config: str | None, data_dir: Path | None, load_sample: bool =
     from bot.embedded import start_embedded_postgres
 
     print("Starting an embedded PostgreSQL with the sample shop database (first start takes a few seconds)…")
-    server = await start_embedded_postgres(data_dir or DEFAULT_DATA_DIR)
+    # None: bot.embedded.default_data_dir decides (~/.pgbot/embedded, as root /var/lib/pgbot/embedded).
+    server = await start_embedded_postgres(data_dir)
     try:
         conn = await asyncpg.connect(server.dsn)
         try:

@@ -1,7 +1,8 @@
 """``pgbot migrate status|up|down`` at work: the migrations folder against ``pgbot.migrations``.
 
 ``up`` and ``down`` list what will run (each statement's lock, rewrites and data-loss flags), ask
-``Apply N migrations to 'shop'? [y/N]`` unless ``--yes``, and run each migration through
+``Apply N migrations to 'shop'? [y/N]`` / ``Roll back N migrations on 'shop'? [y/N]`` (:func:`question`)
+unless ``--yes``, and run each migration through
 :meth:`core.approvals.decisions.Approvals.run_as_operator`, so it is audited like a chat approval.
 """
 
@@ -71,11 +72,19 @@ async def _status(settings: Settings, db: PgDatabase, folder: files.Folder, line
     return 1 if runner.blocking_problems(lines) else 0
 
 
-def _confirm(question: str, *, yes: bool, ask: Ask) -> bool:
+def question(action: str, *, count: int, database: str) -> str:
+    """The ``[y/N]`` question of ``up`` / ``down`` (the README quotes both: tests/test_docs_true.py)."""
+    migrations = f"{count} migration{'s' if count != 1 else ''}"
+    if action == "up":
+        return f"Apply {migrations} to '{database}'?"
+    return f"Roll back {migrations} on '{database}'?"
+
+
+def _confirm(text: str, *, yes: bool, ask: Ask) -> bool:
     if yes:
         return True
     try:
-        answer = ask(f"{question} [y/N] ")
+        answer = ask(f"{text} [y/N] ")
     except EOFError:
         answer = ""
     return answer.strip().lower() in ("y", "yes")
@@ -92,8 +101,7 @@ async def _up(settings: Settings, databases: DatabaseRegistry, db: PgDatabase, p
         print(f"{migration.label}:")
         irreversible = migration.down_sql is None or is_irreversible(migration.down_sql, guard)
         print("\n".join("  " + line for line in preview_lines(analysis, None, irreversible=irreversible)))
-    count = len(plan)
-    if not _confirm(f"Apply {count} migration{'s' if count != 1 else ''} to '{db.name}'?", yes=yes, ask=ask):
+    if not _confirm(question("up", count=len(plan), database=db.name), yes=yes, ask=ask):
         print("Cancelled: nothing was run.")
         return 1
     actions = [_action(db.name, m, a, direction="up", sql=m.up_sql) for m, a in zip(plan, analyses, strict=True)]
@@ -122,8 +130,7 @@ async def _down(settings: Settings, databases: DatabaseRegistry, db: PgDatabase,
         print(f"{migration.label} (down):")
         print("\n".join("  " + text for text in preview_lines(analysis, None, heading="Down (what runs now):")))
         actions.append(_action(db.name, migration, analysis, direction="down", sql=migration.down_sql))
-    count = len(plan)
-    if not _confirm(f"Roll back {count} migration{'s' if count != 1 else ''} on '{db.name}'?", yes=yes, ask=ask):
+    if not _confirm(question("down", count=len(plan), database=db.name), yes=yes, ask=ask):
         print("Cancelled: nothing was run.")
         return 1
     return await _run(settings, databases, actions)

@@ -68,20 +68,11 @@ KNOWN: dict[tuple[str, str], str] = {
         "core/undo module (they need approvals.decisions.when, which belongs lower too).",
     ("core.undo.request", "core.agent.host"):
         "the Undo click is agent-level work; move request.py to core/agent/undo_actions.py.",
-    ("adapters.discord.views", "adapters.discord.edit"):
-        "views offers the Edit SQL button that edit defines (edit reaches views for _client); move _client to "
-        "host.py.",
-    ("adapters.discord.views", "adapters.discord.turn_views"):
-        "a function-local import for the Cancel / option buttons; ends with the same _client move.",
     ("adapters.slack.render", "adapters.slack.cards"):
         "render draws approval cards with cards' blocks, which use render's helpers; move those helpers to a "
         "small blocks.py below both.",
     ("adapters.slack.render", "adapters.slack.questions"):
         "the same, for a clarifying question's option buttons.",
-    ("adapters.slack.edit", "adapters.slack.app"):
-        "the edit window reuses the app's _Poster; pass the poster in (a Protocol) instead.",
-    ("adapters.terminal.editor", "adapters.terminal.chat"):
-        "the terminal's /edit reaches the chat it runs in; pass what it needs in.",
 }
 
 

@@ -17,18 +17,16 @@ Submitting twice (two modals) runs twice: two answers, or two proposals decided 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 import discord
 import structlog
 
 from adapters.discord.events import PLATFORM, click_place, click_thread_key, member_groups
+from adapters.discord.host import button_host, refused_here
 from adapters.discord.render import render
 from adapters.text_table import cut
 from core import Message, Reply, ReplyKind, editable_sql, render_error
-
-if TYPE_CHECKING:
-    from adapters.discord.host import ButtonHost
 
 log = structlog.get_logger(__name__)
 _ID = r"[A-Za-z0-9_.-]{1,80}"
@@ -39,12 +37,6 @@ TOO_LONG_LABEL = "SQL too long to edit here; use /sql"
 TOO_LONG = "This answer's SQL is too long to edit here; use /sql with your edited statement."
 NOT_YOURS = "This edit window was opened by someone else, so pgbot ignored it."
 NO_PLACE = "pgbot cannot tell which conversation this is in, so it cannot edit here."
-
-
-def _client(interaction: discord.Interaction[Any]) -> ButtonHost:
-    from adapters.discord.views import _client as client_of
-
-    return client_of(interaction)
 
 
 async def _private(interaction: discord.Interaction[Any], reply: Reply) -> None:
@@ -74,8 +66,6 @@ class EditSqlButton(
         return cls(answer_id=match["answer_id"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        from adapters.discord.views import refused_here
-
         if await refused_here(interaction):
             return
         where = click_thread_key(interaction)
@@ -83,7 +73,7 @@ class EditSqlButton(
             await _private(interaction, Reply(kind=ReplyKind.ERROR, text=NO_PLACE))
             return
         try:  # a Redis look-up: well within Discord's 3 seconds, so the modal can be the response
-            source = await _client(interaction).agent.edit_source(
+            source = await button_host(interaction).agent.edit_source(
                 answer_id=self.answer_id, thread_key=where, user=f"{PLATFORM}:{interaction.user.id}",
                 groups=member_groups(interaction.user))
         except Exception as exc:  # noqa: BLE001 - the error policy: one reply (to the clicker), traceback logged
@@ -111,15 +101,13 @@ class EditModal(discord.ui.Modal, title="Edit SQL"):
         self.add_item(self.sql)
 
     async def on_submit(self, interaction: discord.Interaction[Any], /) -> None:
-        from adapters.discord.views import refused_here
-
         if interaction.user.id != self.opener:
             log.warning("discord_edit_not_opener", user=interaction.user.id, opener=self.opener)
             await _private(interaction, Reply(kind=ReplyKind.ERROR, text=NOT_YOURS))
             return
         if await refused_here(interaction):
             return
-        client = _client(interaction)
+        client = button_host(interaction)
         sql = self.sql.value or ""
         problem = client.agent.check_edit(sql, max_chars=MODAL_LIMIT)
         if problem is not None:

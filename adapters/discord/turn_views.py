@@ -9,12 +9,13 @@ question is answered once; the label is what pgbot posted, checked again with co
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 import discord
 import structlog
 
 from adapters.discord.events import PLATFORM, command_message
+from adapters.discord.host import button_host, refused_here
 from adapters.discord.render import CONTENT_LIMIT, render
 from adapters.live_line import TurnLine, elapsed_text
 from adapters.text_table import cut
@@ -22,18 +23,9 @@ from core import Reply
 from core.threads.turn_status import TurnStatus
 from core.tools.clarify import clarification_choices
 
-if TYPE_CHECKING:
-    from adapters.discord.host import ButtonHost
-
 log = structlog.get_logger(__name__)
 _ID = r"[A-Za-z0-9_.-]{1,80}"
 NOTIFY_AFTER_S = 10.0
-
-
-def _client(interaction: discord.Interaction[Any]) -> ButtonHost:
-    from adapters.discord.views import _client as client_of
-
-    return client_of(interaction)
 
 
 def working_content(working: Reply, *, phase: str = "", elapsed_s: float | None = None) -> str:
@@ -63,11 +55,9 @@ class CancelButton(
         return cls(turn=match["turn"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        from adapters.discord.views import refused_here
-
         if await refused_here(interaction):
             return
-        reply = _client(interaction).agent.cancel_turn(turn_id=self.turn, user=f"{PLATFORM}:{interaction.user.id}")
+        reply = button_host(interaction).agent.cancel_turn(turn_id=self.turn, user=f"{PLATFORM}:{interaction.user.id}")
         shown = render(reply)
         await interaction.response.send_message(content=shown.content, ephemeral=True)
 
@@ -90,8 +80,6 @@ class OptionButton(
         return cls(index=int(match["index"]), label=label if isinstance(label, str) else "")
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        from adapters.discord.views import refused_here
-
         if await refused_here(interaction):
             return
         choice = clarification_choices([self.label])
@@ -104,7 +92,7 @@ class OptionButton(
                         f"{interaction.user.mention} chose: {self.label}", CONTENT_LIMIT), view=None)
         incoming = command_message(question=self.label, guild_id=interaction.guild_id, channel=channel,
                                    user=interaction.user)
-        await _client(interaction).answer(incoming, channel)
+        await button_host(interaction).answer(incoming, channel)
 
 
 def turn_items(reply: Reply) -> list[discord.ui.Item[Any]]:

@@ -17,49 +17,24 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import Any, Self
 
 import discord
 import structlog
 
 from adapters.discord import card_flow
 from adapters.discord.edit import edit_button
-from adapters.discord.events import PLATFORM, allowed_place, click_thread_key, member_groups
+from adapters.discord.events import PLATFORM, click_thread_key, member_groups
+from adapters.discord.host import button_host, refused_here
 from adapters.discord.render import CONTENT_LIMIT, FILE_LIMIT, Attachment, render
+from adapters.discord.turn_views import turn_items
 from adapters.text_table import cut
 from core import Agent, PgbotError, Reply, ReplyKind, ScheduleChange, can_chart
 from core.db.export import human_size
 from core.permissions import GroupLookup
 
-if TYPE_CHECKING:
-    from adapters.discord.host import ButtonHost
-
 log = structlog.get_logger(__name__)
 _ID = r"[A-Za-z0-9_.-]{1,80}"  # custom_id is at most 100 characters
-NOT_HERE = "pgbot is not enabled in this server or channel, so this button does nothing here."
-
-
-def _client(interaction: discord.Interaction[Any]) -> ButtonHost:
-    from adapters.discord.host import ButtonHost
-
-    client = interaction.client
-    if not isinstance(client, ButtonHost):
-        raise TypeError("pgbot buttons need the client made by build_discord_client")
-    return client
-
-
-async def refused_here(interaction: discord.Interaction[Any]) -> bool:
-    """True (after telling the clicker privately) when config keeps pgbot out of where the click came from:
-    a copied message, or a guild pgbot was added to but does not serve, must not approve or vote."""
-    settings = _client(interaction).settings
-    channel = interaction.channel
-    if channel is not None and allowed_place(guild_id=interaction.guild_id, channel=channel,
-                                             allowed_guilds=settings.allowed_guilds,
-                                             allowed_channels=settings.allowed_channels):
-        return False
-    log.warning("discord_click_not_allowed", guild=interaction.guild_id, user=interaction.user.id)
-    await interaction.response.send_message(NOT_HERE, ephemeral=True)
-    return True
 
 
 class DecisionButton(
@@ -87,11 +62,11 @@ class DecisionButton(
         return cls(decision=match["decision"], action_id=match["action_id"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        agent = _client(interaction).agent
+        agent = button_host(interaction).agent
         if await refused_here(interaction):
             return
         await interaction.response.defer()  # a deferred update: the change may take longer than 3 s
-        client = _client(interaction)
+        client = button_host(interaction)
         await card_flow.decide(interaction, agent=agent, action_id=self.action_id, approve=self.approve,
                                current_groups=current_groups(interaction), sweep=client.sweep,
                                tick_s=client.progress_every_s, outcome_view=undo_view)
@@ -141,7 +116,7 @@ class FeedbackButton(
         return cls(vote=match["vote"], answer_id=match["answer_id"])
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        agent = _client(interaction).agent
+        agent = button_host(interaction).agent
         if await refused_here(interaction):
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
@@ -180,7 +155,7 @@ class ShowSqlButton(
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         if await refused_here(interaction):
             return
-        agent = _client(interaction).agent
+        agent = button_host(interaction).agent
         await interaction.response.defer(ephemeral=True, thinking=True)
         reply = await agent.show_sql(answer_id=self.answer_id, thread_key=click_thread_key(interaction))
         shown = render(reply)
@@ -207,7 +182,7 @@ class ExportButton(
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         if await refused_here(interaction):
             return
-        agent = _client(interaction).agent
+        agent = button_host(interaction).agent
         await interaction.response.defer()  # an export may take longer than Discord's 3 s
         reply = await agent.export_answer(
             answer_id=self.answer_id, user=f"{PLATFORM}:{interaction.user.id}",
@@ -265,7 +240,7 @@ class ChartButton(
         """The chart goes in the thread naming who asked for it; a refusal or error only to the clicker."""
         if await refused_here(interaction):
             return
-        agent = _client(interaction).agent
+        agent = button_host(interaction).agent
         await interaction.response.defer()  # a deferred update: the query may take longer than 3 s
         reply = await agent.chart_answer(answer_id=self.answer_id, user=f"{PLATFORM}:{interaction.user.id}",
                                          groups=member_groups(interaction.user))
@@ -316,7 +291,7 @@ class ScheduleButton(
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         if await refused_here(interaction):
             return
-        agent = _client(interaction).agent
+        agent = button_host(interaction).agent
         await interaction.response.defer(thinking=True)
         reply = await agent.schedule_action(schedule_id=self.schedule_id, action=self.change,
                                             user=f"{PLATFORM}:{interaction.user.id}",
@@ -353,7 +328,7 @@ class UndoButton(
         """The undo's approval card goes in the thread for the approvers; a refusal only to the clicker."""
         if await refused_here(interaction):
             return
-        agent = _client(interaction).agent
+        agent = button_host(interaction).agent
         await interaction.response.defer()  # the undo is previewed (rolled back) first: may take over 3 s
         reply = await agent.undo(action_id=self.action_id, user=f"{PLATFORM}:{interaction.user.id}",
                                  groups=member_groups(interaction.user), thread_key=click_thread_key(interaction))
@@ -402,9 +377,6 @@ def view_for(reply: Reply, *, show_sql: str = "button") -> discord.ui.View | Non
         items.append(ScheduleButton(change="delete", schedule_id=card.schedule_id))
     items.extend(undo_button(reply))
     items.extend(edit_button(reply))
-
-    from adapters.discord.turn_views import turn_items  # it builds on this module's helpers
-
     items.extend(turn_items(reply))
     if not items:
         return None

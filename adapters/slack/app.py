@@ -437,7 +437,7 @@ class _Poster:
         """Cancel on "Working on it…": core stops the turn if the clicker asked it; the reply is theirs alone."""
         action, user, channel, msg = _click(body)
         reply = self.agent.cancel_turn(turn_id=str(action["value"]), user=f"slack:{user}")
-        await self._tell(client, reply, channel=channel, user=user, thread_ts=str(msg.get("thread_ts") or msg["ts"]))
+        await self.tell(client, reply, channel=channel, user=user, thread_ts=str(msg.get("thread_ts") or msg["ts"]))
 
     async def option(self, client: AsyncWebClient, body: Mapping[str, Any]) -> None:
         """A clarifying question's answer, clicked: sent as the clicker's own reply in the thread."""
@@ -466,7 +466,7 @@ class _Poster:
         reply = await self.agent.undo(action_id=str(action["value"]), user=f"slack:{user}",
                                       thread_key=_thread_key(body, channel=channel, thread_ts=thread_ts))
         if reply.kind is not ReplyKind.APPROVAL:
-            await self._tell(client, reply, channel=channel, user=user, thread_ts=thread_ts)
+            await self.tell(client, reply, channel=channel, user=user, thread_ts=thread_ts)
             return
         shown = self._render(reply)
         try:
@@ -480,9 +480,9 @@ class _Poster:
         action, user, channel, msg = _click(body)
         # core turns every failure into an error reply itself
         reply = await self.agent.feedback(answer_id=str(action["value"]), user=f"slack:{user}", helpful=helpful)
-        await self._tell(client, reply, channel=channel, user=user, thread_ts=str(msg.get("thread_ts") or msg["ts"]))
+        await self.tell(client, reply, channel=channel, user=user, thread_ts=str(msg.get("thread_ts") or msg["ts"]))
 
-    async def _tell(self, client: AsyncWebClient, reply: Reply, *, channel: str, user: str, thread_ts: str) -> None:
+    async def tell(self, client: AsyncWebClient, reply: Reply, *, channel: str, user: str, thread_ts: str) -> None:
         """A reply only the clicking person sees (ephemeral)."""
         shown = self._render(reply)
         try:
@@ -497,7 +497,7 @@ class _Poster:
         thread_ts = str(msg.get("thread_ts") or msg["ts"])
         reply = await self.agent.show_sql(answer_id=str(action["value"]),
                                           thread_key=_thread_key(body, channel=channel, thread_ts=thread_ts))
-        await self._tell(client, reply, channel=channel, user=user, thread_ts=thread_ts)
+        await self.tell(client, reply, channel=channel, user=user, thread_ts=thread_ts)
 
     async def export(self, client: AsyncWebClient, body: Mapping[str, Any]) -> None:
         """Export all rows: run as the clicker (core resolves their own role), then upload the CSV: into the
@@ -507,11 +507,11 @@ class _Poster:
         reply = await self.agent.export_answer(answer_id=str(action["value"]), user=f"slack:{user}",
                                                thread_key=_thread_key(body, channel=channel, thread_ts=thread_ts))
         if not reply.meta.get("export_path"):
-            await self._tell(client, reply, channel=channel, user=user, thread_ts=thread_ts)
+            await self.tell(client, reply, channel=channel, user=user, thread_ts=thread_ts)
             return
         file, problem = await _export_file(reply)
         if file is None:
-            await self._tell(client, Reply(kind=ReplyKind.ERROR, text=problem), channel=channel, user=user,
+            await self.tell(client, Reply(kind=ReplyKind.ERROR, text=problem), channel=channel, user=user,
                              thread_ts=thread_ts)
             return
         private = reply.meta.get("export_private") == "yes"
@@ -525,18 +525,18 @@ class _Poster:
                 log.warning("slack_dm_not_opened", user=user, error=error)
                 text = (f"pgbot could not send you the file in a direct message (Slack said: {error}). It ran as "
                         "your own database role, so it is not posted in the thread.")
-                await self._tell(client, Reply(kind=ReplyKind.ERROR, text=text), channel=channel, user=user,
+                await self.tell(client, Reply(kind=ReplyKind.ERROR, text=text), channel=channel, user=user,
                                  thread_ts=thread_ts)
                 return
         why = await _upload(client, file, channel=where, thread_ts=where_ts, comment=render.escape(reply.text))
         if why:
             text = f"The file could not be uploaded ({why})."
-            await self._tell(client, Reply(kind=ReplyKind.ERROR, text=text), channel=channel, user=user,
+            await self.tell(client, Reply(kind=ReplyKind.ERROR, text=text), channel=channel, user=user,
                              thread_ts=thread_ts)
         elif private:
             text = ("I sent you the file in a direct message: it ran as your own database role, so it stays "
                     "with you.")
-            await self._tell(client, Reply(kind=ReplyKind.INFO, text=text), channel=channel, user=user,
+            await self.tell(client, Reply(kind=ReplyKind.INFO, text=text), channel=channel, user=user,
                              thread_ts=thread_ts)
 
 

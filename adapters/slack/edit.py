@@ -21,7 +21,7 @@ import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import structlog
 from slack_bolt.async_app import AsyncAck
@@ -30,12 +30,22 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.slack import events
 from adapters.text_table import cut
-from core import Message, Reply, ReplyKind, editable_sql, render_error
-
-if TYPE_CHECKING:
-    from adapters.slack.app import _Poster
+from core import Agent, Message, Reply, ReplyKind, editable_sql, render_error
 
 log = structlog.get_logger(__name__)
+
+
+class Poster(Protocol):
+    """What the edit window needs of the app's poster (adapters.slack.app): the agent, a reply only the
+    clicker sees, and a turn answered in the thread. A Protocol, so this module does not import the app."""
+
+    agent: Agent
+
+    async def tell(self, client: AsyncWebClient, reply: Reply, *, channel: str, user: str, thread_ts: str) -> None:
+        ...
+
+    async def converse(self, client: AsyncWebClient, message: Message, *, channel: str, thread_ts: str) -> None:
+        ...
 
 VIEW = "pgbot_edit_sql_view"  # the modal's callback_id
 SQL_BLOCK = "pgbot_edit_sql"
@@ -116,7 +126,7 @@ def submitted_sql(body: Mapping[str, Any]) -> str:
     return value if isinstance(value, str) else ""
 
 
-async def open_edit(poster: _Poster, client: AsyncWebClient, body: Mapping[str, Any], *, key: bytes) -> None:
+async def open_edit(poster: Poster, client: AsyncWebClient, body: Mapping[str, Any], *, key: bytes) -> None:
     """An Edit SQL click: the modal with the answer's statement, or why not, to the clicker alone."""
     action = body["actions"][0]
     user = str(body["user"]["id"])
@@ -130,11 +140,11 @@ async def open_edit(poster: _Poster, client: AsyncWebClient, body: Mapping[str, 
         source = await poster.agent.edit_source(answer_id=place.answer_id, user=f"slack:{user}",
                                                 thread_key=thread_key(place))
     except Exception as exc:  # noqa: BLE001 - the error policy: one reply (here: to the clicker), traceback logged
-        await poster._tell(client, render_error(exc), channel=channel, user=user, thread_ts=thread_ts)
+        await poster.tell(client, render_error(exc), channel=channel, user=user, thread_ts=thread_ts)
         return
     text = editable_sql(source.sql, max_chars=MODAL_LIMIT)
     if text is None:
-        await poster._tell(client, Reply(kind=ReplyKind.INFO, text=TOO_LONG), channel=channel, user=user,
+        await poster.tell(client, Reply(kind=ReplyKind.INFO, text=TOO_LONG), channel=channel, user=user,
                            thread_ts=thread_ts)
         return
     place = Place(answer_id=source.answer_id, team=place.team, channel=channel, thread_ts=thread_ts, user=user)
@@ -145,12 +155,12 @@ async def open_edit(poster: _Poster, client: AsyncWebClient, body: Mapping[str, 
         error = str(exc.response.get("error"))
         log.warning("slack_modal_not_opened", channel=channel, error=error)
         told = f"The edit window could not be opened (Slack said: {error}). Click Edit SQL again."
-        await poster._tell(client, Reply(kind=ReplyKind.ERROR, text=told), channel=channel, user=user,
+        await poster.tell(client, Reply(kind=ReplyKind.ERROR, text=told), channel=channel, user=user,
                            thread_ts=thread_ts)
 
 
 async def on_submission(
-    poster: _Poster, ack: AsyncAck, body: Mapping[str, Any], client: AsyncWebClient, *, key: bytes,
+    poster: Poster, ack: AsyncAck, body: Mapping[str, Any], client: AsyncWebClient, *, key: bytes,
     allowed: Mapping[str, Any],
 ) -> None:
     """A submitted modal: acknowledged at once (with the problem under the input, or closing it), then run."""

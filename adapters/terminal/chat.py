@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import getpass
 import os
 import sys
 import uuid
@@ -20,25 +19,12 @@ from rich.console import Console
 
 from adapters.terminal.charts import chart_dir, save_chart
 from adapters.terminal.editor import edit_last_answer
+from adapters.terminal.identity import new_message, terminal_identity
 from adapters.terminal.render import render_reply
-from core import Agent, Message, Reply, ReplyKind
+from core import Agent, Reply, ReplyKind
 
 PROMPT = "pgbot> "
 HISTORY_FILE = Path(os.environ.get("PGBOT_HISTORY_FILE", Path.home() / ".pgbot" / "history"))
-
-
-def terminal_identity() -> str:
-    """The OS user: config maps ``terminal:<os user>`` to a database role."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
-def new_message(text: str, *, thread: str) -> Message:
-    user = terminal_identity()
-    return Message(platform="terminal", workspace="local", channel="tty", thread=thread, user=user, text=text,
-                   user_name=user)
 
 
 async def ask_once(agent: Agent, text: str, *, thread: str | None = None, edit_of: str | None = None) -> Reply:

@@ -15,16 +15,30 @@ import shlex
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from core import pretty_sql, render_error
-
-if TYPE_CHECKING:
-    from adapters.terminal.chat import TerminalChat
+from adapters.terminal.identity import new_message, terminal_identity
+from core import Agent, Reply, pretty_sql, render_error
 
 MAX_EDIT_BYTES = 1_000_000  # a file bigger than this is not read back (core refuses far less anyway)
 CANCELLED = "Edit cancelled: nothing ran."
 Read = Callable[[str], Awaitable[str | None]]
+
+
+class EditingChat(Protocol):
+    """What ``/edit`` needs of the chat it runs in (adapters.terminal.chat.TerminalChat), without importing it."""
+
+    agent: Agent
+    thread: str
+    interactive: bool
+
+    def show(self, reply: Reply) -> None: ...
+
+    def note(self, text: str) -> None: ...
+
+    async def read(self, prompt: str) -> str | None: ...
+
+    async def send(self, text: str, *, edit_of: str | None = None) -> None: ...
 
 
 def editor_command(environ: Mapping[str, str]) -> list[str] | None:
@@ -69,10 +83,8 @@ async def inline(initial: str, *, read: Read, show: Callable[[str], None]) -> st
             return "\n".join(lines)  # core refuses it with its size; no point reading on
 
 
-async def edit_last_answer(chat: TerminalChat) -> None:
+async def edit_last_answer(chat: EditingChat) -> None:
     """``/edit``: the thread's last answer's SQL, edited, then run by core as an edit of that answer."""
-    from adapters.terminal.chat import new_message, terminal_identity
-
     key = new_message("", thread=chat.thread).thread_key
     try:
         source = await chat.agent.edit_source(thread_key=key, user=f"terminal:{terminal_identity()}")

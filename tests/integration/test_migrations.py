@@ -123,6 +123,14 @@ async def test_answering_no_at_the_prompt_runs_nothing(fresh_db: str, tmp_path: 
     assert code == 0 and asked == ["Apply 1 migration to 'shop'? [y/N] "]
     assert await recorded(fresh_db) == ["0001_create_widgets"]
 
+    def no(prompt: str) -> str:
+        asked.append(prompt)
+        return "n"
+
+    code = await migrate_main(settings(fresh_db, folder), action="down", database="shop", yes=False, to=0, ask=no)
+    assert code == 1 and asked[1:] == ["Roll back 1 migration on 'shop'? [y/N] "]
+    assert await recorded(fresh_db) == ["0001_create_widgets"]
+
 
 async def test_an_applied_file_edited_afterwards_is_reported_and_blocks_up_and_down(
         fresh_db: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
