@@ -16,6 +16,7 @@ from core.config import DatabaseSettings, Settings, load_settings, resolve_confi
 from core.db.postgres import PgDatabase
 from core.diagnostics.login_check import check_login
 from core.errors import ConfigError, PgbotError
+from core.sqlguard import CheckedSql
 
 
 async def check_config(*, config: str | None, strict: bool = False) -> int:
@@ -108,8 +109,11 @@ async def _login_safety(db: PgDatabase, name: str, settings: Settings) -> list[s
     return lines
 
 
+SERVER_VERSION_SQL = CheckedSql.trusted("SELECT current_setting('server_version')")
+
+
 async def _version(db: PgDatabase) -> str:
-    result = await db.fetch("SELECT current_setting('server_version')", role=None)
+    result = await db.fetch(SERVER_VERSION_SQL, role=None)
     return str(result.rows[0][0])
 
 

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from core import Agent, PgbotError
 from core.ops.metrics import CONTENT_TYPE
+from core.sqlguard import CheckedSql
 
 CHECK_TIMEOUT_S = 5.0
 READY_PROBE_THREAD = "pgbot:readyz"
@@ -64,7 +65,8 @@ async def readiness_problems(agent: Agent) -> list[str]:
 
     async def database(name: str) -> str | None:
         try:
-            await asyncio.wait_for(agent.databases.get(name).fetch("SELECT 1", role=None), CHECK_TIMEOUT_S)
+            probe = agent.databases.get(name).fetch(CheckedSql.trusted("SELECT 1"), role=None)
+            await asyncio.wait_for(probe, CHECK_TIMEOUT_S)
         except PgbotError as exc:
             return f"database {name}: {exc.user_message}"
         except TimeoutError:

@@ -39,9 +39,14 @@ to post in chat (no secrets, no tracebacks). Hints meant for the model are a sep
 
 Every class is defined here except where the tree names a module; a test (tests/core/test_errors_tree.py)
 checks that every subclass in core is drawn, under its real parent.
+
+A tool turns the guard's refusal into the model's ``Refused: …`` hint in one way: :func:`refused_as_hint`.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class PgbotError(Exception):
@@ -210,3 +215,18 @@ class HandOff(ModelHint):
         self.tool = tool
         self.arguments = arguments
         self.note = note
+
+
+@contextmanager
+def refused_as_hint(*, context: str = "", advice: str = "") -> Iterator[None]:
+    """A :class:`GuardError` inside becomes ``ModelHint("Refused<context>: <reason> <advice>")``: the model
+    rewrites SQL the guard refused; the user sees only the model's next try.
+
+    Args:
+        context: after "Refused", e.g. " (up migration)"
+        advice: a sentence after the reason, e.g. what the tool accepts instead
+    """
+    try:
+        yield
+    except GuardError as exc:
+        raise ModelHint(f"Refused{context}: {exc.user_message}" + (f" {advice}" if advice else "")) from None

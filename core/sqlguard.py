@@ -20,6 +20,11 @@ Functions: the names below (``_DENIED``) only *explain* refusals and bound the c
 path the decision is an allow-list checked against the database's own ``pg_proc`` just before the statement
 runs (:mod:`core.db.functions`), from the calls this module records in :attr:`Classification.calls`.
 
+Checked statements: :class:`CheckedSql` is the only SQL ``PgDatabase.fetch``, ``export_csv`` and ``preview_change``
+take. It is made by :meth:`SqlGuard.check_read` / :meth:`SqlGuard.check_change`, or by :meth:`CheckedSql.trusted`
+for constant SQL pgbot's own source spells out; any other construction (``dataclasses.replace`` included)
+raises TypeError, and ``tests/core/test_checked_sql.py`` checks that every ``trusted`` call gets a literal.
+
 Size: libpg_query recurses in C on left-deep trees (``1+1+…``, ``x IS NULL IS NULL …``, ``… UNION …``) and
 overflows the C stack at ~15,000 levels (a segfault, not an exception). :func:`check_size` refuses text
 longer than ``max_sql_chars`` and text whose scanner-based depth estimate passes ``MAX_DEPTH`` before the
@@ -31,9 +36,10 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from typing import Literal
+from typing import Literal, LiteralString
 
 from pglast import ast, enums, parse_sql
 from pglast.keywords import RESERVED_KEYWORDS
@@ -41,7 +47,7 @@ from pglast.parser import ParseError, scan
 
 from core.errors import GuardError
 
-__all__ = ["Classification", "FunctionCall", "SqlGuard", "StatementKind", "check_size",
+__all__ = ["CheckedSql", "Classification", "FunctionCall", "SqlGuard", "StatementKind", "check_size",
            "must_run_outside_transaction"]
 
 DEFAULT_MAX_SQL_CHARS = 20_000
@@ -76,6 +82,57 @@ class Classification:
     functions: tuple[str, ...] = ()
     calls: tuple[FunctionCall, ...] = ()
     operators: tuple[tuple[str | None, str], ...] = ()  # (schema or None, operator name) of every operator used
+
+
+# Set only while this module makes a CheckedSql: construction anywhere else is refused (see CheckedSql).
+_MINTING: ContextVar[bool] = ContextVar("pgbot_checked_sql_minting", default=False)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedSql(Classification):
+    """A statement that may reach Postgres: passed by the guard, or a constant pgbot itself wrote.
+
+    The type is the proof, so no code path can hand Postgres unchecked text. ``path`` says which check it
+    passed: ``read`` (``check_read``, or ``trusted``), ``change`` (``check_change``). ``is_trusted``: pgbot's
+    own constant SQL (:meth:`trusted`), which skips the catalog's function check.
+    """
+
+    path: Literal["read", "change"] = "read"
+    is_trusted: bool = False
+
+    def __post_init__(self) -> None:
+        if not _MINTING.get():
+            raise TypeError("CheckedSql comes only from SqlGuard.check_read / check_change or CheckedSql.trusted")
+
+    @staticmethod
+    def trusted(sql: LiteralString) -> CheckedSql:
+        """Constant read SQL written in pgbot's source (a health probe, the server version), never text from a
+        user, a config file or the model: it is not parsed, and its functions are not checked against the
+        catalog. ``tests/core/test_checked_sql.py`` fails on any call whose argument is not a literal or a
+        module constant."""
+        return _mint(Classification(kind=StatementKind.READ, statement_type="", sql=sql), path="read", is_trusted=True)
+
+    @staticmethod
+    def require(value: object, *, path: Literal["read", "change"], where: str) -> CheckedSql:
+        """``value`` if it is a CheckedSql that passed ``path``'s check; else TypeError (a bug, never a user's
+        mistake: mypy catches it first, this catches what slips past, e.g. ``Any``)."""
+        if not isinstance(value, CheckedSql):
+            raise TypeError(f"{where} takes a CheckedSql (SqlGuard.check_{path}, or CheckedSql.trusted for "
+                            f"pgbot's own constant SQL), not {type(value).__name__}")
+        if value.path != path:
+            raise TypeError(f"{where} takes SQL checked for the {path} path; this passed check_{value.path}")
+        return value
+
+
+def _mint(classification: Classification, *, path: Literal["read", "change"], is_trusted: bool = False) -> CheckedSql:
+    c = classification
+    token = _MINTING.set(True)
+    try:
+        return CheckedSql(kind=c.kind, statement_type=c.statement_type, sql=c.sql, reason=c.reason, tables=c.tables,
+                          lock=c.lock, functions=c.functions, calls=c.calls, operators=c.operators, path=path,
+                          is_trusted=is_trusted)
+    finally:
+        _MINTING.reset(token)
 
 
 @dataclass(frozen=True, slots=True)
@@ -680,25 +737,25 @@ class SqlGuard:
         """Parse one statement and classify it; raises GuardError on parse errors and multi-statement text."""
         return self._classify(sql)[0]
 
-    def check_read(self, sql: str, *, allowed_functions: Iterable[str] = ()) -> Classification:
-        """Return the classification if the statement only reads; else raise GuardError saying why.
+    def check_read(self, sql: str, *, allowed_functions: Iterable[str] = ()) -> CheckedSql:
+        """Return the checked statement if it only reads; else raise GuardError saying why.
 
         ``allowed_functions`` (a database's ``allowed_functions``) lifts the named refusals too; the
         catalog check of :mod:`core.db.functions` still decides before the statement runs.
         """
         classification, label = self._classify(sql, extra_allowed=_bare_names(allowed_functions))
         if classification.kind is StatementKind.READ:
-            return classification
+            return _mint(classification, path="read")
         raise GuardError(self._refusal(classification, label, path="the read-only path refuses it."))
 
-    def check_change(self, sql: str) -> Classification:
-        """Return the classification for a write, DDL or admin statement (run only after approval)."""
+    def check_change(self, sql: str) -> CheckedSql:
+        """Return the checked statement for a write, DDL or admin statement (run only after approval)."""
         classification, label = self._classify(sql)
         if classification.kind is StatementKind.READ:
             raise GuardError(f"This statement only reads ({label}); use the query tool for reads.")
         if classification.kind is StatementKind.FORBIDDEN:
             raise GuardError(self._refusal(classification, label, path=""))
-        return classification
+        return _mint(classification, path="change")
 
     def _classify(self, sql: str, *, extra_allowed: frozenset[str] = frozenset()) -> tuple[Classification, str]:
         node = _parse(sql, max_chars=self.max_sql_chars)

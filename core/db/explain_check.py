@@ -16,10 +16,9 @@ from core.db.postgres import PgDatabase
 from core.errors import (
     DatabaseError,
     DatabaseUnavailableError,
-    GuardError,
-    ModelHint,
     PermissionDeniedError,
     QueryTimeoutError,
+    refused_as_hint,
 )
 from core.sqlguard import Classification
 
@@ -40,9 +39,8 @@ async def explain_first(db: PgDatabase, *, role: str | None, checked: Classifica
         await explain_discarded(conn, f"EXPLAIN {sql}")  # the plan stays in the database, whatever its size
 
     try:
-        await db.run(work, role=role, read_only=True, guarded=checked)
-    except GuardError as exc:
-        raise ModelHint(f"Refused: {exc.user_message}") from None
+        with refused_as_hint():  # a function the catalog check refused
+            await db.run(work, role=role, read_only=True, guarded=checked)
     except (PermissionDeniedError, QueryTimeoutError, DatabaseUnavailableError):
         raise  # the model cannot fix these: the user must see them as they are
     except DatabaseError as exc:

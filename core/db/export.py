@@ -22,7 +22,7 @@ import asyncpg
 from core.db.postgres import SQL_TAG, PgDatabase, QueryLimits, rows_from_status
 from core.errors import PgbotError
 from core.messages import new_id
-from core.sqlguard import Classification
+from core.sqlguard import CheckedSql
 
 FLUSH_BYTES = 1 << 20  # chunks are gathered to 1 MiB, then written by a worker thread (the loop never waits on disk)
 
@@ -107,10 +107,11 @@ def export_path(directory: Path, database: str) -> Path:
 
 
 async def export_csv(
-    db: PgDatabase, *, checked: Classification, role: str | None, directory: Path, max_bytes: int,
+    db: PgDatabase, *, checked: CheckedSql, role: str | None, directory: Path, max_bytes: int,
     limits: QueryLimits | None = None,
 ) -> ExportResult:
-    """Stream the result of one guarded query to a new CSV file (header row included)."""
+    """Stream the result of one checked read to a new CSV file (header row included)."""
+    checked = CheckedSql.require(checked, path="read", where="export_csv")
     sql = checked.sql
     started = time.perf_counter()
     sink = _FileSink(export_path(directory, db.name), max_bytes=max_bytes)

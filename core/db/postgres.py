@@ -41,7 +41,7 @@ from core.errors import (
     SecurityError,
 )
 from core.messages import ResultTable, rows_to_table
-from core.sqlguard import Classification, StatementKind
+from core.sqlguard import CheckedSql, Classification
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -317,19 +317,18 @@ class PgDatabase:
         finally:
             await pool.release(conn)
 
-    async def fetch(self, checked: Classification | str, *, role: str | None,
+    async def fetch(self, checked: CheckedSql, *, role: str | None,
                     limits: QueryLimits | None = None) -> QueryResult:
-        """Run one guarded read in a READ ONLY transaction; rows capped in the fetch, wide cells cut by the
+        """Run one checked read in a READ ONLY transaction; rows capped in the fetch, wide cells cut by the
         database, functions checked against the catalog first and the session's identity after.
 
-        A plain string is SQL pgbot wrote itself (health checks): only a Classification from
-        ``SqlGuard.check_read`` may carry text from a user or the model.
+        Only a :class:`CheckedSql` is taken (a plain string is a TypeError): ``SqlGuard.check_read``'s, or
+        ``CheckedSql.trusted`` for pgbot's own constant SQL, whose functions are not checked.
         """
+        checked = CheckedSql.require(checked, path="read", where="PgDatabase.fetch")
         limits = limits or self.limits
         started = time.perf_counter()
-        guarded = checked if isinstance(checked, Classification) else None
-        if not isinstance(checked, Classification):
-            checked = Classification(kind=StatementKind.READ, statement_type="", sql=checked)
+        guarded = None if checked.is_trusted else checked
         async with self.transaction(role=role, limits=limits, read_only=True, guarded=guarded) as conn:
             stmt = await conn.prepare(SQL_TAG + checked.sql)
             attributes = stmt.get_attributes()

@@ -13,7 +13,6 @@ preview names the objects and the lock instead.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import asyncpg
 from pglast import ast, enums, parse_sql
@@ -22,9 +21,7 @@ from pglast.stream import RawStream
 from core.db.postgres import SQL_TAG, PgDatabase, rows_from_status
 from core.errors import PermissionDeniedError
 from core.messages import ResultTable, rows_to_table
-
-if TYPE_CHECKING:
-    from core.sqlguard import Classification
+from core.sqlguard import CheckedSql, Classification
 
 LOCK_EFFECT = {
     "ACCESS EXCLUSIVE": "blocks every read and write of it while the statement runs",
@@ -65,8 +62,9 @@ def runs_in_preview(checked: Classification) -> bool:
     return checked.kind == "write" and checked.statement_type in {*_RETURNING, "MergeStmt", "SelectStmt"}
 
 
-async def preview_change(db: PgDatabase, checked: Classification, *, role: str | None) -> ChangePreview:
-    """Preview one guarded change; Postgres errors (permission, constraint, timeout) propagate translated."""
+async def preview_change(db: PgDatabase, checked: CheckedSql, *, role: str | None) -> ChangePreview:
+    """Preview one checked change; Postgres errors (permission, constraint, timeout) propagate translated."""
+    checked = CheckedSql.require(checked, path="change", where="preview_change")
     if not runs_in_preview(checked):
         return ChangePreview(
             statement_type=checked.statement_type, ran=False, rows_affected=None, status=None, sample=None,

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 
-from core.db.postgres import PgDatabase
+from core.db.base import Database
 
 DEFAULT_TTL_S = 60.0
 _QUERY = (
@@ -48,7 +48,7 @@ class ServerFacts:
         self._locks: dict[str, asyncio.Lock] = {}
         self.queries = 0  # how many times the server was asked (tests and benchmarks read it)
 
-    async def get(self, db: PgDatabase) -> Facts:
+    async def get(self, db: Database) -> Facts:
         entry = self._cached.get(db.name)
         if entry is not None and time.monotonic() - entry[0] < self._ttl_s:
             return entry[1]
@@ -61,7 +61,7 @@ class ServerFacts:
             self._cached[db.name] = (time.monotonic(), facts)
             return facts
 
-    async def _fetch(self, db: PgDatabase) -> Facts:
+    async def _fetch(self, db: Database) -> Facts:
         async def work(conn: asyncpg.Connection) -> asyncpg.Record:
             return await conn.fetchrow(_QUERY)
 

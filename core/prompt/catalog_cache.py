@@ -28,7 +28,7 @@ from core.prompt.ranking import TableDoc, TableIndex
 from core.sqlguard import qualified_name
 
 if TYPE_CHECKING:
-    from core.db.postgres import PgDatabase
+    from core.db.base import Database
 
 COMMENT_CHARS = 1000  # comments are cut in SQL: a 1 MB comment must not reach Python, let alone a prompt
 
@@ -316,7 +316,7 @@ def _short_type(name: str) -> str:
     return name
 
 
-async def load_catalog(db: PgDatabase, *, role: str | None, fingerprint: str = "") -> Catalog:
+async def load_catalog(db: Database, *, role: str | None, fingerprint: str = "") -> Catalog:
     """Read the catalog as ``role`` (so it sees exactly what the role may read) in one transaction."""
     started = time.perf_counter()
 
@@ -330,7 +330,7 @@ async def load_catalog(db: PgDatabase, *, role: str | None, fingerprint: str = "
     return catalog
 
 
-async def catalog_fingerprint(db: PgDatabase) -> str:
+async def catalog_fingerprint(db: Database) -> str:
     """A cheap value that changes whenever tables, columns, comments, keys or grants change."""
 
     async def work(conn: asyncpg.Connection) -> str:
@@ -366,7 +366,7 @@ class CatalogCache:
             lock = self._locks[key] = asyncio.Lock()
         return lock
 
-    async def fingerprint(self, db: PgDatabase) -> str:
+    async def fingerprint(self, db: Database) -> str:
         checked = self._checked.get(db.name)
         if checked is not None and time.monotonic() - checked.at < self._recheck_s:
             return checked.fingerprint
@@ -378,7 +378,7 @@ class CatalogCache:
             self._checked[db.name] = _Checked(value, time.monotonic())
             return value
 
-    async def get(self, db: PgDatabase, *, role: str | None) -> Catalog:
+    async def get(self, db: Database, *, role: str | None) -> Catalog:
         key = (db.name, role)
         fingerprint = await self.fingerprint(db)
         cached = self._catalogs.get(key)

@@ -24,7 +24,7 @@ from core.prompt.catalog_cache import Catalog, CatalogCache, Table, estimate_tok
 from core.prompt.ranking import terms
 
 if TYPE_CHECKING:
-    from core.db.postgres import PgDatabase
+    from core.db.base import Database
 
 DEFAULT_TOKENS = 2000
 DEFAULT_DETAIL_TABLES = 8
@@ -67,7 +67,7 @@ class SchemaContext:
         self._detail_tables = detail_tables
 
     async def for_question(
-        self, db: PgDatabase, *, role: str | None, question: str, previous: Sequence[str] = ()
+        self, db: Database, *, role: str | None, question: str, previous: Sequence[str] = ()
     ) -> str:
         """Schema text for ``question``; ``previous`` (earlier questions in the thread) helps follow-ups."""
         catalog = await self.cache.get(db, role=role)
@@ -77,7 +77,7 @@ class SchemaContext:
                               detail_tables=detail)
 
     async def parts(
-        self, db: PgDatabase, *, role: str | None, question: str, previous: Sequence[str] = ()
+        self, db: Database, *, role: str | None, question: str, previous: Sequence[str] = ()
     ) -> SchemaParts:
         """:meth:`for_question` split into the part shared by every question and the question's own."""
         catalog = await self.cache.get(db, role=role)
@@ -87,7 +87,7 @@ class SchemaContext:
                             detail_tables=detail)
 
 
-    async def readable_tables(self, db: PgDatabase, *, role: str | None) -> frozenset[str]:
+    async def readable_tables(self, db: Database, *, role: str | None) -> frozenset[str]:
         """The names (``schema.table`` and bare) of every table ``role`` can read, from the cached catalog."""
         catalog = await self.cache.get(db, role=role)
         if catalog.readable is None:  # once per catalog version: thousands of tables cost ms per turn otherwise

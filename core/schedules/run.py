@@ -72,8 +72,7 @@ async def run_schedule(schedule: Schedule, *, databases: DatabaseRegistry, guard
     except GuardError as exc:
         return _stopped(schedule, heading, f"its SQL is refused now: {exc.user_message}")
     try:
-        # The Classification, not its text: fetch then checks its functions against the catalog (a plain
-        # string is trusted as pgbot's own SQL).
+        # check_read's CheckedSql: fetch checks its functions against the catalog before it runs.
         result = await database.fetch(checked, role=actor.role)
     except PgbotError as exc:
         text = f"{heading}\nThe scheduled query failed: {exc.user_message}"

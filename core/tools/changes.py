@@ -15,10 +15,10 @@ from core.db.preview import LOCK_EFFECT, SAMPLE_ROWS, ChangePreview, preview_cha
 from core.errors import (
     DatabaseError,
     DatabaseUnavailableError,
-    GuardError,
     ModelHint,
     PermissionDeniedError,
     QueryTimeoutError,
+    refused_as_hint,
 )
 from core.sqlguard import Classification, must_run_outside_transaction
 from core.tools.format import table_for_model
@@ -38,10 +38,8 @@ async def propose_change(ctx: ToolContext, sql: str) -> ToolOutput:
     Args:
         sql: one statement that changes data or schema
     """
-    try:
+    with refused_as_hint():
         checked = ctx.guard.check_change(sql)
-    except GuardError as exc:
-        raise ModelHint(f"Refused: {exc.user_message}") from None
     if checked.statement_type == "CopyStmt":
         raise ModelHint("Refused: COPY ... FROM STDIN needs a data stream chat cannot supply; use INSERT.")
     try:

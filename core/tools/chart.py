@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Literal
 
 from core.charts import ChartKind, draw_chart
-from core.errors import ChartError, GuardError, ModelHint
+from core.errors import ChartError, refused_as_hint
 from core.messages import ChartImage
 from core.tools import query  # the module, not the function: this module registers only its own tool
 from core.tools.registry import ToolContext, ToolKind, ToolOutput, tool
@@ -31,10 +31,8 @@ async def query_chart(
 async def _read(ctx: ToolContext, sql: str) -> ToolOutput:
     """``run_query``'s read path, for reads only: a chart never becomes a change proposal, whatever the
     read tool does with a change sent to it."""
-    try:
+    with refused_as_hint(advice="Charts are drawn from read-only queries only."):
         ctx.guard.check_read(sql)
-    except GuardError as exc:
-        raise ModelHint(f"Refused: {exc.user_message} Charts are drawn from read-only queries only.") from None
     return await query.run_query(ctx, sql)
 
 

@@ -11,7 +11,15 @@ from core.diagnostics.health import health_check as run_health_check
 from core.diagnostics.index_build import create_index
 from core.diagnostics.index_proposal import Requester, propose_index_build
 from core.diagnostics.indexes import advise, top_statements
-from core.errors import DatabaseError, GuardError, IndexRequestError, ModelHint, PermissionDeniedError, PgbotError
+from core.errors import (
+    DatabaseError,
+    GuardError,
+    IndexRequestError,
+    ModelHint,
+    PermissionDeniedError,
+    PgbotError,
+    refused_as_hint,
+)
 from core.tools.registry import ToolContext, ToolKind, ToolOutput, tool
 
 __all__ = ["advise_indexes", "create_index", "explain_query", "health_check", "propose_index"]
@@ -35,9 +43,8 @@ async def explain_query(ctx: ToolContext, sql: str, analyze: bool = True) -> Too
         analyze: measure real times (reads only)
     """
     try:
-        report = await explain(ctx.database, ctx.guard, sql, role=ctx.actor.role, analyze=analyze)
-    except GuardError as exc:
-        raise ModelHint(f"Refused: {exc.user_message}") from None
+        with refused_as_hint():
+            report = await explain(ctx.database, ctx.guard, sql, role=ctx.actor.role, analyze=analyze)
     except DatabaseError as exc:
         raise _hint_for(exc, sql) or exc from None
     options = "ANALYZE, BUFFERS, VERBOSE, FORMAT JSON" if report.plan.analyzed else "VERBOSE, FORMAT JSON"

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from core.errors import DatabaseError, GuardError, ModelHint, PermissionDeniedError, QueryTimeoutError
+from core.errors import DatabaseError, ModelHint, PermissionDeniedError, QueryTimeoutError, refused_as_hint
 from core.tools.exporting import export_for
 from core.tools.registry import ToolContext, ToolKind, ToolOutput, tool
 
@@ -17,9 +17,8 @@ async def export_csv(ctx: ToolContext, sql: str) -> ToolOutput:
         sql: one read-only query that returns rows
     """
     try:
-        result = await export_for(ctx, sql)
-    except GuardError as exc:
-        raise ModelHint(f"Refused: {exc.user_message}") from None
+        with refused_as_hint():
+            result = await export_for(ctx, sql)
     except (PermissionDeniedError, QueryTimeoutError):
         raise  # the model cannot fix these: the user must see them as they are
     except DatabaseError as exc:

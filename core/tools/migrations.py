@@ -16,7 +16,14 @@ from pathlib import Path
 from core.approvals.decisions import role_label
 from core.approvals.executors import ExecutionContext, ExecutionOutcome, executor
 from core.approvals.pending import PendingAction, action_hash, new_action_id
-from core.errors import ConfigError, DatabaseError, GuardError, MigrationFileError, ModelHint, PgbotError
+from core.errors import (
+    ConfigError,
+    DatabaseError,
+    MigrationFileError,
+    ModelHint,
+    PgbotError,
+    refused_as_hint,
+)
 from core.migrations import files, runner, store
 from core.migrations.analysis import MigrationAnalysis, analyse, is_irreversible
 from core.migrations.check import StepFailed, try_up_and_down
@@ -156,13 +163,11 @@ def _analyse_pair(guard: SqlGuard, up_sql: str,
                 "makes the change." if direction == "up" else "undoes the up migration exactly (only if it truly "
                 "cannot be undone, e.g. ALTER TYPE ... ADD VALUE, send a down_sql that is just the comment "
                 "'-- irreversible: <why>')."))
-        try:
+        with refused_as_hint(context=f" ({direction} migration)"):
             if direction == "down" and is_irreversible(sql, guard):
                 found.append(None)
                 continue
             analysis = analyse(sql, guard, marked_no_transaction=files.has_no_transaction_mark(sql))
-        except GuardError as exc:
-            raise ModelHint(f"Refused ({direction} migration): {exc.user_message}") from None
         if analysis.outside_transaction and len(analysis.statements) > 1:
             raise ModelHint(f"Refused ({direction} migration): a statement in it cannot run inside a transaction "
                             "(CONCURRENTLY, VACUUM); put that statement in a migration of its own.")

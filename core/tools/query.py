@@ -18,6 +18,7 @@ from core.errors import (
     PermissionDeniedError,
     QueryFailed,
     QueryTimeoutError,
+    refused_as_hint,
 )
 from core.sqlguard import SqlGuard, StatementKind
 from core.tools.format import table_for_model
@@ -49,9 +50,8 @@ async def run_query(ctx: ToolContext, sql: str) -> ToolOutput:
     if ctx.settings.accuracy.explain_first:
         await explain_first(ctx.database, role=ctx.actor.role, checked=checked)
     try:
-        result = await ctx.database.fetch(checked, role=ctx.actor.role)
-    except GuardError as exc:  # a function the catalog check refused
-        raise ModelHint(f"Refused: {exc.user_message}") from None
+        with refused_as_hint():  # a function the catalog check refused
+            result = await ctx.database.fetch(checked, role=ctx.actor.role)
     except (PermissionDeniedError, QueryTimeoutError, DatabaseUnavailableError):
         raise  # the model cannot fix these: the user must see them as they are
     except DatabaseError as exc:

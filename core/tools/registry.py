@@ -3,6 +3,10 @@
 A tool's JSON schema comes from its signature and the ``Args:`` section of its docstring, so adding a tool
 never edits the agent loop. Built-in tools register through the same ``pgbot.tools`` entry-point group a
 third-party package would use.
+
+A tool's :class:`ToolKind` is a promise :meth:`Tool.call` enforces (:class:`ToolKindError`): a READ tool never
+returns a change to approve, and a change tool (WRITE, DDL, ADMIN) runs nothing itself, so it reports no SQL
+run; it returns a :class:`PendingAction`, or only text when there is nothing to propose (the index exists).
 """
 
 from __future__ import annotations
@@ -35,10 +39,15 @@ if TYPE_CHECKING:
 
 
 class ToolKind(enum.StrEnum):
-    READ = "read"  # runs at once, read-only, as the user's role
-    WRITE = "write"  # DML: becomes a PendingAction
-    DDL = "ddl"  # schema change: becomes a PendingAction
-    ADMIN = "admin"  # maintenance, backups: becomes a PendingAction or needs an approver
+    READ = "read"  # runs at once, read-only, as the user's role; never returns a PendingAction
+    WRITE = "write"  # DML: becomes a PendingAction; runs nothing itself
+    DDL = "ddl"  # schema change: becomes a PendingAction; runs nothing itself
+    ADMIN = "admin"  # maintenance, backups: becomes a PendingAction; runs nothing itself
+
+
+class ToolKindError(TypeError):
+    """A tool broke its kind's promise (a bug in the tool, never the user's or the model's doing): the turn
+    ends as an internal error with a logged traceback rather than carry on as if it had not."""
 
 
 @dataclass(slots=True)
@@ -114,7 +123,19 @@ class Tool:
 
     async def call(self, ctx: ToolContext, raw_arguments: str | dict[str, Any]) -> ToolOutput:
         args = self.parse_arguments(raw_arguments)
-        return await self.func(ctx, **args.model_dump())
+        output = await self.func(ctx, **args.model_dump())
+        self.check_kind(output)
+        return output
+
+    def check_kind(self, output: ToolOutput) -> None:
+        """Raise :class:`ToolKindError` if ``output`` breaks what this tool's kind promises."""
+        if self.kind is ToolKind.READ and output.pending is not None:
+            raise ToolKindError(f"tool {self.name} is registered READ but returned a change to approve "
+                                f"({output.pending.id}); register it as WRITE, DDL or ADMIN")
+        if self.kind is not ToolKind.READ and output.sql:
+            raise ToolKindError(f"tool {self.name} is registered {self.kind.name} but reports SQL it ran "
+                                f"({len(output.sql)} statement(s)); a change runs only once approved: return a "
+                                "PendingAction instead")
 
 
 _TOOL_ATTR = "__pgbot_tool__"
