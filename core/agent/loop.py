@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, aclosing
 from typing import TYPE_CHECKING
 
 import structlog
@@ -124,8 +124,9 @@ class Agent:
         try:
             with self.inflight.opened():
                 replies = self._not_taken(message) if self.inflight.closing else self._in_line(message, turn)
-                async for reply in replies:
-                    yield reply
+                async with aclosing(replies):  # a consumer that stops early releases the thread's line at once
+                    async for reply in replies:
+                        yield reply
         finally:
             turn.close()
 
