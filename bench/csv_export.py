@@ -31,30 +31,32 @@ async def _pgbot(dsn: str, directory: str) -> dict[str, float]:
     """Child process: one /export through the agent; reports time, size and memory."""
     from bot.wiring import build_agent
     from core.config import Settings
-    from core.messages import Message, ReplyKind
+    from core.messages import ExportFile, Message, ReplyKind
 
     settings = Settings(databases={"shop": {"dsn": dsn, "statement_timeout_ms": 600_000}},  # type: ignore[dict-item]
                         limits={"export_dir": directory})  # type: ignore[arg-type]
     agent = build_agent(settings)
 
-    async def say(text: str) -> dict[str, str]:
+    async def say(text: str) -> ExportFile | None:
         msg = Message(platform="bench", workspace="w", channel="c", thread="t", user="u", text=text)
         final = [r async for r in agent.handle(msg)][-1]
         if final.kind is not ReplyKind.RESULT:
             raise RuntimeError(final.text)
-        return final.meta
+        return final.export
 
     try:
         await say("/sql SELECT 1")
         idle = peak_rss_mb()
         started = time.perf_counter()
-        meta = await say(f"/export {QUERY}")
+        export = await say(f"/export {QUERY}")
         elapsed = time.perf_counter() - started
     finally:
         await agent.aclose()
-    await asyncio.to_thread(Path(meta["export_path"]).unlink)
+    if export is None:
+        raise RuntimeError("/export named no file")
+    await asyncio.to_thread(export.path.unlink)
     peak = peak_rss_mb()
-    return {"ms": elapsed * 1000, "bytes": float(meta["export_bytes"]), "rows": float(meta["export_rows"]),
+    return {"ms": elapsed * 1000, "bytes": float(export.size_bytes), "rows": float(export.rows),
             "idle_mb": idle, "peak_mb": peak}
 
 

@@ -24,8 +24,7 @@ def load_for_cli(config: str | None) -> Settings:
 async def select_database(agent: Agent, thread: str, database: str | None) -> None:
     """``--db NAME``: make the terminal thread start on that database."""
     if database:
-        agent.databases.get(database)  # raises UnknownDatabaseError with the configured names
-        await agent.store.set_database(new_message("", thread=thread).thread_key, database)
+        await agent.use_database(new_message("", thread=thread).thread_key, database)
 
 
 def banner(agent: Agent) -> str:

@@ -13,6 +13,7 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from core.card_state import Approvers, CardState
@@ -146,6 +147,34 @@ class ScheduleCard:
 
 
 @dataclass(frozen=True, slots=True)
+class ExportFile:
+    """A CSV file an export wrote on pgbot's host: chat adapters upload it (never naming the path), the terminal
+    names the path. ``private``: deliver it to the clicker alone (their role may read more than the thread saw)."""
+
+    path: Path
+    rows: int
+    size_bytes: int
+    private: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerNotes:
+    """What the accuracy checks added to an answer (core.prompt.accuracy), also said in its text."""
+
+    dates: str | None = None  # the note on the dates the question's relative words meant
+    unverified: bool = False  # no query backs the numbers in the answer
+    examples: int = 0  # 👍 examples the prompt carried
+
+
+@dataclass(frozen=True, slots=True)
+class Vote:
+    """A recorded 👍/👎: on which answer, and which way."""
+
+    answer_id: str
+    helpful: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Reply:
     """One thing pgbot says in a thread. Adapters render every field they can."""
 
@@ -158,7 +187,6 @@ class Reply:
     answer_id: str | None = None  # set on answers that can receive 👍/👎 feedback
     database: str | None = None
     error_id: str | None = None
-    meta: dict[str, str] = field(default_factory=dict)
     role: str | None = None  # the database role the statements ran as (None: the login role), for the context line
     schedules: tuple[ScheduleCard, ...] = ()  # schedules listed or just created, each with its buttons
     undo_id: str | None = None  # an approved change whose rows pgbot kept: adapters offer an Undo button (core.undo)
@@ -166,6 +194,13 @@ class Reply:
     # Identities core itself put in ``text`` (the clicker, the requester): adapters show them as mentions.
     mentions: tuple[str, ...] = ()
     choices: tuple[str, ...] = ()  # a clarifying question's answers to click; a click is sent as the clicker's reply
+    clarification: bool = False  # a question back to the asker instead of an answer (shown as a question)
+    turn_id: str | None = None  # a WORKING reply's turn: what its Cancel button names (core.threads.turn_status)
+    export: ExportFile | None = None  # a CSV file to deliver with the reply
+    notes: AnswerNotes | None = None  # on an ANSWER: the accuracy notes it carries
+    vote: Vote | None = None  # on the reply to a 👍/👎: what was recorded
+    edit_of: str | None = None  # on an edited SQL's answer: the answer whose SQL was edited (core.agent.edit_actions)
+    action_id: str | None = None  # on a decision's outcome or refusal: the change it is about
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {"kind": self.kind.value, "text": self.text, "sql": list(self.sql)}

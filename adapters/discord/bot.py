@@ -221,7 +221,7 @@ class PgbotClient(discord.Client):
                     if reply.kind is ReplyKind.WORKING and shown is not None:
                         if typing is None:
                             typing = asyncio.create_task(_keep_typing(channel))
-                        turn = reply.meta.get("turn")
+                        turn = reply.turn_id
                         status = self.agent.turn_status(turn) if turn else None
                         line = working_line(shown, reply, status, every_s=self.progress_every_s)
                     elif reply.approval is not None and shown is not None:
@@ -360,7 +360,7 @@ async def deliver(put: Put, reply: Reply, *, show_sql: str = "button") -> discor
     """Send the rendered reply; embeds Discord refuses (a limit we missed) must not leave "Working on it…"
     forever, so a 400 on an answer is retried as text (and files) only."""
     shown = render(reply, show_sql=show_sql)
-    if reply.meta.get("export_path"):  # /export or the export tool: the file itself, never its path
+    if reply.export is not None:  # /export or the export tool: the file itself, never its path
         file, problem = await asyncio.to_thread(export_attachment, reply)
         if file is not None:
             shown.files.append(file)

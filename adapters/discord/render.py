@@ -224,7 +224,7 @@ def _content(reply: Reply) -> tuple[str, list[Attachment]]:
     full = reply.text + "".join(f"\n• {card.summary}" for card in reply.schedules)
     if not full:
         return "", []
-    icon = QUESTION if reply.meta.get("clarification") == "yes" else _ICONS.get(reply.kind, "")
+    icon = QUESTION if reply.clarification else _ICONS.get(reply.kind, "")
     text = icon + shown_links(full)
     if len(text) <= CONTENT_LIMIT:
         return text, []

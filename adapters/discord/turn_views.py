@@ -98,10 +98,10 @@ class OptionButton(
 def turn_items(reply: Reply) -> list[discord.ui.Item[Any]]:
     """Cancel on a working message core named; the answers of a clarifying question."""
     items: list[discord.ui.Item[Any]] = []
-    turn = reply.meta.get("turn")
+    turn = reply.turn_id
     if turn and re.fullmatch(_ID, turn):
         items.append(CancelButton(turn=turn))
-    if reply.meta.get("clarification") == "yes":
+    if reply.clarification:
         items.extend(OptionButton(index=i, label=c) for i, c in enumerate(clarification_choices(list(reply.choices))))
     return items
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-from pathlib import Path
 from typing import Any, Self
 
 import discord
@@ -193,7 +192,7 @@ class ExportButton(
             shown = render(reply if not problem else Reply(kind=ReplyKind.ERROR, text=problem))
             await interaction.followup.send(content=shown.content, embeds=shown.embeds, ephemeral=True)
             return
-        private = reply.meta.get("export_private") == "yes"
+        private = reply.export is not None and reply.export.private
         text = reply.text + ("\n-# Only you see this: it ran as your own database role." if private else "")
         await interaction.followup.send(content=cut(text, CONTENT_LIMIT), file=file.to_file(), ephemeral=private)
 
@@ -201,20 +200,19 @@ class ExportButton(
 def export_attachment(reply: Reply) -> tuple[Attachment | None, str]:
     """The CSV an export reply names, read from pgbot's host, or why it is not sent (size and limit, never
     the path)."""
-    path = reply.meta.get("export_path")
-    if not path:
+    if reply.export is None:
         return None, ""
-    file = Path(path)
-    size = int(reply.meta.get("export_bytes") or 0)
+    file = reply.export.path
+    size = reply.export.size_bytes
     if size > FILE_LIMIT:
-        log.info("discord_export_not_uploaded", path=path, reason="too big", bytes=size)
+        log.info("discord_export_not_uploaded", path=str(file), reason="too big", bytes=size)
         return None, (f"The CSV is {human_size(size)}, over the {human_size(FILE_LIMIT)} pgbot uploads to Discord, "
                       f"so it was not sent; narrow the query (fewer rows or columns), or ask whoever runs pgbot "
                       f"for {file.name}.")
     try:
         data = file.read_bytes()
     except OSError as exc:
-        log.warning("discord_export_unreadable", path=path, error=str(exc))
+        log.warning("discord_export_unreadable", path=str(file), error=str(exc))
         return None, "The export file could not be read on pgbot's host; the details are in pgbot's log."
     return Attachment(file.name, data), ""
 

@@ -330,7 +330,7 @@ class _Poster:
 
     def _working(self, client: AsyncWebClient, working: Reply, *, channel: str, ts: str) -> TurnLine:
         """The working message's live line: the turn's phase (from core) and the time so far."""
-        turn = working.meta.get("turn")
+        turn = working.turn_id
         status = self.agent.turn_status(turn) if turn else None
 
         async def put(shown: render.SlackMessage) -> None:
@@ -384,7 +384,7 @@ class _Poster:
         self, client: AsyncWebClient, reply: Reply, file: render.CsvFile | None, *, channel: str, thread_ts: str
     ) -> None:
         """Upload the CSV of a result the message could not show in full, or an export, into the thread."""
-        if reply.meta.get("export_path"):
+        if reply.export is not None:
             file, problem = await _export_file(reply)
             if problem:
                 await client.chat_postMessage(channel=channel, thread_ts=thread_ts,
@@ -506,7 +506,7 @@ class _Poster:
         thread_ts = str(msg.get("thread_ts") or msg["ts"])
         reply = await self.agent.export_answer(answer_id=str(action["value"]), user=f"slack:{user}",
                                                thread_key=_thread_key(body, channel=channel, thread_ts=thread_ts))
-        if not reply.meta.get("export_path"):
+        if reply.export is None:
             await self.tell(client, reply, channel=channel, user=user, thread_ts=thread_ts)
             return
         file, problem = await _export_file(reply)
@@ -514,7 +514,7 @@ class _Poster:
             await self.tell(client, Reply(kind=ReplyKind.ERROR, text=problem), channel=channel, user=user,
                              thread_ts=thread_ts)
             return
-        private = reply.meta.get("export_private") == "yes"
+        private = reply.export.private
         where, where_ts = channel, thread_ts
         if private:
             try:
@@ -575,20 +575,22 @@ async def _upload(
 async def _export_file(reply: Reply) -> tuple[render.CsvFile | None, str]:
     """The file an export reply names (core wrote it on this host), or why it is not sent: what people read
     names the size and the limit, never the path."""
-    path = str(reply.meta.get("export_path"))
-    file = Path(path)
+    if reply.export is None:
+        return None, ""
+    path = str(reply.export.path)
+    file = reply.export.path
     try:
         content = await asyncio.to_thread(_read_at_most, file, MAX_UPLOAD_BYTES)
     except OSError as exc:
         log.warning("slack_export_unreadable", path=path, error=str(exc))
         return None, "The export file could not be read on pgbot's host; the details are in pgbot's log."
     if content is None:
-        size = int(reply.meta.get("export_bytes") or 0)
+        size = reply.export.size_bytes
         log.info("slack_export_not_uploaded", path=path, reason="too big", bytes=size)
         return None, (f"The CSV is {human_size(size)}, over the {human_size(MAX_UPLOAD_BYTES)} pgbot uploads to "
                       f"Slack, so it was not sent; narrow the query (fewer rows or columns), or ask whoever runs "
                       f"pgbot for {file.name}.")
-    return render.CsvFile(filename=file.name, title=f"Export ({reply.meta.get('export_rows', '?')} rows)",
+    return render.CsvFile(filename=file.name, title=f"Export ({reply.export.rows} rows)",
                           content=content), ""
 
 

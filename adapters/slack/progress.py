@@ -33,7 +33,7 @@ def working_message(working: Reply, *, phase: str = "", elapsed_s: float | None 
     if elapsed_s is not None:
         text += f" ({elapsed_text(elapsed_s)})"
     blocks: list[Block] = [section(ICON + escape(text))]
-    turn = working.meta.get("turn")
+    turn = working.turn_id
     if turn:
         blocks.append({"type": "actions", "block_id": WORKING_BLOCK,
                        "elements": [button("Cancel", CANCEL, turn)]})

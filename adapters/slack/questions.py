@@ -21,7 +21,7 @@ QUESTION = "❓ *Question:* "
 
 
 def is_question(reply: Reply) -> bool:
-    return reply.meta.get("clarification") == "yes"
+    return reply.clarification
 
 
 def option_blocks(reply: Reply) -> list[Block]:

@@ -49,8 +49,8 @@ def render_reply(console: Console, reply: Reply, *, max_rows: int = CHAT_ROWS) -
             note = " · ".join(n for n in (note, "more rows exist: /export writes every row to a CSV file") if n)
         if note:
             console.print(note, style="dim", markup=False, highlight=False)
-    if reply.meta.get("export_path"):
-        console.print(f"Saved to {reply.meta['export_path']}", style="green", markup=False, highlight=False)
+    if reply.export is not None:
+        console.print(f"Saved to {reply.export.path}", style="green", markup=False, highlight=False)
     if reply.database and reply.kind in (ReplyKind.ANSWER, ReplyKind.RESULT):
         line = context_line(reply, shown)
         if line:

@@ -191,7 +191,7 @@ async def ask_pgbot(agent: Agent, llm: CountingLlm, question: Question) -> Outco
     thread = f"{question.id}-{uuid.uuid4().hex[:8]}"
     started = time.perf_counter()
     reply = await _final(agent, _message(question.question, thread))
-    clarified = reply.kind is ReplyKind.INFO and reply.meta.get("clarification") == "yes"
+    clarified = reply.kind is ReplyKind.INFO and reply.clarification
     if clarified:
         reply = await _final(agent, _message(CLARIFICATION_REPLY, thread))
     outcome = Outcome("pgbot", question.id, "ok", seconds=time.perf_counter() - started, calls=llm.calls,

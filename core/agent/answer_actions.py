@@ -15,7 +15,6 @@ import structlog
 
 from core.errors import PgbotError
 from core.messages import Reply, ReplyKind
-from core.permissions import resolve_role
 from core.pretty_sql import pretty_sql
 from core.prompt.feedback import AnswerRecord
 from core.tools.exporting import export_for
@@ -35,7 +34,7 @@ async def recall_answer(agent: Agent, answer_id: str, thread_key: str | None, *,
                         elsewhere: str = ELSEWHERE) -> AnswerRecord:
     """The record behind a button or window on an answer; refused when forgotten, or when the adapter says the
     click came from another thread than the answer's (``elsewhere``: the refusal's words)."""
-    record = await agent.accuracy.answers.recall(answer_id)
+    record = await agent.recall_answer(answer_id)
     if record is None:
         raise PgbotError(FORGOTTEN)
     if thread_key is not None and record.thread_key != thread_key:
@@ -47,14 +46,9 @@ async def recall_answer(agent: Agent, answer_id: str, thread_key: str | None, *,
 def as_clicker(agent: Agent, record: AnswerRecord, *, identity: str, groups: tuple[str, ...]) -> ToolContext:
     """A tool context for running an answer's SQL again as the person who clicked: their own mapped role on
     the answer's database (AccessDeniedError when they have none), never the asker's."""
-    database = agent.databases.get(record.database)
-    actor = resolve_role(database=record.database, settings=database.settings, identity=identity, groups=groups)
-    return ToolContext(
-        settings=agent.settings, databases=agent.databases, database=database, actor=actor,
-        thread_key=record.thread_key, store=agent.store, guard=agent.guard,
-        log=log.bind(thread=record.thread_key, user=identity, database=record.database, answer_id=record.answer_id),
-        question=record.question,
-    )
+    return agent.context_for(database=record.database, identity=identity, groups=groups,
+                             thread_key=record.thread_key, question=record.question,
+                             tags={"answer_id": record.answer_id})
 
 
 async def show_sql(agent: Agent, *, answer_id: str, thread_key: str | None) -> Reply:
@@ -63,7 +57,7 @@ async def show_sql(agent: Agent, *, answer_id: str, thread_key: str | None) -> R
     if not record.sql:
         return Reply(kind=ReplyKind.INFO, text="This answer ran no SQL.", database=record.database)
     return Reply(kind=ReplyKind.INFO, text=f"The SQL behind this answer, as it ran on {record.database}:",
-                 sql=tuple(pretty_sql(s) for s in record.sql), database=record.database, meta={"show_sql": "yes"})
+                 sql=tuple(pretty_sql(s) for s in record.sql), database=record.database)
 
 
 async def export_answer(
@@ -75,10 +69,9 @@ async def export_answer(
     if not sql:
         return Reply(kind=ReplyKind.INFO, text="This answer has no result to export.", database=record.database)
     ctx = as_clicker(agent, record, identity=identity, groups=groups)
-    async with agent.limiter.slot(user=identity, database=record.database):
+    async with agent.turn_slot(user=identity, database=record.database):
         result = await export_for(ctx, sql)
     private = identity != record.asked_by
     who = f" as role {ctx.actor.role}" if ctx.actor.role else ""
-    meta = {**result.meta(), "export_private": "yes" if private else "no"}
-    return Reply(kind=ReplyKind.RESULT, text=f"{result.summary()}{who}.", database=record.database, meta=meta,
-                 role=ctx.actor.role)
+    return Reply(kind=ReplyKind.RESULT, text=f"{result.summary()}{who}.", database=record.database,
+                 export=result.file(private=private), role=ctx.actor.role)

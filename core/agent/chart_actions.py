@@ -70,7 +70,7 @@ async def chart_command(agent: Agent, ctx: ToolContext, arg: str) -> Reply:
     kind, sql = _parse(arg)
     question = ""
     if not sql:
-        last = await agent.accuracy.answers.last_in_thread(ctx.thread_key)
+        last = await agent.last_answer(ctx.thread_key)
         if last is None or not last.sql:
             raise PgbotError(USAGE)
         sql, question = last.sql[-1], last.question
@@ -88,6 +88,6 @@ async def chart_answer(
     ctx = as_clicker(agent, record, identity=identity, groups=groups)
     actor = ctx.actor
     who = f"as role {actor.role}" if actor.role else "as pgbot's login role"
-    async with agent.limiter.slot(user=identity, database=record.database):
+    async with agent.turn_slot(user=identity, database=record.database):
         return await _drawn(ctx, record.sql[-1], kind=None, question=record.question,
                             intro=f"Chart of the answer's query, run again {who}")

@@ -49,7 +49,7 @@ async def run_command(agent: Agent, ctx: ToolContext, text: str) -> Reply:
 
 
 async def _tool(agent: Agent, ctx: ToolContext, tool_name: str, arguments: dict[str, object]) -> ToolOutput:
-    return await agent.tools.for_command(tool_name).call(ctx, arguments)
+    return await agent.run_tool(ctx, tool_name, arguments)
 
 
 def _result(ctx: ToolContext, output: ToolOutput, text: str | None = None) -> Reply:
@@ -80,7 +80,7 @@ async def _describe(agent: Agent, ctx: ToolContext, arg: str) -> Reply:
 async def _sql(agent: Agent, ctx: ToolContext, arg: str) -> Reply:
     if not arg:
         raise PgbotError("Usage: /sql SELECT …")
-    if "propose_change" in agent.tools and agent.guard.classify(arg).kind != "read":
+    if agent.needs_approval(arg):
         output = await _tool(agent, ctx, "propose_change", {"sql": arg})
         return await agent.pending_reply(ctx, output)
     output = await _tool(agent, ctx, "run_query", {"sql": arg})
@@ -114,7 +114,7 @@ async def _dbs(agent: Agent, ctx: ToolContext, arg: str) -> Reply:
 
 async def _vote(agent: Agent, ctx: ToolContext, helpful: bool) -> Reply:
     """The terminal's 👍/👎: a vote on the thread's last answer, through the same path as chat buttons."""
-    last = await agent.accuracy.answers.last_in_thread(ctx.thread_key)
+    last = await agent.last_answer(ctx.thread_key)
     if last is None:
         return Reply(kind=ReplyKind.INFO, text="There is no answer in this thread to rate yet.",
                      database=ctx.database.name)

@@ -17,7 +17,7 @@ HELP = """  /explain QUERY       EXPLAIN ANALYZE in plain words (changes are onl
 
 
 async def _run(agent: Agent, ctx: ToolContext, name: str, arguments: dict[str, object]) -> Reply:
-    output = await agent.tools.for_command(name).call(ctx, arguments)
+    output = await agent.run_tool(ctx, name, arguments)
     return Reply(kind=ReplyKind.RESULT, text=output.text, sql=output.sql, database=ctx.database.name)
 
 

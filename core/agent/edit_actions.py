@@ -21,13 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import structlog
-
 from core.agent.answer_actions import recall_answer
 from core.errors import GuardError, ModelHint, PgbotError
 from core.llm.base import ChatTurn, ReadScope
 from core.messages import Message, Reply, ReplyKind, new_id
-from core.permissions import resolve_role
 from core.pretty_sql import pretty_sql
 from core.prompt.feedback import AnswerRecord
 from core.sqlguard import StatementKind
@@ -37,14 +34,12 @@ from core.tools.registry import ToolContext
 if TYPE_CHECKING:
     from core.agent.host import CommandHost as Agent
 
-log = structlog.get_logger(__name__)
-
 ELSEWHERE = "That edit belongs to another conversation, so pgbot ignored it."
 NO_SQL = "This answer ran no SQL, so there is nothing to edit."
 NO_ANSWER = "There is no answer with SQL in this conversation to edit yet."
 EMPTY = "The SQL is empty: write one statement, or close the window to keep the answer as it is."
 HISTORY_PREFIX = "edited SQL of answer"
-CHANGE_TOOL = "propose_change"
+CHANGE_TOOL = "propose_change"  # where a person's change goes (/sql, an edit); off means no changes from chat
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,15 +68,15 @@ async def edit_source(
     Refused before anyone types: an answer of another thread, one without SQL, and an editor with no role on
     its database (who could not run the edit anyway)."""
     if answer_id is None:
-        record = await agent.accuracy.answers.last_in_thread(thread_key)
+        record = await agent.last_answer(thread_key)
         if record is None:
             raise PgbotError(NO_ANSWER)
     else:
         record = await recall_answer(agent, answer_id, thread_key, elsewhere=ELSEWHERE)
     if not record.sql:
         raise PgbotError(NO_SQL)
-    database = agent.databases.get(record.database)
-    resolve_role(database=record.database, settings=database.settings, identity=identity, groups=groups)
+    # The editor's role there, resolved now: someone who could not run the edit gets no window.
+    agent.context_for(database=record.database, identity=identity, groups=groups, thread_key=thread_key)
     return EditSource(answer_id=record.answer_id, database=record.database, sql=record.sql[-1])
 
 
@@ -95,7 +90,7 @@ def check_edit(agent: Agent, sql: str, *, max_chars: int) -> str | None:
     if len(text) > max_chars:
         return f"The SQL is {len(text):,} characters; this window takes at most {max_chars:,}. Use /sql instead."
     try:
-        classification = agent.guard.classify(text)
+        classification = agent.classify_sql(text)
     except GuardError as exc:
         return exc.user_message
     if classification.kind is StatementKind.FORBIDDEN:
@@ -111,19 +106,12 @@ async def run_edit(agent: Agent, message: Message) -> Reply:
     sql = message.text.strip()
     if not sql:
         raise PgbotError(EMPTY)
-    database = agent.databases.get(record.database)
-    actor = resolve_role(database=record.database, settings=database.settings, identity=message.identity,
-                         groups=message.groups)
-    ctx = ToolContext(
-        settings=agent.settings, databases=agent.databases, database=database, actor=actor,
-        thread_key=record.thread_key, store=agent.store, guard=agent.guard,
-        log=log.bind(thread=record.thread_key, user=message.identity, database=record.database,
-                     edit_of=record.answer_id),
-        question=record.question,
-    )
+    ctx = agent.context_for(database=record.database, identity=message.identity, groups=message.groups,
+                            thread_key=record.thread_key, question=record.question,
+                            tags={"edit_of": record.answer_id})
     said = f"{HISTORY_PREFIX} {record.answer_id}: {sql}"
     try:
-        if CHANGE_TOOL in agent.tools and agent.guard.classify(sql).kind is not StatementKind.READ:
+        if agent.needs_approval(sql):
             return await _propose(agent, ctx, sql, said)
         return await _read(agent, ctx, record, sql, said, by=message.user_name.strip()[:80])
     except ModelHint as hint:  # no model here: the hint is meant for the person
@@ -133,7 +121,7 @@ async def run_edit(agent: Agent, message: Message) -> Reply:
 async def _read(agent: Agent, ctx: ToolContext, record: AnswerRecord, sql: str, said: str, *, by: str) -> Reply:
     """A read: a new answer of its own (id, buttons, 👍/👎 on the original question with the edited SQL);
     ``by``: the editor's display name, so the thread sees who ran it (the context line says as which role)."""
-    output = await agent.tools.for_command("run_query").call(ctx, {"sql": sql})
+    output = await agent.run_tool(ctx, "run_query", {"sql": sql})
     table = output.table
     rows = table.row_count if table is not None else 0
     who = f" by {by}" if by else ""
@@ -141,7 +129,7 @@ async def _read(agent: Agent, ctx: ToolContext, record: AnswerRecord, sql: str, 
     if table is not None and table.truncated:
         text += f" (cut at {table.row_cap}; more rows exist)"
     answer_id = new_id()
-    await agent.accuracy.remember(AnswerRecord(
+    await agent.remember_answer(AnswerRecord(
         answer_id=answer_id, database=record.database, question=record.question, sql=output.sql,
         thread_key=record.thread_key, asked_by=ctx.actor.identity, table_sql=output.sql[-1] if output.sql else "",
     ))
@@ -151,12 +139,12 @@ async def _read(agent: Agent, ctx: ToolContext, record: AnswerRecord, sql: str, 
     await _keep(ctx, said, summary)
     ctx.log.info("edit_ran", answer_id=answer_id, rows=rows)
     return Reply(kind=ReplyKind.ANSWER, text=f"{text}.", sql=output.sql, table=table, database=record.database,
-                 answer_id=answer_id, role=ctx.actor.role, meta={"edit_of": record.answer_id})
+                 answer_id=answer_id, role=ctx.actor.role, edit_of=record.answer_id)
 
 
 async def _propose(agent: Agent, ctx: ToolContext, sql: str, said: str) -> Reply:
     """A change: the same held proposal as ``/sql`` or the model would make, under the editor's role."""
-    output = await agent.tools.for_command(CHANGE_TOOL).call(ctx, {"sql": sql})
+    output = await agent.run_tool(ctx, CHANGE_TOOL, {"sql": sql})
     reply = await agent.pending_reply(ctx, output)
     await _keep(ctx, said, output.text)
     ctx.log.info("edit_proposed", action_id=reply.approval.action_id if reply.approval else None)

@@ -21,7 +21,7 @@ async def export_command(agent: Agent, ctx: ToolContext, arg: str) -> Reply:
     rows read under another role), and only on the database it was written for.
     """
     if not arg:
-        last = await agent.accuracy.answers.last_in_thread(ctx.thread_key)
+        last = await agent.last_answer(ctx.thread_key)
         if last is None or not last.sql:
             raise PgbotError("Usage: /export SELECT …  (or /export alone after an answer: its full result as CSV)")
         if last.database != ctx.database.name:
@@ -32,5 +32,5 @@ async def export_command(agent: Agent, ctx: ToolContext, arg: str) -> Reply:
     result = await export_for(ctx, arg)
     return Reply(
         kind=ReplyKind.RESULT, text=result.summary() + ".", sql=(result.sql,), database=ctx.database.name,
-        meta=result.meta(), role=ctx.actor.role,
+        export=result.file(), role=ctx.actor.role,
     )

@@ -1,58 +1,50 @@
 """The agent: one message in, replies out. The single way adapters reach core.
 
-``handle`` posts a "working" reply at once, then either runs a slash command (no model needed) or the tool
-loop: the model calls tools until it answers, within a step limit; tool problems the model can fix are fed
-back to it as :class:`ModelHint`; everything else ends the turn with one clear error reply. Messages in one
-thread are handled strictly in order, across replicas too; different threads run concurrently. A redelivered
-event is handled once; on shutdown, work in flight finishes or is cancelled with a reply (``drain``).
+``handle`` posts a "working" reply at once, then either runs a slash command (no model needed) or a model turn
+(core.agent.model_turn: the model calls tools until it answers, within a step limit); everything that goes
+wrong ends the turn with one clear error reply. Messages in one thread are handled strictly in order, across
+replicas too; different threads run concurrently. A redelivered event is handled once; on shutdown, work in
+flight finishes or is cancelled with a reply (``drain``). Slash commands and answer buttons reach the agent
+through :class:`core.agent.host.CommandHost`, whose methods are implemented here.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, aclosing
 from typing import TYPE_CHECKING
 
 import structlog
 
 from core.agent import answer_actions, edit_actions
-from core.agent.chart_actions import chart_answer, chart_answer_reply
+from core.agent.chart_actions import chart_answer
 from core.agent.commands import run_command
-from core.agent.grounding import MAX_NUDGES, NUDGES, Problem, after_nudges, find_problem, refusal, repeats_earlier_sql
+from core.agent.model_turn import ModelTurn, TurnParts, read_scope
 from core.agent.render import render_error
 from core.approvals.executors import ProgressSink
+from core.approvals.pending import PendingAction
 from core.card_state import CardState
 from core.cards import for_people
 from core.config import Settings
 from core.db.registry import DatabaseRegistry
-from core.errors import BusyError, HandOff, ModelHint, PgbotError, QueryFailed
-from core.llm.base import ChatTurn, LlmClient, ReadScope, ToolCall
-from core.messages import ChartImage, Message, Reply, ReplyKind, ResultTable, ScheduleCard, new_id
+from core.errors import BusyError, ModelHint, PgbotError
+from core.llm.base import ChatTurn, LlmClient
+from core.messages import ApprovalPrompt, Message, Reply, ReplyKind
 from core.ops.health import Health
 from core.ops.hooks import Ops, Turn
-from core.ops.metrics import UNKNOWN_TOOL
 from core.permissions import GroupLookup, resolve_role
-from core.prompt.accuracy import Accuracy, TurnPrompt
+from core.prompt.accuracy import Accuracy
 from core.prompt.feedback import AnswerRecord
 from core.prompt.schema_context import SchemaContext
 from core.schedules.commands import plain_command
-from core.sqlguard import SqlGuard
+from core.sqlguard import Classification, SqlGuard, StatementKind
 from core.threads.context import ContextStore
 from core.threads.dedupe import EventLog, MemoryEventLog
 from core.threads.inflight import LEASE_LOST, NOT_TAKEN, InFlight
 from core.threads.lease import LocalThreadTurns, ThreadTurns, TurnTicket
 from core.threads.limits import TurnLimiter
-from core.threads.turn_status import (
-    TurnStatus,
-    TurnStatuses,
-    bind,
-    cancel_turn,
-    command_phase,
-    report_phase,
-    tool_phase,
-)
-from core.tools.clarify import CLARIFY_TOOL, clarification_choices, clarification_text
+from core.threads.turn_status import TurnStatus, TurnStatuses, bind, cancel_turn, command_phase, report_phase
 from core.tools.format import table_for_model
 from core.tools.registry import ToolContext, ToolOutput, ToolRegistry
 from core.tools.toolsets import ToolSets
@@ -77,35 +69,6 @@ ABANDONED = (
 )
 CLICK_NOT_TAKEN = "pgbot is restarting and did not take this click; nothing was run. Please click again in a moment."
 HANDOFF_S = 1.0  # while draining, how long a new event waits for another replica to claim it
-
-
-@dataclass(slots=True)
-class TurnState:
-    """What one turn accumulated: statements run (in order), the last table, a pending change."""
-
-    sql: list[str] = field(default_factory=list)
-    table: ResultTable | None = None
-    table_sql: str = ""  # the statement that produced ``table``
-    meta: dict[str, str] = field(default_factory=dict)  # tools' facts for the reply (an export's file)
-    output: ToolOutput | None = None
-    last_hint: str | None = None
-    repeated_failures: int = 0
-    failures: int = 0
-    tools_called: int = 0
-    clarification: str | None = None  # set when the model asked the user a question instead of answering
-    choices: tuple[str, ...] = ()  # the answers it offered to click (core.tools.clarify)
-    results: list[str] = field(default_factory=list)  # tool results of this turn: what numbers may come from
-    last_failed: bool = False  # the last tool call was a query Postgres could not parse, plan or run
-    nudged: list[Problem] = field(default_factory=list)  # why prose replies were sent back (core.agent.grounding)
-    aside: list[ChatTurn] = field(default_factory=list)  # sent to the model, never kept in the thread
-    chart: ChartImage | None = None  # drawn by make_chart, shown with the answer
-    more_tools: bool = False  # the model called more_tools: offer the full tool set from now on
-    schedules: list[ScheduleCard] = field(default_factory=list)  # created or listed by a tool: shown with buttons
-
-
-def read_scope(ctx: ToolContext) -> ReadScope:
-    """The access a turn runs under, as thread history records it (database and mapped role)."""
-    return ReadScope(database=ctx.database.name, role=ctx.actor.role)
 
 
 class Agent:
@@ -145,6 +108,8 @@ class Agent:
                                        databases=len(databases.names))  # core.tools.toolsets
         self.ops.watch(databases=databases, limiter=self.limiter)
         self.schedules = schedules  # scheduled reports and health checks; adapters register senders on it
+        self._turn_parts = TurnParts(settings=settings, tools=tools, schema=self.schema, toolsets=self.toolsets,
+                                     accuracy=self.accuracy, store=store, metrics=self.ops.metrics, host=self)
 
     async def handle(self, message: Message) -> AsyncGenerator[Reply, None]:
         """Answer one message; the first reply is always WORKING so adapters can post it at once.
@@ -158,36 +123,48 @@ class Agent:
         turn = self.ops.begin(message)
         try:
             with self.inflight.opened():
-                if self.inflight.closing:
-                    async for reply in self._not_taken(message):
+                replies = self._not_taken(message) if self.inflight.closing else self._in_line(message, turn)
+                async with aclosing(replies):  # a consumer that stops early releases the thread's line at once
+                    async for reply in replies:
                         yield reply
-                    return
-                status = self.statuses.open(asker=message.identity, thread_key=message.thread_key)
-                token = status.turn_id  # Cancel (cancel_turn) and a lost lease stop the turn by it
-                try:
-                    ticket = self.turns.enter(message.thread_key,
-                                              on_lost=lambda: self.inflight.stop(token, LEASE_LOST))
-                except BusyError as exc:
-                    yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
-                    yield turn.finish(render_error(exc), error=exc)
-                    return
-                try:
-                    try:
-                        if not await self._first_delivery(message):
-                            return
-                        await ticket.arrive()
-                    except PgbotError as exc:
-                        yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
-                        yield turn.finish(render_error(exc), error=exc)
-                        return
-                    yield Reply(kind=ReplyKind.WORKING, text="Working on it…", meta={"turn": token})
-                    for reply in await self.inflight.run(token, self._turn(message, ticket, turn, status)):
-                        yield reply
-                finally:
-                    self.statuses.close(status)
-                    await ticket.release()
         finally:
             turn.close()
+
+    async def _in_line(self, message: Message, turn: Turn) -> AsyncGenerator[Reply, None]:
+        """Take the message's place in its thread's line (nothing awaited before), then run it as a task of its
+        own that Cancel, a lost lease or a drain can stop by the turn's id."""
+        status = self.statuses.open(asker=message.identity, thread_key=message.thread_key)
+        try:
+            ticket = self.turns.enter(message.thread_key, on_lost=lambda: self.inflight.stop(status.turn_id,
+                                                                                             LEASE_LOST))
+        except BusyError as exc:
+            self.statuses.close(status)
+            for reply in _refused(turn, exc):
+                yield reply
+            return
+        try:
+            ended = await self._arrive(message, ticket, turn)
+            for reply in ended or ():
+                yield reply
+            if ended is not None:
+                return
+            yield Reply(kind=ReplyKind.WORKING, text="Working on it…", turn_id=status.turn_id)
+            for reply in await self.inflight.run(status.turn_id, self._turn(message, ticket, turn, status)):
+                yield reply
+        finally:
+            self.statuses.close(status)
+            await ticket.release()
+
+    async def _arrive(self, message: Message, ticket: TurnTicket, turn: Turn) -> list[Reply] | None:
+        """None when the message goes on to its turn; else what ends it here: nothing for a redelivered event,
+        an error when the line could not be joined (Redis down)."""
+        try:
+            if not await self._first_delivery(message):
+                return []
+            await ticket.arrive()
+        except PgbotError as exc:
+            return _refused(turn, exc)
+        return None
 
     async def _first_delivery(self, message: Message) -> bool:
         if message.event_id is None or await self.events.first_time(message.platform, message.event_id):
@@ -260,14 +237,8 @@ class Agent:
             name = self.databases.default
         if name is None:
             raise PgbotError("No database is configured. Add a [databases.NAME] section with a dsn to pgbot.toml.")
-        database = self.databases.get(name)
-        actor = resolve_role(database=name, settings=database.settings, identity=message.identity,
-                             groups=message.groups)
-        ctx = ToolContext(
-            settings=self.settings, databases=self.databases, database=database, actor=actor,
-            thread_key=message.thread_key, store=self.store, guard=self.guard,
-            log=log.bind(thread=message.thread_key, user=message.identity, database=name), question=message.text,
-        )
+        ctx = self.context_for(database=name, identity=message.identity, groups=message.groups,
+                               thread_key=message.thread_key, question=message.text)
         # Another role's results come back withheld (core.threads.history_scope); questions and SQL stay.
         return ctx, history.visible_to(read_scope(ctx))
 
@@ -284,7 +255,7 @@ class Agent:
             return Reply(kind=ReplyKind.ERROR, text=NO_LLM_MESSAGE, database=ctx.database.name)
         llm = self.ops.llm(self.llm, message)
         try:
-            return await self._run_turn(ctx, llm, text, history)
+            return await ModelTurn(self._turn_parts, ctx=ctx, llm=llm, question=text, history=history).run()
         finally:
             llm.end_turn()
 
@@ -300,196 +271,66 @@ class Agent:
         await self.store.append(ctx.thread_key, [ChatTurn(role="user", content=text, read_as=read_as),
                                                  ChatTurn(role="assistant", content=summary, read_as=read_as)])
 
+    async def use_database(self, thread_key: str, name: str) -> None:
+        """Start a thread on database ``name`` (``pgbot chat --db NAME``); UnknownDatabaseError names the
+        configured ones."""
+        self.databases.get(name)
+        await self.store.set_database(thread_key, name)
+
     async def in_conversation(self, thread_key: str) -> bool:
         """Whether pgbot has talked in this thread (shared through the context store, so every replica and a
         restarted bot agree); adapters use it to answer thread replies that do not mention pgbot."""
         return await self.store.has_history(thread_key)
 
-    async def _run_turn(self, ctx: ToolContext, llm: LlmClient, question: str, history: list[ChatTurn]) -> Reply:
-        previous = [t.content for t in history if t.role == "user" and t.content][-2:]  # follow-ups keep tables
-        report_phase(f"reading the schema of {ctx.database.name}")
-        schema = await self.schema.parts(ctx.database, role=ctx.actor.role, question=question, previous=previous)
-        tools = self.toolsets.for_turn(question, previous=previous, history=history)
-        readable = await self.schema.readable_tables(ctx.database, role=ctx.actor.role) \
-            if ctx.database.settings.roles is not None else None  # one role for all: nothing to hide
-        prompt = await self.accuracy.prepare(
-            db=ctx.database, role=ctx.actor.role, question=question, databases=self.databases.names,
-            schema=schema, clarify_tool=any(spec.name == CLARIFY_TOOL for spec in self.toolsets.full),
-            readable=readable, more_tools=self.toolsets.can_ask,
-        )
-        read_as: tuple[ReadScope, ...] = (read_scope(ctx),)  # every scope read under so far: the text may mix them
-        # Stable first (system, tools, history), this question's context last: see core.prompt.system.
-        system, asked = ChatTurn(role="system", content=prompt.system), prompt.question_turn(question)
-        new_turns: list[ChatTurn] = [ChatTurn(role="user", content=question, read_as=read_as)]  # what history keeps
-        state = TurnState()
-        bound = self.settings.accuracy
-        for _step in range(self.settings.llm.max_steps):
-            report_phase("asking the model")
-            completion = await llm.complete([system, *history, asked, *new_turns[1:]], tools)
-            calls = completion.tool_calls
-            if calls and completion.content and repeats_earlier_sql(calls, state.sql):
-                calls = ()  # the SQL it ran, shown beside the answer (a ```sql block read as a call)
-            if not calls:
-                answer = (completion.content or "").strip() or "(The model returned an empty answer.)"
-                problem = self._problem(question, history, answer, state, {spec.name for spec in tools})
-                if problem is not None and problem not in state.nudged and len(state.nudged) < MAX_NUDGES:
-                    state.nudged.append(problem)
-                    ctx.log.info("answer_sent_back", problem=problem.value)
-                    aside = [ChatTurn(role="assistant", content=answer), ChatTurn(role="user", content=NUDGES[problem])]
-                    state.aside.extend(aside)
-                    new_turns.extend(aside)
-                    continue
-                outcome = "answer" if problem is None else after_nudges(
-                    problem, answer, sources=self._sources(question, history, state), ran_sql=bool(state.sql))
-                if problem is not None and outcome != "answer":
-                    return await self._withheld(ctx, answer, state, problem, new_turns, read_as,
-                                                explain=outcome == "explain")
-                new_turns.append(ChatTurn(role="assistant", content=answer, read_as=read_as))
-                await self._keep(ctx, new_turns, state)
-                reply = await self._final_answer(ctx, question, answer, state, prompt)
-                return await chart_answer_reply(ctx, reply, state.chart)
-            new_turns.append(ChatTurn(role="assistant", content=completion.content or "",
-                                      tool_calls=completion.tool_calls, read_as=read_as))
-            for call in completion.tool_calls:
-                result_text = await self._call_tool(ctx, call, state)
-                new_turns.append(ChatTurn(role="tool", tool_call_id=call.id, name=call.name, content=result_text,
-                                          read_as=read_as))
-            if state.more_tools:
-                tools = self.toolsets.full
-            if state.clarification is not None:
-                # A question back is a pause too: the reply continues this thread, with this history.
-                new_turns.append(ChatTurn(role="assistant", content=state.clarification, read_as=read_as))
-                await self._keep(ctx, new_turns, state)
-                return Reply(kind=ReplyKind.INFO, text=state.clarification, database=ctx.database.name,
-                             meta={"clarification": "yes"}, choices=state.choices)
-            if state.output is not None and state.output.pending is not None:
-                # Approval is a pause: store the plan, show it, and end the turn until someone decides.
-                await self._keep(ctx, new_turns, state)
-                return await self.pending_reply(ctx, state.output)
-            if state.output is not None and state.output.switched_database:
-                ctx = await self._switch(ctx, state.output.switched_database)
-                if read_scope(ctx) not in read_as:  # what follows may mix both databases' results
-                    read_as = (*read_as, read_scope(ctx))
-            if state.repeated_failures >= bound.max_repeated_failures or (state.failures and not bound.sql_retries):
-                break
-        await self._keep(ctx, [*new_turns, ChatTurn(role="assistant", content="(gave up)", read_as=read_as)], state)
-        return self._gave_up(ctx, state)
+    # -- CommandHost: what slash commands and answer buttons may do (core.agent.host) -------------------------
 
-    async def _keep(self, ctx: ToolContext, new_turns: list[ChatTurn], state: TurnState) -> None:
-        """Append the turn to the thread's history, without the replies that were sent back (invented results
-        must not become context for later questions)."""
-        await self.store.append(ctx.thread_key, [t for t in new_turns if not any(t is a for a in state.aside)])
-
-    def _problem(self, question: str, history: list[ChatTurn], answer: str, state: TurnState,
-                 tools: set[str]) -> Problem | None:
-        """Why a prose reply cannot be shown as it is (core.agent.grounding); None when it can, or the check is off."""
-        if not self.settings.accuracy.grounded_answers:
-            return None
-        problem = find_problem(answer, sources=self._sources(question, history, state), ran_sql=bool(state.sql),
-                               last_failed=state.last_failed, tools=tools)
-        clarifying = self.accuracy.is_clarifying(answer, ran_sql=bool(state.sql), called_tools=state.tools_called > 0)
-        if clarifying and (problem is None or (problem is Problem.UNGROUNDED and problem in state.nudged)):
-            return None  # a question back; asked again after the nudge, its numbers are the options it offers
-        return problem
-
-    @staticmethod
-    def _sources(question: str, history: list[ChatTurn], state: TurnState) -> list[str]:
-        return [question, *(t.content for t in history if t.content), *state.results]
-
-    async def _withheld(self, ctx: ToolContext, answer: str, state: TurnState, problem: Problem,
-                        new_turns: list[ChatTurn], read_as: tuple[ReadScope, ...], *, explain: bool) -> Reply:
-        """The model still has no result behind its reply after the nudges: say so instead of showing it, or
-        (``explain``) show its explanation, which has no numbers, with the last problem."""
-        if explain:
-            text = kept = f"{answer}\n\n(No query succeeded for this. The last problem was: {state.last_hint})"
-        else:
-            ctx.log.info("answer_withheld", problem=problem.value)
-            text, kept = refusal(problem), "(no answer: the reply had no result behind it)"
-        await self._keep(ctx, [*new_turns, ChatTurn(role="assistant", content=kept, read_as=read_as)], state)
-        return Reply(kind=ReplyKind.ERROR, text=text, sql=tuple(state.sql), table=state.table,
-                     database=ctx.database.name)
-
-    def _gave_up(self, ctx: ToolContext, state: TurnState) -> Reply:
-        if state.repeated_failures >= self.settings.accuracy.max_repeated_failures:
-            why = f"the same problem came up {state.repeated_failures} times in a row, so I stopped."
-        elif state.failures and not self.settings.accuracy.sql_retries:
-            why = "the query failed and retries are switched off ([accuracy] sql_retries)."
-        else:
-            why = f"it took more than {self.settings.llm.max_steps} steps."
-        reason = f" The last problem was: {state.last_hint}" if state.last_hint else ""
-        return Reply(
-            kind=ReplyKind.ERROR, text=f"I could not finish this: {why}{reason}",
-            sql=tuple(state.sql), table=state.table, database=ctx.database.name,
-        )
-
-    async def _call_tool(self, ctx: ToolContext, call: ToolCall, state: TurnState) -> str:
-        """Run one tool call; return the text the model sees. Fixable problems come back as hints."""
-        state.tools_called += 1
-        label = call.name if call.name in self.tools else UNKNOWN_TOOL  # model output: keep labels bounded
-        report_phase(tool_phase(label, database=ctx.database.name))
-        try:
-            try:
-                output = await self.tools.get(call.name).call(ctx, call.arguments)
-            except HandOff as handoff:
-                output = await self._hand_off(ctx, call, handoff)
-        except ModelHint as hint:
-            self.ops.metrics.tool_call(label, "hint")
-            state.failures += 1
-            state.repeated_failures = state.repeated_failures + 1 if hint.hint == state.last_hint else 1
-            state.last_hint = hint.hint
-            state.last_failed = isinstance(hint, QueryFailed)
-            ctx.log.info("tool_hint", tool=call.name, hint=hint.hint[:300])
-            return f"ERROR: {hint.hint}"
-        except Exception:
-            self.ops.metrics.tool_call(label, "error")
-            raise
-        self.ops.metrics.tool_call(label, "ok")
-        if output.chart is not None:
-            state.chart = output.chart
-        if call.name == CLARIFY_TOOL:
-            args = self.tools.get(CLARIFY_TOOL).parse_arguments(call.arguments).model_dump()
-            state.clarification = clarification_text(str(args["question"]))
-            state.choices = clarification_choices(args.get("options"))
-        state.output = output
-        state.last_failed = False
-        state.results.append(output.text)
-        if output.table is not None:  # "20 rows", "5 columns" may be stated from a result
-            state.results.append(f"{output.table.row_count} {len(output.table.columns)}")
-        state.more_tools = state.more_tools or output.more_tools
-        state.sql.extend(output.sql)
-        state.meta.update(output.meta)
-        state.schedules.extend(output.schedules)
-        if output.table is not None and output.sql:
-            state.table = output.table
-            state.table_sql = output.sql[-1]
-        return output.text
-
-    async def _hand_off(self, ctx: ToolContext, call: ToolCall, handoff: HandOff) -> ToolOutput:
-        """Pass a call to the tool it belongs to (same guard and rules there), or refuse it as a plain hint
-        when that tool is switched off."""
-        if handoff.tool not in self.tools:
-            raise ModelHint(handoff.hint)
-        ctx.log.info("tool_handed_off", tool=call.name, to=handoff.tool)
-        output = await self.tools.get(handoff.tool).call(ctx, handoff.arguments)
-        output.text = f"{handoff.note}\n{output.text}"
-        return output
-
-    async def _switch(self, ctx: ToolContext, name: str) -> ToolContext:
-        database = self.databases.get(name)
-        actor = resolve_role(database=name, settings=database.settings, identity=ctx.actor.identity,
-                             groups=ctx.actor.groups)
+    def context_for(self, *, database: str, identity: str, groups: tuple[str, ...], thread_key: str,
+                    question: str = "", tags: Mapping[str, str] | None = None) -> ToolContext:
+        """A tool context for ``identity`` on ``database`` under their own mapped role (AccessDeniedError when
+        they have none there); ``tags`` are added to its log lines."""
+        db = self.databases.get(database)
+        actor = resolve_role(database=database, settings=db.settings, identity=identity, groups=groups)
         return ToolContext(
-            settings=ctx.settings, databases=ctx.databases, database=database, actor=actor, thread_key=ctx.thread_key,
-            store=ctx.store, guard=ctx.guard, log=ctx.log.bind(database=name), question=ctx.question,
+            settings=self.settings, databases=self.databases, database=db, actor=actor, thread_key=thread_key,
+            store=self.store, guard=self.guard, question=question,
+            log=log.bind(thread=thread_key, user=identity, database=database, **(tags or {})),
         )
+
+    async def run_tool(self, ctx: ToolContext, name: str, arguments: dict[str, object]) -> ToolOutput:
+        """Run the tool a person's command names, as ``ctx``'s role (core.tools.registry.ToolRegistry.for_command)."""
+        return await self.tools.for_command(name).call(ctx, arguments)
+
+    def classify_sql(self, sql: str) -> Classification:
+        return self.guard.classify(sql)
+
+    def needs_approval(self, sql: str) -> bool:
+        """Whether a person's SQL goes to approval instead of running: changes are on, and it is not a read."""
+        return edit_actions.CHANGE_TOOL in self.tools and self.guard.classify(sql).kind is not StatementKind.READ
+
+    async def submit_change(self, action: PendingAction) -> ApprovalPrompt:
+        if self.approvals is None:
+            raise PgbotError("Changes are not enabled in this pgbot.")
+        prompt = await self.approvals.submit(action)
+        self.ops.metrics.approval("requested")
+        return prompt
+
+    async def last_answer(self, thread_key: str) -> AnswerRecord | None:
+        return await self.accuracy.answers.last_in_thread(thread_key)
+
+    async def recall_answer(self, answer_id: str) -> AnswerRecord | None:
+        return await self.accuracy.answers.recall(answer_id)
+
+    async def remember_answer(self, record: AnswerRecord) -> None:
+        await self.accuracy.remember(record)
+
+    def turn_slot(self, *, user: str, database: str) -> AbstractAsyncContextManager[None]:
+        return self.limiter.slot(user=user, database=database)
 
     async def pending_reply(self, ctx: ToolContext, output: ToolOutput) -> Reply:
-        """Store a proposed change and return the message that shows it with Approve / Reject."""
-        if output.pending is None or self.approvals is None:
+        """Store the change a tool proposed (its pause) and return the message that shows it with Approve / Reject."""
+        if not isinstance(output.pause, PendingAction) or self.approvals is None:
             raise PgbotError("Changes are not enabled in this pgbot.")
-        prompt = await self.approvals.submit(output.pending)
-        self.ops.metrics.approval("requested")
-        prompt, text = for_people(prompt, model_text=output.text)
+        prompt, text = for_people(await self.submit_change(output.pause), model_text=output.text)
         return Reply(
             kind=ReplyKind.APPROVAL, text=text, sql=(prompt.sql,), table=prompt.preview, approval=prompt,
             database=prompt.database, mentions=(prompt.requested_by,),
@@ -522,7 +363,7 @@ class Agent:
         return reply
 
     def turn_status(self, turn_id: str) -> TurnStatus | None:
-        """The turn a WORKING reply named (``meta["turn"]``), while it runs in this process."""
+        """The turn a WORKING reply named (``Reply.turn_id``), while it runs in this process."""
         return self.statuses.get(turn_id)
 
     def cancel_turn(self, *, turn_id: str, user: str) -> Reply:
@@ -541,24 +382,6 @@ class Agent:
             log.warning("card_expiry_failed", action_id=action_id, error=exc.user_message)
             return None
 
-    async def _final_answer(
-        self, ctx: ToolContext, question: str, answer: str, state: TurnState, prompt: TurnPrompt
-    ) -> Reply:
-        """The model's prose: a clarifying question (INFO), or an ANSWER with notes, remembered for 👍/👎."""
-        if self.accuracy.is_clarifying(answer, ran_sql=bool(state.sql), called_tools=state.tools_called > 0):
-            return Reply(kind=ReplyKind.INFO, text=answer, database=ctx.database.name, meta={"clarification": "yes"})
-        text, meta = self.accuracy.finish_answer(answer, prompt=prompt, ran_sql=bool(state.sql))
-        answer_id = new_id()
-        await self.accuracy.remember(AnswerRecord(
-            answer_id=answer_id, database=ctx.database.name, question=question, sql=tuple(state.sql),
-            thread_key=ctx.thread_key, asked_by=ctx.actor.identity, table_sql=state.table_sql,
-        ))
-        return Reply(
-            kind=ReplyKind.ANSWER, text=text, sql=tuple(state.sql), table=state.table,
-            database=ctx.database.name, answer_id=answer_id, meta={**state.meta, **meta}, role=ctx.actor.role,
-            schedules=tuple(state.schedules),
-        )
-
     async def show_sql(self, *, answer_id: str, thread_key: str | None = None) -> Reply:
         """A "Show SQL" click: the answer's statements, pretty-printed (``thread_key``: where the button is;
         a record of another thread is refused)."""
@@ -571,15 +394,9 @@ class Agent:
         self, *, answer_id: str, user: str, groups: tuple[str, ...] = (), thread_key: str | None = None
     ) -> Reply:
         """An "Export all rows (CSV)" click: the answer's table statement again, as ``user``'s own role (with
-        their platform ``groups``), guarded and limited like any read; the reply's meta names the file."""
-        if self.inflight.closing:
-            return Reply(kind=ReplyKind.ERROR, text=CLICK_NOT_TAKEN)
-        with self.inflight.opened(), self.ops.request() as request_id:  # a drain waits for an export
-            try:
-                return await answer_actions.export_answer(self, answer_id=answer_id, identity=user, groups=groups,
-                                                          thread_key=thread_key)
-            except Exception as exc:  # noqa: BLE001 - the error policy: one reply, traceback logged
-                return render_error(exc, error_id=request_id)
+        their platform ``groups``), guarded and limited like any read; the reply's ``export`` names the file."""
+        return await self._click(lambda: answer_actions.export_answer(
+            self, answer_id=answer_id, identity=user, groups=groups, thread_key=thread_key))
 
     async def edit_source(
         self, *, thread_key: str, user: str, groups: tuple[str, ...] = (), answer_id: str | None = None
@@ -608,14 +425,8 @@ class Agent:
     ) -> Reply:
         """A "Chart" click from any adapter: the answer's query again as ``user``'s own role (with their
         platform ``groups``), drawn; ``thread_key``: where the button is (another thread's answer is refused)."""
-        if self.inflight.closing:
-            return Reply(kind=ReplyKind.ERROR, text=CLICK_NOT_TAKEN)
-        with self.inflight.opened(), self.ops.request() as request_id:  # a drain waits for a chart
-            try:
-                return await chart_answer(self, answer_id=answer_id, identity=user, groups=groups,
-                                          thread_key=thread_key)
-            except Exception as exc:  # noqa: BLE001 - the error policy: one reply, traceback logged
-                return render_error(exc, error_id=request_id)
+        return await self._click(lambda: chart_answer(self, answer_id=answer_id, identity=user, groups=groups,
+                                                      thread_key=thread_key))
 
     async def schedule_action(self, *, schedule_id: str, action: Change, user: str,
                               groups: tuple[str, ...] = ()) -> Reply:
@@ -633,12 +444,17 @@ class Agent:
     ) -> Reply:
         """An "Undo" click on an approved change's outcome (core.undo): its inverse as a new pending change
         (an APPROVAL reply to post in the thread), or why not (for the clicker)."""
+        return await self._click(lambda: request_undo(self, action_id=action_id, identity=user, groups=groups,
+                                                      thread_key=thread_key))
+
+    async def _click(self, work: Callable[[], Awaitable[Reply]]) -> Reply:
+        """A click that runs work (a query, a proposal): refused while draining, when nothing was claimed yet so
+        the same click works on a running replica; a drain waits for it; any failure becomes one reply."""
         if self.inflight.closing:
             return Reply(kind=ReplyKind.ERROR, text=CLICK_NOT_TAKEN)
         with self.inflight.opened(), self.ops.request() as request_id:
             try:
-                return await request_undo(self, action_id=action_id, identity=user, groups=groups,
-                                          thread_key=thread_key)
+                return await work()
             except Exception as exc:  # noqa: BLE001 - the error policy: one reply, traceback logged
                 return render_error(exc, error_id=request_id)
 
@@ -654,3 +470,7 @@ class Agent:
             await self.llm.aclose()
         await self.ops.aclose()
 
+
+def _refused(turn: Turn, error: PgbotError) -> list[Reply]:
+    """A message that never got its turn: the usual WORKING reply, then why (every message is answered)."""
+    return [Reply(kind=ReplyKind.WORKING, text="Working on it…"), turn.finish(render_error(error), error=error)]

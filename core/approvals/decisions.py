@@ -361,7 +361,7 @@ class Approvals:
         card = CardState(status=CardStatus.APPLIED, by=decided_by, at=self._clock(), detail=status,
                          duration_ms=duration_ms)
         return Reply(kind=ReplyKind.OUTCOME, text=text, sql=(action.shown_sql,), database=action.database,
-                     meta={"action_id": action.id, "status": status}, card=card, mentions=(decided_by,),
+                     action_id=action.id, card=card, mentions=(decided_by,),
                      undo_id=action.id if action.operation == SQL_OPERATION and kept is not None and kept.images
                      else None)
 
@@ -496,7 +496,7 @@ def _error(
     if action is None:
         return Reply(kind=ReplyKind.ERROR, text=text)
     return Reply(kind=ReplyKind.ERROR, text=text, sql=(action.shown_sql,), database=action.database,
-                 meta={"action_id": action.id}, card=card, mentions=mentions)
+                 action_id=action.id, card=card, mentions=mentions)
 
 
 async def run_outside_transaction(db: PgDatabase, sql: str, *, role: str | None) -> tuple[str, float]:

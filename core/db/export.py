@@ -21,7 +21,7 @@ import asyncpg
 
 from core.db.postgres import SQL_TAG, PgDatabase, QueryLimits, rows_from_status
 from core.errors import PgbotError
-from core.messages import new_id
+from core.messages import ExportFile, new_id
 from core.sqlguard import CheckedSql
 
 FLUSH_BYTES = 1 << 20  # chunks are gathered to 1 MiB, then written by a worker thread (the loop never waits on disk)
@@ -39,9 +39,9 @@ class ExportResult:
         """For people and the model alike: never the file's path (it is on pgbot's host, not theirs)."""
         return f"Exported {self.rows:,} row{'s' if self.rows != 1 else ''} ({human_size(self.bytes)}) as CSV"
 
-    def meta(self) -> dict[str, str]:
+    def file(self, *, private: bool = False) -> ExportFile:
         """What an adapter needs to deliver the file: it uploads it in chat; the terminal names the path."""
-        return {"export_path": str(self.path), "export_rows": str(self.rows), "export_bytes": str(self.bytes)}
+        return ExportFile(path=self.path, rows=self.rows, size_bytes=self.bytes, private=private)
 
 
 class _FileSink:

@@ -24,7 +24,7 @@ from core.db.registry import DatabaseRegistry
 from core.db.server_facts import ServerFacts
 from core.errors import DatabaseError, PgbotError
 from core.llm.base import ChatTurn
-from core.messages import Reply, ReplyKind
+from core.messages import AnswerNotes, Reply, ReplyKind, Vote
 from core.permissions import resolve_role
 from core.prompt.examples import RankedExample, rank, render
 from core.prompt.feedback import AnswerLog, AnswerRecord, FeedbackStore, MemoryAnswerLog
@@ -130,20 +130,13 @@ class Accuracy:
         return (self.config.clarifying_questions and not ran_sql and not called_tools
                 and text.endswith("?") and len(text) <= MAX_CLARIFYING_PROSE)
 
-    def finish_answer(self, answer: str, *, prompt: TurnPrompt, ran_sql: bool) -> tuple[str, dict[str, str]]:
-        """The answer as posted, plus reply metadata: the dates used, or that no query backs it."""
-        notes: list[str] = []
-        meta: dict[str, str] = {}
-        if prompt.dates is not None and ran_sql:
-            note = prompt.dates.answer_note()
-            notes.append(note)
-            meta["dates"] = note
-        if not ran_sql and self.config.unverified_note and _DIGIT.search(answer):
-            notes.append(UNVERIFIED_NOTE)
-            meta["verified"] = "no"
-        if prompt.examples:
-            meta["examples"] = str(prompt.examples)
-        return "\n\n".join([answer, *notes]), meta
+    def finish_answer(self, answer: str, *, prompt: TurnPrompt, ran_sql: bool) -> tuple[str, AnswerNotes]:
+        """The answer as posted, plus what it notes for the reply: the dates used, or that no query backs it."""
+        dates = prompt.dates.answer_note() if prompt.dates is not None and ran_sql else None
+        unverified = not ran_sql and self.config.unverified_note and bool(_DIGIT.search(answer))
+        said = [note for note in (dates, UNVERIFIED_NOTE if unverified else None) if note]
+        return "\n\n".join([answer, *said]), AnswerNotes(dates=dates, unverified=unverified,
+                                                            examples=prompt.examples)
 
     async def remember(self, record: AnswerRecord) -> None:
         """Keep an answer for later feedback; a context-store outage must not lose the answer itself."""
@@ -176,7 +169,7 @@ class Accuracy:
             text = ("Thanks, 👎 recorded: this answer will not be used as an example. Rephrasing the question or "
                     "naming the tables and columns you mean often helps.")
         return Reply(kind=ReplyKind.INFO, text=text, database=record.database,
-                     meta={"feedback": "up" if helpful else "down", "answer_id": answer_id})
+                     vote=Vote(answer_id=answer_id, helpful=helpful))
 
     async def aclose(self) -> None:
         await self.answers.aclose()

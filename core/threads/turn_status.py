@@ -1,6 +1,6 @@
 """What a turn is doing right now, for its "Working on it…" line, and who may cancel it.
 
-The agent opens a :class:`TurnStatus` per turn (its id travels on the WORKING reply as ``meta["turn"]``) and
+The agent opens a :class:`TurnStatus` per turn (its id travels on the WORKING reply as ``Reply.turn_id``) and
 binds it to the turn's task; code deep in the turn names its phase with :func:`report_phase` ("reading the
 schema", "asking the model", "running the query on shop") without every signature carrying the status. A
 context variable is used because the turn runs in its own task (core.threads.inflight): a phase set there can never

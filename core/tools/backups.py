@@ -52,7 +52,7 @@ async def propose_backup(ctx: ToolContext, database: str = "") -> ToolOutput:
         ctx.databases.get(name), settings=ctx.settings, thread_key=ctx.thread_key,
         requested_by=ctx.actor.identity, role=role, requester_groups=ctx.actor.groups)
     ctx.log.info("backup_proposed", action_id=action.id, database=name)
-    return ToolOutput(text=text, pending=action)
+    return ToolOutput(text=text, pause=action)
 
 
 @tool(kind=ToolKind.READ)
@@ -115,7 +115,7 @@ async def propose_restore(ctx: ToolContext, file: str, into: str, overwrite: boo
         thread_key=ctx.thread_key, requested_by=ctx.actor.identity, role=ctx.actor.role,
         requester_groups=ctx.actor.groups)
     ctx.log.info("restore_proposed", action_id=action.id, into=into, overwrite=overwrite)
-    return ToolOutput(text=text, pending=action)
+    return ToolOutput(text=text, pause=action)
 
 
 def _locate(ctx: ToolContext, file: str) -> Path:

@@ -80,7 +80,7 @@ async def propose_change(ctx: ToolContext, sql: str) -> ToolOutput:
     text += f"\nNothing has run yet: change {action.id} waits for Approve or Reject."
     ctx.log.info("change_proposed", action_id=action.id, statement=checked.statement_type,
                  rows=preview.rows_affected, sql_hash=action.sql_hash)
-    return ToolOutput(text=text, sql=(), pending=action)
+    return ToolOutput(text=text, sql=(), pause=action)
 
 
 def _model_can_fix(exc: DatabaseError) -> bool:

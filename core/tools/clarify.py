@@ -1,14 +1,14 @@
 """``ask_clarification``: a question back to the user instead of a guess, optionally with answers to pick.
 
-The agent recognises a successful call by this tool's name: it ends the turn with the question as an INFO
-reply (no SQL) marked as a clarification, with the options as ``Reply.choices`` for adapters to show as
-buttons. The user's answer (typed, or a clicked option sent as their reply) arrives as the next message in
-the same thread, with the history.
+The tool pauses the turn with a :class:`Clarification`: the agent ends it with the question as an INFO reply
+(no SQL) marked as a clarification, with the options as ``Reply.choices`` for adapters to show as buttons.
+The user's answer (typed, or a clicked option sent as their reply) arrives as the next message in the same
+thread, with the history.
 """
 
 from __future__ import annotations
 
-from core.tools.registry import ToolContext, ToolKind, ToolOutput, tool
+from core.tools.registry import Clarification, ToolContext, ToolKind, ToolOutput, tool
 
 CLARIFY_TOOL = "ask_clarification"
 MAX_QUESTION_CHARS = 500
@@ -26,7 +26,9 @@ async def ask_clarification(ctx: ToolContext, question: str, options: list[str] 
         question: one short question for the user, e.g. "Revenue before or after refunds?"
         options: up to 5 short answers the user can pick with one click, e.g. ["before refunds", "after refunds"]
     """
-    return ToolOutput(text="The question was posted in the thread. Stop now and wait for the user's reply.")
+    return ToolOutput(text="The question was posted in the thread. Stop now and wait for the user's reply.",
+                      pause=Clarification(question=clarification_text(question),
+                                          choices=clarification_choices(options)))
 
 
 def clarification_text(question: str) -> str:

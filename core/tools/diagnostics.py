@@ -119,4 +119,4 @@ async def propose_index(ctx: ToolContext, table: str, columns: list[str], unique
     action = proposal.action
     ctx.log.info("index_proposed", action_id=action.id, table=action.tables[0], columns=len(columns))
     return ToolOutput(text=f"{proposal.text}\nNothing has run yet: change {action.id} waits for Approve or Reject.",
-                      pending=action)
+                      pause=action)

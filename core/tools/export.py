@@ -24,4 +24,4 @@ async def export_csv(ctx: ToolContext, sql: str) -> ToolOutput:
     except DatabaseError as exc:
         raise ModelHint(f"Postgres error: {exc.user_message}\nSQL was: {sql}") from None
     return ToolOutput(text=result.summary() + "; pgbot attaches the file to your answer.", sql=(result.sql,),
-                      meta=result.meta())
+                      export=result.file())

@@ -96,7 +96,7 @@ async def propose_migration(ctx: ToolContext, name: str, up_sql: str, down_sql: 
         f"Nothing has run yet: migration {action.id} waits for Approve or Reject.",
     ])
     ctx.log.info("migration_proposed", action_id=action.id, migration=label, sql_hash=action.sql_hash)
-    return ToolOutput(text=text, pending=action)
+    return ToolOutput(text=text, pause=action)
 
 
 @tool(kind=ToolKind.READ)

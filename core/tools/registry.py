@@ -15,10 +15,10 @@ import enum
 import inspect
 import re
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, get_type_hints
+from typing import TYPE_CHECKING, Any, TypeAlias, get_type_hints
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from core.approvals.executors import ActionExecutor, executor_operation
 from core.errors import ModelHint
 from core.llm.base import ToolSpec
-from core.messages import ChartImage, ResultTable, ScheduleCard
+from core.messages import ChartImage, ExportFile, ResultTable, ScheduleCard
 
 if TYPE_CHECKING:
     from core.approvals.pending import PendingAction
@@ -65,6 +65,20 @@ class ToolContext:
     question: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Clarification:
+    """A question back to the asker (core.tools.clarify), with the answers they may click."""
+
+    question: str
+    choices: tuple[str, ...] = ()
+
+
+Pause: TypeAlias = "PendingAction | Clarification"
+"""Why a tool ended the turn before the model answered: a change waiting for approval, or a question back.
+The agent keeps the thread's history and replies with the card or the question; the next click or message
+goes on from there (conventions: approval is a pause, not branches in the loop)."""
+
+
 @dataclass(slots=True)
 class ToolOutput:
     """A tool's result: text for the model, and what the user should see (SQL run, a table)."""
@@ -73,10 +87,9 @@ class ToolOutput:
     sql: tuple[str, ...] = ()
     table: ResultTable | None = None
     chart: ChartImage | None = None  # drawn by make_chart: shown with the turn's answer
-    pending: PendingAction | None = None
+    pause: Pause | None = None  # the turn stops here, whatever else the model asked for
     switched_database: str | None = None
-    # Facts for the reply, not the model: an export's file (``export_path``, never shown to chat users).
-    meta: dict[str, str] = field(default_factory=dict)
+    export: ExportFile | None = None  # an export's file, for the reply only: its path is never shown in chat
     schedules: tuple[ScheduleCard, ...] = ()  # schedules created or listed: the answer shows them with buttons
     more_tools: bool = False  # from now on this turn, offer every tool (core.tools.toolsets)
 
@@ -129,9 +142,9 @@ class Tool:
 
     def check_kind(self, output: ToolOutput) -> None:
         """Raise :class:`ToolKindError` if ``output`` breaks what this tool's kind promises."""
-        if self.kind is ToolKind.READ and output.pending is not None:
+        if self.kind is ToolKind.READ and output.pause is not None and not isinstance(output.pause, Clarification):
             raise ToolKindError(f"tool {self.name} is registered READ but returned a change to approve "
-                                f"({output.pending.id}); register it as WRITE, DDL or ADMIN")
+                                f"({output.pause.id}); register it as WRITE, DDL or ADMIN")
         if self.kind is not ToolKind.READ and output.sql:
             raise ToolKindError(f"tool {self.name} is registered {self.kind.name} but reports SQL it ran "
                                 f"({len(output.sql)} statement(s)); a change runs only once approved: return a "

@@ -121,7 +121,7 @@ async def _why_none(agent: Agent, action_id: str) -> Reply:
         if not rows:
             continue
         try:
-            kind = agent.guard.classify(rows[-1].sql).kind
+            kind = agent.classify_sql(rows[-1].sql).kind
         except GuardError:
             kind = None
         if kind in ("ddl", "admin"):
@@ -163,7 +163,6 @@ async def _claim(agent: Agent, db: PgDatabase, record: UndoRecord, undo_id: str)
 
 async def _submit(agent: Agent, db: PgDatabase, record: UndoRecord, *, undo_id: str, identity: str,
                   role: str | None, groups: tuple[str, ...]) -> Reply:
-    assert agent.approvals is not None
 
     async def tried(conn: asyncpg.Connection) -> Applied:
         return await apply(conn, record)
@@ -187,8 +186,7 @@ async def _submit(agent: Agent, db: PgDatabase, record: UndoRecord, *, undo_id: 
         preview=_skipped_table(applied), tables=(record.qualified,), operation=UNDO_OPERATION, params=params,
         created_at=now, expires_at=expires,
     )
-    prompt = await agent.approvals.submit(action)
-    agent.ops.metrics.approval("requested")
+    prompt = await agent.submit_change(action)
     text = (f"Undo of change {record.action_id} ({record.kind.upper()} on {record.qualified}, requested by "
             f"{record.requested_by}): it would put back {applied.restored} of {total} row{'s' if total != 1 else ''} "
             f"(tried as {role_label(record.role)}, the change's own role, in a transaction that was rolled back).")

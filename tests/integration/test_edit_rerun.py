@@ -70,7 +70,7 @@ async def test_an_edit_runs_as_the_editor_and_the_thread_builds_on_it(
     assert reply.answer_id and reply.answer_id != original.answer_id
     assert reply.text == f"Edited SQL of answer {original.answer_id}, run again: 5 rows."
     assert {row[2] for row in reply.table.rows} == {change_env.roles["other"]}
-    assert reply.role == change_env.roles["other"] and reply.meta["edit_of"] == original.answer_id
+    assert reply.role == change_env.roles["other"] and reply.edit_of == original.answer_id
     record = await agent.accuracy.answers.recall(reply.answer_id)
     assert record is not None and record.asked_by == OTHER and record.table_sql == EDITED_SQL
     assert record.question == "the first three items?"  # a 👍 teaches the question with the edited SQL

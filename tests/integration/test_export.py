@@ -67,12 +67,12 @@ async def test_export_streams_a_big_result_to_a_private_csv_file(fresh_db: str, 
     finally:
         await agent.aclose()
     assert reply.kind is ReplyKind.RESULT, reply.text
-    path = Path(reply.meta["export_path"])
+    path = reply.export.path
     assert path.parent == (tmp_path / "exports").resolve()
     assert re.fullmatch(r"shop-\d{8}-\d{6}-[0-9a-f]{12}\.csv", path.name)
     mode, size = _stat(path)
     assert mode == 0o600
-    assert reply.meta["export_rows"] == "200000" and int(reply.meta["export_bytes"]) == size
+    assert reply.export.rows == 200000 and reply.export.size_bytes == size
     # The path is for the adapter (it uploads the file in chat); people never see pgbot's file system.
     assert reply.text.startswith("Exported 200,000 rows (") and str(tmp_path) not in reply.text
     assert reply.sql == ("SELECT * FROM items ORDER BY id -- all of them",)
@@ -81,7 +81,7 @@ async def test_export_streams_a_big_result_to_a_private_csv_file(fresh_db: str, 
     assert len(rows) == 200_001
     assert rows[7][:4] == ["7", 'item, "quoted" 7', "line one\nline two ünï", "\\x00ff10"]
     assert rows[10][2] == ""  # NULL
-    other = Path(second.meta["export_path"])
+    other = second.export.path
     assert other != path and [r[0] for r in _read_csv(other)] == ["id", "1", "2", "3"]
 
 
@@ -98,7 +98,7 @@ async def test_export_holds_no_rows_in_memory(fresh_db: str, tmp_path: Path) -> 
             tracemalloc.stop()
     finally:
         await agent.aclose()
-    size = int(reply.meta["export_bytes"])
+    size = reply.export.size_bytes
     assert size > 20_000_000  # a 20+ MB file ...
     assert peak < 6_000_000, peak  # ... written with a few MB of Python memory (1 MiB buffer + asyncpg's)
 
@@ -144,7 +144,7 @@ async def test_export_runs_as_the_mapped_role(fresh_db: str, tmp_path: Path) -> 
         await agent.aclose()
         await _load(fresh_db, f"DROP OWNED BY {role}; DROP ROLE {role}")
     assert denied.kind is ReplyKind.ERROR and "permission denied" in denied.text
-    assert allowed.kind is ReplyKind.RESULT and allowed.meta["export_rows"] == "1"
+    assert allowed.kind is ReplyKind.RESULT and allowed.export.rows == 1
     assert len(_files(tmp_path)) == 1
 
 
@@ -161,7 +161,7 @@ async def test_the_model_can_export_with_the_tool(fresh_db: str, tmp_path: Path,
     # The model never learns the path, so it cannot repeat it in chat; the answer carries the file for the adapter.
     assert tool_text.startswith("Exported 50 rows (") and str(_resolved(tmp_path)) not in tool_text
     assert "attaches the file" in tool_text
-    assert [Path(reply.meta["export_path"])] == _files(tmp_path) and reply.meta["export_rows"] == "50"
+    assert [reply.export.path] == _files(tmp_path) and reply.export.rows == 50
 
 
 async def test_export_alone_writes_the_full_result_of_the_last_answer(
@@ -180,5 +180,5 @@ async def test_export_alone_writes_the_full_result_of_the_last_answer(
     assert nothing_yet.kind is ReplyKind.ERROR and "/export alone after an answer" in nothing_yet.text
     assert answer.table is not None and answer.table.truncated and answer.table.row_count == 100
     assert exported.kind is ReplyKind.RESULT and exported.sql == ("SELECT id FROM t ORDER BY id",)
-    rows = _read_csv(Path(exported.meta["export_path"]))
+    rows = _read_csv(exported.export.path)
     assert rows[0] == ["id"] and len(rows) == 1201 and rows[-1] == ["1200"]

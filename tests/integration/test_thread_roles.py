@@ -171,7 +171,7 @@ async def test_export_alone_reruns_the_last_answer_as_the_senders_role(
     assert await asyncio.to_thread(lambda: list(tmp_path.iterdir())) == []  # no file, not even an empty one
     exported = await final_reply(agent, message("/export", user="UDBA", thread=thread))
     assert exported.kind is ReplyKind.RESULT, exported.text
-    assert SALARIES[0] in await asyncio.to_thread(Path(exported.meta["export_path"]).read_text)
+    assert SALARIES[0] in await asyncio.to_thread(exported.export.path.read_text)
 
     # The DBA's export reply joined the history: the analyst's next turn gets none of it either.
     _, bodies = await turn(agent, llm_server, "what did that say?", user=ANALYST, thread=thread,

@@ -245,7 +245,7 @@ async def test_ddl_has_no_undo_and_undo_says_why(change_env: ChangeEnv) -> None:
     agent = env.agent()
     outcome = await run_approved(agent, "CREATE TABLE scratch (id int)")
     assert outcome.undo_id is None and "undo" not in outcome.text.lower()
-    change = outcome.meta["action_id"]
+    change = outcome.action_id
     asked = await final_reply(agent, message(f"/undo {change}", user="UANALYST", thread=THREAD))
     assert "changed the schema" in asked.text and "pgbot migrate down" in asked.text
     bare = await final_reply(agent, message("/undo", user="UANALYST", thread=THREAD))

@@ -69,7 +69,7 @@ async def test_prompt_has_version_values_and_dates_and_the_answer_states_the_dat
     assert reply.kind is ReplyKind.ANSWER and reply.sql == (sql,)
     note = f"Dates used (database time zone Pacific/Auckland): last month = {first_day} to {last_day}."
     assert reply.text == f"0 orders shipped last month.\n\n{note}"
-    assert reply.meta["dates"] == note
+    assert reply.notes.dates == note
 
 
 @pytest.mark.parametrize(
@@ -227,7 +227,7 @@ async def test_clarifying_question_then_the_follow_up_reaches_the_model_with_his
         await agent.aclose()
     assert asked.kind is ReplyKind.INFO and asked.text == question
     assert asked.sql == () and asked.table is None and asked.answer_id is None
-    assert asked.meta["clarification"] == "yes"
+    assert asked.clarification
     follow_up = llm_server.requests[1]["messages"]  # type: ignore[index]
     contents = [m.get("content") for m in follow_up]
     assert "What's our revenue?" in contents and question in contents
@@ -264,8 +264,8 @@ async def test_an_answer_in_prose_with_no_sql_is_flagged_as_unchecked(
         await agent.aclose()
     assert invented.kind is ReplyKind.ANSWER and invented.sql == ()
     assert invented.text == f"You have about 1,200 orders.\n\n{UNVERIFIED_NOTE}"
-    assert invented.meta["verified"] == "no"
-    assert greeting.text == "Hello! Ask me about the shop data." and "verified" not in greeting.meta
+    assert invented.notes.unverified
+    assert greeting.text == "Hello! Ask me about the shop data." and not greeting.notes.unverified
     agent = build_agent(settings_with(fresh_db, llm_server.base_url, unverified_note=False, grounded_answers=False))
     try:
         plain = await final_reply(agent, message("how many orders?"))

@@ -10,6 +10,7 @@ import pytest
 from bot.wiring import build_agent
 from core import ReplyKind
 from core.config import Settings
+from core.messages import Vote
 from tests import llm_server as llm
 from tests.helpers import final_reply, load_shop, message, settings_for
 from tests.services import throwaway_database, throwaway_role
@@ -53,7 +54,7 @@ async def test_thumbs_up_is_stored_by_the_login_role_and_becomes_an_example(
     finally:
         await agent.aclose()
 
-    assert vote.kind is ReplyKind.INFO and "👍 recorded" in vote.text and vote.meta["feedback"] == "up"
+    assert vote.kind is ReplyKind.INFO and "👍 recorded" in vote.text and vote.vote.helpful
     conn = await asyncpg.connect(fresh_db)
     try:
         row = await conn.fetchrow("SELECT * FROM pgbot.feedback")
@@ -117,8 +118,8 @@ async def test_good_and_bad_commands_vote_on_the_threads_last_answer(
     finally:
         await agent.aclose()
     assert nothing.kind is ReplyKind.INFO and "no answer in this thread" in nothing.text
-    assert good.kind is ReplyKind.INFO and good.meta["feedback"] == "up"
-    assert bad.kind is ReplyKind.INFO and bad.meta["feedback"] == "down" and "will not be used" in bad.text
+    assert good.kind is ReplyKind.INFO and good.vote.helpful
+    assert bad.kind is ReplyKind.INFO and not bad.vote.helpful and "will not be used" in bad.text
     assert EXAMPLES_HEADER in system_prompt(llm_server, 2)
     assert EXAMPLES_HEADER not in system_prompt(llm_server, 3)
     conn = await asyncpg.connect(fresh_db)
@@ -161,7 +162,7 @@ async def test_a_vote_reaches_any_replica_through_redis(
     finally:
         await first.aclose()
         await second.aclose()
-    assert vote.kind is ReplyKind.INFO and vote.meta == {"feedback": "up", "answer_id": answer.answer_id}
+    assert vote.kind is ReplyKind.INFO and vote.vote == Vote(answer_id=answer.answer_id, helpful=True)
     conn = await asyncpg.connect(fresh_db)
     try:
         assert await conn.fetchval("SELECT sql FROM pgbot.feedback WHERE voted_by = 'slack:U7'") == SHIPPED_SQL

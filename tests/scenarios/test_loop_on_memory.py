@@ -110,7 +110,7 @@ def _action(ctx: ToolContext) -> PendingAction:
 
 async def read_that_proposes(ctx: ToolContext) -> ToolOutput:
     """A READ tool that returns a change to approve."""
-    return ToolOutput(text="change waits for approval", pending=_action(ctx))
+    return ToolOutput(text="change waits for approval", pause=_action(ctx))
 
 
 async def write_that_runs(ctx: ToolContext) -> ToolOutput:
