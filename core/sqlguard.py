@@ -51,6 +51,7 @@ __all__ = ["CheckedSql", "Classification", "FunctionCall", "SqlGuard", "Statemen
            "must_run_outside_transaction"]
 
 DEFAULT_MAX_SQL_CHARS = 20_000
+SEEN_MAX, SEEN_MAX_CHARS = 256, 4_000  # SqlGuard's memo of verdicts: at most ~1 MB of SQL text
 # Measured (pglast 7 / libpg_query 17, 8 MB stack): a segfault at ~15,400 chained UNIONs, ~23,700 chained
 # binary operators or JOINs, ~32,600 casts, under 30,000 "IS NULL"s. The estimate below is an upper bound of
 # the tree's depth, so 5,000 keeps a margin of three at least.
@@ -732,6 +733,9 @@ class SqlGuard:
         # Policy: names (qualified or not) taken off the deny list, e.g. {"nextval"} for a sequence-heavy app.
         self._allowed = _bare_names(allowed_functions)
         self.max_sql_chars = max_sql_chars
+        # Verdicts are pure functions of the text: the same statement (a scheduled report, a follow-up, Show
+        # SQL, Chart, Export) is parsed and walked once. Bounded; refusals by parse error are not kept.
+        self._seen: dict[tuple[str, frozenset[str], int], tuple[Classification, str]] = {}
 
     def classify(self, sql: str) -> Classification:
         """Parse one statement and classify it; raises GuardError on parse errors and multi-statement text."""
@@ -758,6 +762,17 @@ class SqlGuard:
         return _mint(classification, path="change")
 
     def _classify(self, sql: str, *, extra_allowed: frozenset[str] = frozenset()) -> tuple[Classification, str]:
+        key = (sql, extra_allowed, self.max_sql_chars)
+        seen = self._seen.get(key)
+        if seen is None:
+            seen = self._classify_new(sql, extra_allowed=extra_allowed)
+            if len(sql) <= SEEN_MAX_CHARS:
+                if len(self._seen) >= SEEN_MAX:
+                    del self._seen[next(iter(self._seen))]  # the oldest
+                self._seen[key] = seen
+        return seen
+
+    def _classify_new(self, sql: str, *, extra_allowed: frozenset[str]) -> tuple[Classification, str]:
         node = _parse(sql, max_chars=self.max_sql_chars)
         nodes = list(_walk(node))
         calls = _calls(nodes)
