@@ -16,6 +16,7 @@ from core.agent.chart_actions import chart_answer_reply
 from core.agent.grounding import MAX_NUDGES, NUDGES, Problem, after_nudges, find_problem, refusal, repeats_earlier_sql
 from core.errors import HandOff, ModelHint, QueryFailed
 from core.llm.base import ChatTurn, Completion, LlmClient, ReadScope, ToolCall, ToolSpec
+from core.llm.textcalls import extract_text_tool_calls
 from core.messages import ChartImage, ExportFile, Reply, ReplyKind, ResultTable, ScheduleCard, new_id
 from core.ops.metrics import UNKNOWN_TOOL
 from core.prompt.feedback import AnswerRecord
@@ -102,6 +103,11 @@ class ModelTurn:
             calls = completion.tool_calls
             if calls and completion.content and repeats_earlier_sql(calls, state.sql):
                 calls = ()  # the SQL it ran, shown beside the answer (a ```sql block read as a call)
+            if not calls and completion.content:
+                unoffered = self._unoffered_calls(completion.content, {spec.name for spec in tools})
+                if unoffered:
+                    completion = completion.model_copy(update={"content": unoffered[0], "tool_calls": unoffered[1]})
+                    calls = completion.tool_calls
             if not calls:
                 reply = await self._prose(completion.content, prompt, {spec.name for spec in tools})
                 if reply is None:
@@ -155,6 +161,19 @@ class ModelTurn:
         await self._keep(ChatTurn(role="assistant", content=answer, read_as=self.read_as))
         reply = await self._final_answer(answer, prompt)
         return await chart_answer_reply(self.ctx, reply, state.chart)
+
+    def _unoffered_calls(self, content: str, offered: set[str]) -> tuple[str | None, tuple[ToolCall, ...]] | None:
+        """A call written as text to a tool this pgbot has but did not offer this step (the read set leaves the
+        management tools out to save tokens; core.tools.toolsets) is taken as if the model had asked for
+        more_tools first: the offer is a prompt-size economy, not a permission, which roles and approvals are.
+        """
+        unoffered = set(self.parts.tools.names) - offered
+        rest, calls = extract_text_tool_calls(content, unoffered, first_id=10_000 + len(self.new_turns))
+        if not calls:
+            return None
+        self.ctx.log.info("unoffered_tool_called", tools=[call.name for call in calls])
+        self.state.more_tools = True
+        return rest or None, tuple(calls)
 
     async def _run_calls(self, completion: Completion) -> None:
         self.new_turns.append(ChatTurn(role="assistant", content=completion.content or "",

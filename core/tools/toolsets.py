@@ -17,7 +17,9 @@ for servers to reuse the prompt prefix, and it is, within each set.
 Why propose_change is not in the read set: a change request almost always names its verb (update, delete,
 add, set, ...), which the keyword match catches, and a model that sends a change to run_query anyway gets
 it held as the same proposal or told which tool to use (issue 14, item 4), so a miss costs a step, not a
-wrong answer. Read questions, the common case, do not pay for its schema.
+wrong answer. Read questions, the common case, do not pay for its schema. A call the model writes as text
+to a tool it was not offered (a small model that knows propose_change from the rules) is taken as if it had
+called more_tools first (core.agent.model_turn): the offer saves tokens, it is not a permission.
 """
 
 from __future__ import annotations
