@@ -28,7 +28,8 @@ def parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def test_same_text_is_parsed_once_with_the_same_verdict(parses: list[str]) -> None:
     guard = SqlGuard()
     first = guard.check_read(SQL)
-    assert guard.check_read(SQL) is first and parses == [SQL]
+    again = guard.check_read(SQL)
+    assert again == first and again.sql == SQL and parses == [SQL]  # a fresh CheckedSql, the kept verdict
     assert first == SqlGuard().check_read(SQL)  # a fresh guard (a fresh parse) agrees
     guard.check_read(SQL, allowed_functions=["similarity"])  # another policy: another verdict, parsed again
     assert parses == [SQL, SQL, SQL]
