@@ -53,10 +53,6 @@ EXACT_ONLY = {"core", "adapters"}  # a package __init__ only, not everything und
 # Imports that break the rules today, each with why and what would end it. Keep this list short: an entry
 # whose import is gone fails the test until it is removed, so the list only shrinks.
 KNOWN: dict[tuple[str, str], str] = {
-    ("core.db.postgres", "core.approvals.audit"):
-        "PgDatabase audits a changed session identity itself (function-local import, from wt-sec-sql). To end "
-        "it: move the pgbot.audit row writer (AuditEvent, AuditRecord, the INSERT, record_security_event) below "
-        "core.db.postgres, typed against a small Protocol, and build AuditLog on it.",
     # Merged this round, each a step for issue 15 to finish (the move landed first, so later work lands in place):
     ("core.schedules.commands", "core.agent.host"):
         "schedule slash commands see the agent as CommandHost; to end it, give schedules a Protocol of their own "

@@ -28,12 +28,13 @@ import asyncpg
 import structlog
 from pydantic import ValidationError
 
-from core.approvals.audit import AuditEvent, AuditLog, AuditRecord, log_entry
+from core.approvals.audit import AuditLog
 from core.approvals.executors import ActionExecutor, ExecutionContext, ExecutionOutcome, ProgressSink
 from core.approvals.pending import SQL_OPERATION, PendingAction
 from core.approvals.store import ActionStatus, ApprovalStore, Decision
 from core.card_state import CardState, CardStatus
 from core.cards import approvers_of
+from core.db.audit_rows import AuditEvent, AuditRecord, log_entry
 from core.db.postgres import (
     SQL_TAG,
     PgDatabase,

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.approvals.audit import AuditEvent, AuditRecord
 from core.card_state import Approvers
 from core.cards import approval_question, row_diff
+from core.db.audit_rows import AuditEvent, AuditRecord
 from core.messages import ApprovalPrompt, ResultTable
 from core.sql_secrets import mask_sql
 

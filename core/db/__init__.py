@@ -1,3 +1,3 @@
-"""PostgreSQL access: limited transactions, capped fetches, catalog queries, previews, own tables, COPY export.
-May import errors, messages, config and sqlguard (types) only.
+"""PostgreSQL access: limited transactions, capped fetches, catalog, previews, own tables, audit rows, COPY export.
+May import errors, messages, config, sqlguard (types) and sql_secrets only.
 """

@@ -5,12 +5,27 @@ They are created as the bot's login role, never a user's role: people need no pr
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
+
 import asyncpg
 
-from core.db.postgres import PgDatabase
+T = TypeVar("T")
 
 
-async def ensure_owned_table(db: PgDatabase, table: str, create_sql: str) -> None:
+class LoginRunner(Protocol):
+    """What creating pgbot's tables needs of a database: work in a transaction as the login role.
+
+    :class:`core.db.postgres.PgDatabase` is one; naming it here would tie this module to postgres.py, which
+    writes audit rows (core.db.audit_rows) through this one.
+    """
+
+    async def run(self, work: Callable[[asyncpg.Connection], Awaitable[T]], *, role: str | None,
+                  read_only: bool) -> T:
+        ...
+
+
+async def ensure_owned_table(db: LoginRunner, table: str, create_sql: str) -> None:
     """Run ``create_sql`` (idempotent DDL) unless ``table`` exists; replicas racing to create it are
     serialised by an advisory lock on the table's name. A table that already exists (perhaps made by an
     admin) needs no lock and no CREATE privilege. Postgres errors come out translated (PgbotError)."""
@@ -25,7 +40,7 @@ async def ensure_owned_table(db: PgDatabase, table: str, create_sql: str) -> Non
     await db.run(work, role=None, read_only=False)
 
 
-async def ensure_owned_columns(db: PgDatabase, table: str, columns: tuple[str, ...], upgrade_sql: str) -> None:
+async def ensure_owned_columns(db: LoginRunner, table: str, columns: tuple[str, ...], upgrade_sql: str) -> None:
     """Run ``upgrade_sql`` (``ADD COLUMN IF NOT EXISTS``) unless ``table`` already has every one of
     ``columns``: a table an older pgbot created gains the columns a newer one needs. Checked first without a
     lock (ALTER TABLE takes an ACCESS EXCLUSIVE lock even when it adds nothing), then under the same advisory

@@ -29,6 +29,7 @@ import asyncpg
 import structlog
 
 from core.config import DatabaseSettings
+from core.db.audit_rows import record_security_event
 from core.db.bounded import MAX_RESULT_BYTES, bounded_select, fetch_within, row_bound
 from core.db.bounded_explain import explain_lines
 from core.db.functions import AllowedFunctions, check_functions
@@ -258,8 +259,6 @@ class PgDatabase:
     async def _security_event(self, *, role: str | None, found: str, sql: str, what: str) -> None:
         """Log and audit (best effort: the refusal must not depend on the audit table being writable)."""
         log.warning("security_event", database=self.name, what=what, role=role, found=found[:300])
-        from core.approvals.audit import record_security_event  # core.approvals.audit imports this module
-
         try:
             await record_security_event(self, role=role, found=found, sql=sql, what=what)
         except (DatabaseError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:

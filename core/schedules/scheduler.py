@@ -15,7 +15,7 @@ import time
 
 import structlog
 
-from core.approvals.audit import AuditEvent
+from core.db.audit_rows import AuditEvent
 from core.errors import PgbotError
 from core.messages import Reply, ReplyKind
 from core.schedules.claims import RunClaims

@@ -15,8 +15,9 @@ import hashlib
 import asyncpg
 import structlog
 
-from core.approvals.audit import AuditEvent, AuditLog, AuditRecord
+from core.approvals.audit import AuditLog
 from core.config import Settings
+from core.db.audit_rows import AuditEvent, AuditRecord
 from core.db.explain_check import explain_first
 from core.db.registry import DatabaseRegistry
 from core.errors import AccessDeniedError, PgbotError, ScheduleError
