@@ -111,6 +111,11 @@ def duration_text(ms: float) -> str:
     return f"{minutes} min {seconds} s"
 
 
+def utc_text(stamp: float) -> str:
+    """A moment (epoch seconds) as ``2026-03-30 09:00:00 UTC``: when a change expired, was decided or undone."""
+    return dt.datetime.fromtimestamp(stamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def zone_of(name: str | None) -> tuple[dt.tzinfo, str]:
     """The session's TimeZone as a tzinfo and the name to show; unknown or POSIX-style zones fall back to UTC
     (asyncpg hands timestamptz over in UTC, so UTC is always right, just less local)."""

@@ -35,7 +35,6 @@ LAYERS: list[tuple[str, ...]] = [
     ("core.diagnostics",),
     ("core.backups", "core.migrations", "core.schedules"),
     ("core.tools",),
-    ("core.undo.request",),
     ("core.prompt", "core.prompt.ranking"),
     ("core.prompt.feedback", "core.prompt.catalog_cache", "core.prompt.value_hints", "core.prompt.relative_dates",
      "core.prompt.system"),
@@ -59,11 +58,6 @@ KNOWN: dict[tuple[str, str], str] = {
         "(they need only agent.schedules) or move the commands to core/agent/.",
     ("core.schedules.commands", "core.tools.registry"):
         "ToolContext for the type checker only; ends with the same move.",
-    ("core.undo.execute", "core.undo.request"):
-        "the undo executor words its outcome with request's helpers; move why_not_now/skipped_lines to a low "
-        "core/undo module (they need approvals.decisions.when, which belongs lower too).",
-    ("core.undo.request", "core.agent.host"):
-        "the Undo click is agent-level work; move request.py to core/agent/undo_actions.py.",
     ("adapters.slack.render", "adapters.slack.cards"):
         "render draws approval cards with cards' blocks, which use render's helpers; move those helpers to a "
         "small blocks.py below both.",

@@ -10,12 +10,12 @@ from core.agent.chart_actions import chart_command
 from core.agent.diagnostics_commands import HELP as DIAGNOSTICS_HELP
 from core.agent.diagnostics_commands import explain_command, health_command, indexes_command
 from core.agent.export_command import export_command
+from core.agent.undo_actions import undo_command
 from core.errors import ModelHint, PgbotError
 from core.messages import Reply, ReplyKind
 from core.schedules.commands import HELP as SCHEDULES_HELP
 from core.schedules.commands import schedule_command, schedules_command
 from core.tools.registry import ToolContext, ToolOutput
-from core.undo.request import undo_command
 
 if TYPE_CHECKING:
     from core.agent.host import CommandHost as Agent  # the agent as commands see it; the loop imports this

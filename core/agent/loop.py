@@ -22,6 +22,7 @@ from core.agent.chart_actions import chart_answer
 from core.agent.commands import run_command
 from core.agent.model_turn import ModelTurn, TurnParts, read_scope
 from core.agent.render import render_error
+from core.agent.undo_actions import request_undo
 from core.approvals.executors import ProgressSink
 from core.approvals.pending import PendingAction
 from core.card_state import CardState
@@ -48,7 +49,6 @@ from core.threads.turn_status import TurnStatus, TurnStatuses, bind, cancel_turn
 from core.tools.format import table_for_model
 from core.tools.registry import ToolContext, ToolOutput, ToolRegistry
 from core.tools.toolsets import ToolSets
-from core.undo.request import request_undo
 
 if TYPE_CHECKING:
     from core.approvals.decisions import Approvals, Started

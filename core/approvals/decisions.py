@@ -18,7 +18,6 @@ the same transaction. Every decision is audited and appended to the thread's his
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -43,6 +42,7 @@ from core.db.postgres import (
     rows_from_status,
     translate_pg_error,
 )
+from core.display import utc_text
 from core.errors import AccessDeniedError, ApprovalStoreUnavailableError, DatabaseUnavailableError, PgbotError
 from core.llm.base import ChatTurn, ReadScope
 from core.messages import ApprovalPrompt, Reply, ReplyKind
@@ -73,10 +73,6 @@ _ID_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 UNKNOWN = "Unknown or expired action: there is no pending change with that id. Nothing was run."
 ALTERED = ("Refused: the SQL of this change is not the SQL that was shown for approval (it was altered "
            "after the request). Nothing was run; ask for the change again.")
-
-
-def when(stamp: float) -> str:
-    return dt.datetime.fromtimestamp(stamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def role_label(role: str | None) -> str:
@@ -259,13 +255,13 @@ class Approvals:
 
     async def _expire(self, action: PendingAction, decided_by: str, *, swept: bool = False) -> Reply:
         found = "found expired by pgbot's sweep" if swept else f"first click after expiry by {decided_by}"
-        result = f"expired at {when(action.expires_at)}; {found}"
+        result = f"expired at {utc_text(action.expires_at)}; {found}"
         claim = await self._store.claim(action.id, self._decision(ActionStatus.EXPIRED, decided_by, result=result))
         if not claim.won:
             return _error(already(claim.standing) if claim.standing else UNKNOWN, action,
                           card=standing_card(claim.standing, action) if claim.standing else None)
         await self._audit_quietly(action.audit(AuditEvent.EXPIRED, decided_by=decided_by, result=result))
-        return _error(f"This change expired at {when(action.expires_at)} without a decision; nothing was run. "
+        return _error(f"This change expired at {utc_text(action.expires_at)} without a decision; nothing was run. "
                       "Ask for it again if it is still needed.", action,
                       card=CardState(status=CardStatus.EXPIRED, at=action.expires_at))
 
@@ -462,7 +458,7 @@ class Approvals:
 
 def already(decision: Decision) -> str:
     """What a late click is told."""
-    by, at = decision.decided_by, when(decision.decided_at)
+    by, at = decision.decided_by, utc_text(decision.decided_at)
     match decision.status:
         case ActionStatus.EXECUTING:
             return (f"This change was already approved by {by} at {at} and is running (or was interrupted); "

@@ -19,7 +19,7 @@ from core.errors import PgbotError
 from core.undo import store
 from core.undo.inverse import Applied, apply
 from core.undo.keep import UNDO_OPERATION
-from core.undo.request import skipped_lines, why_not_now
+from core.undo.wording import skipped_lines, why_not_now
 
 if TYPE_CHECKING:
     from core.approvals.pending import PendingAction

@@ -22,24 +22,24 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from core.approvals.audit import AuditLog
-from core.approvals.decisions import role_label, when
+from core.approvals.decisions import role_label
 from core.approvals.pending import PendingAction, action_hash, new_action_id
 from core.db.postgres import PgDatabase
 from core.errors import GuardError, PgbotError
-from core.messages import Reply, ReplyKind, ResultTable
+from core.messages import Reply, ReplyKind
 from core.permissions import resolve_role
 from core.undo import store
 from core.undo.inverse import Applied, apply, shown_sql
 from core.undo.keep import REQUESTER_ROLE, UNDO_OPERATION
 from core.undo.store import UndoRecord
+from core.undo.wording import skipped_lines, skipped_table, why_not_now
 
 if TYPE_CHECKING:
-    from core.agent.host import CommandHost as Agent
+    from core.agent.host import CommandHost as Agent  # the agent as actions see it; the loop imports this
     from core.tools.registry import ToolContext
 
 _ID_RE = re.compile(r"[A-Za-z0-9_-]{8,64}")
 CLAIM_GRACE_S = 60.0  # a claim whose pending undo is not in the store yet is still being prepared
-SHOWN_SKIPPED = 20
 UNKNOWN = "There is no change with that id to undo (ids are in each change's outcome message)."
 ELSEWHERE = "That Undo button belongs to another conversation, so pgbot ignored it."
 
@@ -90,18 +90,6 @@ async def undo_command(agent: Agent, ctx: ToolContext, arg: str) -> Reply:
                      "DELETE changes within their undo time can be).", ctx.database.name)
     return await request_undo(agent, action_id=action_id, identity=ctx.actor.identity, groups=ctx.actor.groups,
                               thread_key=ctx.thread_key)
-
-
-def why_not_now(record: UndoRecord) -> str:
-    if record.reason:
-        return f"Change {record.action_id} cannot be undone: {record.reason}."
-    if record.undone_at is not None:
-        return f"Change {record.action_id} was already undone (approved by {record.undone_by} at " \
-               f"{when(record.undone_at.timestamp())})."
-    if record.valid_until <= dt.datetime.now(dt.UTC) or not record.keys:
-        return (f"The undo of change {record.action_id} expired at {when(record.valid_until.timestamp())}; pgbot "
-                "no longer keeps its rows ([undo] valid_for_s).")
-    return ""
 
 
 async def _find(agent: Agent, action_id: str) -> tuple[PgDatabase, UndoRecord] | None:
@@ -183,7 +171,7 @@ async def _submit(agent: Agent, db: PgDatabase, record: UndoRecord, *, undo_id: 
         requester_groups=groups, sql=sql, sql_hash=action_hash(sql, UNDO_OPERATION, params), kind="write",
         statement_type="Undo", summary=f"UNDO of change {record.action_id}: {applied.restored} of {total} rows on "
                                        f"{record.qualified}",
-        preview=_skipped_table(applied), tables=(record.qualified,), operation=UNDO_OPERATION, params=params,
+        preview=skipped_table(applied), tables=(record.qualified,), operation=UNDO_OPERATION, params=params,
         created_at=now, expires_at=expires,
     )
     prompt = await agent.submit_change(action)
@@ -195,19 +183,3 @@ async def _submit(agent: Agent, db: PgDatabase, record: UndoRecord, *, undo_id: 
     text += f"\nNothing has run yet: change {undo_id} waits for Approve or Reject."
     return Reply(kind=ReplyKind.APPROVAL, text=text, sql=(prompt.sql,), table=prompt.preview, approval=prompt,
                  database=db.name)
-
-
-def skipped_lines(applied: Applied) -> str:
-    if not applied.skipped:
-        return ""
-    count = len(applied.skipped)
-    shown = ", ".join(f"{s.key} ({s.why})" for s in applied.skipped[:SHOWN_SKIPPED])
-    more = f", and {count - SHOWN_SKIPPED} more" if count > SHOWN_SKIPPED else ""
-    return f"Skipped {count} row{'s' if count != 1 else ''} changed since the change: {shown}{more}."
-
-
-def _skipped_table(applied: Applied) -> ResultTable | None:
-    if not applied.skipped:
-        return None
-    return ResultTable(columns=("skipped row", "why"),
-                       rows=tuple((s.key, s.why) for s in applied.skipped[:SHOWN_SKIPPED]))
