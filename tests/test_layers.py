@@ -53,11 +53,6 @@ EXACT_ONLY = {"core", "adapters"}  # a package __init__ only, not everything und
 # whose import is gone fails the test until it is removed, so the list only shrinks.
 KNOWN: dict[tuple[str, str], str] = {
     # Merged this round, each a step for issue 15 to finish (the move landed first, so later work lands in place):
-    ("core.schedules.commands", "core.agent.host"):
-        "schedule slash commands see the agent as CommandHost; to end it, give schedules a Protocol of their own "
-        "(they need only agent.schedules) or move the commands to core/agent/.",
-    ("core.schedules.commands", "core.tools.registry"):
-        "ToolContext for the type checker only; ends with the same move.",
     ("adapters.slack.render", "adapters.slack.cards"):
         "render draws approval cards with cards' blocks, which use render's helpers; move those helpers to a "
         "small blocks.py below both.",

@@ -10,11 +10,11 @@ from core.agent.chart_actions import chart_command
 from core.agent.diagnostics_commands import HELP as DIAGNOSTICS_HELP
 from core.agent.diagnostics_commands import explain_command, health_command, indexes_command
 from core.agent.export_command import export_command
+from core.agent.schedule_commands import HELP as SCHEDULES_HELP
+from core.agent.schedule_commands import schedule_command, schedules_command
 from core.agent.undo_actions import undo_command
 from core.errors import ModelHint, PgbotError
 from core.messages import Reply, ReplyKind
-from core.schedules.commands import HELP as SCHEDULES_HELP
-from core.schedules.commands import schedule_command, schedules_command
 from core.tools.registry import ToolContext, ToolOutput
 
 if TYPE_CHECKING:

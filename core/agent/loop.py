@@ -22,6 +22,7 @@ from core.agent.chart_actions import chart_answer
 from core.agent.commands import run_command
 from core.agent.model_turn import ModelTurn, TurnParts, read_scope
 from core.agent.render import render_error
+from core.agent.schedule_commands import plain_command
 from core.agent.undo_actions import request_undo
 from core.approvals.executors import ProgressSink
 from core.approvals.pending import PendingAction
@@ -38,7 +39,6 @@ from core.permissions import GroupLookup, resolve_role
 from core.prompt.accuracy import Accuracy
 from core.prompt.feedback import AnswerRecord
 from core.prompt.schema_context import SchemaContext
-from core.schedules.commands import plain_command
 from core.sqlguard import Classification, SqlGuard, StatementKind
 from core.threads.context import ContextStore
 from core.threads.dedupe import EventLog, MemoryEventLog

@@ -13,7 +13,8 @@ from typing import Literal
 
 from core.charts import chart_request
 from core.errors import GuardError, ModelHint, ScheduleError
-from core.schedules.commands import destination_of, schedule_list_reply
+from core.messages import Reply, ReplyKind
+from core.schedules.model import Destination, Schedule
 from core.schedules.service import Schedules
 from core.tools.registry import ToolContext, ToolKind, ToolOutput, tool
 
@@ -22,6 +23,25 @@ __all__ = ["create_schedule", "list_schedules"]
 
 def _service(ctx: ToolContext) -> Schedules:
     return Schedules(settings=ctx.settings, databases=ctx.databases, guard=ctx.guard)
+
+
+def destination_of(ctx: ToolContext) -> Destination:
+    """The channel a schedule made in this conversation posts to (the ``/schedule`` command's too)."""
+    try:
+        return Destination.from_thread_key(ctx.thread_key)
+    except ValueError:
+        raise ScheduleError("pgbot cannot tell which channel this is, so it cannot schedule a post here.") from None
+
+
+def schedule_list_reply(found: list[Schedule], problems: list[str], *, database: str | None) -> Reply:
+    """The channel's schedules with their buttons: ``list_schedules``' answer and ``/schedules``' reply."""
+    if not found:
+        text = "No schedules post in this channel."
+    else:
+        text = f"{len(found)} schedule{'s' if len(found) != 1 else ''} post in this channel:"
+    if problems:
+        text += "\nNot read: " + "; ".join(problems)
+    return Reply(kind=ReplyKind.INFO, text=text, database=database, schedules=tuple(s.card() for s in found))
 
 
 def wanted_chart(ctx: ToolContext, chart: str | None, question: str) -> str | None:

@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING
 from core.charts import KINDS
 from core.errors import PgbotError, ScheduleError
 from core.messages import Reply, ReplyKind
-from core.schedules.model import Destination, Schedule, ScheduleKind
+from core.schedules.model import Schedule, ScheduleKind
 from core.schedules.timing import zone_named
+from core.tools.schedules import destination_of, schedule_list_reply
 
 if TYPE_CHECKING:
-    from core.agent.host import CommandHost as Agent
+    from core.agent.host import CommandHost as Agent  # the agent as commands see it; the loop imports this
     from core.schedules.service import Change, Schedules
     from core.tools.registry import ToolContext
 
@@ -41,23 +42,6 @@ def _service(agent: Agent) -> Schedules:
     if agent.schedules is None:
         raise PgbotError("Schedules are not enabled in this pgbot.")
     return agent.schedules
-
-
-def destination_of(ctx: ToolContext) -> Destination:
-    try:
-        return Destination.from_thread_key(ctx.thread_key)
-    except ValueError:
-        raise ScheduleError("pgbot cannot tell which channel this is, so it cannot schedule a post here.") from None
-
-
-def schedule_list_reply(found: list[Schedule], problems: list[str], *, database: str | None) -> Reply:
-    if not found:
-        text = "No schedules post in this channel."
-    else:
-        text = f"{len(found)} schedule{'s' if len(found) != 1 else ''} post in this channel:"
-    if problems:
-        text += "\nNot read: " + "; ".join(problems)
-    return Reply(kind=ReplyKind.INFO, text=text, database=database, schedules=tuple(s.card() for s in found))
 
 
 async def schedules_command(agent: Agent, ctx: ToolContext, arg: str) -> Reply:
