@@ -33,8 +33,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from adapters.live_line import TurnLine
-from adapters.slack import edit, events, progress, questions, render
+from adapters.slack import blocks, edit, events, progress, questions, render
 from adapters.slack.card_flow import CardFlow
+from adapters.slack.cards import APPROVE, REJECT
 from adapters.slack.chart_upload import upload_chart
 from adapters.slack.schedules import SlackSender
 from adapters.text_table import cut
@@ -133,13 +134,13 @@ def build_slack_app(
                         user=str((body.get("user") or {}).get("id", "")))
         return why is None
 
-    @app.action(render.APPROVE)
+    @app.action(APPROVE)
     async def on_approve(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         if click_allowed(body):
             await poster.decide(client, body, approve=True)
 
-    @app.action(render.REJECT)
+    @app.action(REJECT)
     async def on_reject(ack: AsyncAck, body: dict[str, Any], client: AsyncWebClient) -> None:
         await ack()
         if click_allowed(body):
@@ -346,7 +347,7 @@ class _Poster:
             log.warning("slack_working_not_deleted", channel=channel, error=exc.response.get("error"))
             try:
                 await client.chat_update(channel=channel, ts=ts, text="Answered below.",
-                                         blocks=[render.section("Answered below.")])
+                                         blocks=[blocks.section("Answered below.")])
             except SlackApiError as again:
                 log.warning("slack_working_not_retired", channel=channel, error=again.response.get("error"))
 
@@ -374,7 +375,7 @@ class _Poster:
                     log.warning("slack_blocks_refused", channel=channel, error=again.response.get("error"))
             if retried is None:
                 # Blocks Slack refuses (a limit we missed) must not leave "Working on it…" forever: text only.
-                shown = render.SlackMessage(text=shown.text, blocks=[render.section(render.escape(reply.text))],
+                shown = render.SlackMessage(text=shown.text, blocks=[blocks.section(blocks.escape(reply.text))],
                                             file=shown.file)
                 retried = await self._put(client, shown, channel=channel, thread_ts=thread_ts, live_ts=live_ts)
             ts = retried
@@ -388,13 +389,13 @@ class _Poster:
             file, problem = await _export_file(reply)
             if problem:
                 await client.chat_postMessage(channel=channel, thread_ts=thread_ts,
-                                              text=f":warning: {render.escape(problem)}")
+                                              text=f":warning: {blocks.escape(problem)}")
         if file is None:
             return
         why = await _upload(client, file, channel=channel, thread_ts=thread_ts)
         if why:
             await client.chat_postMessage(
-                channel=channel, thread_ts=thread_ts, text=f":warning: {file.if_lost} ({render.escape(why)}).",
+                channel=channel, thread_ts=thread_ts, text=f":warning: {file.if_lost} ({blocks.escape(why)}).",
             )
 
     async def chart(self, client: AsyncWebClient, body: Mapping[str, Any]) -> None:
@@ -412,7 +413,7 @@ class _Poster:
                 await client.chat_postEphemeral(channel=channel, user=user, thread_ts=thread_ts, text=shown.text,
                                                 blocks=shown.blocks)
                 return
-            comment = cut(f"{render.to_mrkdwn(reply.text)}\nRequested by <@{user}>.", render.SECTION_LIMIT)
+            comment = cut(f"{blocks.to_mrkdwn(reply.text)}\nRequested by <@{user}>.", blocks.SECTION_LIMIT)
             await upload_chart(client, reply, channel=channel, thread_ts=thread_ts, comment=comment)
         except SlackApiError as exc:
             log.error("slack_post_failed", channel=channel, error=exc.response.get("error"))
@@ -528,7 +529,7 @@ class _Poster:
                 await self.tell(client, Reply(kind=ReplyKind.ERROR, text=text), channel=channel, user=user,
                                  thread_ts=thread_ts)
                 return
-        why = await _upload(client, file, channel=where, thread_ts=where_ts, comment=render.escape(reply.text))
+        why = await _upload(client, file, channel=where, thread_ts=where_ts, comment=blocks.escape(reply.text))
         if why:
             text = f"The file could not be uploaded ({why})."
             await self.tell(client, Reply(kind=ReplyKind.ERROR, text=text), channel=channel, user=user,

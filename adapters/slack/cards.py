@@ -15,13 +15,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from adapters.slack.render import (
-    APPROVE,
-    DECISION_BLOCK,
+from adapters.slack.blocks import (
     MAX_BLOCKS,
-    REJECT,
     SECTION_LIMIT,
-    SQL_FILE,
     Block,
     button,
     code_block,
@@ -39,7 +35,11 @@ from core.card_state import CardState, CardStatus
 from core.cards import state_text, who_may_approve
 
 PLATFORM = "slack:"
+APPROVE = "pgbot_approve"
+REJECT = "pgbot_reject"
+DECISION_BLOCK = "pgbot_decision"
 STATE_BLOCK = "pgbot_card_state"
+SQL_FILE = "change.sql"  # a statement too long for the card, attached whole (render.sql_file)
 HEADER_LIMIT = 150  # Slack's header block: plain text, at most 150 characters
 
 

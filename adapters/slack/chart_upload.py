@@ -6,7 +6,7 @@ import structlog
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from adapters.slack import render
+from adapters.slack import blocks
 from core import Reply
 
 log = structlog.get_logger(__name__)
@@ -28,5 +28,5 @@ async def upload_chart(
         log.warning("slack_chart_upload_failed", channel=channel, error=why)
         await client.chat_postMessage(
             channel=channel, thread_ts=thread_ts,
-            text=f":warning: The chart could not be attached ({render.escape(why)}).",
+            text=f":warning: The chart could not be attached ({blocks.escape(why)}).",
         )

@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable
 from slack_sdk.errors import SlackApiError
 
 from adapters.live_line import TurnLine, elapsed_text
-from adapters.slack.render import Block, SlackMessage, button, escape, section
+from adapters.slack.blocks import Block, button, escape, section
+from adapters.slack.render import SlackMessage
 from adapters.text_table import cut
 from core import Reply
 from core.threads.turn_status import TurnStatus

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from adapters.slack.render import Block, button, context, escape
+from adapters.slack.blocks import Block, button, context, escape
 from core import Reply
 from core.tools.clarify import clarification_choices
 

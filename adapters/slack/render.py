@@ -14,17 +14,31 @@ adapter never interprets them. A result the message does not show in full also c
 for the app to upload beside the answer. A statement too long for an approval card comes back whole as ``change.sql``:
 the card says so, and never shows a cut statement without it. Markdown links from the model show their
 real URL; no label can disguise one.
+
+The pieces (escaped text, sections, buttons, the result's blocks) are :mod:`adapters.slack.blocks`'; approval
+cards and a question's answer buttons come from :mod:`adapters.slack.cards` and :mod:`adapters.slack.questions`.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import re
 from dataclasses import dataclass
-from typing import Any
 
-from adapters.text_table import CODE_WIDTH, MAX_CELL, cut, grid, text_table
+from adapters.slack import cards, questions
+from adapters.slack.blocks import (
+    MAX_BLOCKS,
+    SECTION_LIMIT,
+    Block,
+    button,
+    context,
+    escape,
+    fits_code_block,
+    result_blocks,
+    section,
+    to_mrkdwn,
+)
+from adapters.text_table import MAX_CELL, cut, text_table
 from core import (
     ApprovalPrompt,
     DisplayTable,
@@ -35,20 +49,12 @@ from core import (
     ScheduleChange,
     can_chart,
     context_line,
-    display_table,
     editable_sql,
     pretty_sql,
 )
 
-SECTION_LIMIT = 3000
-MAX_BLOCKS = 50
-TABLE_MAX_ROWS = 100  # Slack's table block: rows including the header
-TABLE_MAX_COLUMNS = 20
-FIELDS_PER_SECTION = 10
 FALLBACK_LIMIT = 3000  # the notification text; the blocks carry the full message
 
-APPROVE = "pgbot_approve"
-REJECT = "pgbot_reject"
 FEEDBACK_UP = "pgbot_feedback_up"
 FEEDBACK_DOWN = "pgbot_feedback_down"
 CHART = "pgbot_chart"
@@ -60,7 +66,6 @@ UNDO_BLOCK = "pgbot_undo"
 EDIT_SQL = "pgbot_edit_sql"
 EDIT_BLOCK = "pgbot_edit"
 EDIT_LIMIT = 3000  # Slack's plain_text_input max_length: the modal cannot hold a longer statement
-DECISION_BLOCK = "pgbot_decision"
 FEEDBACK_BLOCK = "pgbot_feedback"
 SCHEDULE_PAUSE = "pgbot_schedule_pause"
 SCHEDULE_RESUME = "pgbot_schedule_resume"
@@ -69,16 +74,11 @@ SCHEDULE_ACTIONS: dict[str, ScheduleChange] = {
     SCHEDULE_PAUSE: "pause", SCHEDULE_RESUME: "resume", SCHEDULE_DELETE: "delete"}
 MAX_CARDS = 10  # two blocks each; /schedules in the terminal or the CLI lists any number
 
-Block = dict[str, Any]
-
 _ICONS = {
     ReplyKind.WORKING: ":hourglass_flowing_sand: ",
     ReplyKind.ERROR: ":warning: ",
     ReplyKind.APPROVAL: ":lock: ",
 }
-
-
-SQL_FILE = "change.sql"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,33 +102,6 @@ class SlackMessage:
     file: CsvFile | None = None
 
 
-def escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def to_mrkdwn(text: str) -> str:
-    """Markdown as models write it → Slack mrkdwn (bold, headings, links and fence languages differ), escaped."""
-    text = escape(text)
-    text = re.sub(r"```[A-Za-z0-9_+-]+\n", "```\n", text)
-    text = re.sub(r"^#{1,6} +(.+)$", r"*\1*", text, flags=re.MULTILINE)
-    text = re.sub(r"\*\*(.+?)\*\*", r"*\1*", text)
-    return _MD_LINK.sub(_shown_link, text)
-
-
-# [label](url) as models write links; the URL stops at characters that would end or relabel Slack's <url|…>.
-_MD_LINK = re.compile(r"\[([^\]]*)\]\(\s*(https?://[^)\s|]+)\s*\)")
-
-
-def _shown_link(match: re.Match[str]) -> str:
-    """A link shows where it goes: ``label (<url>)``, never Slack's ``<url|label>``, which would let text from
-    the model or the database ("re-login") hide an address. Raw ``<url|label>`` was escaped already."""
-    label, url = match.group(1).strip(), match.group(2)
-    if not label or label.rstrip("/") in (url.rstrip("/"), url.split("://", 1)[1].rstrip("/")):
-        return f"<{url}>"
-    return f"{label} (<{url}>)"
-
-
-
 def _chunks(text: str, *, max_chunks: int) -> list[str]:
     """Split long text into section-sized pieces at line or word breaks (never inside ``&lt;``)."""
     chunks: list[str] = []
@@ -145,30 +118,10 @@ def _chunks(text: str, *, max_chunks: int) -> list[str]:
     return chunks
 
 
-def section(text: str) -> Block:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": cut(text, SECTION_LIMIT)}}
-
-
-def context(text: str) -> Block:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": cut(text, SECTION_LIMIT)}]}
-
-
-def code_block(code: str) -> Block:
-    """A ``` block whose fences survive truncation."""
-    body = escape(code.replace("```", "` ` `"))
-    room = SECTION_LIMIT - 8
-    return section(f"```\n{cut(body, room)}\n```")
-
-
-def fits_code_block(code: str) -> bool:
-    """Whether :func:`code_block` shows ``code`` whole."""
-    return len(escape(code.replace("```", "` ` `"))) <= SECTION_LIMIT - 8
-
-
 def sql_file(prompt: ApprovalPrompt) -> CsvFile:
     """The whole statement of an approval card (passwords masked as on the card), for the approver to read."""
     lines = prompt.sql.count("\n") + 1
-    return CsvFile(filename=SQL_FILE, title=f"Full statement ({lines} lines) of change {prompt.action_id}",
+    return CsvFile(filename=cards.SQL_FILE, title=f"Full statement ({lines} lines) of change {prompt.action_id}",
                    content=prompt.sql.encode(),
                    if_lost=("The full statement of this change could not be attached, so the card shows only its "
                             "start. Do not approve what you have not read in full: reject it and ask again"))
@@ -239,26 +192,11 @@ def csv_file(table: ResultTable, *, database: str | None) -> CsvFile:
     return CsvFile(filename=name, title=f"Result ({table.row_count} rows)", content=buffer.getvalue().encode())
 
 
-def _button(text: str, action_id: str, value: str, style: str | None = None) -> Block:
-    button: Block = {
-        "type": "button",
-        "text": {"type": "plain_text", "text": text, "emoji": True},
-        "action_id": action_id,
-        "value": value,
-    }
-    if style:
-        button["style"] = style
-    return button
-
-
-button = _button  # the approval card's buttons (adapters.slack.cards)
-
-
 def schedule_blocks(card: ScheduleCard) -> list[Block]:
     """The schedule's line and its buttons: Pause (or Resume) and Delete (confirmed first); values are its id."""
-    toggle = _button("Resume", SCHEDULE_RESUME, card.schedule_id) if card.paused else \
-        _button("Pause", SCHEDULE_PAUSE, card.schedule_id)
-    delete = _button("Delete", SCHEDULE_DELETE, card.schedule_id, "danger")
+    toggle = button("Resume", SCHEDULE_RESUME, card.schedule_id) if card.paused else \
+        button("Pause", SCHEDULE_PAUSE, card.schedule_id)
+    delete = button("Delete", SCHEDULE_DELETE, card.schedule_id, "danger")
     delete["confirm"] = {
         "title": {"type": "plain_text", "text": "Delete this schedule?"},
         "text": {"type": "plain_text", "text": "It stops for good; the audit trail keeps its history."},
@@ -273,10 +211,10 @@ def feedback_block(answer_id: str, *, show_sql: bool = False, export: bool = Fal
     """The answer's buttons: Show SQL and Export all rows (when they apply), then 👍/👎."""
     elements = []
     if show_sql:
-        elements.append(_button("Show SQL", SHOW_SQL, answer_id))
+        elements.append(button("Show SQL", SHOW_SQL, answer_id))
     if export:
-        elements.append(_button("Export all rows (CSV)", EXPORT, answer_id))
-    elements += [_button("👍", FEEDBACK_UP, answer_id), _button("👎", FEEDBACK_DOWN, answer_id)]
+        elements.append(button("Export all rows (CSV)", EXPORT, answer_id))
+    elements += [button("👍", FEEDBACK_UP, answer_id), button("👎", FEEDBACK_DOWN, answer_id)]
     return {"type": "actions", "block_id": FEEDBACK_BLOCK, "elements": elements}
 
 
@@ -285,7 +223,7 @@ def chart_blocks(reply: Reply) -> list[Block]:
     if not reply.answer_id or reply.chart is not None or not can_chart(reply.table):
         return []
     return [{"type": "actions", "block_id": CHART_BLOCK,
-             "elements": [_button(":chart_with_upwards_trend: Chart", CHART, reply.answer_id)]}]
+             "elements": [button(":chart_with_upwards_trend: Chart", CHART, reply.answer_id)]}]
 
 
 def undo_blocks(reply: Reply) -> list[Block]:
@@ -293,7 +231,7 @@ def undo_blocks(reply: Reply) -> list[Block]:
     if not reply.undo_id:
         return []
     return [{"type": "actions", "block_id": UNDO_BLOCK,
-             "elements": [_button(":leftwards_arrow_with_hook: Undo", UNDO, reply.undo_id)]}]
+             "elements": [button(":leftwards_arrow_with_hook: Undo", UNDO, reply.undo_id)]}]
 
 
 def edit_blocks(reply: Reply) -> list[Block]:
@@ -303,7 +241,7 @@ def edit_blocks(reply: Reply) -> list[Block]:
     if editable_sql(reply.sql[-1], max_chars=EDIT_LIMIT) is None:
         return [context("SQL too long to edit here; use /sql with your edited statement.")]
     return [{"type": "actions", "block_id": EDIT_BLOCK,
-             "elements": [_button(":pencil2: Edit SQL", EDIT_SQL, reply.answer_id)]}]
+             "elements": [button(":pencil2: Edit SQL", EDIT_SQL, reply.answer_id)]}]
 
 
 def sql_blocks(statements: tuple[str, ...]) -> list[Block]:
@@ -327,45 +265,6 @@ def sql_blocks(statements: tuple[str, ...]) -> list[Block]:
     return blocks
 
 
-def result_blocks(table: ResultTable, *, native_table: bool = True) -> tuple[list[Block], DisplayTable | None]:
-    """The result as people read it: fields for one row, else a native table or a code block; plus what
-    was shown (None when the statement returned no columns)."""
-    if not table.columns:
-        return [context("The statement returned no columns.")], None
-    shown = display_table(table, width=None if native_table else CODE_WIDTH)
-    if shown.one_row:
-        return _field_sections(shown), shown
-    if native_table and len(shown.rows) < TABLE_MAX_ROWS and len(shown.columns) <= TABLE_MAX_COLUMNS:
-        return [table_block(shown)], shown
-    max_rows = len(shown.rows)
-    body = escape(grid(shown))
-    while len(body) > SECTION_LIMIT - 8 and max_rows > 1:  # escaping grew it (& → &amp;): fewer rows
-        max_rows -= 1
-        shown = display_table(table, width=CODE_WIDTH, max_rows=max_rows)
-        body = escape(grid(shown))
-    return [section(f"```\n{cut(body, SECTION_LIMIT - 8)}\n```")], shown
-
-
-def table_block(shown: DisplayTable) -> Block:
-    """Slack's native table: a bold header row, then the formatted cells; numbers right-aligned."""
-    header = [{"type": "rich_text", "elements": [{"type": "rich_text_section", "elements": [
-        {"type": "text", "text": name or " ", "style": {"bold": True}}]}]} for name in shown.columns]
-    rows = [header, *([{"type": "raw_text", "text": text or "\u200b"} for text in row] for row in shown.rows)]
-    settings = [{"align": "right"} if right else None for right in shown.right]
-    block: Block = {"type": "table", "rows": rows}
-    if any(settings):
-        block["column_settings"] = settings
-    return block
-
-
-def _field_sections(shown: DisplayTable) -> list[Block]:
-    """A one-row result as "name / value" fields, ten per section (Slack's limit)."""
-    fields = [{"type": "mrkdwn", "text": cut(f"*{escape(name)}*\n{escape(value)}", 2000)}
-              for name, value in zip(shown.columns, shown.rows[0], strict=True)]
-    return [{"type": "section", "fields": fields[i:i + FIELDS_PER_SECTION]}
-            for i in range(0, len(fields), FIELDS_PER_SECTION)]
-
-
 def _result_note(reply: Reply, shown: DisplayTable | None) -> str:
     """``showing 15 of 500+ · 10 more columns in the CSV`` and, for a capped result, where the rest is."""
     if shown is None:
@@ -380,8 +279,6 @@ def render(reply: Reply, *, show_sql: str = "button", native_table: bool = True)
     """The whole message for one reply; the trailing actions block always survives the block cap.
 
     ``show_sql``: "button" (an answer's SQL behind Show SQL) or "inline" (``[chat] show_sql``)."""
-    from adapters.slack import cards, questions  # these modules build on this one's blocks
-
     icon = questions.QUESTION if questions.is_question(reply) else _ICONS.get(reply.kind, "")
     blocks: list[Block] = []
     file: CsvFile | None = None

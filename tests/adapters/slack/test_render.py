@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from adapters.slack import render
+from adapters.slack.blocks import MAX_BLOCKS, SECTION_LIMIT, section, to_mrkdwn
 from core import Reply, ReplyKind, ResultTable
 from tests.adapters.slack.agent_double import ACTION_ID, CHANGE_SQL, approval_reply
 
@@ -55,7 +56,7 @@ def test_big_table_is_cut_to_section_limit_with_a_note() -> None:
     rows = tuple((i, "x" * 50, None) for i in range(1000))
     table = ResultTable(columns=("id", "pad", "empty"), rows=rows, truncated=True, row_cap=1000)
     blocks = render.table_blocks(table)
-    assert len(blocks[0]["text"]["text"]) <= render.SECTION_LIMIT
+    assert len(blocks[0]["text"]["text"]) <= SECTION_LIMIT
     assert blocks[0]["text"]["text"].endswith("\n```")
     note = blocks[1]["elements"][0]["text"]
     shown = blocks[0]["text"]["text"].count("\n") - 3
@@ -65,15 +66,15 @@ def test_big_table_is_cut_to_section_limit_with_a_note() -> None:
 def test_escaping_growth_still_fits() -> None:
     table = ResultTable(columns=("v",), rows=tuple(("<" * 50,) for _ in range(200)))
     text = render.table_blocks(table)[0]["text"]["text"]
-    assert len(text) <= render.SECTION_LIMIT and "&lt;" in text and text.endswith("```")
+    assert len(text) <= SECTION_LIMIT and "&lt;" in text and text.endswith("```")
 
 
 def test_long_text_and_many_statements_respect_block_limits() -> None:
     reply = Reply(kind=ReplyKind.ANSWER, text="word " * 5000, sql=tuple(f"SELECT {i}" for i in range(80)),
                   answer_id="a1")
     shown = render.render(reply, show_sql="inline")
-    assert len(shown.blocks) == render.MAX_BLOCKS
-    assert all(len(t) <= render.SECTION_LIMIT for t in _texts(shown.blocks))
+    assert len(shown.blocks) == MAX_BLOCKS
+    assert all(len(t) <= SECTION_LIMIT for t in _texts(shown.blocks))
     assert shown.blocks[-1]["block_id"] == render.FEEDBACK_BLOCK  # the buttons survive the cut
     assert shown.blocks[-2]["block_id"] == render.EDIT_BLOCK
     assert "more blocks not shown" in _texts(shown.blocks[-3:-2])[0]
@@ -101,14 +102,14 @@ def test_approval_card_asks_shows_the_diff_who_may_approve_and_buttons() -> None
 
 def test_working_and_error_replies() -> None:
     working = render.render(Reply(kind=ReplyKind.WORKING, text="Working on it…"))
-    assert working.blocks == [render.section(":hourglass_flowing_sand: Working on it…")]
+    assert working.blocks == [section(":hourglass_flowing_sand: Working on it…")]
     error = render.render(Reply(kind=ReplyKind.ERROR, text="Internal error, id=abc.", error_id="abc"))
     assert _texts(error.blocks) == [":warning: Internal error, id=abc.", "error id: abc"]
 
 
 def test_model_markdown_becomes_slack_mrkdwn() -> None:
     text = "## Top customers\n**Alice** bought most, see [docs](https://example.com/x).\n```sql\nSELECT 1\n```"
-    assert render.to_mrkdwn(text) == (
+    assert to_mrkdwn(text) == (
         "*Top customers*\n*Alice* bought most, see docs (<https://example.com/x>).\n```\nSELECT 1\n```"
     )
 
@@ -126,7 +127,7 @@ def test_too_wide_keeps_leading_columns_and_attaches_every_column_as_csv() -> No
     blocks, complete = render.fit_table(table, file_note=True)
     assert not complete
     grid = blocks[0]["text"]["text"]
-    assert len(grid) <= render.SECTION_LIMIT and "c0 " in grid and "c59" not in grid
+    assert len(grid) <= SECTION_LIMIT and "c0 " in grid and "c59" not in grid
     shown_columns = grid.splitlines()[1].count("|") + 1
     assert _texts(blocks[1:]) == [f"{60 - shown_columns} more columns · the full result is in the CSV file below"]
     file = render.render(Reply(kind=ReplyKind.RESULT, text="1 row", table=table, database="shop")).file
