@@ -1,4 +1,4 @@
-"""The agent: the loop that answers a message (``loop``), slash commands, and the one error policy (``render``).
+"""The agent: the loop that answers a message (``loop``), slash commands and buttons, the error policy (``render``).
 May import every other core package; only ``core/__init__.py``, adapters and bot import it.
 """
 
