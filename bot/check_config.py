@@ -118,12 +118,15 @@ async def _version(db: PgDatabase) -> str:
 
 
 async def _check_redis(settings: Settings) -> list[str]:
-    if settings.redis.url is None:
-        return ["ok   redis: not configured (context kept in memory: terminal only)"]
-    import redis.asyncio as aioredis
+    """Ping Redis over the pool the bot itself would use (bot.wiring.SharedRedis: same URL, timeouts, decoding)."""
     from redis.exceptions import RedisError
 
-    client = aioredis.Redis.from_url(settings.redis.url.get_secret_value(), socket_connect_timeout=3)
+    from bot.wiring import shared_redis
+
+    shared = shared_redis(settings)
+    if shared is None:
+        return ["ok   redis: not configured (context kept in memory: terminal only)"]
+    client = shared.client()
     try:
         await client.ping()
     except (RedisError, OSError) as exc:

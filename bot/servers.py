@@ -13,6 +13,7 @@ from bot.logs import configure_logging
 from bot.observability import ObservabilityServer
 from bot.wiring import build_bot
 from core import Agent, Settings, load_settings
+from core.config import DISCORD_TOKEN_FROM
 from core.errors import ConfigError
 
 log = structlog.get_logger(__name__)
@@ -30,7 +31,7 @@ async def slack(*, config: str | None) -> int:
 async def discord(*, config: str | None) -> int:
     settings = load_settings(config)
     if settings.discord.token is None:
-        raise ConfigError("discord.token is not set (DISCORD_TOKEN, PGBOT_DISCORD__TOKEN or [discord] token)")
+        raise ConfigError(f"discord.token is not set ({DISCORD_TOKEN_FROM})")
     from adapters.discord.runner import run_discord
 
     # discord.py closes its HTTP session with the gateway: keep both until in-flight turns have posted.

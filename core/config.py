@@ -335,6 +335,11 @@ class SlackSettings(_Section):
     allowed_teams: list[str] = Field(default_factory=list)  # workspace ids (T…) whose people pgbot serves; empty: all
 
 
+# Where the Discord bot token may come from (load_settings reads DISCORD_TOKEN when the file sets none); the
+# messages about a missing or rejected token name all three.
+DISCORD_TOKEN_FROM = "DISCORD_TOKEN, PGBOT_DISCORD__TOKEN or [discord] token"
+
+
 class DiscordSettings(_Section):
     token: SecretStr | None = None
     allowed_guilds: list[int] = Field(default_factory=list)  # empty: every guild the bot is in

@@ -101,20 +101,36 @@ async def eventually(check: Callable[[], Awaitable[bool]], *, what: str, within_
         await asyncio.sleep(0.02)
 
 
-async def settle(count: Callable[[], int], *, quiet: float = 0.3, within_s: float = 30.0) -> None:
-    """Wait until ``count()`` has not changed for ``quiet`` seconds, to assert that nothing more arrives.
+async def handled(is_handler: Callable[[asyncio.Task[Any]], bool], *, what: str, within_s: float = 30.0) -> None:
+    """Wait until no task that ``is_handler`` picks is still running: every event handed to an adapter so far
+    has been handled to its end, so a call it has not made by now it will not make.
 
-    Only for that negative check (wait for what must arrive with :func:`wait_until`): a slow machine can make
-    it return before a late, wrong call, never fail a right one. Fails if the calls never stop within ``within_s``.
-    """
+    For negative checks ("nothing more is sent"): it waits for the handlers themselves, not for a quiet
+    period, so a slow machine makes the test slower, never wrong. Fails naming the tasks still running."""
+    def running() -> list[str]:
+        return [t.get_name() for t in asyncio.all_tasks() if not t.done() and is_handler(t)]
+
     deadline = time.monotonic() + within_s
-    seen, since = count(), time.monotonic()
-    while time.monotonic() - since < quiet:
+    while running():
         if time.monotonic() > deadline:
-            raise AssertionError(f"still changing after {within_s} s: {count()} calls")
+            raise AssertionError(f"{what} still running after {within_s} s: {running()}")
         await asyncio.sleep(0.02)
-        if count() != seen:
-            seen, since = count(), time.monotonic()
+
+
+async def started(wait: Callable[[], Awaitable[object]]) -> asyncio.Task[None]:
+    """``wait()`` in a task of its own, returned once that task is suspended inside ``wait()``.
+
+    ``Event.set()`` only schedules the waiter, so when this returns the task has run on into ``wait()`` up
+    to its first real suspension: a cancel then lands while it waits, never before it started."""
+    begun = asyncio.Event()
+
+    async def run() -> None:
+        begun.set()
+        await wait()
+
+    task = asyncio.create_task(run())
+    await begun.wait()
+    return task
 
 
 async def active_queries(dsn: str, marker: str) -> int:

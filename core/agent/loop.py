@@ -35,6 +35,7 @@ from core.llm.base import ChatTurn, LlmClient
 from core.messages import ApprovalPrompt, Message, Reply, ReplyKind
 from core.ops.health import Health
 from core.ops.hooks import Ops, Turn
+from core.ops.readiness import readiness_problems
 from core.permissions import GroupLookup, resolve_role
 from core.prompt.accuracy import Accuracy
 from core.prompt.feedback import AnswerRecord
@@ -215,6 +216,15 @@ class Agent:
     def health(self) -> Health:
         """Where the running adapter reports its chat connection for /readyz (``report_chat``)."""
         return self.ops.health
+
+    async def readiness(self) -> list[str]:
+        """What keeps this replica from taking work (/readyz), one secret-free line each; empty when ready."""
+        return await readiness_problems(draining=self.inflight.closing, databases=self.databases, store=self.store,
+                                        health=self.ops.health)
+
+    def metrics_text(self) -> bytes:
+        """This agent's Prometheus metrics in the text exposition format (/metrics)."""
+        return self.ops.metrics.render()
 
     def begin_shutdown(self) -> None:
         """Take no new messages or clicks from now on (they are told to resend); work in flight goes on."""

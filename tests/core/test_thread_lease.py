@@ -15,8 +15,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from core.errors import BusyError
-from core.threads.lease import LocalThreadTurns, RedisThreadTurns, ThreadTurns, TurnTicket
-from tests.helpers import wait_until
+from core.threads.lease import POLL_MAX_S, LocalThreadTurns, RedisThreadTurns, ThreadTurns, TurnTicket
+from tests.helpers import eventually, started, wait_until
 from tests.services import delete_keys
 
 
@@ -50,7 +50,7 @@ async def run_in_order(entries: list[tuple[ThreadTurns, str]], *, work_s: float 
             await ticket.wait()
             assert thread not in running, f"turn {index} overlaps turn {running[thread]} in {thread}"
             running[thread] = index
-            await asyncio.sleep(work_s * random.random())
+            await asyncio.sleep(work_s * random.random())  # the turn's work: no assertion depends on its length
             ran.append(index)
             del running[thread]
         finally:
@@ -98,7 +98,7 @@ async def test_concurrent_arrivals_run_in_ticket_order_and_one_process_keeps_its
     async def turn(name: str, index: int, ticket: TurnTicket) -> None:
         await ticket.wait()
         ran.append((name, index))
-        await asyncio.sleep(0.002)
+        await asyncio.sleep(0.002)  # the turn's work: no assertion depends on its length
         await ticket.release()
 
     try:
@@ -152,8 +152,7 @@ async def test_a_cancelled_waiter_leaves_the_line(one_process: ThreadTurns) -> N
     await first.arrive()
     await first.wait()
     await cancelled.arrive()
-    waiter = asyncio.create_task(cancelled.wait())
-    await asyncio.sleep(0)  # let it start waiting; cancelled before or after, it must leave the line
+    waiter = await started(cancelled.wait)  # it waits behind first
     waiter.cancel()
     await asyncio.gather(waiter, return_exceptions=True)
     await cancelled.release()
@@ -166,20 +165,31 @@ async def test_a_cancelled_waiter_leaves_the_line(one_process: ThreadTurns) -> N
 
 
 async def test_a_dead_holders_lease_expires_and_the_next_message_goes_on(redis_url: str, prefix: str) -> None:
-    dead, alive = replica(redis_url, prefix, lease_s=1.0), replica(redis_url, prefix, lease_s=1.0)
+    dead, alive = replica(redis_url, prefix, lease_s=1.5), replica(redis_url, prefix, lease_s=1.5)
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
     try:
         held = dead.enter("t")
         await held.wait()
+        first_lease_ends = int(await client.hget(dead.key("t"), "until") or 0)
         waiting = alive.enter("t")
         await waiting.arrive()
         task = asyncio.create_task(waiting.wait())
-        await asyncio.sleep(0.3)  # nothing may happen: the heartbeat keeps renewing the live holder's lease
-        assert not task.done()  # the lease is still valid: it waits
+
+        async def first_lease_long_over() -> bool:
+            seconds, micros = await client.time()  # Redis's clock, the one the lease scripts read
+            return seconds * 1000 + micros // 1000 > first_lease_ends + 3 * POLL_MAX_S * 1000
+
+        # Waiting out the first lease is the thing under test: by Redis's clock it ended three of the waiter's
+        # longest polls ago, so without the heartbeat the waiter would hold the thread by now.
+        await eventually(first_lease_long_over, what="the holder's first lease to run out", within_s=10)
+        assert not task.done()  # the heartbeat renewed the live holder's lease: it still waits
+        assert int(await client.hget(dead.key("t"), "until") or 0) > first_lease_ends
         die(dead)
         await asyncio.wait_for(task, timeout=10)  # the 1 s lease ran out (not the key's 24 h TTL): it goes on
         assert waiting.abandoned == 1  # the thread is told an earlier message was lost
         await waiting.release()
     finally:
+        await client.aclose()
         await alive.aclose()
         await dead._redis.aclose()
 
@@ -236,8 +246,9 @@ async def test_cancelled_waiter_frees_its_place(redis_url: str, prefix: str) -> 
         cancelled = b.enter("t")
         waiter = asyncio.create_task(cancelled.wait())
         third = b.enter("t")
+        # third's arrival reaches Redis after cancelled's (arrivals of a thread are chained), so by now the
+        # waiter is past its arrival and waits for its turn, polling Redis; cancelled there, it must leave the line.
         await third.arrive()
-        await asyncio.sleep(0.05)  # let it start waiting; cancelled before or after, it must leave the line
         waiter.cancel()
         await asyncio.gather(waiter, return_exceptions=True)
         await cancelled.release()

@@ -9,7 +9,7 @@ import pytest
 from core.errors import BusyError
 from core.threads.limits import TurnLimiter
 from core.threads.turns import ThreadLocks
-from tests.helpers import wait_until
+from tests.helpers import started, wait_until
 
 
 async def test_a_thread_runs_in_arrival_order_and_threads_overlap() -> None:
@@ -23,7 +23,8 @@ async def test_a_thread_runs_in_arrival_order_and_threads_overlap() -> None:
             running[thread] += 1
             peak[thread] = max(peak[thread], running[thread])
             peak["total"] = max(peak["total"], running["a"] + running["b"])
-            await asyncio.sleep(0.001 * (n % 3))  # uneven work must not reorder a thread
+            for _ in range(n % 3):  # uneven work (0 to 2 yields to the loop) must not reorder a thread
+                await asyncio.sleep(0)
             log.append(f"{thread}{n}")
             running[thread] -= 1
 
@@ -41,8 +42,7 @@ async def test_a_full_line_says_busy_and_a_cancelled_waiter_leaves_it() -> None:
     third = locks.enter("t")
     with pytest.raises(BusyError, match="2 messages waiting"):
         locks.enter("t")
-    waiting = asyncio.create_task(second.__aenter__())
-    await asyncio.sleep(0)
+    waiting = await started(second.__aenter__)  # second now waits for its turn
     waiting.cancel()  # the client went away while waiting
     with pytest.raises(asyncio.CancelledError):
         await waiting
@@ -56,16 +56,21 @@ async def test_per_user_limit_queues_a_users_turns_while_others_run() -> None:
     limiter = TurnLimiter(global_limit=10, per_user=1, per_database=10, max_queued=100, timeout_s=5)
     running: dict[str, int] = {}
     peak: dict[str, int] = {}
+    release = asyncio.Event()
 
     async def turn(user: str) -> None:
         async with limiter.slot(user=user, database="shop"):
             running[user] = running.get(user, 0) + 1
             peak[user] = max(peak.get(user, 0), running[user])
             peak["all"] = max(peak.get("all", 0), sum(v for k, v in running.items() if k != "all"))
-            await asyncio.sleep(0.01)
+            await release.wait()
             running[user] -= 1
 
-    await asyncio.gather(*(turn(u) for u in ["alice"] * 5 + ["bob", "carol", "dave"]))
+    turns = [asyncio.create_task(turn(u)) for u in ["alice"] * 5 + ["bob", "carol", "dave"]]
+    # One turn of alice's and each of the others' run at once, alice's other four queue behind hers.
+    await wait_until(lambda: (limiter.stats.running, limiter.stats.waiting) == (4, 4), describe=lambda: limiter.stats)
+    release.set()
+    await asyncio.gather(*turns)
     assert peak["alice"] == 1 and peak["all"] >= 3
     assert limiter.stats.running == 0 and limiter.stats.waiting == 0
 

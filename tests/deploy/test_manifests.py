@@ -89,6 +89,7 @@ def test_configmap_holds_no_secret_and_the_secret_fills_every_reference(config_f
     assert settings.databases["shop"].dsn.get_secret_value() == secret["SHOP_DATABASE_URL"]
     assert settings.redis.url is not None and settings.redis.url.get_secret_value() == secret["REDIS_URL"]
     assert settings.slack.bot_token is not None and settings.slack.app_token is not None
+    assert settings.discord.token is not None and settings.discord.token.get_secret_value() == secret["DISCORD_TOKEN"]
     toml = k8s_objects()["ConfigMap"]["data"]["pgbot.toml"]
     assert all(value not in toml for value in secret.values())
     assert not any(key.startswith("PGBOT_") for key in secret)  # PGBOT_* would be read as settings

@@ -90,6 +90,21 @@ connect_timeout_s = 2
     assert f"FAIL {dead_llm}: llm:" in err
 
 
+
+async def test_check_config_tries_redis_over_the_bots_own_pool(tmp_path: Path, pg_admin_dsn: str,
+                                                               redis_url: str) -> None:
+    path = config(tmp_path, f'[redis]\nurl = "{redis_url}"\n[databases.good]\ndsn = "{pg_admin_dsn}"\n')
+    code, out, err = await run_pgbot("check-config", "--config", str(path), home=tmp_path)
+    assert code == 0, err
+    assert "ok   redis: reachable" in out
+
+    down = config(tmp_path, f'[redis]\nurl = "redis://:{SECRET_PASSWORD}@127.0.0.1:1/0"\n'
+                            f'[databases.good]\ndsn = "{pg_admin_dsn}"\n')
+    code, out, err = await run_pgbot("check-config", "--config", str(down), home=tmp_path)
+    assert code == 1
+    assert_clean(out + err)
+    assert f"FAIL {down}: redis.url: cannot connect (ConnectionError)" in err
+
 async def test_ask_json_answers_with_sql_and_rows(tmp_path: Path, fresh_db: str, llm_server) -> None:
     await load_shop(fresh_db)
     llm_server.script(

@@ -53,7 +53,7 @@ async def test_postgres_restarted_mid_query(tmp_path: object) -> None:
             text = replies[-1].text
             assert "'shop'" in text and "restart" in text.lower() and "ask again" in text.lower(), text
             assert "Internal error" not in text
-            await asyncio.sleep(0.3)
+            # The turn has ended (all its replies are in): a retry made within it would still be in its 60 s sleep.
             assert await _count_active(server.dsn, marker) == 0  # not retried behind the user's back
             after = await final_reply(agent, message("/sql SELECT 40 + 2 AS answer", thread=thread))
             assert after.kind is ReplyKind.RESULT and after.table is not None and after.table.rows == ((42,),)

@@ -7,7 +7,7 @@ notification was delivered, no session was terminated, no secret row reached the
 
 from __future__ import annotations
 
-import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -19,10 +19,11 @@ from core.config import DatabaseSettings
 from core.db.postgres import PgDatabase
 from core.sqlguard import SqlGuard
 from tests import llm_server as llm
-from tests.helpers import final_reply, message
+from tests.helpers import final_reply, message, wait_until
 from tests.integration.change_env import ChangeEnv, change_env_fixture  # noqa: F401 - fixture
 
 CHANNEL = "pgbot_escape"
+MARKER = "witness-marker-"  # what the witness itself sends on CHANNEL
 # Helpers many databases carry (functions are executable by PUBLIC by default), a function shadowing a
 # built-in's name, and an operator whose function runs SQL.
 HELPERS = f"""
@@ -48,8 +49,12 @@ class Witness:
     heard: list[str]
 
     async def assert_nothing_happened(self, env: ChangeEnv) -> None:
-        await asyncio.sleep(0.2)
-        assert self.heard == [], self.heard
+        # Postgres delivers notifications in commit order, so once our own marker, sent now, is heard, any
+        # notification the statements under test committed has been heard before it.
+        marker = f"{MARKER}{uuid.uuid4().hex}"
+        await self.listener.execute("SELECT pg_notify($1, $2)", CHANNEL, marker)
+        await wait_until(lambda: marker in self.heard, describe=lambda: self.heard)
+        assert [h for h in self.heard if not h.startswith(MARKER)] == [], self.heard
         assert await self.bystander.fetchval("SELECT 1") == 1  # not terminated
         # Nothing left a pooled connection under another role: the analyst's next statement is the analyst.
         agent = env.agent()

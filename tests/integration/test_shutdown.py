@@ -33,7 +33,7 @@ from tests.adapters.slack.fake_slack import (
 )
 from tests.adapters.slack.fake_slack import slack_settings as fake_slack_settings
 from tests.adapters.slack.test_runner import running
-from tests.helpers import active_queries, pgbot_process, settings_for
+from tests.helpers import active_queries, eventually, pgbot_process, settings_for
 from tests.services import delete_keys, free_port
 
 GRACE_S = 2.0
@@ -158,8 +158,16 @@ async def test_a_replica_killed_while_holding_a_lease_is_taken_over_when_it_expi
                                                 thread_ts=thread))
                 await deliver(f"http://127.0.0.1:{other_port}/slack/events", second)
                 await fake_slack.wait_for(lambda f: len(f.of("chat.postMessage")) == 2)  # both "working"
-                await asyncio.sleep(LEASE_S / 2)
-                assert not said(fake_slack, "after_kill")  # it waits for its turn behind the live lease
+                first_lease = await lease_state(redis_url, thread)
+                assert first_lease["holder"] == "1" and "w:2" in first_lease  # the second is in line behind it
+
+                async def renewed() -> bool:  # the live process's heartbeat pushed its lease on
+                    return int((await lease_state(redis_url, thread))["until"]) > int(first_lease["until"])
+
+                await eventually(renewed, what="the live holder's heartbeat to renew its lease")
+                state = await lease_state(redis_url, thread)
+                assert state["holder"] == "1" and "w:2" in state  # it waits for its turn behind the live lease
+                assert not said(fake_slack, "after_kill")
                 doomed.send_signal(signal.SIGKILL)
                 killed_at = time.monotonic()
                 await asyncio.to_thread(doomed.wait, 10)

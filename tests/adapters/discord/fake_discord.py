@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import BodyPartReader, WSMsgType, web
 
-from tests.helpers import settle, wait_until
+from tests.helpers import handled, wait_until
 from tests.services import serve_locally
 
 GUILD_ID = "1200000000000000001"
@@ -391,8 +391,21 @@ class FakeDiscord:
         await wait_until(lambda: done(self), describe=lambda: [(c.method, c.path) for c in self.calls],
                          within_s=within_s)
 
-    async def settle(self, *, quiet: float = 0.3) -> None:
-        await settle(lambda: len(self.calls), quiet=quiet)
+    async def handled(self, *, within_s: float = 30.0) -> None:
+        """Wait until discord.py has run every handler of the events and interactions given so far to its end
+        (before a check that nothing more is sent): the REST calls they make have all been made by then."""
+        await handled(is_discord_handler, what="discord.py handlers", within_s=within_s)
+
+
+# The tasks discord.py runs handlers in, by the names it gives them: events (``Client._schedule_event``),
+# component and modal callbacks (``discord.ui``), slash commands (``CommandTree``).
+# tests/adapters/discord/test_bot.py checks that these still find a handler that is running.
+DISCORD_HANDLER_TASKS = ("discord.py: on_", "discord-ui-dynamic-item-", "discord-ui-view-dispatch-",
+                         "discord-ui-modal-dispatch-", "CommandTree-invoker")
+
+
+def is_discord_handler(task: asyncio.Task[Any]) -> bool:
+    return task.get_name().startswith(DISCORD_HANDLER_TASKS)
 
 
 # --- gateway payloads --------------------------------------------------------------------------------------

@@ -126,7 +126,7 @@ async def test_clicks_from_another_guild_do_nothing(
     callback = fake_discord.of("POST", "interactions", payload["id"])[0]
     assert callback.json["type"] == 4 and callback.json["data"]["flags"] == 64  # a private note, nothing more
     assert "not enabled" in callback.json["data"]["content"]
-    await fake_discord.settle()
+    await fake_discord.handled()
     assert not fake_discord.of("POST", "webhooks") and await count_items(fresh_db) == 300
     payload = await press(fake_discord, client, approve_id, shown, thread.response, clicker=APPROVER)
     assert "approved by" in await followup(fake_discord, payload)  # the same click from the allowed guild runs

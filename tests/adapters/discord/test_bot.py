@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import asyncpg
+import pytest
 
 from bot.wiring import build_agent
 from core import Agent, Settings
@@ -27,7 +28,7 @@ from tests.adapters.discord.fake_discord import (
     thread_channel,
     user,
 )
-from tests.adapters.slack.agent_double import ApprovalAgentDouble
+from tests.adapters.slack.agent_double import ACTION_ID, ApprovalAgentDouble, HeldDouble
 from tests.services import throwaway_role
 
 ALICE = user(USER_ID, "alice")
@@ -68,7 +69,7 @@ async def test_mention_opens_a_thread_and_edits_working_into_the_result(
         "```sql\nSELECT id\n     , qty\nFROM items\nWHERE id < 3\nORDER BY id;\n```"
     )
     assert edit.json["components"] == []
-    await fake_discord.settle()
+    await fake_discord.handled()
     assert len(fake_discord.of("POST", "channels")) == 2  # one thread, one message: edited, never re-posted
 
 
@@ -107,7 +108,7 @@ async def test_messages_pgbot_must_not_answer(
     ]
     for data in ignored:
         client._connection.parse_message_create(data)
-    await fake_discord.settle()
+    await fake_discord.handled()
     assert not fake_discord.of("POST", "channels") and not fake_discord.of("PATCH", "channels")
 
     # Mentioned inside someone else's thread: answered there, no new thread.
@@ -142,7 +143,7 @@ async def test_guilds_outside_allowed_guilds_and_dms_are_ignored(
     client = await make_client(shop_agent, allowed_guilds=[1200000000000000777])
     client._connection.parse_message_create(message_create(f"<@{BOT_ID}> /sql SELECT 1", mentions=[BOT_USER]))
     client._connection.parse_message_create(message_create("/sql SELECT 1", channel_id=DM_CHANNEL_ID, guild=False))
-    await fake_discord.settle()
+    await fake_discord.handled()
     assert not fake_discord.of("POST", "channels")
 
 
@@ -173,7 +174,7 @@ async def test_approval_buttons_work_across_a_restart(
     assert callback.json == {"type": 6} and callback.query == {"with_response": "1"}
     refusal = fake_discord.of("POST", "webhooks", BOT_ID, stranger["token"])[0]
     assert "cannot approve" in refusal.json["content"] and refusal.json["flags"] == 64  # for the clicker alone
-    await fake_discord.settle()
+    await fake_discord.handled()
     card_edits = len(fake_discord.of("PATCH", "channels"))
 
     # pgbot restarts: a brand-new client still understands the old buttons (custom_id carries the action id).
@@ -241,7 +242,7 @@ async def test_channels_outside_allowed_channels_are_ignored(
 ) -> None:
     client = await make_client(shop_agent, allowed_channels=[1200000000000000778])
     client._connection.parse_message_create(message_create(f"<@{BOT_ID}> /sql SELECT 1", mentions=[BOT_USER]))
-    await fake_discord.settle()
+    await fake_discord.handled()
     assert not fake_discord.of("POST", "channels")
     allowed = await make_client(shop_agent, allowed_channels=[int(CHANNEL_ID)])
     await mention(fake_discord, allowed, "/sql SELECT 1 AS one")  # the parent channel allows its threads too
@@ -281,7 +282,7 @@ async def test_progress_of_long_approved_work_edits_the_cards_state_line(
                                thread=thread.response, clicker=user(APPROVER_ID, "dba"))
     client._connection.parse_interaction_create(click)
     await fake_discord.wait_for(lambda f: len(f.of("POST", "webhooks")) == 1)
-    await fake_discord.settle()
+    await fake_discord.handled()
     assert len(fake_discord.of("POST", "webhooks")) == 1  # the outcome only: never a message per step
     states = [c.json["content"] for c in fake_discord.of("PATCH", "channels", data["id"], "messages",
                                                          post.response["id"])][1:]  # after the card itself
@@ -290,3 +291,29 @@ async def test_progress_of_long_approved_work_edits_the_cards_state_line(
     assert 1 <= len(progress) < len(steps)  # rate-limited
     assert all(p.startswith(f"⏳ Approved by <@{APPROVER_ID}> — running: building index: ") for p in progress)
     assert states[-1] == f"✅ Applied: UPDATE 1 in 12 ms — approved by <@{APPROVER_ID}>"
+
+
+async def test_handled_waits_for_handlers_still_running(fake_discord: FakeDiscord, make_client: ClientFactory) -> None:
+    """The negative checks of these tests ("nothing more is sent") wait for discord.py's handlers with
+    handled(): it must see a handler that is still running, for a message and for a click."""
+    double = HeldDouble()
+    client = await make_client(double)
+    data = message_create(f"<@{BOT_ID}> held", mentions=[BOT_USER])
+    client._connection.parse_message_create(data)
+    await fake_discord.wait_for(lambda f: len(f.of("POST", "channels", data["id"], "messages")) == 1)  # working
+    with pytest.raises(AssertionError, match=r"discord\.py handlers still running"):
+        await fake_discord.handled(within_s=0.2)
+    double.release.set()
+    await fake_discord.handled()
+    post, edit = fake_discord.of("POST", "channels", data["id"], "messages")[0], fake_discord.of("PATCH", "channels")[0]
+    thread = fake_discord.of("POST", "channels", CHANNEL_ID, "messages", data["id"], "threads")[0]
+    double.release.clear()
+    click = fake_discord.click(custom_ids(edit.json)[0], message=fake_discord.messages[post.response["id"]],
+                               thread=thread.response, clicker=user(APPROVER_ID, "dba"))
+    client._connection.parse_interaction_create(click)
+    with pytest.raises(AssertionError, match=r"discord\.py handlers still running"):
+        await fake_discord.handled(within_s=0.2)
+    double.release.set()
+    await fake_discord.handled()
+    assert double.decisions == [(ACTION_ID, f"discord:{APPROVER_ID}", True)]
+    assert len(fake_discord.of("POST", "webhooks")) == 1  # the outcome, posted before the handler ended

@@ -78,8 +78,13 @@ class SlowDouble(ApprovalAgentDouble):
     """TEST DOUBLE: an answer that takes longer than the (shortened) notice threshold."""
 
     async def handle(self, message: Message) -> AsyncIterator[Reply]:
+        import adapters.discord.bot as bot
+
         yield Reply(kind=ReplyKind.WORKING, text="Working on it…")
-        await asyncio.sleep(0.5)
+        # The turn's length is what is under test, so this sleep stays: the adapter's clock starts before
+        # handle(), so it measures at least this long (a loaded machine only adds); the test then waits for
+        # the answer itself.
+        await asyncio.sleep(bot.NOTIFY_AFTER_S + 0.2)
         yield Reply(kind=ReplyKind.ANSWER, text="There are 300 items.", answer_id="a1")
 
 
@@ -146,6 +151,6 @@ async def test_a_non_approvers_click_is_visible_only_to_them(
     await fake_discord.wait_for(lambda f: len(f.of("POST", "webhooks", BOT_ID, click["token"])) == 1)
     told = fake_discord.of("POST", "webhooks", BOT_ID, click["token"])[0].json
     assert told["flags"] == 64 and "You (<@1200000000000000555>) cannot approve" in told["content"]
-    await fake_discord.settle()
+    await fake_discord.handled()
     patches = fake_discord.of("PATCH", "channels", data["id"], "messages", post.response["id"])
     assert len(patches) == 1  # only the answer that made the card: the card is untouched

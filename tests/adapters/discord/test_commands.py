@@ -85,7 +85,7 @@ async def test_ask_inside_a_thread_continues_that_thread(
     assert fake_discord.of("PATCH", "webhooks")[0].json["content"].startswith("Still here.")
     assert [llm.question_of(m["content"]) for m in llm_server.requests[-1]["messages"] if m["role"] == "user"][-2:] == [
         "hi", "still there?"]
-    await fake_discord.settle()
+    await fake_discord.handled()
     assert not fake_discord.of("POST", "channels", CHANNEL_ID)  # no new thread inside a thread
     assert not fake_discord.of("GET", "webhooks")
 
@@ -106,7 +106,7 @@ async def test_ask_where_config_does_not_allow_it_is_refused_privately(
         assert refusal == {"type": 4, "data": {
             "tts": False, "content": "pgbot is not enabled in this server or channel.", "flags": 64,
             "allowed_mentions": {"parse": []}}}
-    await fake_discord.settle()
+    await fake_discord.handled()
     assert not llm_server.requests and not fake_discord.of("PATCH", "webhooks")
 
 

@@ -77,7 +77,7 @@ async def test_thread_replies_continue_after_a_restart_from_the_shared_context(
 
     # A thread pgbot never talked in still needs a mention.
     restarted._connection.parse_message_create(message_create("anyone?", channel_id=quiet["id"]))
-    await fake_discord.settle()
+    await fake_discord.handled()
     assert not fake_discord.of("POST", "channels", quiet["id"]) and len(llm_server.requests) == 4
 
 
@@ -147,7 +147,7 @@ async def test_approval_round_trip_with_the_model_across_a_restart(
     await fake_discord.wait_for(lambda f: len(f.of("POST", "webhooks", BOT_ID, again["token"])) == 1)
     late = fake_discord.of("POST", "webhooks", BOT_ID, again["token"])[0].json
     assert "already" in late["content"] and late["flags"] & 64
-    await fake_discord.settle()
+    await fake_discord.handled()
     assert len(fake_discord.of("PATCH", "channels", data["id"], "messages", post.response["id"])) == len(card_edits)
     assert await fetch(fresh_db, "SELECT qty FROM items WHERE id = 7") == 71  # ran once
 
@@ -174,7 +174,7 @@ async def test_a_click_on_an_expired_action_is_refused_to_the_clicker_only(
     await fake_discord.wait_for(lambda f: len(f.of("POST", "webhooks")) == 1)
     expired = fake_discord.of("POST", "webhooks")[0].json
     assert "expired" in expired["content"] and expired["flags"] & 64
-    await fake_discord.settle()
+    await fake_discord.handled()
     assert not fake_discord.of("PATCH", "webhooks")
     assert await fetch(fresh_db, "SELECT count(*) FROM items WHERE id = 9") == 1
 

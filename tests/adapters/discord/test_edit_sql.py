@@ -165,7 +165,7 @@ async def test_bad_text_is_told_to_the_submitter_alone_and_runs_nothing(
     if sql.strip():
         (shown,) = data["embeds"]  # their SQL, to copy
         assert shown["title"] == "SQL" and shown["description"].startswith("```sql\nSELECT ")
-    await fake_discord.settle()
+    await fake_discord.handled()
     assert not fake_discord.of("PATCH", "webhooks")
 
 
@@ -193,7 +193,7 @@ async def test_foreign_submissions_strangers_and_moved_buttons_are_refused(
     response = await Conversation(fake_discord, talk.client, talk.thread, forged, talk.buttons).click(
         ASKER, "pgbot:edit:0123456789ab")
     assert "no longer remembers" in response.json["data"]["content"]
-    await fake_discord.settle()
+    await fake_discord.handled()
     assert not fake_discord.of("PATCH", "webhooks")
 
 

@@ -59,7 +59,7 @@ async def test_a_503_is_logged_and_the_thread_stays_usable(
     with capture_logs() as logs:
         client._connection.parse_message_create(data)
         await fake_discord.wait_for(lambda f: len(f.of("PATCH", "channels")) == 1)
-        await fake_discord.settle()
+        await fake_discord.handled()
     (failed,) = [e for e in logs if e["event"] == "discord_post_failed"]
     assert failed["status"] == 503 and failed["log_level"] == "error" and failed["hint"] is None
     # The turn's lock was released: the next message in that thread is answered.
@@ -89,6 +89,6 @@ async def test_missing_permissions_are_logged_with_what_to_grant(
     with capture_logs() as logs:
         client._connection.parse_message_create(data)
         await fake_discord.wait_for(lambda f: any(e["event"] == "discord_post_failed" for e in logs))
-        await fake_discord.settle()
+        await fake_discord.handled()
     (failed,) = [e for e in logs if e["event"] == "discord_post_failed"]
     assert (failed["status"], failed["code"]) == (403, 50013) and "Send Messages" in failed["hint"]

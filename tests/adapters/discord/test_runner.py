@@ -31,14 +31,15 @@ from tests.helpers import wait_until
 async def test_missing_token_is_one_clear_line() -> None:
     with pytest.raises(ConfigError) as caught:
         await run_discord(IdleAgentDouble(), DiscordSettings())  # type: ignore[arg-type]
-    assert str(caught.value) == "discord.token is not set (PGBOT_DISCORD__TOKEN)"
+    assert str(caught.value) == "discord.token is not set (DISCORD_TOKEN, PGBOT_DISCORD__TOKEN or [discord] token)"
 
 
 async def test_rejected_token_is_one_clear_line(fake_discord: FakeDiscord) -> None:
     settings = DiscordSettings(token="rejected-token", api_base_url=fake_discord.api_url)  # type: ignore[arg-type]
     with pytest.raises(ConfigError) as caught:
         await run_discord(IdleAgentDouble(), settings)  # type: ignore[arg-type]
-    assert str(caught.value) == "discord.token was rejected by Discord (check PGBOT_DISCORD__TOKEN)"
+    assert str(caught.value) == (
+        "discord.token was rejected by Discord (check DISCORD_TOKEN, PGBOT_DISCORD__TOKEN or [discord] token)")
     assert "rejected-token" not in str(caught.value)
 
 

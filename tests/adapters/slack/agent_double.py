@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from core import ApprovalPrompt, Message, Reply, ReplyKind, ResultTable, Settings
 from core.approvals.decisions import Started
@@ -78,6 +79,24 @@ class ApprovalAgentDouble:
     async def feedback(self, *, answer_id: str, user: str, helpful: bool, groups: tuple[str, ...] = ()) -> Reply:
         self.feedbacks.append((answer_id, user, helpful))
         return Reply(kind=ReplyKind.INFO, text="Thanks, noted.")
+
+
+class HeldDouble(ApprovalAgentDouble):
+    """TEST DOUBLE: an answer and a decision that wait until the test releases them (a handler still running)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+
+    async def handle(self, message: Message) -> AsyncIterator[Reply]:
+        async for reply in super().handle(message):
+            if reply.kind is not ReplyKind.WORKING:
+                await self.release.wait()
+            yield reply
+
+    async def decide(self, *, action_id: str, decided_by: str, approve: bool, **more: Any) -> Reply:
+        await self.release.wait()
+        return await super().decide(action_id=action_id, decided_by=decided_by, approve=approve, **more)
 
 
 @dataclass

@@ -25,7 +25,7 @@ from slack_bolt.request.async_request import AsyncBoltRequest
 from slack_bolt.response import BoltResponse
 
 from core.config import SlackSettings
-from tests.helpers import settle, wait_until
+from tests.helpers import handled, wait_until
 from tests.services import serve_locally
 
 BOT_USER_ID = "U0BOT00001"
@@ -155,9 +155,10 @@ class FakeSlack:
         """Bolt runs listeners after it has acknowledged the request, so tests wait for the calls to land."""
         await wait_until(lambda: done(self), describe=lambda: [c.method for c in self.calls], within_s=within_s)
 
-    async def settle(self, *, quiet: float = 0.3) -> None:
-        """Wait until no new call has arrived for ``quiet`` seconds (to assert that nothing more is sent)."""
-        await settle(lambda: len(self.calls), quiet=quiet)
+    async def handled(self, *, within_s: float = 30.0) -> None:
+        """Wait until bolt has run every listener of the requests dispatched so far to its end (before a
+        check that nothing more is sent): the Web API calls they make have all been made by then."""
+        await handled(is_bolt_listener, what="bolt listeners", within_s=within_s)
 
     # --- Socket Mode -----------------------------------------------------------------------------------
 
@@ -294,6 +295,13 @@ def slack_settings(fake: FakeSlack, **overrides: object) -> SlackSettings:
     }
     values.update(overrides)
     return SlackSettings.model_validate(values)
+
+
+def is_bolt_listener(task: asyncio.Task[Any]) -> bool:
+    """A listener bolt runs after acknowledging a request (``AsyncioListenerRunner`` starts each one with
+    ``asyncio.ensure_future``, unnamed): known by its coroutine. tests/adapters/slack/test_app.py checks that
+    this still finds a listener that is running."""
+    return getattr(task.get_coro(), "__qualname__", "").endswith(".run_ack_function_asynchronously")
 
 
 async def dispatch(app: AsyncApp, body: str, *, content_type: str = "application/json") -> BoltResponse:

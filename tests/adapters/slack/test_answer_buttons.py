@@ -87,7 +87,7 @@ async def test_show_sql_answers_only_the_clicker_with_the_sql_laid_out(
     note = fake_slack.of("chat.postEphemeral")[0].args
     assert (note["user"], note["channel"], note["thread_ts"]) == (OTHER, CHANNEL, message["thread_ts"])
     assert "```\nSELECT id\n     , CURRENT_USER AS who\nFROM t\nORDER BY id\n```" in texts(note["blocks"])
-    await fake_slack.settle()
+    await fake_slack.handled()
     assert len(fake_slack.of("chat.postMessage")) == posts  # nothing posted for everyone
 
 
@@ -126,7 +126,7 @@ async def test_export_runs_as_the_clicker_and_goes_privately_to_anyone_but_the_a
     await fake_slack.wait_for(lambda f: len(f.of("chat.postEphemeral")) == 2)
     refused = fake_slack.of("chat.postEphemeral")[1].args
     assert refused["user"] == STRANGER and "not mapped" in refused["text"]
-    await fake_slack.settle()
+    await fake_slack.handled()
     assert len(fake_slack.of("files.completeUploadExternal")) == 2
     assert len(list(tmp_path.iterdir())) == 2  # noqa: ASYNC240 - a test reading its own tmp folder
 

@@ -13,7 +13,7 @@ import pytest
 
 from adapters.slack.app import build_slack_app
 from core import Agent, Message, Reply, ReplyKind
-from tests.adapters.slack.agent_double import ANSWER_ID, ApprovalAgentDouble
+from tests.adapters.slack.agent_double import ACTION_ID, ANSWER_ID, ApprovalAgentDouble, HeldDouble
 from tests.adapters.slack.conftest import APPROVER
 from tests.adapters.slack.fake_slack import (
     BOT_ID,
@@ -105,7 +105,7 @@ async def test_mention_posts_working_in_thread_then_edits_it_into_the_result(
     # /sql: the SQL the person wrote, laid out by pglast (no button: it is their own statement)
     assert "```\nSELECT id\n     , qty\nFROM items\nWHERE id &lt; 3\nORDER BY id\n```" in shown
     assert re.fullmatch(r"shop · 2 rows · \d+ ms", shown[-1])
-    await fake_slack.settle()
+    await fake_slack.handled()
     assert len(fake_slack.of("chat.postMessage")) == 1  # edited in place, never a second message
 
 
@@ -166,7 +166,7 @@ async def test_messages_pgbot_must_not_answer(fake_slack: FakeSlack, shop_agent:
     text = f"<@{BOT_USER_ID}> /sql SELECT 4 AS four"
     await dispatch(app, event_body(thread_message(text, ts=ts, thread_ts=thread)))
     await dispatch(app, event_body(app_mention(text, ts=ts, thread_ts=thread)))
-    await fake_slack.settle()
+    await fake_slack.handled()
     assert len(fake_slack.of("chat.postMessage")) == 2 and len(fake_slack.of("chat.update")) == 2
     assert any("four" in t for t in texts(fake_slack.of("chat.update")[1].args["blocks"]))
 
@@ -179,7 +179,7 @@ async def test_requests_with_a_bad_signature_are_refused(fake_slack: FakeSlack, 
     forged = signed_headers(body, content_type="application/json", secret="not-" + SIGNING_SECRET)
     response = await app.async_dispatch(AsyncBoltRequest(body=body, headers=forged))
     assert response.status == 401
-    await fake_slack.settle()
+    await fake_slack.handled()
     assert fake_slack.calls == []
 
 
@@ -216,7 +216,7 @@ async def test_approval_flow_through_buttons(fake_slack: FakeSlack, shop_agent: 
     refusal = fake_slack.of("chat.postEphemeral")[0].args
     assert (refusal["user"], refusal["thread_ts"]) == ("U0STRANGER", thread)
     assert refusal["text"].startswith(":warning: You (<@U0STRANGER>) cannot approve")  # named by mention
-    await fake_slack.settle()
+    await fake_slack.handled()
     assert len(fake_slack.of("chat.update")) == 1 and len(fake_slack.of("chat.postMessage")) == 1
 
     # The approver: the card says "running" at once (no buttons), then ends in one state line; the outcome is
@@ -245,7 +245,7 @@ async def test_approval_flow_through_buttons(fake_slack: FakeSlack, shop_agent: 
     await dispatch(app, click, content_type=FORM)
     await fake_slack.wait_for(lambda f: len(f.of("chat.postEphemeral")) == 2)
     assert "already approved" in fake_slack.of("chat.postEphemeral")[1].args["text"]
-    await fake_slack.settle()
+    await fake_slack.handled()
     assert len(fake_slack.of("chat.update")) == 3 and len(fake_slack.of("chat.postMessage")) == 2
 
 
@@ -356,7 +356,7 @@ async def test_progress_of_long_approved_work_edits_one_line_of_the_card(fake_sl
                           user=APPROVER)
     await dispatch(app, click, content_type=FORM)
     await fake_slack.wait_for(lambda f: len(f.of("chat.postMessage")) == 2)
-    await fake_slack.settle()
+    await fake_slack.handled()
     assert len(fake_slack.of("chat.postMessage")) == 2  # the card and the outcome: never a message per step
     card_edits = [c.args for c in fake_slack.of("chat.update")[1:]]
     assert {e["ts"] for e in card_edits} == {update.args["ts"]}
@@ -368,3 +368,25 @@ async def test_progress_of_long_approved_work_edits_one_line_of_the_card(fake_sl
     percents = [int(p.split("index: ")[1].split("%")[0]) for p in progress if "%" in p]
     assert percents and percents == sorted(set(percents))  # the latest step each time, never an old one again
     assert states[-1] == f"✅ Applied: UPDATE 1 in 12 ms — approved by <@{APPROVER}>"  # the final state, last
+
+
+async def test_handled_waits_for_listeners_still_running(fake_slack: FakeSlack) -> None:
+    """The negative checks of these tests ("nothing more is sent") wait for bolt's listeners with handled():
+    it must see a listener that is still running, for an event and for a click."""
+    double = HeldDouble()
+    app = build_slack_app(double, slack_settings(fake_slack))  # type: ignore[arg-type]
+    await dispatch(app, event_body(app_mention(f"<@{BOT_USER_ID}> held", ts=new_ts())))
+    await fake_slack.wait_for(lambda f: len(f.of("chat.postMessage")) == 1)  # working; the answer is held
+    with pytest.raises(AssertionError, match="bolt listeners still running"):
+        await fake_slack.handled(within_s=0.2)
+    double.release.set()
+    await fake_slack.handled()
+    post, update = fake_slack.of("chat.postMessage")[0], fake_slack.of("chat.update")[0]
+    double.release.clear()
+    click = block_actions(action_id="pgbot_approve", value=ACTION_ID, message=bot_message(post, update))
+    await dispatch(app, click, content_type=FORM)
+    with pytest.raises(AssertionError, match="bolt listeners still running"):
+        await fake_slack.handled(within_s=0.2)
+    double.release.set()
+    await fake_slack.handled()
+    assert double.decisions == [(ACTION_ID, "slack:U0APPROVER", True)] and len(fake_slack.of("chat.update")) == 3

@@ -84,7 +84,7 @@ async def test_an_approver_cannot_approve_their_own_change(
     assert "self-approval is off" in refusal and "Nothing was run" in refusal
     assert f"You (<@{APPROVER}>)" in refusal  # named by mention, not by id
     assert await count_items(fresh_db) == 300
-    await fake_slack.settle()
+    await fake_slack.handled()
     assert len(fake_slack.of("chat.postMessage")) == posts
 
 
@@ -116,7 +116,7 @@ async def test_with_no_approvers_nobody_approves_from_chat_and_the_card_says_how
         assert "no approvers are configured" in refusal, refusal
     assert len(fake_slack.of("chat.postMessage")) == 1  # nothing in the thread but the card
     assert await count_items(fresh_db) == 300
-    await fake_slack.settle()
+    await fake_slack.handled()
     assert len(fake_slack.of("chat.update")) == 1  # the buttons stay: nothing was decided
 
 
@@ -144,7 +144,7 @@ async def test_a_short_statement_has_no_attachment(fake_slack: FakeSlack, shop_a
     app = build_slack_app(shop_agent, slack_settings(fake_slack))
     _, update = await ask(fake_slack, app, "/sql DELETE FROM items WHERE id = 1")
     assert not any("attached" in t for t in texts(update.args["blocks"]))
-    await fake_slack.settle()
+    await fake_slack.handled()
     assert not fake_slack.of("files.getUploadURLExternal")
 
 
@@ -154,7 +154,7 @@ async def test_clicks_from_another_workspace_are_ignored(fake_slack: FakeSlack, 
     post, update = await ask(fake_slack, app, "/sql DELETE FROM items WHERE id = 5")
     posts = len(fake_slack.of("chat.postMessage"))
     await click(fake_slack, app, post, update, user=APPROVER, team=OTHER_TEAM)  # same id, a foreign workspace
-    await fake_slack.settle()
+    await fake_slack.handled()
     assert len(fake_slack.of("chat.postMessage")) == posts and len(fake_slack.of("chat.update")) == 1
     assert await count_items(fresh_db) == 300
     await click(fake_slack, app, post, update, user=APPROVER)  # from the allowed workspace it works

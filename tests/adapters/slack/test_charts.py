@@ -81,7 +81,7 @@ async def test_a_chart_is_uploaded_in_the_thread_and_the_chart_button_runs_as_th
             assert (await dispatch(app, moved, content_type=FORM)).status == 200
             await fake_slack.wait_for(lambda f: len(f.of("chat.postEphemeral")) == 2)
             assert "belongs to another conversation" in fake_slack.of("chat.postEphemeral")[1].args["text"]
-            await fake_slack.settle()
+            await fake_slack.handled()
             assert len(fake_slack.of("files.completeUploadExternal")) == 2
         finally:
             await agent.aclose()

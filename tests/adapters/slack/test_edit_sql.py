@@ -152,7 +152,7 @@ async def test_bad_text_is_said_in_the_modal_and_runs_nothing(
     calls = len(fake_slack.calls)
     ack = await submit(app, view, sql, user=ASKER)
     assert ack["response_action"] == "errors" and says in ack["errors"][edit.SQL_BLOCK]
-    await fake_slack.settle()
+    await fake_slack.handled()
     assert len(fake_slack.calls) == calls  # nothing posted, nothing run
 
 
@@ -172,7 +172,7 @@ async def test_forged_or_foreign_modals_and_clicks_are_refused(
         assert ack["errors"][edit.SQL_BLOCK] == edit.TAMPERED
     # Someone else submitting the asker's window (a replayed payload): refused too.
     assert (await submit(app, view, EDITED, user=OTHER))["errors"][edit.SQL_BLOCK] == edit.TAMPERED
-    await fake_slack.settle()
+    await fake_slack.handled()
     assert len(fake_slack.calls) == calls
 
     # Signed by pgbot (the key from the bot token) but for an answer of another thread: core refuses it.

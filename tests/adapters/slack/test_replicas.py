@@ -114,7 +114,7 @@ async def test_burst_over_two_replicas_keeps_order_and_answers_each_event_once(
         return out
 
     await fake_slack.wait_for(lambda f: len(answered()) >= THREADS * PER_THREAD, within_s=30)
-    await fake_slack.settle()
+    await fake_slack.handled()
     got = answered()
     assert sorted(got) == [(t, k) for t in range(THREADS) for k in range(PER_THREAD)]  # each exactly once
     for t in range(THREADS):

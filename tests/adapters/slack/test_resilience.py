@@ -51,7 +51,7 @@ async def test_rate_limits_and_server_errors_are_retried(fake_slack: FakeSlack, 
     assert len(posts) == 2 and posts[0].args == posts[1].args  # the same request, sent again
     assert updates[0].args == updates[1].args
     assert any("42" in t for t in texts(updates[1].args["blocks"]))
-    await fake_slack.settle(quiet=0.2)
+    await fake_slack.handled()
     assert len(fake_slack.of("chat.postMessage")) == 2  # retried, never duplicated
 
 
@@ -63,7 +63,7 @@ async def test_errors_that_persist_are_logged_and_the_bot_keeps_working(
     with capture_logs() as logs:
         await dispatch(app, event_body(app_mention(f"<@{BOT_USER_ID}> /sql SELECT 1 AS one", ts=new_ts())))
         await fake_slack.wait_for(lambda f: len(f.of("chat.postMessage")) == 1)
-        await fake_slack.settle(quiet=0.2)
+        await fake_slack.handled()
     assert {"event": "slack_post_failed", "channel": "C0CHAN0001", "error": "not_in_channel",
             "log_level": "error"} in logs
     assert fake_slack.of("chat.update") == []
@@ -98,7 +98,7 @@ async def test_wide_and_long_results_fit_the_message_and_come_whole_as_csv(
 async def test_a_result_that_fits_uploads_nothing(fake_slack: FakeSlack, shop_agent: Agent) -> None:
     app = build_slack_app(shop_agent, slack_settings(fake_slack))
     await ask(fake_slack, app, "/sql SELECT id, qty FROM items WHERE id <= 5")
-    await fake_slack.settle(quiet=0.2)
+    await fake_slack.handled()
     assert fake_slack.of("files.getUploadURLExternal") == []
 
 
@@ -155,7 +155,7 @@ async def test_mention_in_a_channel_not_allowed_gets_a_note_only_the_asker_sees(
     await dispatch(app, event_body(dm))
     await fake_slack.wait_for(lambda f: len(f.of("chat.postEphemeral")) == 2)
     await dispatch(app, event_body(app_mention(f"<@{BOT_USER_ID}> /sql SELECT 1", ts=ts, channel="C0RANDOM01")))
-    await fake_slack.settle(quiet=0.2)
+    await fake_slack.handled()
     notes = [c.args for c in fake_slack.of("chat.postEphemeral")]
     assert [(n["channel"], n["user"], n["text"]) for n in notes] == [
         ("C0RANDOM01", "U0USER0001", NOT_HERE), ("D0DM000001", "U0USER0001", NOT_HERE),
@@ -173,7 +173,7 @@ async def test_people_from_other_workspaces_are_ignored(fake_slack: FakeSlack, s
                 "team": "T0OTHERORG"}
     with capture_logs() as logs:
         await dispatch(app, event_body(outsider))
-        await fake_slack.settle(quiet=0.2)
+        await fake_slack.handled()
     assert [c.method for c in fake_slack.calls if c.method != "auth.test"] == []
     assert any(e["event"] == "slack_not_allowed" and e["reason"] == "team" for e in logs)
     await ask(fake_slack, app, "/sql SELECT 1 AS one")  # our own people are answered
@@ -185,9 +185,11 @@ class SlowDecisionDouble(ApprovalAgentDouble):
     def __init__(self) -> None:
         super().__init__()
         self.release = asyncio.Event()
+        self.entered = asyncio.Event()  # the adapter has called decide and waits for it
 
     async def decide(self, *, action_id: str, decided_by: str, approve: bool,
                      progress: ProgressSink | None = None, **more: Any) -> Reply:
+        self.entered.set()
         await self.release.wait()
         return await super().decide(action_id=action_id, decided_by=decided_by, approve=approve, progress=progress,
                                     **more)
@@ -201,7 +203,7 @@ async def test_clicks_are_acked_at_once_and_the_work_runs_after(fake_slack: Fake
     started = time.monotonic()
     response = await dispatch(app, click, content_type=FORM)
     assert response.status == 200 and time.monotonic() - started < 3.0  # Slack gives up after 3 s
-    await fake_slack.settle(quiet=0.1)  # the ack came while the decision is held back: nothing more yet
+    await asyncio.wait_for(double.entered.wait(), timeout=10)  # acked; the listener now waits for core
     assert len(fake_slack.of("chat.update")) == 1  # the decision is still running
     double.release.set()
     await fake_slack.wait_for(lambda f: len(f.of("chat.update")) == 3)
@@ -257,7 +259,7 @@ async def test_long_work_edits_the_working_message_with_its_progress(fake_slack:
                           progress_every_s=0.1)
     await dispatch(app, event_body(app_mention(f"<@{BOT_USER_ID}> slow one", ts=new_ts())))
     await fake_slack.wait_for(lambda f: any("Done at last." in c.args["text"] for c in f.of("chat.update")))
-    await fake_slack.settle(quiet=0.3)
+    await fake_slack.handled()
     updates = [c.args for c in fake_slack.of("chat.update")]
     assert len({u["ts"] for u in updates}) == 1  # all edits of the one working message
     *ticks, last = updates

@@ -125,7 +125,7 @@ async def test_approval_click_after_a_restart_runs_once(
     await dispatch(restarted, click, content_type=FORM)
     await fake_slack.wait_for(lambda f: len(f.of("chat.postEphemeral")) == 2)
     assert "already approved" in fake_slack.of("chat.postEphemeral")[1].args["text"]
-    await fake_slack.settle(quiet=0.2)
+    await fake_slack.handled()
     assert len(fake_slack.of("chat.update")) == 3
     conn = await asyncpg.connect(fresh_db)
     try:

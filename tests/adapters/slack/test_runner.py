@@ -154,7 +154,7 @@ async def test_http_mode_has_a_health_endpoint_and_refuses_replayed_requests(
         forged = signed_headers(body, content_type="application/json", secret="not-the-secret")
         status, _ = await post_when_up(f"http://127.0.0.1:{port}/slack/events", body, forged)
         assert status == 401
-        await fake_slack.settle(quiet=0.2)
+        await fake_slack.handled()
         assert [c.method for c in fake_slack.calls if c.method != "auth.test"] == []
 
 
