@@ -15,8 +15,8 @@ from typing import LiteralString
 import asyncpg
 import structlog
 
+from core.db.base import Connection, Database
 from core.db.owned import ensure_owned_table
-from core.db.postgres import PgDatabase
 from core.db.registry import DatabaseRegistry
 from core.errors import PermissionDeniedError
 from core.messages import new_id
@@ -127,7 +127,7 @@ class AuditLog:
         self._databases = databases
         self._ready: set[str] = set()
 
-    async def ensure(self, db: PgDatabase) -> None:
+    async def ensure(self, db: Database) -> None:
         """Create the schema and table once per process; an advisory lock serialises racing replicas."""
         if db.name in self._ready:
             return
@@ -146,7 +146,7 @@ class AuditLog:
         db = self._databases.get(entry.database)
         await self.ensure(db)
 
-        async def work(conn: asyncpg.Connection) -> None:
+        async def work(conn: Connection) -> None:
             await conn.execute(_INSERT, *entry.args())
 
         await db.run(work, role=None, read_only=False)
@@ -164,7 +164,7 @@ class AuditLog:
         db = self._databases.get(database)
         await self.ensure(db)
 
-        async def work(conn: asyncpg.Connection) -> asyncpg.Record | None:
+        async def work(conn: Connection) -> asyncpg.Record | None:
             row: asyncpg.Record | None = await conn.fetchrow(
                 "SELECT * FROM pgbot.audit WHERE action_id = $1 AND event = 'requested' ORDER BY id LIMIT 1",
                 action_id,
@@ -180,7 +180,7 @@ class AuditLog:
         """Newest first; an absent table means no rows (reading never creates it)."""
         db = self._databases.get(database)
 
-        async def work(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        async def work(conn: Connection) -> list[asyncpg.Record]:
             if await conn.fetchval("SELECT to_regclass('pgbot.audit')") is None:
                 return []
             found: list[asyncpg.Record] = await conn.fetch(
@@ -193,7 +193,7 @@ class AuditLog:
         return [_row(r) for r in await db.run(work, role=None, read_only=True)]
 
 
-async def record_security_event(db: PgDatabase, *, role: str | None, found: str, sql: str, what: str) -> None:
+async def record_security_event(db: Database, *, role: str | None, found: str, sql: str, what: str) -> None:
     """One ``security`` row: who the session became (``result``) and the statement that did it (``sql``).
 
     ``requested_by`` carries the turn's request id (the log lines of the same turn name the chat user).
@@ -206,7 +206,7 @@ async def record_security_event(db: PgDatabase, *, role: str | None, found: str,
     )
     await ensure_owned_table(db, "pgbot.audit", _CREATE)
 
-    async def work(conn: asyncpg.Connection) -> None:
+    async def work(conn: Connection) -> None:
         await conn.execute(_INSERT, *entry.args())
 
     await db.run(work, role=None, read_only=False)
