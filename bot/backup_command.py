@@ -105,7 +105,7 @@ async def change_command(settings: Settings, args: argparse.Namespace) -> int:
             from core.errors import PgbotError
 
             raise PgbotError("No database is configured. Add a [databases.NAME] section to pgbot.toml.")
-        db = databases.get(name)
+        db = databases.postgres(name)
         operator = f"cli:{getpass.getuser()}"
         thread = f"cli:{operator}"
         if args.backup_command == "create":

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from core.config import Settings
-    from core.db.postgres import PgDatabase
+    from core.db.base import PostgresDatabase
     from core.diagnostics.indexes import IndexAdvice
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser) -> None:
@@ -39,7 +39,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser], common: a
     advice.add_argument("--yes", action="store_true", help="with --create: do not ask for confirmation")
 
 
-def _database(settings: Settings, name: str | None) -> PgDatabase:
+def _database(settings: Settings, name: str | None) -> PostgresDatabase:
     from core.db.registry import DatabaseRegistry
     from core.errors import PgbotError
 
@@ -47,7 +47,7 @@ def _database(settings: Settings, name: str | None) -> PgDatabase:
     chosen = name or registry.default
     if chosen is None:
         raise PgbotError("No database chosen: pass --db NAME, or configure a [databases.NAME] section.")
-    return registry.get(chosen)  # UnknownDatabaseError names the configured ones
+    return registry.postgres(chosen)  # UnknownDatabaseError names the configured ones
 
 
 async def _health(args: argparse.Namespace) -> int:
@@ -131,7 +131,7 @@ async def _create(settings: Settings, database: str, advice: IndexAdvice, *, yes
         if agent.approvals is None:
             raise PgbotError("Changes are not enabled in this pgbot.")
         proposal = await propose_index_build(
-            agent.databases.get(database), table=best.table, columns=best.columns, unique=False,
+            agent.databases.postgres(database), table=best.table, columns=best.columns, unique=False,
             requester=Requester(identity=operator, role=None, thread_key=f"cli:{operator}:index-advice"),
             expiry_s=settings.approvals.expiry_s)
         print(proposal.text)

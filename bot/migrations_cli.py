@@ -18,7 +18,7 @@ from core.approvals.decisions import Approvals
 from core.approvals.pending import PendingAction, action_hash
 from core.approvals.store import MemoryApprovalStore
 from core.config import Settings
-from core.db.postgres import PgDatabase
+from core.db.base import Database
 from core.db.registry import DatabaseRegistry
 from core.errors import ConfigError, PgbotError
 from core.messages import ReplyKind
@@ -62,7 +62,7 @@ async def migrate_main(settings: Settings, *, action: str, database: str | None,
         await databases.aclose()
 
 
-async def _status(settings: Settings, db: PgDatabase, folder: files.Folder, lines: list[runner.StatusLine]) -> int:
+async def _status(settings: Settings, db: Database, folder: files.Folder, lines: list[runner.StatusLine]) -> int:
     drafts = files.list_drafts(folder.path)
     outcomes = await store.decisions(db, [d.action_id for d in drafts])
     text = status_lines(db.name, folder, lines, drafts, outcomes=outcomes, expiry_s=settings.approvals.expiry_s)
@@ -90,7 +90,7 @@ def _confirm(text: str, *, yes: bool, ask: Ask) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
-async def _up(settings: Settings, databases: DatabaseRegistry, db: PgDatabase, plan: list[MigrationFile], *,
+async def _up(settings: Settings, databases: DatabaseRegistry, db: Database, plan: list[MigrationFile], *,
               yes: bool, ask: Ask) -> int:
     if not plan:
         print(f"Nothing to apply: '{db.name}' is up to date.")
@@ -108,7 +108,7 @@ async def _up(settings: Settings, databases: DatabaseRegistry, db: PgDatabase, p
     return await _run(settings, databases, actions)
 
 
-async def _down(settings: Settings, databases: DatabaseRegistry, db: PgDatabase, plan: list[runner.StatusLine], *,
+async def _down(settings: Settings, databases: DatabaseRegistry, db: Database, plan: list[runner.StatusLine], *,
                 yes: bool, ask: Ask) -> int:
     if not plan:
         print(f"Nothing to roll back on '{db.name}'.")

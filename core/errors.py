@@ -7,6 +7,7 @@ to post in chat (no secrets, no tracebacks). Hints meant for the model are a sep
     PgbotError
     ├── ConfigError            bad or missing config (file, key)
     ├── UnknownDatabaseError   a database name the config does not define
+    ├── NotPostgresError       work only a PostgreSQL server does, asked of a database that is not one (tests)
     ├── AccessDeniedError      chat user mapped to no database role
     ├── GuardError             SQL refused by the guard (writes on the read path, several statements, ...)
     ├── DatabaseError          anything Postgres or the connection said
@@ -71,6 +72,13 @@ class ConfigError(PgbotError):
 
 class UnknownDatabaseError(PgbotError):
     default_message = "That database is not configured."
+
+
+class NotPostgresError(PgbotError):
+    """Work only a PostgreSQL server does (a change, an export, a diagnosis) asked of a database that is not
+    one: a configuration of tests (MemoryDatabase), never a user's mistake."""
+
+    default_message = "This needs a PostgreSQL server, and this database is not one."
 
 
 class AccessDeniedError(PgbotError):

@@ -20,10 +20,11 @@ Functions: the names below (``_DENIED``) only *explain* refusals and bound the c
 path the decision is an allow-list checked against the database's own ``pg_proc`` just before the statement
 runs (:mod:`core.db.functions`), from the calls this module records in :attr:`Classification.calls`.
 
-Checked statements: :class:`CheckedSql` is the only SQL ``PgDatabase.fetch``, ``export_csv`` and ``preview_change``
-take. It is made by :meth:`SqlGuard.check_read` / :meth:`SqlGuard.check_change`, or by :meth:`CheckedSql.trusted`
-for constant SQL pgbot's own source spells out; any other construction (``dataclasses.replace`` included)
-raises TypeError, and ``tests/core/test_checked_sql.py`` checks that every ``trusted`` call gets a literal.
+Checked statements: :class:`CheckedSql` is the only SQL ``Database.fetch`` and ``plan``, ``export_csv`` and
+``preview_change`` take (and ``PostgresDatabase.run``'s ``guarded``). It is made by :meth:`SqlGuard.check_read` /
+:meth:`SqlGuard.check_change`, or by :meth:`CheckedSql.trusted` for constant SQL pgbot's own source spells out;
+any other construction (``dataclasses.replace`` included) raises TypeError, and
+``tests/core/test_checked_sql.py`` checks that every ``trusted`` call gets a literal.
 
 Size: libpg_query recurses in C on left-deep trees (``1+1+…``, ``x IS NULL IS NULL …``, ``… UNION …``) and
 overflows the C stack at ~15,000 levels (a segfault, not an exception). :func:`check_size` refuses text

@@ -24,7 +24,7 @@ import asyncpg
 from core.approvals.audit import AuditLog
 from core.approvals.decisions import role_label
 from core.approvals.pending import PendingAction, action_hash, new_action_id
-from core.db.postgres import PgDatabase
+from core.db.base import PostgresDatabase
 from core.errors import GuardError, PgbotError
 from core.messages import Reply, ReplyKind
 from core.permissions import resolve_role
@@ -92,12 +92,11 @@ async def undo_command(agent: Agent, ctx: ToolContext, arg: str) -> Reply:
                               thread_key=ctx.thread_key)
 
 
-async def _find(agent: Agent, action_id: str) -> tuple[PgDatabase, UndoRecord] | None:
+async def _find(agent: Agent, action_id: str) -> tuple[PostgresDatabase, UndoRecord] | None:
     for name in agent.databases.names:
-        db = agent.databases.get(name)
-        record = await store.load(db, action_id)
+        record = await store.load(agent.databases.get(name), action_id)
         if record is not None:
-            return db, record
+            return agent.databases.postgres(name), record
     return None
 
 
@@ -121,14 +120,14 @@ async def _why_none(agent: Agent, action_id: str) -> Reply:
     raise PgbotError(UNKNOWN)
 
 
-async def _can_read(db: PgDatabase, role: str | None, record: UndoRecord) -> bool:
+async def _can_read(db: PostgresDatabase, role: str | None, record: UndoRecord) -> bool:
     async def work(conn: asyncpg.Connection) -> bool:
         return bool(await conn.fetchval("SELECT pg_catalog.has_table_privilege($1::oid, 'SELECT')", record.relation))
 
     return await db.run(work, role=role, read_only=True)
 
 
-async def _claim(agent: Agent, db: PgDatabase, record: UndoRecord, undo_id: str) -> Reply | None:
+async def _claim(agent: Agent, db: PostgresDatabase, record: UndoRecord, undo_id: str) -> Reply | None:
     """None when this click may create the pending undo, else what the clicker is told."""
     assert agent.approvals is not None
     expected = record.undo_action_id
@@ -149,7 +148,7 @@ async def _claim(agent: Agent, db: PgDatabase, record: UndoRecord, undo_id: str)
     return None
 
 
-async def _submit(agent: Agent, db: PgDatabase, record: UndoRecord, *, undo_id: str, identity: str,
+async def _submit(agent: Agent, db: PostgresDatabase, record: UndoRecord, *, undo_id: str, identity: str,
                   role: str | None, groups: tuple[str, ...]) -> Reply:
 
     async def tried(conn: asyncpg.Connection) -> Applied:

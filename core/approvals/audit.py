@@ -15,7 +15,7 @@ import asyncpg
 
 from core.db import audit_rows
 from core.db.audit_rows import AuditRecord, log_entry
-from core.db.postgres import PgDatabase
+from core.db.base import Connection, Database
 from core.db.registry import DatabaseRegistry
 from core.errors import PermissionDeniedError
 from core.sql_secrets import mask_sql
@@ -57,7 +57,7 @@ class AuditLog:
         self._databases = databases
         self._ready: set[str] = set()
 
-    async def ensure(self, db: PgDatabase) -> None:
+    async def ensure(self, db: Database) -> None:
         """Create the schema and table once per process; an advisory lock serialises racing replicas."""
         if db.name in self._ready:
             return
@@ -90,7 +90,7 @@ class AuditLog:
         db = self._databases.get(database)
         await self.ensure(db)
 
-        async def work(conn: asyncpg.Connection) -> asyncpg.Record | None:
+        async def work(conn: Connection) -> asyncpg.Record | None:
             row: asyncpg.Record | None = await conn.fetchrow(
                 "SELECT * FROM pgbot.audit WHERE action_id = $1 AND event = 'requested' ORDER BY id LIMIT 1",
                 action_id,
@@ -106,7 +106,7 @@ class AuditLog:
         """Newest first; an absent table means no rows (reading never creates it)."""
         db = self._databases.get(database)
 
-        async def work(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        async def work(conn: Connection) -> list[asyncpg.Record]:
             if await conn.fetchval("SELECT to_regclass('pgbot.audit')") is None:
                 return []
             found: list[asyncpg.Record] = await conn.fetch(

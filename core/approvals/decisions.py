@@ -34,9 +34,9 @@ from core.approvals.store import ActionStatus, ApprovalStore, Decision
 from core.card_state import CardState, CardStatus
 from core.cards import approvers_of
 from core.db.audit_rows import AuditEvent, AuditRecord, log_entry
+from core.db.base import PostgresDatabase
 from core.db.postgres import (
     SQL_TAG,
-    PgDatabase,
     describe_connect_error,
     quote_ident,
     rows_from_status,
@@ -326,10 +326,10 @@ class Approvals:
 
     async def _carry_out(self, action: PendingAction, decided_by: str, progress: ProgressSink | None) -> Reply:
         """Run an approved action once and report the outcome to the store, the audit trail and the thread."""
-        db = self._databases.get(action.database)
         details = ""
         kept: Captured | None = None
         try:
+            db = self._databases.postgres(action.database)  # approved work runs on the server itself
             if action.operation == SQL_OPERATION:
                 status, duration_ms, kept = await self._execute(db, action, decided_by)
                 rows = rows_from_status(status)
@@ -363,7 +363,7 @@ class Approvals:
                      else None)
 
     async def _run_executor(
-        self, db: PgDatabase, action: PendingAction, decided_by: str, progress: ProgressSink | None
+        self, db: PostgresDatabase, action: PendingAction, decided_by: str, progress: ProgressSink | None
     ) -> ExecutionOutcome:
         """Non-SQL work (core.approvals.executors): the executor runs it; its ``executed`` row is written after."""
         run = self._executors.get(action.operation)
@@ -377,7 +377,7 @@ class Approvals:
         return outcome
 
     async def _execute(
-        self, db: PgDatabase, action: PendingAction, decided_by: str
+        self, db: PostgresDatabase, action: PendingAction, decided_by: str
     ) -> tuple[str, float, Captured | None]:
         """Run the approved SQL once as the requester's role; its audit row (and the rows kept for an undo,
         core.undo) commit with it."""
@@ -496,7 +496,7 @@ def _error(
                  action_id=action.id, card=card, mentions=mentions)
 
 
-async def run_outside_transaction(db: PgDatabase, sql: str, *, role: str | None) -> tuple[str, float]:
+async def run_outside_transaction(db: PostgresDatabase, sql: str, *, role: str | None) -> tuple[str, float]:
     """For statements Postgres refuses inside a transaction block: session-level role and limits, reset after."""
     limits = db.change_limits
     pool = await db.pool(role=role)

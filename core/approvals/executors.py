@@ -19,7 +19,7 @@ from core.approvals.pending import SQL_OPERATION
 
 if TYPE_CHECKING:
     from core.approvals.pending import PendingAction
-    from core.db.postgres import PgDatabase
+    from core.db.base import PostgresDatabase
     from core.db.registry import DatabaseRegistry
 
 ProgressSink = Callable[[str], Awaitable[None]]
@@ -40,7 +40,7 @@ class ExecutionOutcome:
 class ExecutionContext:
     """What an executor may use besides the action itself."""
 
-    database: PgDatabase
+    database: PostgresDatabase
     databases: DatabaseRegistry
     decided_by: str
     progress: ProgressSink | None = None

@@ -21,14 +21,14 @@ from core.backups.manifest import human_size, plural, resolve_in_folder
 from core.backups.restore import check_restore_target, check_target_name, restore_backup
 from core.backups.verify import Verified, verify_backup
 from core.config import Settings
-from core.db.postgres import PgDatabase
+from core.db.base import PostgresDatabase
 from core.errors import BackupError
 
 BACKUP = "backup"
 RESTORE = "restore"
 
 
-def _action(*, db: PgDatabase, settings: Settings, operation: str, sql: str, params: dict[str, str], summary: str,
+def _action(*, db: PostgresDatabase, settings: Settings, operation: str, sql: str, params: dict[str, str], summary: str,
             thread_key: str, requested_by: str, role: str | None, statement_type: str,
             requester_groups: tuple[str, ...]) -> PendingAction:
     now = time.time()
@@ -42,7 +42,7 @@ def _action(*, db: PgDatabase, settings: Settings, operation: str, sql: str, par
 
 
 async def propose_backup_action(
-    db: PgDatabase, *, settings: Settings, thread_key: str, requested_by: str, role: str | None,
+    db: PostgresDatabase, *, settings: Settings, thread_key: str, requested_by: str, role: str | None,
     requester_groups: tuple[str, ...] = (),
 ) -> tuple[PendingAction, str]:
     """Check everything a backup needs now (grants, client, folder, space) and describe it for approval."""
@@ -90,7 +90,7 @@ def locate(settings: Settings, file: str) -> Path:
 
 
 async def propose_restore_action(
-    db: PgDatabase, *, settings: Settings, file: str, into: str, overwrite: bool, thread_key: str,
+    db: PostgresDatabase, *, settings: Settings, file: str, into: str, overwrite: bool, thread_key: str,
     requested_by: str, role: str | None, requester_groups: tuple[str, ...] = (),
 ) -> tuple[PendingAction, str]:
     """Verify the backup and check the target now; refusals come before anything is offered for approval."""

@@ -38,7 +38,8 @@ from core.backups.manifest import (
 )
 from core.backups.proc import run_client
 from core.config import BackupSettings
-from core.db.postgres import PgDatabase, quote_ident, translate_pg_error
+from core.db.base import PostgresDatabase
+from core.db.postgres import quote_ident, translate_pg_error
 from core.errors import BackupError
 
 log = structlog.get_logger(__name__)
@@ -69,7 +70,7 @@ class BackupResult:
     manifest: Manifest
 
 
-async def plan_backup(db: PgDatabase, *, settings: BackupSettings, role: str | None) -> BackupPlan:
+async def plan_backup(db: PostgresDatabase, *, settings: BackupSettings, role: str | None) -> BackupPlan:
     """Every check that can fail before anything is written: grants, client version, folder, free space."""
     await check_role_can_read(db, role)
     facts = await database_facts(db)
@@ -91,7 +92,7 @@ def check_free_space(folder: Path, *, needed: int) -> None:
 
 
 async def create_backup(
-    db: PgDatabase, *, settings: BackupSettings, role: str | None, requested_by: str, report: Report,
+    db: PostgresDatabase, *, settings: BackupSettings, role: str | None, requested_by: str, report: Report,
 ) -> BackupResult:
     """Check, then dump ``db`` with a manifest; progress lines go to ``report``."""
     plan = await plan_backup(db, settings=settings, role=role)
@@ -130,7 +131,7 @@ async def create_backup(
 
 
 async def _dump_in_snapshot(
-    db: PgDatabase, plan: BackupPlan, partial: Path, *, settings: BackupSettings, report: Report
+    db: PostgresDatabase, plan: BackupPlan, partial: Path, *, settings: BackupSettings, report: Report
 ) -> list[TableCount]:
     """Count rows and run pg_dump on one exported snapshot; the snapshot lives as long as its transaction."""
     pool = await db.pool()

@@ -14,7 +14,7 @@ from typing import LiteralString
 import asyncpg
 import structlog
 
-from core.db.postgres import PgDatabase
+from core.db.base import PostgresDatabase
 from core.diagnostics.locks import Locks, RelationLock, current_locks
 from core.errors import BackupError
 
@@ -116,7 +116,7 @@ class DatabaseFacts:
                 "without leaving a file." for lock in self.locked]
 
 
-async def database_facts(db: PgDatabase) -> DatabaseFacts:
+async def database_facts(db: PostgresDatabase) -> DatabaseFacts:
     """Server version, size and tables, read as the login role (the role the dump runs as)."""
 
     async def work(conn: asyncpg.Connection) -> DatabaseFacts:
@@ -150,7 +150,7 @@ async def _tables(conn: asyncpg.Connection) -> tuple[list[asyncpg.Record], Locks
         return list(await conn.fetch(query.replace("{estimated}", "true"))), locks
 
 
-async def check_role_can_read(db: PgDatabase, role: str | None, *, action: str = "back up") -> None:
+async def check_role_can_read(db: PostgresDatabase, role: str | None, *, action: str = "back up") -> None:
     """Refuse, naming tables, when ``role`` could not read every table the dump would contain."""
     if role is None:
         return  # no roles configured: the requester works as the login role, which the dump runs as

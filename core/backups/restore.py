@@ -31,7 +31,8 @@ from core.backups.manifest import Manifest
 from core.backups.proc import run_client
 from core.backups.verify import Verified, verify_backup
 from core.config import BackupSettings
-from core.db.postgres import PgDatabase, describe_connect_error, quote_ident, translate_pg_error
+from core.db.base import PostgresDatabase
+from core.db.postgres import describe_connect_error, quote_ident, translate_pg_error
 from core.errors import BackupError
 
 log = structlog.get_logger(__name__)
@@ -79,14 +80,14 @@ def check_target_name(into: str) -> str:
     return into
 
 
-async def target_exists(db: PgDatabase, into: str) -> bool:
+async def target_exists(db: PostgresDatabase, into: str) -> bool:
     async def work(conn: asyncpg.Connection) -> bool:
         return bool(await conn.fetchval("SELECT true FROM pg_database WHERE datname = $1", into))
 
     return await db.run(work, role=None, read_only=True)
 
 
-async def check_restore_target(db: PgDatabase, manifest: Manifest, *, into: str, overwrite: bool) -> None:
+async def check_restore_target(db: PostgresDatabase, manifest: Manifest, *, into: str, overwrite: bool) -> None:
     """The rules on where a backup may go; refusals name the fix. Nothing is touched here."""
     facts = await database_facts(db)
     exists = await target_exists(db, into)
@@ -108,7 +109,7 @@ async def check_restore_target(db: PgDatabase, manifest: Manifest, *, into: str,
 
 
 async def restore_backup(
-    db: PgDatabase, dump: Path, *, into: str, overwrite: bool, settings: BackupSettings, report: Report,
+    db: PostgresDatabase, dump: Path, *, into: str, overwrite: bool, settings: BackupSettings, report: Report,
     expected_sha256: str | None = None,
 ) -> RestoreResult:
     """Verify ``dump``, check the target, restore, and compare the row counts with the manifest.
@@ -148,7 +149,7 @@ async def restore_backup(
                          dsn_hint=client_target(dsn, dbname=into).uri)
 
 
-async def _create_database(db: PgDatabase, into: str, manifest: Manifest) -> None:
+async def _create_database(db: PostgresDatabase, into: str, manifest: Manifest) -> None:
     options = " TEMPLATE template0"
     if manifest.encoding:
         options += f" ENCODING {_literal(manifest.encoding)}"
@@ -165,7 +166,7 @@ async def _create_database(db: PgDatabase, into: str, manifest: Manifest) -> Non
                           f"{translate_pg_error(exc, database=db.name).user_message}") from exc
 
 
-async def _drop_quietly(db: PgDatabase, into: str) -> bool:
+async def _drop_quietly(db: PostgresDatabase, into: str) -> bool:
     pool = await db.pool()
     try:
         async with pool.acquire(timeout=db.settings.connect_timeout_s) as conn:

@@ -1,6 +1,6 @@
 """Catalog introspection in a few set-based queries (never one query per table).
 
-All queries run through :meth:`PgDatabase.run` as the user's role, so people only see what their role can:
+All queries run through :meth:`Database.run` as the user's role, so people only see what their role can:
 a table it cannot read is described as not found, and only the columns it may read are shown.
 """
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from core.db.postgres import PgDatabase
+from core.db.base import Connection, Database
 from core.errors import ModelHint
 
 TABLES_SQL = """
@@ -120,30 +120,33 @@ class TableDescription:
         return "\n".join(lines)
 
 
-async def list_tables(db: PgDatabase, *, role: str | None, schema: str | None = None) -> list[TableInfo]:
-    async def work(conn: asyncpg.Connection) -> list[TableInfo]:
+async def list_tables(db: Database, *, role: str | None, schema: str | None = None) -> list[TableInfo]:
+    async def work(conn: Connection) -> list[TableInfo]:
         rows = await conn.fetch(TABLES_SQL, schema)
         return [TableInfo(r["schema"], r["name"], r["kind"], r["row_estimate"], r["comment"]) for r in rows]
 
     return await db.run(work, role=role, read_only=True)
 
 
-async def describe_table(db: PgDatabase, *, role: str | None, table: str) -> TableDescription:
+async def describe_table(db: Database, *, role: str | None, table: str) -> TableDescription:
     """Describe ``table`` (resolved like Postgres does, via the search_path); unknown → a hint for the model."""
 
-    async def work(conn: asyncpg.Connection) -> TableDescription:
+    async def work(conn: Connection) -> TableDescription:
         try:
             oid = await conn.fetchval("SELECT to_regclass($1)::oid", table)
         except asyncpg.PostgresError:
             oid = None
         access = await conn.fetchrow(VISIBLE_SQL, oid) if oid is not None else None
+        missing = ModelHint(f"No table or view named {table[:120]!r} is visible. Use list_tables to see names.")
         if access is None or not access["visible"]:  # a table the role cannot read is not confirmed to exist
-            raise ModelHint(f"No table or view named {table[:120]!r} is visible. Use list_tables to see names.")
+            raise missing
         head = await conn.fetchrow(
             "SELECT $1::oid::regclass::text AS name, obj_description($1, 'pg_class') AS comment, "
             "greatest(reltuples, 0)::bigint AS est FROM pg_class WHERE oid = $1",
             oid,
         )
+        if head is None:  # dropped since the look above
+            raise missing
         desc = TableDescription(table=head["name"], comment=head["comment"], row_estimate=head["est"])
         desc.columns = [ColumnInfo(r["name"], r["type"], r["nullable"], r["default"], r["comment"])
                         for r in await conn.fetch(COLUMNS_SQL, oid)]
@@ -156,15 +159,3 @@ async def describe_table(db: PgDatabase, *, role: str | None, table: str) -> Tab
 
     return await db.run(work, role=role, read_only=True)
 
-
-async def server_facts(db: PgDatabase, *, role: str | None) -> dict[str, str]:
-    """Version, current time and time zone: the model needs them for dialect and relative dates."""
-
-    async def work(conn: asyncpg.Connection) -> dict[str, str]:
-        row = await conn.fetchrow(
-            "SELECT current_setting('server_version') AS version, now()::text AS now, "
-            "current_setting('TimeZone') AS tz, current_database() AS db"
-        )
-        return {k: str(v) for k, v in dict(row).items()}
-
-    return await db.run(work, role=role, read_only=True)

@@ -8,11 +8,8 @@ problem surfaces exactly as it would when running.
 
 from __future__ import annotations
 
-import asyncpg
-
-from core.db.bounded_explain import explain_discarded
+from core.db.base import Database
 from core.db.fix_hints import query_failed
-from core.db.postgres import PgDatabase
 from core.errors import (
     DatabaseError,
     DatabaseUnavailableError,
@@ -20,28 +17,25 @@ from core.errors import (
     QueryTimeoutError,
     refused_as_hint,
 )
-from core.sqlguard import Classification
+from core.sqlguard import CheckedSql
 
 # Statements EXPLAIN accepts on the read path (SELECT, WITH … SELECT, VALUES, TABLE all parse as SelectStmt).
 EXPLAINABLE = frozenset({"SelectStmt"})
 
-async def explain_first(db: PgDatabase, *, role: str | None, checked: Classification) -> None:
+
+async def explain_first(db: Database, *, role: str | None, checked: CheckedSql) -> None:
     """Plan the read (as ``role``, read-only); a planning error becomes a :class:`QueryFailed` for a retry.
 
     Planning runs IMMUTABLE functions with constant arguments, so the catalog's function check runs first; their
-    values can make the plan huge, so it is never fetched.
+    values can make the plan huge, so it is never fetched (:meth:`Database.plan`).
     """
     if checked.statement_type not in EXPLAINABLE:
         return
-    sql = checked.sql
-
-    async def work(conn: asyncpg.Connection) -> None:
-        await explain_discarded(conn, f"EXPLAIN {sql}")  # the plan stays in the database, whatever its size
-
     try:
         with refused_as_hint():  # a function the catalog check refused
-            await db.run(work, role=role, read_only=True, guarded=checked)
+            await db.plan(checked, role=role)
     except (PermissionDeniedError, QueryTimeoutError, DatabaseUnavailableError):
         raise  # the model cannot fix these: the user must see them as they are
     except DatabaseError as exc:
-        raise await query_failed(exc, db=db, role=role, sql=sql, tables=checked.tables, planning=True) from None
+        raise await query_failed(exc, db=db, role=role, sql=checked.sql, tables=checked.tables,
+                                 planning=True) from None

@@ -19,7 +19,8 @@ from typing import IO
 
 import asyncpg
 
-from core.db.postgres import SQL_TAG, PgDatabase, QueryLimits, rows_from_status
+from core.db.base import PostgresDatabase
+from core.db.postgres import SQL_TAG, QueryLimits, rows_from_status
 from core.errors import PgbotError
 from core.messages import ExportFile, new_id
 from core.sqlguard import CheckedSql
@@ -95,7 +96,7 @@ class _FileSink:
         await asyncio.shield(asyncio.to_thread(remove))
 
 
-def export_limits(db: PgDatabase) -> QueryLimits:
+def export_limits(db: PostgresDatabase) -> QueryLimits:
     timeout = db.settings.export_timeout_ms
     return replace(db.limits, statement_timeout_ms=timeout or db.limits.statement_timeout_ms, label="export")
 
@@ -107,7 +108,7 @@ def export_path(directory: Path, database: str) -> Path:
 
 
 async def export_csv(
-    db: PgDatabase, *, checked: CheckedSql, role: str | None, directory: Path, max_bytes: int,
+    db: PostgresDatabase, *, checked: CheckedSql, role: str | None, directory: Path, max_bytes: int,
     limits: QueryLimits | None = None,
 ) -> ExportResult:
     """Stream the result of one checked read to a new CSV file (header row included)."""

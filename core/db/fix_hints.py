@@ -13,7 +13,8 @@ import re
 
 import asyncpg
 
-from core.db.postgres import SQL_TAG, PgDatabase
+from core.db.base import Connection, Database
+from core.db.postgres import SQL_TAG
 from core.errors import DatabaseError, QueryFailed
 
 # SQLSTATEs where the columns of the tables in play are what the model needs to see.
@@ -91,13 +92,13 @@ def near(sql: str, position: int | None, *, width: int = 40) -> str:
     return ("…" if start else "") + snippet + ("…" if end < len(sql) else "")
 
 
-async def table_columns(db: PgDatabase, *, role: str | None, tables: tuple[str, ...]) -> str:
+async def table_columns(db: Database, *, role: str | None, tables: tuple[str, ...]) -> str:
     """``orders(id integer, …)`` lines for ``tables``, as ``role`` may see them, or "" (never fails a hint)."""
     if not tables:
         return ""
     names = list(tables[:MAX_TABLES])
 
-    async def work(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    async def work(conn: Connection) -> list[asyncpg.Record]:
         return list(await conn.fetch(_COLUMNS_SQL, names))
 
     try:
@@ -109,7 +110,7 @@ async def table_columns(db: PgDatabase, *, role: str | None, tables: tuple[str, 
 
 
 async def query_failed(
-    exc: DatabaseError, *, db: PgDatabase, role: str | None, sql: str, tables: tuple[str, ...], planning: bool,
+    exc: DatabaseError, *, db: Database, role: str | None, sql: str, tables: tuple[str, ...], planning: bool,
 ) -> QueryFailed:
     """The :class:`QueryFailed` the model gets for ``exc``: the error, where, the columns in play, advice."""
     lead = ("Postgres rejected the query while planning it (EXPLAIN; nothing ran): " if planning

@@ -2,10 +2,12 @@
 
 It runs nothing: each statement (normalised whitespace) must have been given an answer, else it fails the way
 Postgres would fail an unknown table, so a test never passes on SQL it did not expect. It keeps what ran
-(:attr:`MemoryDatabase.ran`), takes only :class:`CheckedSql` in :meth:`fetch` like ``PgDatabase``, caps rows
-the same way, and refuses an answer to a role it was not given to (``PermissionDeniedError``).
-:meth:`run` hands ``work`` a connection with asyncpg's ``fetch``/``fetchrow``/``fetchval``/``execute`` over
-the same answers; any other connection method is an AttributeError (that work needs a real PostgreSQL).
+(:attr:`MemoryDatabase.ran`), takes only :class:`CheckedSql` in :meth:`fetch` and :meth:`plan` like
+``PgDatabase``, caps rows the same way, and refuses an answer to a role it was not given to
+(``PermissionDeniedError``). :meth:`plan` succeeds for a statement it has an answer for, as EXPLAIN would.
+:meth:`run` hands ``work`` a :class:`core.db.base.Connection` over the same answers. It is no
+``PostgresDatabase``: ``DatabaseRegistry.postgres`` refuses it, so exports, changes and diagnostics fail
+clearly on it instead of half-working.
 """
 
 from __future__ import annotations
@@ -13,17 +15,15 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar
 
 from core.config import DatabaseSettings
 from core.db.postgres import QueryLimits, QueryResult
 from core.errors import DatabaseError, PermissionDeniedError
-from core.sqlguard import CheckedSql, Classification
+from core.sqlguard import CheckedSql
 
 if TYPE_CHECKING:
-    import asyncpg
-
-    from core.db.base import Database
+    from core.db.base import Connection, Database
 
 T = TypeVar("T")
 
@@ -40,12 +40,14 @@ class Canned:
 
 @dataclass(frozen=True, slots=True)
 class Ran:
-    """One statement as it reached the database: its text, arguments, role and transaction mode."""
+    """One statement as it reached the database: its text, arguments, role and transaction mode; ``planned``:
+    only planned (:meth:`MemoryDatabase.plan`), not run."""
 
     sql: str
     role: str | None
     read_only: bool
     args: tuple[object, ...] = ()
+    planned: bool = False
 
 
 def normalised(sql: str) -> str:
@@ -69,10 +71,11 @@ class MemoryDatabase:
             columns=tuple(columns), rows=tuple(tuple(r) for r in rows), types=tuple(types),
             roles=frozenset(roles) if roles is not None else None)
 
-    def _lookup(self, sql: str, *, role: str | None, read_only: bool, args: tuple[object, ...] = ()) -> Canned:
+    def _lookup(self, sql: str, *, role: str | None, read_only: bool, args: tuple[object, ...] = (),
+                planned: bool = False) -> Canned:
         if self.closed:
             raise DatabaseError(f"Database '{self.name}' is closed.")
-        self.ran.append(Ran(sql=sql, role=role, read_only=read_only, args=args))
+        self.ran.append(Ran(sql=sql, role=role, read_only=read_only, args=args, planned=planned))
         canned = self._answers.get(normalised(sql))
         if canned is None:
             raise DatabaseError(f"Postgres error on '{self.name}': the in-memory database has no answer for "
@@ -95,13 +98,15 @@ class MemoryDatabase:
                            duration_ms=(time.perf_counter() - started) * 1000, row_cap=limits.max_rows,
                            types=canned.types)
 
-    async def run(self, work: Callable[[asyncpg.Connection], Awaitable[T]], *, role: str | None,
-                  limits: QueryLimits | None = None, read_only: bool, rollback: bool = False,
-                  guarded: Classification | None = None, verify: bool = True, main_login: bool = False,
-                  statement: str = "") -> T:
+    async def plan(self, checked: CheckedSql, *, role: str | None) -> None:
+        """As :meth:`PgDatabase.plan`: a CheckedSql read only; fails as its :meth:`fetch` would, runs nothing."""
+        checked = CheckedSql.require(checked, path="read", where="MemoryDatabase.plan")
+        self._lookup(checked.sql, role=role, read_only=True, planned=True)
+
+    async def run(self, work: Callable[[Connection], Awaitable[T]], *, role: str | None, read_only: bool,
+                  limits: QueryLimits | None = None, statement: str = "") -> T:
         """``work`` on a connection that answers from the canned results (see the module's docstring)."""
-        conn = _Connection(self, role=role, read_only=read_only)
-        return await work(cast("asyncpg.Connection", conn))
+        return await work(_Connection(self, role=role, read_only=read_only))
 
     def pool_usage(self) -> tuple[int, int] | None:
         return None  # no connections: /metrics shows no pool for it
@@ -111,7 +116,7 @@ class MemoryDatabase:
 
 
 class _Connection:
-    """The part of asyncpg's Connection pgbot's own catalog and server-facts work uses."""
+    """The :class:`core.db.base.Connection` of :meth:`MemoryDatabase.run`: asyncpg's plain calls, canned."""
 
     def __init__(self, db: MemoryDatabase, *, role: str | None, read_only: bool) -> None:
         self._db, self._role, self._read_only = db, role, read_only
@@ -120,19 +125,19 @@ class _Connection:
         canned = self._db._lookup(sql, role=self._role, read_only=self._read_only, args=args)
         return [Record(canned.columns, row) for row in canned.rows]
 
-    async def fetch(self, sql: str, *args: object) -> list[Record]:
-        return self._records(sql, args)
+    async def fetch(self, query: str, *args: object) -> list[Record]:
+        return self._records(query, args)
 
-    async def fetchrow(self, sql: str, *args: object) -> Record | None:
-        records = self._records(sql, args)
+    async def fetchrow(self, query: str, *args: object) -> Record | None:
+        records = self._records(query, args)
         return records[0] if records else None
 
-    async def fetchval(self, sql: str, *args: object) -> object:
-        records = self._records(sql, args)
+    async def fetchval(self, query: str, *args: object) -> object:
+        records = self._records(query, args)
         return records[0][0] if records else None
 
-    async def execute(self, sql: str, *args: object) -> str:
-        return f"SELECT {len(self._records(sql, args))}"
+    async def execute(self, query: str, *args: object) -> str:
+        return f"SELECT {len(self._records(query, args))}"
 
 
 class Record(Mapping[str, object]):
@@ -158,3 +163,6 @@ class Record(Mapping[str, object]):
 if TYPE_CHECKING:
     def _is_a_database(db: MemoryDatabase) -> Database:  # mypy: MemoryDatabase satisfies the protocol
         return db
+
+    def _is_a_connection(conn: _Connection) -> Connection:  # and its connection the one run promises
+        return conn

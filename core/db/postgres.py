@@ -31,7 +31,7 @@ import structlog
 from core.config import DatabaseSettings
 from core.db.audit_rows import record_security_event
 from core.db.bounded import MAX_RESULT_BYTES, bounded_select, fetch_within, row_bound
-from core.db.bounded_explain import explain_lines
+from core.db.bounded_explain import explain_discarded, explain_lines
 from core.db.functions import AllowedFunctions, check_functions
 from core.errors import (
     BusyError,
@@ -42,7 +42,7 @@ from core.errors import (
     SecurityError,
 )
 from core.messages import ResultTable, rows_to_table
-from core.sqlguard import CheckedSql, Classification
+from core.sqlguard import CheckedSql
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -86,15 +86,6 @@ class QueryResult:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class ExecResult:
-    """Outcome of an approved change: Postgres's command status (e.g. ``DELETE 3``) and time taken."""
-
-    status: str
-    rows_affected: int | None
-    duration_ms: float
-
-
 def quote_ident(name: str) -> str:
     """Quote an identifier exactly as Postgres's quote_ident would (always quoted: safe for any role name)."""
     return '"' + name.replace('"', '""') + '"'
@@ -109,7 +100,8 @@ def rows_from_status(status: str) -> int | None:
 
 
 class PgDatabase:
-    """A named database from the config; the pool is created on first use."""
+    """A named database from the config; the pool is created on first use. The
+    :class:`core.db.base.PostgresDatabase` (and so the ``Database``) pgbot runs on."""
 
     def __init__(self, name: str, settings: DatabaseSettings) -> None:
         self.name = name
@@ -183,17 +175,20 @@ class PgDatabase:
 
     @asynccontextmanager
     async def transaction(
-        self, *, role: str | None, limits: QueryLimits, read_only: bool, guarded: Classification | None = None,
+        self, *, role: str | None, limits: QueryLimits, read_only: bool, guarded: CheckedSql | None = None,
         verify: bool = True, main_login: bool = False,
     ) -> AsyncIterator[asyncpg.Connection]:
         """A connection inside a transaction with the limits and role applied; errors translated.
 
-        ``guarded``: a read's classification; its functions are checked against the catalog before it runs.
+        ``guarded``: the checked read the work runs; its functions are checked against the catalog before it
+        runs (not those of pgbot's own ``CheckedSql.trusted`` SQL).
         ``verify``: check the session's identity after the work (callers that RESET ROLE themselves pass
         False and call :meth:`verify_identity` right after the untrusted statement instead).
         ``main_login``: use the main DSN even when ``role_dsns`` has a login for ``role`` (approved changes
         whose audit row, written as the main login, commits in the same transaction).
         """
+        if guarded is not None:
+            guarded = CheckedSql.require(guarded, path="read", where="PgDatabase.transaction")
         pooled = await self._pool_for(role, main_login=main_login)
         try:
             for attempt in range(2):
@@ -213,7 +208,7 @@ class PgDatabase:
                             continue
                         raise SecurityError() from None
                     try:
-                        if guarded is not None:
+                        if guarded is not None and not guarded.is_trusted:
                             await check_functions(conn, guarded, allowed=self.allowed_functions,
                                                   database=self.name)
                         yield conn
@@ -327,8 +322,7 @@ class PgDatabase:
         checked = CheckedSql.require(checked, path="read", where="PgDatabase.fetch")
         limits = limits or self.limits
         started = time.perf_counter()
-        guarded = None if checked.is_trusted else checked
-        async with self.transaction(role=role, limits=limits, read_only=True, guarded=guarded) as conn:
+        async with self.transaction(role=role, limits=limits, read_only=True, guarded=checked) as conn:
             stmt = await conn.prepare(SQL_TAG + checked.sql)
             attributes = stmt.get_attributes()
             columns = tuple(a.name for a in attributes)
@@ -367,25 +361,37 @@ class PgDatabase:
             time_zone=str(time_zone) if time_zone else None,
         )
 
+    async def plan(self, checked: CheckedSql, *, role: str | None) -> None:
+        """EXPLAIN a checked read as ``role`` without running it; the plan stays in the database, whatever its
+        size (planning runs IMMUTABLE functions of constants, so the catalog's function check runs first)."""
+        checked = CheckedSql.require(checked, path="read", where="PgDatabase.plan")
+
+        async def work(conn: asyncpg.Connection) -> None:
+            await explain_discarded(conn, f"EXPLAIN {checked.sql}")
+
+        await self.run(work, role=role, read_only=True, guarded=checked)
+
     async def run(
         self,
         work: Callable[[asyncpg.Connection], Awaitable[T]],
         *,
         role: str | None,
-        limits: QueryLimits | None = None,
         read_only: bool,
+        limits: QueryLimits | None = None,
+        statement: str = "",
         rollback: bool = False,
-        guarded: Classification | None = None,
+        guarded: CheckedSql | None = None,
         verify: bool = True,
         main_login: bool = False,
-        statement: str = "",
     ) -> T:
         """Run ``work`` on a connection in a limited transaction; ``rollback`` always undoes it (previews).
 
-        ``guarded`` and ``verify`` as for :meth:`transaction`: pass ``guarded`` whenever ``work`` runs SQL a
-        user or the model wrote on the read path. ``statement``: the SQL a security event names (when not
-        ``guarded``'s).
+        ``guarded`` and ``verify`` as for :meth:`transaction`: pass ``guarded`` (a CheckedSql of the read
+        path) whenever ``work`` runs SQL a user or the model wrote on the read path. ``statement``: the SQL a
+        security event names (when not ``guarded``'s).
         """
+        if guarded is not None:
+            guarded = CheckedSql.require(guarded, path="read", where="PgDatabase.run")
         statement = guarded.sql if guarded is not None else statement
         limits = limits or self.limits
         def opened() -> AbstractAsyncContextManager[asyncpg.Connection]:
@@ -409,18 +415,6 @@ class PgDatabase:
         except _Rollback:
             return result[0]
         raise AssertionError("unreachable: a rollback transaction always raises _Rollback")
-
-    async def execute(self, sql: str, *, role: str | None, limits: QueryLimits | None = None) -> ExecResult:
-        """Run one approved change in its own transaction as ``role``."""
-        started = time.perf_counter()
-
-        async def work(conn: asyncpg.Connection) -> str:
-            status: str = await conn.execute(SQL_TAG + sql)
-            return status
-
-        status = await self.run(work, role=role, limits=limits, read_only=False)
-        return ExecResult(status=status, rows_affected=rows_from_status(status),
-                          duration_ms=(time.perf_counter() - started) * 1000)
 
     async def aclose(self) -> None:
         pools, self._pools = list(self._pools.values()), {}

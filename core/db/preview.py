@@ -18,7 +18,8 @@ import asyncpg
 from pglast import ast, enums, parse_sql
 from pglast.stream import RawStream
 
-from core.db.postgres import SQL_TAG, PgDatabase, rows_from_status
+from core.db.base import PostgresDatabase
+from core.db.postgres import SQL_TAG, rows_from_status
 from core.errors import PermissionDeniedError
 from core.messages import ResultTable, rows_to_table
 from core.sqlguard import CheckedSql, Classification
@@ -62,7 +63,7 @@ def runs_in_preview(checked: Classification) -> bool:
     return checked.kind == "write" and checked.statement_type in {*_RETURNING, "MergeStmt", "SelectStmt"}
 
 
-async def preview_change(db: PgDatabase, checked: CheckedSql, *, role: str | None) -> ChangePreview:
+async def preview_change(db: PostgresDatabase, checked: CheckedSql, *, role: str | None) -> ChangePreview:
     """Preview one checked change; Postgres errors (permission, constraint, timeout) propagate translated."""
     checked = CheckedSql.require(checked, path="change", where="preview_change")
     if not runs_in_preview(checked):
@@ -163,7 +164,7 @@ JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
 WHERE i.indrelid = to_regclass($1) AND i.indisprimary"""
 
 
-async def _server_version(db: PgDatabase) -> int:
+async def _server_version(db: PostgresDatabase) -> int:
     async def work(conn: asyncpg.Connection) -> int:
         return int(conn.get_server_version().major) * 10000
 

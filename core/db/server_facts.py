@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 
-from core.db.base import Database
+from core.db.base import Connection, Database
 
 DEFAULT_TTL_S = 60.0
 _QUERY = (
@@ -62,7 +62,7 @@ class ServerFacts:
             return facts
 
     async def _fetch(self, db: Database) -> Facts:
-        async def work(conn: asyncpg.Connection) -> asyncpg.Record:
+        async def work(conn: Connection) -> asyncpg.Record:
             return await conn.fetchrow(_QUERY)
 
         # The login role: none of these depend on the asking role (SET ROLE keeps the session's TimeZone).

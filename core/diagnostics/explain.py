@@ -18,13 +18,14 @@ from dataclasses import dataclass
 import asyncpg
 from pglast import ast, parse_sql
 
+from core.db.base import PostgresDatabase
 from core.db.bounded_explain import explain_document
-from core.db.postgres import SQL_TAG, PgDatabase, quote_ident
+from core.db.postgres import SQL_TAG, quote_ident
 from core.diagnostics.findings import Finding, render_findings
 from core.diagnostics.locks import RelationLock, current_locks
 from core.diagnostics.plan import Plan, interpret, parse_plan
 from core.errors import GuardError, QueryTimeoutError
-from core.sqlguard import Classification, SqlGuard, StatementKind
+from core.sqlguard import CheckedSql, SqlGuard, StatementKind
 
 EXPLAINABLE = frozenset({"SelectStmt", "InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt", "CreateTableAsStmt"})
 _LABELS = {"InsertStmt": "INSERT", "UpdateStmt": "UPDATE", "DeleteStmt": "DELETE", "MergeStmt": "MERGE",
@@ -52,17 +53,21 @@ class ExplainReport:
         return "\n".join(parts)
 
 
-def classify_for_explain(guard: SqlGuard, sql: str) -> Classification:
-    """The statement, if EXPLAIN can plan it; else a GuardError saying why in plain words."""
-    checked = guard.classify(sql)
-    if checked.kind is StatementKind.FORBIDDEN:
-        raise GuardError(checked.reason or "pgbot refuses this statement.")
-    if checked.statement_type == "ExplainStmt":
+def classify_for_explain(guard: SqlGuard, sql: str) -> CheckedSql:
+    """The statement, if EXPLAIN can plan it; else a GuardError saying why in plain words. A read comes back
+    checked for the read path (its functions are checked against the catalog before it is planned or run), a
+    change checked for the change path (only ever planned)."""
+    classified = guard.classify(sql)
+    if classified.kind is StatementKind.FORBIDDEN:
+        raise GuardError(classified.reason or "pgbot refuses this statement.")
+    if classified.statement_type == "ExplainStmt":
         raise GuardError("Send the query itself, without EXPLAIN: pgbot adds the EXPLAIN options.")
-    if checked.statement_type not in EXPLAINABLE:
-        raise GuardError(f"EXPLAIN cannot plan this kind of statement ({checked.statement_type.removesuffix('Stmt')}"
-                         "); it plans SELECT, INSERT, UPDATE, DELETE, MERGE and CREATE TABLE AS.")
-    return checked
+    if classified.statement_type not in EXPLAINABLE:
+        raise GuardError(f"EXPLAIN cannot plan this kind of statement ("
+                         f"{classified.statement_type.removesuffix('Stmt')}); it plans SELECT, INSERT, UPDATE, "
+                         "DELETE, MERGE and CREATE TABLE AS.")
+    # The same verdict (the guard keeps it), now as the proof the database takes.
+    return guard.check_read(sql) if classified.kind is StatementKind.READ else guard.check_change(sql)
 
 
 def has_parameters(sql: str) -> bool:
@@ -162,7 +167,7 @@ async def table_rows(conn: asyncpg.Connection, relations: Iterable[str]) -> dict
     return {r["name"]: r["rows"] for r in rows}
 
 
-async def explain(db: PgDatabase, guard: SqlGuard, sql: str, *, role: str | None, analyze: bool) -> ExplainReport:
+async def explain(db: PostgresDatabase, guard: SqlGuard, sql: str, *, role: str | None, analyze: bool) -> ExplainReport:
     """EXPLAIN ``sql`` as ``role``; ANALYZE only for reads. Raises GuardError for what cannot be planned."""
     checked = classify_for_explain(guard, sql)
     refused: str | None = None
@@ -189,7 +194,7 @@ async def explain(db: PgDatabase, guard: SqlGuard, sql: str, *, role: str | None
         return document, await table_rows(conn, parse_plan(document).relations())
 
     # Only a read may run (ANALYZE): its functions pass the read path's catalog check first.
-    guarded = checked if checked.kind is StatementKind.READ else None
+    guarded = checked if checked.path == "read" else None
     document, sizes = await db.run(work, role=role, read_only=True, rollback=True, guarded=guarded)
     plan = parse_plan(document)
     summary, findings = interpret(plan, table_rows=sizes)

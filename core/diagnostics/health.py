@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from core.db.postgres import PgDatabase
+from core.db.base import PostgresDatabase
 from core.diagnostics.checks import PRIVILEGE_HINT, LockAwareCheck, LockView, run_isolated
 from core.diagnostics.findings import Finding, Severity, duration_s, number, render_findings, size
 from core.diagnostics.index_catalog import duplicate_indexes, unused_indexes
@@ -43,7 +43,7 @@ class HealthReport:
         return {f.check for f in self.findings if f.severity is not Severity.OK}
 
 
-async def health_check(db: PgDatabase, *, role: str | None, long_query_s: float = LONG_QUERY_S,
+async def health_check(db: PostgresDatabase, *, role: str | None, long_query_s: float = LONG_QUERY_S,
                        top_queries: int = 5) -> HealthReport:
     """Run every check as ``role`` (read-only) and collect the findings."""
 

@@ -16,7 +16,8 @@ import structlog
 
 from core.approvals.executors import ExecutionContext, ExecutionOutcome, executor
 from core.approvals.pending import PendingAction
-from core.db.postgres import SQL_TAG, PgDatabase, describe_connect_error, quote_ident, translate_pg_error
+from core.db.base import PostgresDatabase
+from core.db.postgres import SQL_TAG, describe_connect_error, quote_ident, translate_pg_error
 from core.errors import DatabaseError, DatabaseUnavailableError, QueryTimeoutError
 
 log = structlog.get_logger(__name__)
@@ -62,7 +63,7 @@ async def create_index(action: PendingAction, ctx: ExecutionContext) -> Executio
                             duration_ms=(time.perf_counter() - started) * 1000)
 
 
-async def _watch(db: PgDatabase, pid: int, build: asyncio.Future[str],
+async def _watch(db: PostgresDatabase, pid: int, build: asyncio.Future[str],
                  report: Callable[[str], Awaitable[None]]) -> None:
     """Poll the build's progress from a second connection until it ends; report changes every few seconds."""
     monitor: asyncpg.Connection | None = None
@@ -120,7 +121,7 @@ async def _drop_if_invalid(conn: asyncpg.Connection, qualified: str) -> str:
     return f"The INVALID index {qualified} the failed build left behind was dropped."
 
 
-async def _index_size(db: PgDatabase, qualified: str) -> str:
+async def _index_size(db: PostgresDatabase, qualified: str) -> str:
     """The new index's size, under the database's lock_timeout: a session locking it already must not hold up
     the outcome of a build that has finished."""
 

@@ -16,7 +16,8 @@ import asyncpg
 
 from core.approvals.decisions import role_label
 from core.approvals.pending import PendingAction, action_hash
-from core.db.postgres import PgDatabase, quote_ident
+from core.db.base import PostgresDatabase
+from core.db.postgres import quote_ident
 from core.diagnostics.findings import number, size
 from core.diagnostics.index_build import OPERATION
 from core.diagnostics.index_catalog import TableFacts, table_facts
@@ -40,7 +41,7 @@ class Requester:
     groups: tuple[str, ...] = ()  # the requester's platform groups, re-checked at approval
 
 
-async def propose_index_build(db: PgDatabase, *, table: str, columns: Sequence[str], unique: bool,
+async def propose_index_build(db: PostgresDatabase, *, table: str, columns: Sequence[str], unique: bool,
                               requester: Requester, expiry_s: float) -> IndexProposal:
     columns = list(columns)
     if not columns or len(columns) > MAX_INDEX_COLUMNS or any(not c or len(c) > 63 for c in columns):

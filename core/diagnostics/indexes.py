@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import asyncpg
 import structlog
 
-from core.db.postgres import SQL_TAG, PgDatabase, quote_ident
+from core.db.base import PostgresDatabase
+from core.db.postgres import SQL_TAG, quote_ident
 from core.diagnostics.checks import LockView
 from core.diagnostics.explain import classify_for_explain, generic_plan, has_parameters, plan_json, statement_oids
 from core.diagnostics.findings import Finding, number, render_findings
@@ -29,7 +30,7 @@ from core.diagnostics.index_catalog import TableFacts, table_facts, unused_and_d
 from core.diagnostics.plan import Plan, parse_plan
 from core.diagnostics.query_shape import QueryShape, TableUse, query_shape
 from core.errors import PgbotError
-from core.sqlguard import DEFAULT_MAX_SQL_CHARS, SqlGuard, StatementKind
+from core.sqlguard import DEFAULT_MAX_SQL_CHARS, SqlGuard
 
 log = structlog.get_logger(__name__)
 SMALL_TABLE_ROWS = 1_000  # below this a sequential scan reads a few pages: an index cannot help much
@@ -175,7 +176,7 @@ def _resolve(shape: QueryShape, facts: dict[str, TableFacts]) -> None:
             owners[0].add(kind, column, predicate)
 
 
-async def advise(db: PgDatabase, guard: SqlGuard, sql: str, *, role: str | None) -> IndexAdvice:
+async def advise(db: PostgresDatabase, guard: SqlGuard, sql: str, *, role: str | None) -> IndexAdvice:
     """Candidates for ``sql`` measured as ``role``; raises GuardError when the query cannot be planned."""
     checked = classify_for_explain(guard, sql)
     shape = query_shape(checked.sql)
@@ -214,7 +215,7 @@ async def advise(db: PgDatabase, guard: SqlGuard, sql: str, *, role: str | None)
         return advice
 
     # Planning runs IMMUTABLE functions with constant arguments: a read's functions pass the catalog check first.
-    guarded = checked if checked.kind is StatementKind.READ else None
+    guarded = checked if checked.path == "read" else None
     return await db.run(work, role=role, read_only=True, rollback=True, guarded=guarded)
 
 
@@ -334,7 +335,7 @@ def _alias_for(cand: Candidate) -> str:
     return cand.table.rsplit(".", 1)[-1]
 
 
-async def top_statements(db: PgDatabase, *, role: str | None, limit: int = 3,
+async def top_statements(db: PostgresDatabase, *, role: str | None, limit: int = 3,
                          max_chars: int = DEFAULT_MAX_SQL_CHARS) -> list[str]:
     """The costliest statements pg_stat_statements recorded here (reads, updates, deletes), for advice without
     a query; a PgbotError saying how to enable the extension when it is absent.

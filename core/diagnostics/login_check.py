@@ -15,7 +15,7 @@ from typing import LiteralString
 
 import asyncpg
 
-from core.db.postgres import PgDatabase
+from core.db.base import PostgresDatabase
 
 # Predefined roles whose members reach beyond their tables: files, programs, other sessions, every table.
 POWERFUL_PREDEFINED = frozenset({
@@ -91,7 +91,7 @@ class LoginReport:
         return found
 
 
-async def check_login(db: PgDatabase, *, mapped: Iterable[str], writes_asked: Iterable[str] = (),
+async def check_login(db: PostgresDatabase, *, mapped: Iterable[str], writes_asked: Iterable[str] = (),
                       role: str | None = None) -> LoginReport:
     """Ask the database what the login role can do compared with the ``mapped`` roles: the main DSN's login,
     or (``role``) the login that ``role_dsns`` gives statements run as that role."""

@@ -14,7 +14,8 @@ from typing import LiteralString
 
 import asyncpg
 
-from core.db.postgres import SQL_TAG, PgDatabase
+from core.db.base import PostgresDatabase
+from core.db.postgres import SQL_TAG
 
 _USER_SCHEMAS: LiteralString = ("n.nspname NOT IN ('pg_catalog', 'information_schema', 'pgbot') "
                                 "AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%'")
@@ -91,7 +92,7 @@ class CheckResult:
     leftovers: tuple[str, ...] = ()
 
 
-async def try_up_and_down(db: PgDatabase, *, up: Sequence[str], down: Sequence[str],
+async def try_up_and_down(db: PostgresDatabase, *, up: Sequence[str], down: Sequence[str],
                           role: str | None) -> CheckResult:
     """Run up then down as ``role`` in a transaction that is always rolled back; raise StepFailed on an error."""
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 
 import asyncpg
 
-from core.db.postgres import SQL_TAG, PgDatabase, QueryLimits, describe_connect_error, quote_ident, translate_pg_error
+from core.db.base import PostgresDatabase
+from core.db.postgres import SQL_TAG, QueryLimits, describe_connect_error, quote_ident, translate_pg_error
 from core.errors import DatabaseUnavailableError, PgbotError
 from core.migrations import store
 from core.migrations.files import Folder, MigrationFile
@@ -89,7 +90,7 @@ class RunResult:
     duration_ms: float
 
 
-async def apply(db: PgDatabase, migration: MigrationFile, statements: Sequence[str], *, role: str | None,
+async def apply(db: PostgresDatabase, migration: MigrationFile, statements: Sequence[str], *, role: str | None,
                 applied_by: str, outside_transaction: bool,
                 before_commit: Callable[[], Awaitable[None]] | None = None) -> RunResult:
     """Run ``statements`` (the up file's) as ``role`` and record the migration; exactly once per database."""
@@ -103,7 +104,7 @@ async def apply(db: PgDatabase, migration: MigrationFile, statements: Sequence[s
                       outside_transaction=outside_transaction, finish=record, before_commit=before_commit)
 
 
-async def revert(db: PgDatabase, migration: MigrationFile, statements: Sequence[str], *, role: str | None,
+async def revert(db: PostgresDatabase, migration: MigrationFile, statements: Sequence[str], *, role: str | None,
                  outside_transaction: bool) -> RunResult:
     """Run the down file's ``statements`` and delete the migration's row."""
 
@@ -117,14 +118,14 @@ async def revert(db: PgDatabase, migration: MigrationFile, statements: Sequence[
 Finish = Callable[[asyncpg.Connection, float], Awaitable[None]]
 
 
-def migration_limits(db: PgDatabase) -> QueryLimits:
+def migration_limits(db: PostgresDatabase) -> QueryLimits:
     """Index builds and rewrites outlast a query: ``migration_timeout_ms``, else ``change_timeout_ms``;
     lock_timeout stays short, so a migration never queues behind a long transaction while blocking everyone."""
     timeout = db.settings.migration_timeout_ms
     return replace(db.limits, statement_timeout_ms=timeout) if timeout else db.change_limits
 
 
-async def _run(db: PgDatabase, statements: Sequence[str], *, role: str | None, version: int, label: str,
+async def _run(db: PostgresDatabase, statements: Sequence[str], *, role: str | None, version: int, label: str,
                direction: str, outside_transaction: bool, finish: Finish,
                before_commit: Callable[[], Awaitable[None]] | None = None) -> RunResult:
     await store.ensure_table(db)
@@ -153,7 +154,7 @@ async def _run(db: PgDatabase, statements: Sequence[str], *, role: str | None, v
     return await db.run(work, role=role, read_only=False, limits=limits, verify=False, main_login=True)
 
 
-async def _run_autocommit(db: PgDatabase, statements: Sequence[str], *, role: str | None, version: int,
+async def _run_autocommit(db: PostgresDatabase, statements: Sequence[str], *, role: str | None, version: int,
                           label: str, limits: QueryLimits, direction: str, finish: Finish,
                           before_commit: Callable[[], Awaitable[None]] | None) -> RunResult:
     pool = await db.pool()

@@ -12,8 +12,8 @@ from typing import LiteralString
 
 import asyncpg
 
+from core.db.base import Connection, Database
 from core.db.owned import ensure_owned_table
-from core.db.postgres import PgDatabase
 from core.errors import PermissionDeniedError
 
 _CREATE: LiteralString = """
@@ -46,7 +46,7 @@ class AppliedMigration:
         return f"{self.version:04d}_{self.name}"
 
 
-async def ensure_table(db: PgDatabase) -> None:
+async def ensure_table(db: Database) -> None:
     """Create the table as the login role (never a user's role); a clear error if that is not allowed."""
     try:
         await ensure_owned_table(db, "pgbot.migrations", _CREATE)
@@ -57,10 +57,10 @@ async def ensure_table(db: PgDatabase) -> None:
         ) from exc
 
 
-async def applied(db: PgDatabase) -> list[AppliedMigration]:
+async def applied(db: Database) -> list[AppliedMigration]:
     """Every recorded migration, oldest version first (empty when the table does not exist yet)."""
 
-    async def work(conn: asyncpg.Connection) -> list[AppliedMigration]:
+    async def work(conn: Connection) -> list[AppliedMigration]:
         if await conn.fetchval("SELECT to_regclass('pgbot.migrations')") is None:
             return []
         rows = await conn.fetch("SELECT version, name, checksum, applied_at, applied_by, duration_ms "
@@ -85,12 +85,12 @@ async def forget_on(conn: asyncpg.Connection, version: int) -> None:
     await conn.execute("DELETE FROM pgbot.migrations WHERE version = $1", version)
 
 
-async def decisions(db: PgDatabase, action_ids: list[str]) -> dict[str, str]:
+async def decisions(db: Database, action_ids: list[str]) -> dict[str, str]:
     """The last audit event of each action ("requested", "rejected", "expired", ...): what became of a draft."""
     if not action_ids:
         return {}
 
-    async def work(conn: asyncpg.Connection) -> dict[str, str]:
+    async def work(conn: Connection) -> dict[str, str]:
         if await conn.fetchval("SELECT to_regclass('pgbot.audit')") is None:
             return {}
         rows = await conn.fetch("SELECT DISTINCT ON (action_id) action_id, event, decided_by FROM pgbot.audit "

@@ -19,7 +19,7 @@ from typing import TypeVar
 import structlog
 
 from core.config import AccuracySettings, Settings
-from core.db.postgres import PgDatabase
+from core.db.base import Database
 from core.db.registry import DatabaseRegistry
 from core.db.server_facts import ServerFacts
 from core.errors import DatabaseError, PgbotError
@@ -73,7 +73,7 @@ class Accuracy:
     # -- before the model -------------------------------------------------------------------------
 
     async def prepare(
-        self, *, db: PgDatabase, role: str | None, question: str, databases: Sequence[str], schema: SchemaParts,
+        self, *, db: Database, role: str | None, question: str, databases: Sequence[str], schema: SchemaParts,
         clarify_tool: bool = True, readable: Collection[str] | None = None, more_tools: bool = False,
     ) -> TurnPrompt:
         """``readable``: the tables the asking role can read; examples naming others are left out;
@@ -108,13 +108,13 @@ class Accuracy:
         return TurnPrompt(system=system, context=context, dates=dates, examples=len(examples), parts=parts)
 
     async def _examples(
-        self, db: PgDatabase, question: str, readable: Collection[str] | None
+        self, db: Database, question: str, readable: Collection[str] | None
     ) -> list[RankedExample]:
         candidates = await self._optional("examples", db, self.feedback_store.positive(db))
         return rank(question, candidates or [], limit=self.config.max_examples, readable=readable)
 
     @staticmethod
-    async def _optional(part: str, db: PgDatabase, work: Awaitable[T]) -> T | None:
+    async def _optional(part: str, db: Database, work: Awaitable[T]) -> T | None:
         """Await ``work``; a database problem drops this part of the prompt (logged), never the turn."""
         try:
             return await work

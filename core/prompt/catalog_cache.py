@@ -28,7 +28,7 @@ from core.prompt.ranking import TableDoc, TableIndex
 from core.sqlguard import qualified_name
 
 if TYPE_CHECKING:
-    from core.db.base import Database
+    from core.db.base import Connection, Database
 
 COMMENT_CHARS = 1000  # comments are cut in SQL: a 1 MB comment must not reach Python, let alone a prompt
 
@@ -320,7 +320,7 @@ async def load_catalog(db: Database, *, role: str | None, fingerprint: str = "")
     """Read the catalog as ``role`` (so it sees exactly what the role may read) in one transaction."""
     started = time.perf_counter()
 
-    async def work(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    async def work(conn: Connection) -> list[asyncpg.Record]:
         rows: list[asyncpg.Record] = await conn.fetch(CATALOG_SQL, COMMENT_CHARS)
         return rows
 
@@ -333,7 +333,7 @@ async def load_catalog(db: Database, *, role: str | None, fingerprint: str = "")
 async def catalog_fingerprint(db: Database) -> str:
     """A cheap value that changes whenever tables, columns, comments, keys or grants change."""
 
-    async def work(conn: asyncpg.Connection) -> str:
+    async def work(conn: Connection) -> str:
         return str(await conn.fetchval(FINGERPRINT_SQL))
 
     return await db.run(work, role=None, read_only=True)

@@ -16,12 +16,11 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass, fields
 from typing import Protocol
 
-import asyncpg
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from core.db.base import Connection, Database
 from core.db.owned import ensure_owned_table
-from core.db.postgres import PgDatabase
 from core.errors import DatabaseError, FeedbackUnavailableError
 
 CREATE_SQL = """
@@ -178,7 +177,7 @@ class FeedbackStore:
         self._max_candidates = max_candidates
         self._cache: dict[str, tuple[float, list[Example]]] = {}
 
-    async def ensure(self, db: PgDatabase) -> None:
+    async def ensure(self, db: Database) -> None:
         """Create schema and table once per process, as the login role; a lock serialises racing replicas."""
         if db.name in self._ready:
             return
@@ -191,12 +190,12 @@ class FeedbackStore:
             ) from exc
         self._ready.add(db.name)
 
-    async def record(self, db: PgDatabase, *, answer: AnswerRecord, voted_by: str, helpful: bool) -> None:
+    async def record(self, db: Database, *, answer: AnswerRecord, voted_by: str, helpful: bool) -> None:
         await self.ensure(db)
         args = (answer.answer_id, answer.database, answer.question, SQL_SEPARATOR.join(answer.sql), helpful,
                 voted_by, answer.asked_by)
 
-        async def work(conn: asyncpg.Connection) -> None:
+        async def work(conn: Connection) -> None:
             await conn.execute(UPSERT_SQL, *args)
 
         try:
@@ -205,14 +204,14 @@ class FeedbackStore:
             raise FeedbackUnavailableError(f"pgbot could not store your feedback: {exc.user_message}") from exc
         self._cache.pop(db.name, None)
 
-    async def positive(self, db: PgDatabase) -> list[Example]:
+    async def positive(self, db: Database) -> list[Example]:
         """Question/SQL pairs of ``db`` with more 👍 than 👎, newest first; [] before any feedback exists."""
         cached = self._cache.get(db.name)
         now = time.monotonic()
         if cached is not None and now - cached[0] < self._cache_s:
             return cached[1]
 
-        async def work(conn: asyncpg.Connection) -> list[Example]:
+        async def work(conn: Connection) -> list[Example]:
             if await conn.fetchval("SELECT to_regclass('pgbot.feedback')") is None:
                 return []
             rows = await conn.fetch(POSITIVE_SQL, db.name, self._max_candidates)

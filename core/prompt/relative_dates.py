@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from core.db.postgres import PgDatabase
+from core.db.base import Connection, Database
 
 _UNITS = r"(hour|day|week|month|quarter|year)s?"
 _WORD_NUMBERS = {
@@ -136,7 +136,7 @@ def find_phrases(question: str) -> list[DatePhrase]:
     return phrases[:MAX_PHRASES]
 
 
-async def resolve_dates(db: PgDatabase, *, role: str | None, question: str) -> ResolvedDates | None:
+async def resolve_dates(db: Database, *, role: str | None, question: str) -> ResolvedDates | None:
     """Evaluate the question's phrases on the database in one read-only query; None when there are none."""
     phrases = find_phrases(question)
     if not phrases:
@@ -150,7 +150,7 @@ async def resolve_dates(db: PgDatabase, *, role: str | None, question: str) -> R
         ]
     sql = "SELECT " + ", ".join(columns)
 
-    async def work(conn: asyncpg.Connection) -> asyncpg.Record:
+    async def work(conn: Connection) -> asyncpg.Record:
         return await conn.fetchrow(sql)
 
     row = await db.run(work, role=role, read_only=True)

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import asyncpg
 import structlog
 
-from core.db.postgres import PgDatabase, QueryLimits, quote_ident
+from core.db.base import Connection, Database
+from core.db.postgres import QueryLimits, quote_ident
 from core.errors import DatabaseError
 from core.prompt.ranking import stem, words
 
@@ -98,7 +99,7 @@ class ValueHints:
         self._cache: dict[tuple[str, str | None], _Entry] = {}
         self._fallback: dict[tuple[str, str | None, str, str], tuple[float, dict[str, ColumnValues | None]]] = {}
 
-    async def for_question(self, db: PgDatabase, *, role: str | None, question: str) -> str:
+    async def for_question(self, db: Database, *, role: str | None, question: str) -> str:
         """The prompt section for ``question`` ("" when there is nothing useful)."""
         columns = await self.columns(db, role=role, question=question)
         if not columns:
@@ -110,7 +111,7 @@ class ValueHints:
             lines.append(f"  {c.qualified}: {shown}{more}")
         return "\n".join(lines)
 
-    async def columns(self, db: PgDatabase, *, role: str | None, question: str) -> list[ColumnValues]:
+    async def columns(self, db: Database, *, role: str | None, question: str) -> list[ColumnValues]:
         """The low-cardinality columns for the tables in play, most relevant first, within the budget."""
         candidates = await self._candidates(db, role=role)
         words = _stems(question)
@@ -126,14 +127,14 @@ class ValueHints:
 
     # -- statistics -------------------------------------------------------------------------------
 
-    async def _candidates(self, db: PgDatabase, *, role: str | None) -> list[_Candidate]:
+    async def _candidates(self, db: Database, *, role: str | None) -> list[_Candidate]:
         key = (db.name, role)
         entry = self._cache.get(key)
         now = time.monotonic()
         if entry is not None and now - entry.at < self._ttl_s:
             return entry.candidates
 
-        async def work(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        async def work(conn: Connection) -> list[asyncpg.Record]:
             return list(await conn.fetch(COLUMNS_SQL))
 
         rows = await db.run(work, role=role, read_only=True)
@@ -170,7 +171,7 @@ class ValueHints:
 
     # -- columns without statistics ---------------------------------------------------------------
 
-    async def _fill_missing(self, db: PgDatabase, *, role: str | None, candidates: list[_Candidate]) -> None:
+    async def _fill_missing(self, db: Database, *, role: str | None, candidates: list[_Candidate]) -> None:
         """Bounded ``SELECT DISTINCT`` for never-analysed small tables among ``candidates`` (cached)."""
         tables: dict[tuple[str, str], list[_Candidate]] = {}
         for c in candidates:
@@ -194,7 +195,7 @@ class ValueHints:
                 c.values = cached[1].get(c.column)
 
     async def _distinct(
-        self, db: PgDatabase, *, role: str | None, schema: str, table: str, columns: list[str]
+        self, db: Database, *, role: str | None, schema: str, table: str, columns: list[str]
     ) -> dict[str, ColumnValues | None]:
         limit = self._max_distinct + 1
         source = f"{quote_ident(schema)}.{quote_ident(table)}"
@@ -209,7 +210,7 @@ class ValueHints:
             lock_timeout_ms=db.limits.lock_timeout_ms, max_rows=1,
         )
 
-        async def work(conn: asyncpg.Connection) -> asyncpg.Record:
+        async def work(conn: Connection) -> asyncpg.Record:
             return await conn.fetchrow(sql)
 
         row = await db.run(work, role=role, limits=limits, read_only=True)

@@ -96,7 +96,7 @@ async def run_schedule(schedule: Schedule, *, databases: DatabaseRegistry, guard
 async def _health(schedule: Schedule, heading: str, *, database_role: str | None,
                   databases: DatabaseRegistry) -> RunResult:
     try:
-        report = await health_check(databases.get(schedule.database), role=database_role)
+        report = await health_check(databases.postgres(schedule.database), role=database_role)
     except PgbotError as exc:
         text = f"{heading}\nThe health check could not run: {exc.user_message}"
         return RunResult(replies=(_reply(schedule, ReplyKind.ERROR, text),), outcome=f"failed: {exc.user_message}",

@@ -12,12 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 
-import asyncpg
 import structlog
 
 from core.approvals.audit import AuditLog
 from core.config import Settings
 from core.db.audit_rows import AuditEvent, AuditRecord
+from core.db.base import Connection
 from core.db.explain_check import explain_first
 from core.db.registry import DatabaseRegistry
 from core.errors import AccessDeniedError, PgbotError, ScheduleError
@@ -95,7 +95,7 @@ class Schedules:
     async def _database_zone(self, name: str) -> str:
         """The database's TimeZone setting when it is an IANA name, else UTC (said in the schedule's time)."""
 
-        async def work(conn: asyncpg.Connection) -> str:
+        async def work(conn: Connection) -> str:
             zone: str = await conn.fetchval("SHOW TimeZone")
             return zone
 

@@ -13,8 +13,8 @@ from typing import LiteralString
 
 import asyncpg
 
+from core.db.base import Connection, Database
 from core.db.owned import ensure_owned_columns, ensure_owned_table
-from core.db.postgres import PgDatabase
 from core.errors import DatabaseError, ScheduleError
 from core.schedules.model import ChartChoice, Destination, Schedule, ScheduleKind, chart_choice
 
@@ -79,7 +79,7 @@ class ScheduleStore:
     def __init__(self) -> None:
         self._ready: set[str] = set()
 
-    async def ensure(self, db: PgDatabase) -> None:
+    async def ensure(self, db: Database) -> None:
         if db.name in self._ready:
             return
         try:
@@ -92,20 +92,20 @@ class ScheduleStore:
             ) from exc
         self._ready.add(db.name)
 
-    async def insert(self, db: PgDatabase, schedule: Schedule) -> None:
+    async def insert(self, db: Database, schedule: Schedule) -> None:
         await self.ensure(db)
         d = schedule.destination
         args = (schedule.id, schedule.kind.value, schedule.cron, schedule.timezone, schedule.question, schedule.sql,
                 d.platform, d.workspace, d.channel, d.thread, schedule.created_by, schedule.role,
                 list(schedule.groups), schedule.next_due, schedule.chart)
 
-        async def work(conn: asyncpg.Connection) -> None:
+        async def work(conn: Connection) -> None:
             await conn.execute(_INSERT, *args)
 
         await db.run(work, role=None, read_only=False)
 
-    async def count_by(self, db: PgDatabase, created_by: str) -> int:
-        async def work(conn: asyncpg.Connection) -> int:
+    async def count_by(self, db: Database, created_by: str) -> int:
+        async def work(conn: Connection) -> int:
             if await conn.fetchval("SELECT to_regclass('pgbot.schedules')") is None:
                 return 0
             count: int = await conn.fetchval("SELECT count(*) FROM pgbot.schedules WHERE created_by = $1",
@@ -114,12 +114,12 @@ class ScheduleStore:
 
         return await db.run(work, role=None, read_only=True)
 
-    async def select(self, db: PgDatabase, *, schedule_id: str | None = None, due_by: dt.datetime | None = None,
+    async def select(self, db: Database, *, schedule_id: str | None = None, due_by: dt.datetime | None = None,
                      platforms: tuple[str, ...] | None = None) -> list[Schedule]:
         """Schedules of ``db`` (one by id; or the active ones due by ``due_by`` on ``platforms``); an absent
         table means none (reading never creates it)."""
 
-        async def work(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+        async def work(conn: Connection) -> list[asyncpg.Record]:
             if await conn.fetchval("SELECT to_regclass('pgbot.schedules')") is None:
                 return []
             rows: list[asyncpg.Record] = await conn.fetch(
@@ -132,9 +132,9 @@ class ScheduleStore:
 
         return [_schedule(db.name, r) for r in await db.run(work, role=None, read_only=True)]
 
-    async def set_paused(self, db: PgDatabase, schedule_id: str, *, paused: bool, reason: str | None = None,
+    async def set_paused(self, db: Database, schedule_id: str, *, paused: bool, reason: str | None = None,
                          next_due: dt.datetime | None = None) -> bool:
-        async def work(conn: asyncpg.Connection) -> str:
+        async def work(conn: Connection) -> str:
             status: str = await conn.execute(
                 "UPDATE pgbot.schedules SET paused = $2, stopped_reason = $3, next_due = coalesce($4, next_due)"
                 " WHERE id = $1", schedule_id, paused, reason, next_due)
@@ -142,18 +142,18 @@ class ScheduleStore:
 
         return await db.run(work, role=None, read_only=False) == "UPDATE 1"
 
-    async def delete(self, db: PgDatabase, schedule_id: str) -> bool:
-        async def work(conn: asyncpg.Connection) -> str:
+    async def delete(self, db: Database, schedule_id: str) -> bool:
+        async def work(conn: Connection) -> str:
             status: str = await conn.execute("DELETE FROM pgbot.schedules WHERE id = $1", schedule_id)
             return status
 
         return await db.run(work, role=None, read_only=False) == "DELETE 1"
 
-    async def record_run(self, db: PgDatabase, schedule_id: str, *, due: dt.datetime, next_due: dt.datetime,
+    async def record_run(self, db: Database, schedule_id: str, *, due: dt.datetime, next_due: dt.datetime,
                          ran_at: dt.datetime, outcome: str, findings: dict[str, dict[str, object]] | None) -> bool:
         """Move the schedule past ``due``; False when another run already did (or it was deleted)."""
 
-        async def work(conn: asyncpg.Connection) -> str:
+        async def work(conn: Connection) -> str:
             status: str = await conn.execute(
                 "UPDATE pgbot.schedules SET next_due = $3, last_due = $2, last_run_at = $4, last_outcome = $5,"
                 " last_findings = coalesce($6::jsonb, last_findings) WHERE id = $1 AND next_due = $2",

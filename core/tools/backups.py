@@ -49,7 +49,7 @@ async def propose_backup(ctx: ToolContext, database: str = "") -> ToolOutput:
     """
     name, role = _target(ctx, database)
     action, text = await propose_backup_action(
-        ctx.databases.get(name), settings=ctx.settings, thread_key=ctx.thread_key,
+        ctx.databases.postgres(name), settings=ctx.settings, thread_key=ctx.thread_key,
         requested_by=ctx.actor.identity, role=role, requester_groups=ctx.actor.groups)
     ctx.log.info("backup_proposed", action_id=action.id, database=name)
     return ToolOutput(text=text, pause=action)
@@ -111,7 +111,7 @@ async def propose_restore(ctx: ToolContext, file: str, into: str, overwrite: boo
     """
     path = _locate(ctx, file)
     action, text = await propose_restore_action(
-        ctx.database, settings=ctx.settings, file=path.name, into=into, overwrite=overwrite,
+        ctx.postgres(), settings=ctx.settings, file=path.name, into=into, overwrite=overwrite,
         thread_key=ctx.thread_key, requested_by=ctx.actor.identity, role=ctx.actor.role,
         requester_groups=ctx.actor.groups)
     ctx.log.info("restore_proposed", action_id=action.id, into=into, overwrite=overwrite)

@@ -42,8 +42,9 @@ async def propose_change(ctx: ToolContext, sql: str) -> ToolOutput:
         checked = ctx.guard.check_change(sql)
     if checked.statement_type == "CopyStmt":
         raise ModelHint("Refused: COPY ... FROM STDIN needs a data stream chat cannot supply; use INSERT.")
+    db = ctx.postgres()
     try:
-        preview = await preview_change(ctx.database, checked, role=ctx.actor.role)
+        preview = await preview_change(db, checked, role=ctx.actor.role)
     except (PermissionDeniedError, QueryTimeoutError, DatabaseUnavailableError) as exc:
         raise type(exc)(f"{PREVIEW_FAILED} {exc.user_message}") from exc
     except DatabaseError as exc:
@@ -51,7 +52,7 @@ async def propose_change(ctx: ToolContext, sql: str) -> ToolOutput:
             raise ModelHint(f"Postgres refused the statement in the preview: {exc.user_message}\n"
                             f"SQL was: {checked.sql}") from None
         raise DatabaseError(f"{PREVIEW_FAILED} {exc.user_message}") from exc
-    undo = await assess(ctx.database, checked, role=ctx.actor.role, rows=preview.rows_affected,
+    undo = await assess(db, checked, role=ctx.actor.role, rows=preview.rows_affected,
                         settings=ctx.settings.undo)
     now = time.time()
     undo_text = ""  # for the approver on the card and for the model alike

@@ -6,6 +6,7 @@ The first three only read. ``propose_index`` returns a :class:`PendingAction` wh
 
 from __future__ import annotations
 
+from core.db.base import PostgresDatabase
 from core.diagnostics.explain import explain
 from core.diagnostics.health import health_check as run_health_check
 from core.diagnostics.index_build import create_index
@@ -42,9 +43,10 @@ async def explain_query(ctx: ToolContext, sql: str, analyze: bool = True) -> Too
         sql: the statement, without EXPLAIN
         analyze: measure real times (reads only)
     """
+    db = ctx.postgres()
     try:
         with refused_as_hint():
-            report = await explain(ctx.database, ctx.guard, sql, role=ctx.actor.role, analyze=analyze)
+            report = await explain(db, ctx.guard, sql, role=ctx.actor.role, analyze=analyze)
     except DatabaseError as exc:
         raise _hint_for(exc, sql) or exc from None
     options = "ANALYZE, BUFFERS, VERBOSE, FORMAT JSON" if report.plan.analyzed else "VERBOSE, FORMAT JSON"
@@ -56,7 +58,7 @@ async def explain_query(ctx: ToolContext, sql: str, analyze: bool = True) -> Too
 async def health_check(ctx: ToolContext) -> ToolOutput:
     """Check the database's health: cache hits, bloat, vacuum, long and blocked queries, connections, unused indexes,
     top queries."""
-    report = await run_health_check(ctx.database, role=ctx.actor.role)
+    report = await run_health_check(ctx.postgres(), role=ctx.actor.role)
     ctx.log.info("health_checked", problems=sorted(report.checks()))
     return ToolOutput(text=report.render())
 
@@ -68,11 +70,12 @@ async def advise_indexes(ctx: ToolContext, sql: str | None = None) -> ToolOutput
     Args:
         sql: the slow query (default: the top queries of pg_stat_statements)
     """
-    queries = [sql] if sql else await _top_queries(ctx)
+    db = ctx.postgres()
+    queries = [sql] if sql else await _top_queries(ctx, db)
     parts: list[str] = []
     for query in queries:
         try:
-            advice = await advise(ctx.database, ctx.guard, query, role=ctx.actor.role)
+            advice = await advise(db, ctx.guard, query, role=ctx.actor.role)
         except GuardError as exc:
             if sql:
                 raise ModelHint(f"Refused: {exc.user_message}") from None
@@ -91,9 +94,9 @@ async def advise_indexes(ctx: ToolContext, sql: str | None = None) -> ToolOutput
     return ToolOutput(text="\n\n".join(parts))
 
 
-async def _top_queries(ctx: ToolContext) -> list[str]:
+async def _top_queries(ctx: ToolContext, db: PostgresDatabase) -> list[str]:
     try:
-        return await top_statements(ctx.database, role=ctx.actor.role, max_chars=ctx.guard.max_sql_chars)
+        return await top_statements(db, role=ctx.actor.role, max_chars=ctx.guard.max_sql_chars)
     except PgbotError as exc:
         raise ModelHint(f"{exc.user_message} Ask the user for the slow query and pass it as sql.") from None
 
@@ -107,10 +110,11 @@ async def propose_index(ctx: ToolContext, table: str, columns: list[str], unique
         columns: the columns in order, equality-filtered first
         unique: a UNIQUE index
     """
+    db = ctx.postgres()
     requester = Requester(identity=ctx.actor.identity, role=ctx.actor.role, thread_key=ctx.thread_key,
                           groups=ctx.actor.groups)
     try:
-        proposal = await propose_index_build(ctx.database, table=table, columns=columns, unique=unique,
+        proposal = await propose_index_build(db, table=table, columns=columns, unique=unique,
                                              requester=requester, expiry_s=ctx.settings.approvals.expiry_s)
     except IndexRequestError as exc:
         raise ModelHint(exc.user_message) from None

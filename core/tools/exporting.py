@@ -20,7 +20,7 @@ async def export_for(ctx: ToolContext, sql: str) -> ExportResult:
     if checked.statement_type not in EXPORTABLE:
         raise GuardError("Only queries that return rows (SELECT, WITH … SELECT, VALUES, TABLE) can be exported.")
     limits = ctx.settings.limits
-    result = await export_csv(ctx.database, checked=checked, role=ctx.actor.role, directory=limits.export_dir,
+    result = await export_csv(ctx.postgres(), checked=checked, role=ctx.actor.role, directory=limits.export_dir,
                               max_bytes=limits.export_max_bytes)
     ctx.log.info("export_done", rows=result.rows, bytes=result.bytes, ms=round(result.duration_ms, 1))
     return result

@@ -182,8 +182,9 @@ async def _check(ctx: ToolContext, up: MigrationAnalysis, down: MigrationAnalysi
     if up.outside_transaction or (down is not None and down.outside_transaction):
         return ("Checked by parsing only: a no-transaction migration cannot be tried in a transaction that is "
                 "rolled back, so errors such as a missing column will only show when it runs.")
+    db = ctx.postgres()
     try:
-        result = await try_up_and_down(ctx.database, up=[s.sql for s in up.statements],
+        result = await try_up_and_down(db, up=[s.sql for s in up.statements],
                                        down=[s.sql for s in down.statements] if down else [], role=ctx.actor.role)
     except StepFailed as exc:
         where = f"statement {exc.number} of the {exc.direction} migration ({exc.sql[:200]})"

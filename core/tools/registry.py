@@ -31,7 +31,7 @@ from core.messages import ChartImage, ExportFile, ResultTable, ScheduleCard
 if TYPE_CHECKING:
     from core.approvals.pending import PendingAction
     from core.config import Settings
-    from core.db.postgres import PgDatabase
+    from core.db.base import Database, PostgresDatabase
     from core.db.registry import DatabaseRegistry
     from core.permissions import Actor
     from core.sqlguard import SqlGuard
@@ -52,17 +52,25 @@ class ToolKindError(TypeError):
 
 @dataclass(slots=True)
 class ToolContext:
-    """Everything a tool may use; passed explicitly as the first argument."""
+    """Everything a tool may use; passed explicitly as the first argument.
+
+    ``database`` is the question path's :class:`Database`; a tool that needs the PostgreSQL server itself (a
+    change's preview, an export, diagnostics, migrations, backups) asks for it with :meth:`postgres`.
+    """
 
     settings: Settings
     databases: DatabaseRegistry
-    database: PgDatabase
+    database: Database
     actor: Actor
     thread_key: str
     store: ContextStore
     guard: SqlGuard
     log: structlog.stdlib.BoundLogger
     question: str = ""
+
+    def postgres(self) -> PostgresDatabase:
+        """This conversation's database as a PostgreSQL server (NotPostgresError when it is not one)."""
+        return self.databases.postgres(self.database.name)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from core.config import UndoSettings
-from core.db.postgres import PgDatabase
+from core.db.base import PostgresDatabase
 from core.errors import PgbotError, SecurityError
 from core.sqlguard import Classification
 from core.undo.capture import Captured, run_change
@@ -29,7 +29,7 @@ class UndoCheck:
     triggers: tuple[str, ...] = ()  # the table's triggers: they ran with the change and run again with its undo
 
 
-async def assess(db: PgDatabase, checked: Classification, *, role: str | None, rows: int | None,
+async def assess(db: PostgresDatabase, checked: Classification, *, role: str | None, rows: int | None,
                  settings: UndoSettings) -> UndoCheck:
     if not settings.enabled or checked.kind != "write":
         return UndoCheck(possible=False)

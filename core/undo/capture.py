@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import asyncpg
 
 from core.config import UndoSettings
+from core.db.base import PostgresDatabase
 from core.db.functions import check_functions
-from core.db.postgres import SQL_TAG, PgDatabase
+from core.db.postgres import SQL_TAG
 from core.errors import GuardError
 from core.sqlguard import SqlGuard
 from core.undo.catalog import TableFacts, table_facts
@@ -52,7 +53,7 @@ def _over(count: int, bounds: UndoSettings) -> str:
     return f"it changes {count} rows, over the {bounds.max_rows} an undo keeps ([undo] max_rows)"
 
 
-async def run_change(conn: asyncpg.Connection, sql: str, *, db: PgDatabase, bounds: UndoSettings) -> Captured:
+async def run_change(conn: asyncpg.Connection, sql: str, *, db: PostgresDatabase, bounds: UndoSettings) -> Captured:
     """Run ``sql`` on ``conn`` (inside the caller's transaction, under the role already set), keeping its
     rows when it can; the caller commits or rolls back."""
     plan = await _plan(conn, sql, db=db, bounds=bounds)
@@ -87,7 +88,7 @@ async def run_change(conn: asyncpg.Connection, sql: str, *, db: PgDatabase, boun
     return Captured(status=status, images=images)
 
 
-async def _plan(conn: asyncpg.Connection, sql: str, *, db: PgDatabase, bounds: UndoSettings
+async def _plan(conn: asyncpg.Connection, sql: str, *, db: PostgresDatabase, bounds: UndoSettings
                 ) -> tuple[Target, TableFacts, str] | str:
     target = target_of(sql)
     if isinstance(target, str):
@@ -102,7 +103,7 @@ async def _plan(conn: asyncpg.Connection, sql: str, *, db: PgDatabase, bounds: U
     return target, facts, returning
 
 
-async def _rows_before(conn: asyncpg.Connection, target: Target, facts: TableFacts, *, db: PgDatabase,
+async def _rows_before(conn: asyncpg.Connection, target: Target, facts: TableFacts, *, db: PostgresDatabase,
                        bounds: UndoSettings) -> dict[str, str] | str:
     """UPDATE: its rows as they are, locked until the transaction ends, by key (a join may repeat one)."""
     select = rows_before(target, facts.key, limit=bounds.max_rows + 1)

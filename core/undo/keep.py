@@ -15,7 +15,8 @@ import structlog
 
 from core.approvals.pending import SQL_OPERATION
 from core.config import UndoSettings
-from core.db.postgres import SQL_TAG, PgDatabase
+from core.db.base import PostgresDatabase
+from core.db.postgres import SQL_TAG
 from core.errors import PgbotError
 from core.undo import store
 from core.undo.capture import Captured, run_change
@@ -39,7 +40,7 @@ def requester_role(action: PendingAction) -> str | None:
 
 @dataclass(slots=True)
 class UndoRun:
-    db: PgDatabase
+    db: PostgresDatabase
     action: PendingAction
     settings: UndoSettings
     keeps: bool  # a row goes into pgbot.undo (the rows, or why there are none)
@@ -60,7 +61,7 @@ class UndoRun:
                          reason=kept.why_not, valid_for_s=self.settings.valid_for_s)
 
 
-async def prepare_undo(db: PgDatabase, action: PendingAction, settings: UndoSettings) -> UndoRun:
+async def prepare_undo(db: PostgresDatabase, action: PendingAction, settings: UndoSettings) -> UndoRun:
     """Whether this change gets a ``pgbot.undo`` row; a table pgbot cannot create costs the undo, not the change."""
     keeps = settings.enabled and action.kind == "write" and action.operation == SQL_OPERATION
     if keeps:

@@ -17,8 +17,8 @@ from typing import LiteralString
 
 import asyncpg
 
+from core.db.base import Connection, Database
 from core.db.owned import ensure_owned_table
-from core.db.postgres import PgDatabase
 from core.undo.capture import Images
 
 TABLE = "pgbot.undo"
@@ -103,7 +103,7 @@ class UndoRecord:
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
-async def ensure(db: PgDatabase) -> None:
+async def ensure(db: Database) -> None:
     await ensure_owned_table(db, TABLE, _CREATE)
 
 
@@ -123,10 +123,10 @@ async def save(conn: asyncpg.Connection, *, action_id: str, database: str, threa
     )
 
 
-async def load(db: PgDatabase, action_id: str) -> UndoRecord | None:
+async def load(db: Database, action_id: str) -> UndoRecord | None:
     """The record of one change; reading never creates the table."""
 
-    async def work(conn: asyncpg.Connection) -> asyncpg.Record | None:
+    async def work(conn: Connection) -> asyncpg.Record | None:
         if await conn.fetchval("SELECT to_regclass('pgbot.undo')") is None:
             return None
         found: asyncpg.Record | None = await conn.fetchrow(
@@ -137,10 +137,10 @@ async def load(db: PgDatabase, action_id: str) -> UndoRecord | None:
     return _record(row) if row is not None else None
 
 
-async def latest(db: PgDatabase, thread_key: str) -> str | None:
+async def latest(db: Database, thread_key: str) -> str | None:
     """The newest change of a thread that kept its rows (what a bare ``/undo`` means)."""
 
-    async def work(conn: asyncpg.Connection) -> str | None:
+    async def work(conn: Connection) -> str | None:
         if await conn.fetchval("SELECT to_regclass('pgbot.undo')") is None:
             return None
         found = await conn.fetchval("SELECT action_id FROM pgbot.undo WHERE thread_key = $1 AND keys IS NOT NULL "
@@ -150,10 +150,10 @@ async def latest(db: PgDatabase, thread_key: str) -> str | None:
     return await db.run(work, role=None, read_only=True)
 
 
-async def claim(db: PgDatabase, action_id: str, *, new: str | None, expected: str | None) -> bool:
+async def claim(db: Database, action_id: str, *, new: str | None, expected: str | None) -> bool:
     """Compare-and-set the pending undo of a change: True when ``expected`` was still the one recorded."""
 
-    async def work(conn: asyncpg.Connection) -> bool:
+    async def work(conn: Connection) -> bool:
         done = await conn.fetchval(
             "UPDATE pgbot.undo SET undo_action_id = $2, undo_claimed_at = clock_timestamp() "
             "WHERE action_id = $1 AND undo_action_id IS NOT DISTINCT FROM $3 AND undone_at IS NULL RETURNING 1",

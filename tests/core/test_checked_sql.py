@@ -1,4 +1,5 @@
-"""CheckedSql: the only SQL fetch, export_csv and preview_change take, and the one way around the guard."""
+"""CheckedSql: the only SQL fetch, plan, export_csv and preview_change take (and the only statement ``run`` may
+have the catalog check as ``guarded``), and the one way around the guard."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import dataclasses
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from core.config import DatabaseSettings
@@ -112,6 +114,15 @@ async def db(fresh_db: str) -> AsyncIterator[PgDatabase]:
 async def test_plain_text_is_refused_before_it_reaches_postgres(db: PgDatabase, tmp_path: Path) -> None:
     with pytest.raises(TypeError, match=r"PgDatabase.fetch takes a CheckedSql .* not str"):
         await db.fetch("select 1", role=None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"PgDatabase.plan takes a CheckedSql .* not str"):
+        await db.plan("select 1", role=None)  # type: ignore[arg-type]
+
+    async def work(conn: asyncpg.Connection) -> None:
+        raise AssertionError("an unchecked statement reached a connection")
+
+    classified = SqlGuard().classify("SELECT 1")  # parsed, but not checked for a path
+    with pytest.raises(TypeError, match=r"PgDatabase.run takes a CheckedSql .* not Classification"):
+        await db.run(work, role=None, read_only=True, guarded=classified)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="export_csv takes a CheckedSql"):
         await export_csv(db, checked="select 1", role=None, directory=tmp_path,  # type: ignore[arg-type]
                          max_bytes=1000)
@@ -126,6 +137,8 @@ async def test_each_path_takes_only_sql_checked_for_it(db: PgDatabase) -> None:
         await db.fetch(SqlGuard().check_change("DELETE FROM t"), role=None)
     with pytest.raises(TypeError, match="checked for the change path; this passed check_read"):
         await preview_change(db, SqlGuard().check_read("SELECT 1"), role=None)
+    with pytest.raises(TypeError, match="checked for the read path; this passed check_change"):
+        await db.plan(SqlGuard().check_change("DELETE FROM t"), role=None)
 
 
 async def test_trusted_and_checked_reads_run(db: PgDatabase) -> None:

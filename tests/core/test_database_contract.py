@@ -1,8 +1,9 @@
 """The Database protocol's contract: the same checks against PgDatabase (real PostgreSQL) and MemoryDatabase.
 
-Only where the two overlap: what a read takes, what it returns, the row cap, the role, pgbot's own work in
-``run``. What only Postgres does (the catalog's function check, cutting wide cells, identity checks) is
-tested against Postgres alone, in tests/core/test_sqlguard.py and tests/integration/test_role_escape.py.
+Only where the two overlap: what a read and a plan take, what they return or refuse, the row cap, the role,
+pgbot's own work in ``run``. What only Postgres does (the catalog's function check, cutting wide cells, identity
+checks) is tested against Postgres alone, in tests/core/test_sqlguard.py and tests/integration/test_role_escape.py.
+The registry hands out either as a Database, and only a PostgreSQL server as a PostgresDatabase.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from dataclasses import dataclass, replace
 import asyncpg
 import pytest
 
-from core.config import DatabaseSettings
-from core.db.base import Database
+from core.config import DatabaseSettings, Settings
+from core.db.base import Connection, Database
 from core.db.memory import MemoryDatabase
 from core.db.postgres import PgDatabase
-from core.errors import DatabaseError, PermissionDeniedError
+from core.db.registry import DatabaseRegistry
+from core.errors import DatabaseError, NotPostgresError, PermissionDeniedError, UnknownDatabaseError
 from core.sqlguard import CheckedSql, SqlGuard
 from tests.services import throwaway_database, throwaway_role
 
@@ -88,8 +90,24 @@ async def test_the_role_decides_what_may_be_read(subject: Subject) -> None:
     assert (await subject.db.fetch(SqlGuard().check_read(SECRETS), role=None)).rows == [("x",)]
 
 
+async def test_a_plan_takes_only_sql_checked_for_reading(subject: Subject) -> None:
+    with pytest.raises(TypeError, match="takes a CheckedSql"):
+        await subject.db.plan(ITEMS, role=None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="checked for the read path"):
+        await subject.db.plan(SqlGuard().check_change("DELETE FROM items"), role=None)
+
+
+async def test_a_plan_refuses_what_running_would(subject: Subject) -> None:
+    """EXPLAIN first: a read the role may run plans; the role's missing grant and an unknown table are refused."""
+    await subject.db.plan(SqlGuard().check_read(ITEMS), role=subject.reader)
+    with pytest.raises(PermissionDeniedError):
+        await subject.db.plan(SqlGuard().check_read(SECRETS), role=subject.reader)
+    with pytest.raises(DatabaseError):
+        await subject.db.plan(SqlGuard().check_read("SELECT * FROM no_such_table"), role=None)
+
+
 async def test_pgbots_own_work_runs_on_a_connection(subject: Subject) -> None:
-    async def work(conn: asyncpg.Connection) -> object:
+    async def work(conn: Connection) -> object:
         row = await conn.fetchrow(COUNT)
         assert row is not None
         return (await conn.fetchval(COUNT), row[0], [r["name"] for r in await conn.fetch(ITEMS)])
@@ -100,3 +118,19 @@ async def test_pgbots_own_work_runs_on_a_connection(subject: Subject) -> None:
 async def test_a_statement_it_cannot_answer_is_a_database_error(subject: Subject) -> None:
     with pytest.raises(DatabaseError):
         await subject.db.fetch(SqlGuard().check_read("SELECT * FROM no_such_table"), role=None)
+
+
+def test_the_registry_gives_any_database_to_the_question_path_and_only_postgres_to_server_work() -> None:
+    settings = Settings(databases={"shop": {"dsn": "postgresql://pgbot@127.0.0.1/shop"}})
+    real = DatabaseRegistry(settings)
+    assert isinstance(real.get("shop"), PgDatabase) and real.postgres("shop") is real.get("shop")
+    memory = MemoryDatabase("shop")
+    tests = DatabaseRegistry(settings, {"shop": memory})
+    assert tests.get("shop") is memory and tests.names == ["shop"]
+    with pytest.raises(NotPostgresError, match="'shop' is not a PostgreSQL server"):
+        tests.postgres("shop")
+    for registry in (real, tests):
+        with pytest.raises(UnknownDatabaseError, match="Configured: shop"):
+            registry.postgres("nope")
+    with pytest.raises(ValueError, match="not the configured"):
+        DatabaseRegistry(settings, {"other": MemoryDatabase("other")})

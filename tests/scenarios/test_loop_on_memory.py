@@ -1,7 +1,8 @@
 """The agent loop without PostgreSQL: MemoryDatabase answers the catalog, server facts and the query.
 
 The model is still the scripted OpenAI-compatible server over real HTTP; only the database is in memory, because
-what these tests check is the loop (and the registry's tool-kind rules), not Postgres.
+what these tests check is the loop (and the registry's tool-kind rules), not Postgres. The read path is the
+configured one (EXPLAIN first included); work that needs a PostgreSQL server is refused by the registry.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from bot.wiring import make_llm
 from core import ReplyKind, Settings
 from core.agent.loop import Agent
 from core.approvals.pending import PendingAction, sql_hash
-from core.db.memory import MemoryDatabase, Ran
+from core.db.memory import MemoryDatabase, Ran, normalised
 from core.db.registry import DatabaseRegistry
 from core.db.server_facts import _QUERY as FACTS_SQL
 from core.prompt.catalog_cache import CATALOG_SQL, FINGERPRINT_SQL
@@ -24,18 +25,6 @@ from tests import llm_server as llm
 from tests.helpers import final_reply, message
 
 SHIPPED_SQL = "SELECT count(*) AS shipped FROM orders WHERE status = 'shipped'"
-
-
-class MemoryRegistry(DatabaseRegistry):
-    """The configured names, each answered by its MemoryDatabase."""
-
-    def __init__(self, settings: Settings, memory: dict[str, MemoryDatabase]) -> None:
-        super().__init__(settings)
-        self.memory = memory
-
-    def get(self, name: str) -> MemoryDatabase:  # type: ignore[override]
-        super().get(name)  # an unknown name fails as it does with Postgres
-        return self.memory[name]
 
 
 def shop() -> MemoryDatabase:
@@ -59,9 +48,9 @@ def agent_on(db: MemoryDatabase, llm_url: str) -> Agent:
         llm={"base_url": llm_url, "api_key": "sk-test", "model": "test-model", "timeout_s": 5, "max_retries": 0,
              "tool_mode": "native"},
         # Parts of the prompt that read more of the database; the loop is what is tested here.
-        accuracy={"explain_first": False, "relative_dates": False, "value_hints": False, "examples": False},
+        accuracy={"relative_dates": False, "value_hints": False, "examples": False},
     )
-    return Agent(settings=settings, databases=MemoryRegistry(settings, {"shop": db}), store=MemoryContextStore(),
+    return Agent(settings=settings, databases=DatabaseRegistry(settings, {"shop": db}), store=MemoryContextStore(),
                  tools=load_tools(), llm=make_llm(settings))
 
 
@@ -80,9 +69,11 @@ async def test_a_question_is_answered_from_the_memory_database(llm_server) -> No
     assert reply.table is not None and reply.table.rows == ((30,),)
     system = llm_server.requests[0]["messages"][0]["content"]
     assert "public.orders(" in system and "One row per order" in system  # the catalog came from memory
-    assert Ran(sql=SHIPPED_SQL, role=None, read_only=True) in db.ran
-    assert {" ".join(r.sql.split()) for r in db.ran} == {" ".join(s.split()) for s in
-                                                         (FINGERPRINT_SQL, CATALOG_SQL, FACTS_SQL, SHIPPED_SQL)}
+    shipped = [r for r in db.ran if r.sql == SHIPPED_SQL]  # planned first (EXPLAIN), then run
+    assert shipped == [Ran(sql=SHIPPED_SQL, role=None, read_only=True, planned=True),
+                       Ran(sql=SHIPPED_SQL, role=None, read_only=True)]
+    assert {normalised(r.sql) for r in db.ran} == {normalised(s) for s in
+                                                   (FINGERPRINT_SQL, CATALOG_SQL, FACTS_SQL, SHIPPED_SQL)}
 
 
 async def test_a_query_the_memory_database_does_not_know_goes_back_to_the_model(llm_server) -> None:
@@ -98,7 +89,22 @@ async def test_a_query_the_memory_database_does_not_know_goes_back_to_the_model(
         await agent.aclose()
     assert reply.kind is ReplyKind.ANSWER and reply.sql == (SHIPPED_SQL,)
     retry = llm_server.requests[1]["messages"]
-    assert any("no answer for" in (m.get("content") or "") for m in retry if m["role"] == "tool")
+    told = [m["content"] for m in retry if m["role"] == "tool"]
+    assert len(told) == 1 and "while planning it" in told[0] and "no answer for" in told[0]
+    assert not any(r.sql == "SELECT count(*) FROM shipments" and not r.planned for r in db.ran)  # never run
+
+
+async def test_a_tool_that_needs_a_postgresql_server_is_refused_on_memory(llm_server) -> None:
+    """The health check takes a PostgresDatabase: on a MemoryDatabase the registry says so, nothing half-runs."""
+    db = shop()
+    llm_server.script(llm.tool_call("health_check", {}))
+    agent = agent_on(db, llm_server.base_url)
+    try:
+        reply = await final_reply(agent, message("Is the database healthy?"))
+    finally:
+        await agent.aclose()
+    assert reply.kind is ReplyKind.ERROR and "'shop' is not a PostgreSQL server" in reply.text
+    assert len(llm_server.requests) == 1
 
 
 def _action(ctx: ToolContext) -> PendingAction:
