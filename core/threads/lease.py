@@ -223,7 +223,8 @@ class _RedisTicket:
         return self._abandoned
 
     async def arrive(self) -> None:
-        await self._arrival
+        # Shielded: cancelling a waiter must not cancel its arrival script in flight (see release()).
+        await asyncio.shield(self._arrival)
 
     async def _register(self) -> None:
         answer = await self._owner._call(self._owner._arrive, self.key, secrets.token_hex(8))
@@ -233,7 +234,7 @@ class _RedisTicket:
         self._valid_until = time.monotonic() + self._owner.lease_s
 
     async def wait(self) -> None:
-        await self._arrival
+        await asyncio.shield(self._arrival)
         await self._local.__aenter__()  # earlier messages of this process go first (they hold lower tickets)
         delay = POLL_MIN_S
         while not self.granted:

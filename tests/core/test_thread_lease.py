@@ -261,3 +261,29 @@ async def test_cancelled_waiter_frees_its_place(redis_url: str, prefix: str) -> 
         await b.aclose()
 
 
+
+
+async def test_a_waiter_cancelled_while_its_arrival_is_in_flight_is_still_released(
+    redis_url: str, prefix: str,
+) -> None:
+    """Cancelling a turn whose arrival script is on its way to Redis must not cancel the script: the ticket
+    is numbered either way, and only a release that follows the arrival keeps the next message from waiting a
+    whole lease and being told an earlier message was lost."""
+    turns = replica(redis_url, prefix, lease_s=30.0)
+    try:
+        for yields in (1, 2):
+            cancelled = turns.enter(f"t{yields}")
+            waiter = asyncio.create_task(cancelled.wait())
+            for _ in range(yields):
+                await asyncio.sleep(0)
+            assert not cancelled._arrival.done()  # the case under test: the script is on its way, unanswered
+            waiter.cancel()
+            outcome = await asyncio.gather(waiter, return_exceptions=True)
+            assert isinstance(outcome[0], asyncio.CancelledError)
+            await cancelled.release()
+            nxt = turns.enter(f"t{yields}")
+            await asyncio.wait_for(nxt.wait(), timeout=5)  # not a 30 s lease
+            assert nxt.abandoned == 0
+            await nxt.release()
+    finally:
+        await turns.aclose()
