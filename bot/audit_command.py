@@ -15,6 +15,7 @@ from rich.table import Table
 from core.approvals.audit import AuditLog, AuditRow
 from core.config import Settings
 from core.db.registry import DatabaseRegistry
+from core.display import utc_text
 from core.errors import PgbotError
 
 _SPAN_RE = re.compile(r"(\d+)\s*([smhdw])")
@@ -98,7 +99,7 @@ def format_rows(rows: list[AuditRow], *, fmt: str) -> str:
 
 def _text(value: object) -> str:
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return utc_text(value.timestamp())
     if isinstance(value, float):
         return f"{value:.1f}"
     return str(value)

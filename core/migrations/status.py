@@ -6,6 +6,7 @@ import datetime as dt
 import time
 from collections.abc import Mapping, Sequence
 
+from core.display import utc_text
 from core.migrations.files import Draft, Folder
 from core.migrations.runner import MigrationState, StatusLine, blocking_problems
 
@@ -13,8 +14,7 @@ _LOUD = (MigrationState.CHANGED, MigrationState.MISSING)
 
 
 def _stamp(value: dt.datetime | float) -> str:
-    moment = value if isinstance(value, dt.datetime) else dt.datetime.fromtimestamp(value, dt.UTC)
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return utc_text(value.timestamp() if isinstance(value, dt.datetime) else value)
 
 
 def status_lines(name: str, folder: Folder, lines: Sequence[StatusLine], drafts: Sequence[Draft], *,
