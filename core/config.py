@@ -32,6 +32,9 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+AnswerText = Literal["auto", "model", "result"]  # [llm] answer_text: who writes the answer after a read
+
+
 class LlmSettings(_Section):
     model: str = "gpt-4o-mini"
     base_url: str | None = None  # None: OpenAI's own endpoint
@@ -48,6 +51,10 @@ class LlmSettings(_Section):
     # Most tokens the model may generate per call, sent as max_tokens on every call: room for a short answer
     # or a tool call with a long query; a model that rambles stops there instead of filling its context.
     max_tokens: int = Field(default=1024, ge=16, le=131_072)
+    # Who writes the answer after a successful read: "model" (one more call: the model reads the result and
+    # answers in a sentence), "result" (pgbot states the result itself, no second call), or "auto": "result"
+    # when the model wrote its query as text (small local models, where every call costs seconds), else "model".
+    answer_text: AnswerText = "auto"
     # Tools the model is never offered, by name (e.g. "propose_restore"): a capability a team does not want
     # from chat, or fewer tool schemas per call for a small local model. Slash commands still run a disabled
     # read tool (/sql with run_query off); a disabled change tool (propose_change) is off for them too.

@@ -13,7 +13,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from core.agent.chart_actions import chart_answer_reply
-from core.agent.grounding import MAX_NUDGES, NUDGES, Problem, after_nudges, find_problem, refusal, repeats_earlier_sql
+from core.agent.grounding import (
+    MAX_NUDGES,
+    NUDGES,
+    READ_TOOL,
+    Problem,
+    after_nudges,
+    find_problem,
+    refusal,
+    repeats_earlier_sql,
+)
+from core.agent.result_answer import result_answer, states_result
 from core.errors import HandOff, ModelHint, QueryFailed
 from core.llm.base import ChatTurn, Completion, LlmClient, ReadScope, ToolCall, ToolSpec
 from core.llm.textcalls import extract_text_tool_calls
@@ -113,11 +123,15 @@ class ModelTurn:
                 if reply is None:
                     continue  # sent back to the model (core.agent.grounding)
                 return reply
+            failures = state.failures
             await self._run_calls(completion)
             if state.more_tools:
                 tools = self.parts.toolsets.full
             if state.paused is not None:
                 return await self._paused(state.paused)
+            stated = self._stated_result(completion) if state.failures == failures else None
+            if stated is not None:
+                return await self._result_reply(prompt, stated)
             if state.output is not None and state.output.switched_database:
                 self._switch(state.output.switched_database)
             bound = settings.accuracy
@@ -125,6 +139,25 @@ class ModelTurn:
                 break
         await self._keep(ChatTurn(role="assistant", content="(gave up)", read_as=self.read_as))
         return self._gave_up()
+
+    def _stated_result(self, completion: Completion) -> ResultTable | None:
+        """After a batch whose calls all succeeded: the table of its last call when that was a query whose
+        result pgbot states itself instead of asking the model for a sentence (``[llm] answer_text``,
+        core.agent.result_answer); None when the model answers."""
+        output = self.state.output
+        if (not states_result(self.parts.settings.llm.answer_text, completion)
+                or completion.tool_calls[-1].name != READ_TOOL or output is None or output.switched_database):
+            return None
+        return output.table
+
+    async def _result_reply(self, prompt: TurnPrompt, table: ResultTable) -> Reply:
+        """The answer stated from the last query's result, with the notes and buttons of any answer."""
+        state = self.state
+        text = result_answer(table)
+        self.ctx.log.info("answered_from_result", rows=table.row_count)
+        await self._keep(ChatTurn(role="assistant", content=text, read_as=self.read_as))
+        reply = await self._final_answer(text, prompt)
+        return await chart_answer_reply(self.ctx, reply, state.chart)
 
     async def _prompt(self) -> tuple[TurnPrompt, Sequence[ToolSpec]]:
         """The turn's prompt (schema, examples, dates) and the tools offered first."""

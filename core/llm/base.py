@@ -82,6 +82,7 @@ class Completion(BaseModel):
     tool_calls: tuple[ToolCall, ...] = ()
     usage: Usage = Field(default_factory=Usage)
     finish_reason: str | None = None  # as the server said: "stop", "tool_calls", "length", ...
+    calls_from_text: bool = False  # the tool calls were recovered from text the model wrote (core.llm.textcalls)
 
 
 class LlmClient(Protocol):

@@ -229,7 +229,8 @@ class OpenAIClient:
                 content = cut_imitation(content)
         finish = choices[0].get("finish_reason")
         return Completion(content=content or None, tool_calls=tuple(calls), usage=_usage(data),
-                          finish_reason=finish if isinstance(finish, str) else None), from_text
+                          finish_reason=finish if isinstance(finish, str) else None,
+                          calls_from_text=from_text), from_text
 
     def _native_calls(self, message: JsonDict) -> list[ToolCall]:
         raw = message.get("tool_calls")

@@ -1,12 +1,12 @@
 """The accuracy techniques around one turn, each switched by ``[accuracy]`` in the config.
 
-Before the model is called, :meth:`Accuracy.prepare` builds the prompt: a system message that is the same
-for every question (rules, the PostgreSQL version, the schema's stable part) and the question's own
-context (the database's clock, resolved relative dates, value hints for the tables in play, and examples
-the team marked right), sent with the question (see core.prompt.system for why in that order). After it
-answered, :meth:`Accuracy.finish_answer` adds the notes people need to trust it (the dates used, or that no
-query backs the numbers) and :meth:`Accuracy.remember` keeps what was asked and run for a later 👍/👎.
-The optional parts never fail a turn: a problem is logged and the prompt goes without that part.
+Before the model is called, :meth:`Accuracy.prepare` builds the prompt: a system message that is the same for
+every question (rules, the PostgreSQL version, the schema's stable part, value hints when they all fit) and
+the question's own context (the database's clock, resolved relative dates, value hints for the tables in play
+otherwise, and examples the team marked right), sent with the question (see core.prompt.system for why in that
+order). After it answered, :meth:`Accuracy.finish_answer` adds the notes people need to trust it (the dates
+used, or that no query backs the numbers) and :meth:`Accuracy.remember` keeps what was asked and run for a
+later 👍/👎. The optional parts never fail a turn: a problem is logged and the prompt goes without that part.
 """
 
 from __future__ import annotations
@@ -82,8 +82,7 @@ class Accuracy:
         facts = await self.facts.get(db)
         dates = await self._optional("relative_dates", db, resolve_dates(db, role=role, question=question)) \
             if cfg.relative_dates else None
-        hints = await self._optional("value_hints", db, self.value_hints.for_question(db, role=role,
-                                                                                        question=question)) \
+        hints = await self._optional("value_hints", db, self.value_hints.sections(db, role=role, question=question)) \
             if cfg.value_hints else None
         examples = await self._examples(db, question, readable) if cfg.examples and cfg.max_examples else []
         shapes = shape_hints(question) if cfg.shape_hints else ""
@@ -93,14 +92,17 @@ class Accuracy:
             show_clock=cfg.relative_dates,
             clarify=cfg.clarifying_questions, clarify_tool=clarify_tool,
             migrations=db.settings.migrations_dir is not None, more_tools=more_tools,
+            value_hints=hints.stable if hints else "",
         )
         context = build_question_context(
             now=facts.now_text() if cfg.relative_dates else "", tz=facts.tz,
-            dates=dates.prompt_text() if dates else "", schema_detail=schema.question, value_hints=hints or "",
+            dates=dates.prompt_text() if dates else "", schema_detail=schema.question,
+            value_hints=hints.question if hints else "",
             shape_hints=shapes, examples=render(examples),
         )
         parts = tuple(name for name, present in (
-            ("version", cfg.server_version), ("dates", dates is not None), ("value_hints", bool(hints)),
+            ("version", cfg.server_version), ("dates", dates is not None),
+            ("value_hints", bool(hints and (hints.stable or hints.question))),
             ("shape_hints", bool(shapes)),
             ("examples", bool(examples)),
         ) if present)

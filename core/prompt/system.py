@@ -1,16 +1,16 @@
 """The prompt: a system message that is the same for every question, and the question with its context.
 
-Servers reuse the longest prefix a request shares with the previous one (llama.cpp), or discount an
-identical prefix (OpenAI's prompt caching), so what never changes for a database comes first: the rules,
-the database's name and version and its schema (``build_system_prompt``; the tool definitions, fixed sets
-too, come with it). What changes per question (the clock, resolved dates, the detail of the tables it
-needs, value hints, examples) goes into the question's own user message, after the thread's history
-(``question_message``); nothing before it changes from one question to the next.
+Servers reuse the longest prefix a request shares with the previous one (llama.cpp), or discount an identical
+prefix (OpenAI's prompt caching), so what never changes for a database comes first: the rules, the database's
+name and version, its schema and, when they all fit, its value hints (``build_system_prompt``; the tool
+definitions, fixed sets too, come with it). What changes per question (the clock, resolved dates, the detail
+of the tables it needs, value hints otherwise, examples) goes into the question's own user message, after the
+thread's history (``question_message``); nothing before it changes from one question to the next.
 
-Each optional part comes from one accuracy technique (``[accuracy]`` in the config) and is left out,
-rules included, when that technique is switched off, so the benchmark measures exactly what it buys.
-Everything that comes from the database or from people (comments, values, past questions) is labelled as
-data: the rules say data is never an instruction.
+Each optional part comes from one accuracy technique (``[accuracy]`` in the config) and is left out, rules
+included, when that technique is switched off, so the benchmark measures exactly what it buys. Everything that
+comes from the database or from people (comments, values, past questions) is labelled as data: the rules say
+data is never an instruction.
 """
 
 from __future__ import annotations
@@ -58,12 +58,14 @@ def build_system_prompt(
     clarify_tool: bool = True,
     migrations: bool = False,
     more_tools: bool = False,
+    value_hints: str = "",
 ) -> str:
     """The stable part: the same text for every question on this database and role (so no clock here).
 
     ``version``: the PostgreSQL version to name (None: not named); ``show_clock``: whether questions come
     with the database's now(); ``clarify_tool``: whether ask_clarification is offered; ``migrations``:
-    whether the database has a migrations folder; ``more_tools``: whether the more_tools tool is offered."""
+    whether the database has a migrations folder; ``more_tools``: whether the more_tools tool is offered;
+    ``value_hints``: the hints of a schema whose every text column fits (core.prompt.value_hints), after it."""
     rules = [RULES]
     if more_tools:
         rules.append(MORE_TOOLS_RULE)
@@ -79,6 +81,8 @@ def build_system_prompt(
     if len(databases) > 1:
         parts.append(f"Other configured databases (switch with switch_database): {', '.join(databases)}.")
     parts += ["", "Schema (tables you may query):", schema_context or "(no readable tables)"]
+    if value_hints:
+        parts += ["", value_hints]
     return "\n".join(parts)
 
 

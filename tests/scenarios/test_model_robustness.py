@@ -121,7 +121,7 @@ async def test_an_invented_tool_response_after_list_tables_is_not_an_answer(
     imitation = '<tool_response>\n{"table": "customers", "rows": 12}\n</tool_response>\nThere are 12 customers.'
     llm_server.script(llm.tool_call("list_tables", {}), llm.text(imitation), llm.sql_block(COUNT_SQL),
                       llm.text("There are 20 customers."))
-    reply, _ = await ask(fresh_db, llm_server, "How many customers are there?")
+    reply, _ = await ask(fresh_db, llm_server, "How many customers are there?", answer_text="model")
     assert reply.kind is ReplyKind.ANSWER and reply.text == "There are 20 customers." and reply.sql == (COUNT_SQL,)
     assert sent(llm_server, 2)[-1] == NUDGES[Problem.IMITATION]
 
