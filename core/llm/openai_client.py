@@ -41,6 +41,10 @@ log = structlog.get_logger(__name__)
 NO_API_KEY = "not-needed"
 # In text mode a fenced ```sql block is a call to this tool with {"sql": ...}.
 TEXT_SQL_TOOL = "run_query"
+# Text mode asks for one fenced block per reply; small models go on explaining it and imitate its result
+# ("Result of run_query: …"), often hundreds of tokens at a few a second. Generation stops at a closed fence
+# followed by a blank line, or an imitated result; the fence cut off is closed again when parsing.
+TEXT_MODE_STOPS = ("```\n\n", "\nResult of ")
 
 ToolMode = Literal["native", "text"]
 JsonDict = dict[str, object]
@@ -161,6 +165,8 @@ class OpenAIClient:
         body: JsonDict = {"model": self._settings.model}
         if mode == "text":
             body["messages"] = _text_messages(messages, tools)
+            if tools:
+                body["stop"] = list(TEXT_MODE_STOPS)
         else:
             body["messages"] = [_native_message(turn) for turn in messages]
             if tools:
@@ -172,7 +178,7 @@ class OpenAIClient:
         if self._settings.temperature is not None:
             body["temperature"] = self._settings.temperature
         body[self._budget_key] = self._settings.max_tokens
-        return self._parse(await self._post(body), tools=tools)
+        return self._parse(await self._post(body), tools=tools, stopped_early=mode == "text" and bool(tools))
 
     async def _post(self, body: JsonDict) -> object:
         try:
@@ -198,8 +204,12 @@ class OpenAIClient:
 
     # -- reply parsing ----------------------------------------------------------------------------
 
-    def _parse(self, data: object, *, tools: Sequence[ToolSpec]) -> tuple[Completion, bool]:
-        """The completion, and whether its tool calls were recovered from text (the model wrote them)."""
+    def _parse(
+        self, data: object, *, tools: Sequence[ToolSpec], stopped_early: bool = False
+    ) -> tuple[Completion, bool]:
+        """The completion, and whether its tool calls were recovered from text (the model wrote them).
+
+        ``stopped_early``: the request sent :data:`TEXT_MODE_STOPS`, so a block may have lost its closing fence."""
         if isinstance(data, str):
             raise self._response_error("not JSON")
         if not isinstance(data, dict):
@@ -214,6 +224,8 @@ class OpenAIClient:
         if not isinstance(message, dict):
             raise self._response_error("no message in the first choice")
         content = strip_reasoning(_content_text(message.get("content")))
+        if stopped_early and content and content.count("```") % 2:
+            content = f"{content.rstrip()}\n```"  # cut at the stop right after its block: close it again
         calls = self._native_calls(message)
         known = {t.name for t in tools}
         from_text = False

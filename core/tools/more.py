@@ -7,7 +7,9 @@ from core.tools.registry import ToolContext, ToolKind, ToolOutput, tool
 MORE_TOOLS = "more_tools"
 
 
-@tool(kind=ToolKind.READ, always=True)
+# Small models call it with the tool and table they are after ({"tool": "describe_table", "table": "orders"});
+# refusing those arguments made one retry the same call until the turn gave up.
+@tool(kind=ToolKind.READ, always=True, extra_arguments=True)
 async def more_tools(ctx: ToolContext) -> ToolOutput:
     """Offer the tools for changes, backups, migrations, diagnostics, indexes and CSV export."""
     return ToolOutput(text="More tools are offered now (changes, backups, migrations, diagnostics, indexes, "

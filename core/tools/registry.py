@@ -162,18 +162,24 @@ class Tool:
 _TOOL_ATTR = "__pgbot_tool__"
 
 
-def tool(*, kind: ToolKind, name: str | None = None, always: bool = False) -> Callable[[ToolFunc], ToolFunc]:
+def tool(
+    *, kind: ToolKind, name: str | None = None, always: bool = False, extra_arguments: bool = False
+) -> Callable[[ToolFunc], ToolFunc]:
     """Mark an async function ``(ctx: ToolContext, **typed args) -> ToolOutput`` as a tool; ``always``: offer
-    it on every model call (the everyday read tools), not only when a question needs it."""
+    it on every model call (the everyday read tools), not only when a question needs it; ``extra_arguments``:
+    ignore arguments it does not take instead of refusing the call (a tool whose arguments change nothing)."""
 
     def mark(func: ToolFunc) -> ToolFunc:
-        setattr(func, _TOOL_ATTR, build_tool(func, kind=kind, name=name, always=always))
+        setattr(func, _TOOL_ATTR, build_tool(func, kind=kind, name=name, always=always,
+                                             extra_arguments=extra_arguments))
         return func
 
     return mark
 
 
-def build_tool(func: ToolFunc, *, kind: ToolKind, name: str | None = None, always: bool = False) -> Tool:
+def build_tool(
+    func: ToolFunc, *, kind: ToolKind, name: str | None = None, always: bool = False, extra_arguments: bool = False
+) -> Tool:
     if not inspect.iscoroutinefunction(func):
         raise TypeError(f"tool {func.__name__} must be async")
     doc = inspect.getdoc(func) or ""
@@ -186,7 +192,7 @@ def build_tool(func: ToolFunc, *, kind: ToolKind, name: str | None = None, alway
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[param.name] = (annotation, Field(default, description=arg_docs.get(param.name)))
     model = create_model(
-        f"{func.__name__}_arguments", __config__=ConfigDict(extra="forbid"), **fields
+        f"{func.__name__}_arguments", __config__=ConfigDict(extra="ignore" if extra_arguments else "forbid"), **fields
     )
     return Tool(name=name or func.__name__, kind=kind, description=description, arguments=model, func=func,
                 always=always)

@@ -16,7 +16,7 @@ from core.config import LlmSettings
 from core.errors import LlmAuthError, LlmError, LlmRateLimitError, LlmResponseError, LlmUnavailableError
 from core.llm.base import ChatTurn, Completion, ToolCall, ToolSpec
 from core.llm.memory import ScriptedLlm, ScriptExhaustedError, call
-from core.llm.openai_client import OpenAIClient, normalize_base_url
+from core.llm.openai_client import TEXT_MODE_STOPS, OpenAIClient, normalize_base_url
 from core.llm.textcalls import extract_sql_block, extract_text_tool_calls
 from tests.llm_server import (
     JsonObject,
@@ -244,6 +244,30 @@ async def test_text_mode_sends_no_tools_and_reads_sql_blocks(server: ScriptedLlm
     messages = server.requests[1]["messages"]
     assert messages[2] == {"role": "assistant", "content": "```sql\nSELECT count(*) FROM users\n```"}
     assert messages[3] == {"role": "user", "content": "Result of run_query: count\n42"}
+
+
+async def test_text_mode_stops_after_the_block_and_closes_the_fence_the_stop_cut(server: ScriptedLlmServer) -> None:
+    # What a server sends back when generation stopped at TEXT_MODE_STOPS: the block without its closing fence.
+    server.script(text("I will count them.\n```sql\nSELECT count(*) FROM users;\n"),
+                  text('```json\n{"name": "describe_table", "arguments": {"table": "users"}}\n'),
+                  text("There are 42 users; I used ```count(*)``` for it."), text("42 users."))
+    async with client_for(server.base_url, tool_mode="text") as client:
+        cut_sql = await client.complete(QUESTION, TOOLS)
+        cut_json = await client.complete(QUESTION, TOOLS)
+        prose = await client.complete(QUESTION, TOOLS)
+        await client.complete(QUESTION, [])  # no tools, nothing to stop for
+    assert json.loads(cut_sql.tool_calls[0].arguments) == {"sql": "SELECT count(*) FROM users;"}
+    assert cut_sql.calls_from_text and cut_sql.content == "I will count them."
+    assert cut_json.tool_calls[0].name == "describe_table"
+    assert prose.tool_calls == () and prose.content == "There are 42 users; I used ```count(*)``` for it."
+    assert [r.get("stop") for r in server.requests] == [list(TEXT_MODE_STOPS)] * 3 + [None]
+
+
+async def test_native_mode_sends_no_stop_sequences(server: ScriptedLlmServer) -> None:
+    server.script(text("42 users."))
+    async with client_for(server.base_url, tool_mode="native") as client:
+        completion = await client.complete(QUESTION, TOOLS)
+    assert "stop" not in server.requests[0] and not completion.calls_from_text
 
 
 async def test_auto_mode_switches_to_text_when_tools_are_rejected_and_remembers() -> None:
