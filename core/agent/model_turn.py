@@ -201,7 +201,9 @@ class ModelTurn:
         more_tools first: the offer is a prompt-size economy, not a permission, which roles and approvals are.
         """
         unoffered = set(self.parts.tools.names) - offered
-        rest, calls = extract_text_tool_calls(content, unoffered, first_id=10_000 + len(self.new_turns))
+        parameters = {spec.name: spec.parameter_names() for spec in self.parts.tools.specs() if spec.name in unoffered}
+        rest, calls = extract_text_tool_calls(content, unoffered, first_id=10_000 + len(self.new_turns),
+                                              parameters=parameters)
         if not calls:
             return None
         self.ctx.log.info("unoffered_tool_called", tools=[call.name for call in calls])

@@ -62,6 +62,11 @@ class ToolSpec(BaseModel):
     description: str
     parameters: dict[str, object] = Field(default_factory=dict)
 
+    def parameter_names(self) -> tuple[str, ...]:
+        """The argument names its JSON schema declares (``properties``)."""
+        properties = self.parameters.get("properties")
+        return tuple(properties) if isinstance(properties, dict) else ()
+
 
 class Usage(BaseModel):
     prompt_tokens: int = 0

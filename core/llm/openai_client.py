@@ -45,6 +45,9 @@ TEXT_SQL_TOOL = "run_query"
 # ("Result of run_query: …"), often hundreds of tokens at a few a second. Generation stops at a closed fence
 # followed by a blank line, or an imitated result; the fence cut off is closed again when parsing.
 TEXT_MODE_STOPS = ("```\n\n", "\nResult of ")
+# Small models read the end of the prompt most: said there, the reply is the block alone, not a paragraph
+# of explanation first (about 50 tokens, several seconds on a small CPU, per call).
+TEXT_MODE_REMINDER = "(Reply with only one ```sql block to query, or answer in a sentence.)"
 
 ToolMode = Literal["native", "text"]
 JsonDict = dict[str, object]
@@ -230,7 +233,8 @@ class OpenAIClient:
         known = {t.name for t in tools}
         from_text = False
         if not calls and known and content:
-            content, calls = extract_text_tool_calls(content, known, first_id=self._ids + 1)
+            content, calls = extract_text_tool_calls(content, known, first_id=self._ids + 1,
+                                                     parameters={t.name: t.parameter_names() for t in tools})
             self._ids += len(calls)
             if not calls and TEXT_SQL_TOOL in known:  # SQL written instead of a call, in any mode
                 content, sql = sql_in_text(content)
@@ -358,9 +362,12 @@ def _text_messages(turns: Sequence[ChatTurn], tools: Sequence[ToolSpec]) -> list
     """The conversation without native tool fields: calls as assistant text, results as user turns.
 
     The tool guide is appended to the first system message rather than sent as a second one: several
-    chat templates (Gemma, some Mistral builds) refuse a system message anywhere but first.
+    chat templates (Gemma, some Mistral builds) refuse a system message anywhere but first. Each message of
+    the user's ends with :data:`TEXT_MODE_REMINDER` (every one, not only the last, so a request still
+    starts with the previous one and the server can reuse it).
     """
     guide = _text_mode_guide(tools)
+    reminder = TEXT_MODE_REMINDER if any(t.name == TEXT_SQL_TOOL for t in tools) else ""
     names: dict[str, str] = {}
     out: list[JsonDict] = []
     previous_was_result = False
@@ -378,6 +385,8 @@ def _text_messages(turns: Sequence[ChatTurn], tools: Sequence[ToolSpec]) -> list
         if turn.role == "assistant":
             names.update({c.id: c.name for c in turn.tool_calls})
             out.append({"role": "assistant", "content": _assistant_text(turn)})
+        elif turn.role == "user" and reminder:
+            out.append({"role": "user", "content": f"{turn.content or ''}\n\n{reminder}"})
         else:
             out.append({"role": turn.role, "content": turn.content or ""})
     if out and out[0]["role"] == "system":

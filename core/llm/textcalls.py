@@ -6,7 +6,8 @@ instead of ``tool_calls``. These pure functions recover them so the agent loop s
 * a fenced block: ```json {"name": "run_query", "arguments": {"sql": "..."}} ```, also after prose
   (``arguments`` may be an object or a JSON string; ``parameters``/``args``/``input`` are accepted as
   aliases, ``tool``/``tool_name`` for ``name``, and ``{"function": {...}}`` / ``{"tool_calls": [...]}``
-  wrappers are unwrapped);
+  wrappers are unwrapped; arguments written beside the name, ``{"name": "describe_table", "table": "x"}``,
+  are taken when the caller names each tool's parameters and every key is one of them);
 * ``<tool_call>{...}</tool_call>`` tags (Qwen / Hermes chat templates), closing tag optional;
 * a bare JSON object (or list of them, optionally after Mistral's ``[TOOL_CALLS]`` marker) that is
   exactly such a call;
@@ -26,6 +27,7 @@ import io
 import json
 import re
 import tokenize
+from collections.abc import Collection, Mapping
 
 from pglast.parser import ParseError, parse_sql
 
@@ -90,12 +92,18 @@ def cut_imitation(content: str) -> str:
     return _tidy(content[: match.start()]) if match else content
 
 
-def extract_text_tool_calls(content: str, known_tools: set[str], *, first_id: int = 1) -> tuple[str, list[ToolCall]]:
+def extract_text_tool_calls(
+    content: str, known_tools: set[str], *, first_id: int = 1, parameters: Mapping[str, Collection[str]] | None = None
+) -> tuple[str, list[ToolCall]]:
     """Split ``content`` into the text that remains and the tool calls written in it.
 
     Ids are ``call_text_<n>`` counting from ``first_id`` (callers pass a running counter so ids stay
-    unique within a conversation). Arguments stay raw JSON text; the agent validates them.
+    unique within a conversation). Arguments stay raw JSON text; the agent validates them. ``parameters``:
+    each tool's argument names; with them, arguments written beside the name are taken when every one is
+    the tool's (``{"name": "describe_table", "table": "x"}``), while an example such as ``{"name":
+    "run_query", "note": "…"}`` stays text.
     """
+    flat = parameters or {}
     found: list[tuple[str, str]] = []
     text = content
 
@@ -105,7 +113,7 @@ def extract_text_tool_calls(content: str, known_tools: set[str], *, first_id: in
         for match in pattern.finditer(text):
             if langs is not None and match.group(1).lower() not in langs:
                 continue
-            calls = _parse_calls(_unfence(match.group(group)), known_tools)
+            calls = _parse_calls(_unfence(match.group(group)), known_tools, flat)
             if not calls:
                 continue
             found.extend(calls)
@@ -120,7 +128,7 @@ def extract_text_tool_calls(content: str, known_tools: set[str], *, first_id: in
         bare = text.strip()
         if bare.startswith(_MISTRAL_MARKER):
             bare = bare[len(_MISTRAL_MARKER) :].strip()
-        calls = _parse_calls(bare, known_tools) if bare[:1] in ("{", "[") else []
+        calls = _parse_calls(bare, known_tools, flat) if bare[:1] in ("{", "[") else []
         if calls:
             found.extend(calls)
             text = ""
@@ -205,18 +213,22 @@ def _unfence(payload: str) -> str:
     return match.group(2).strip() if match else payload
 
 
-def _parse_calls(payload: str, known_tools: set[str]) -> list[tuple[str, str]]:
+def _parse_calls(
+    payload: str, known_tools: set[str], flat: Mapping[str, Collection[str]]
+) -> list[tuple[str, str]]:
     data = load_jsonish(payload)
     if isinstance(data, dict) and set(data) == {"tool_calls"}:
         data = data["tool_calls"]
     items = data if isinstance(data, list) else [data]
-    calls = [_call_from_object(item, known_tools) for item in items]
+    calls = [_call_from_object(item, known_tools, flat) for item in items]
     if not calls or any(call is None for call in calls):
         return []  # all or nothing: a list with one stray object is not a list of calls
     return [call for call in calls if call is not None]
 
 
-def _call_from_object(obj: object, known_tools: set[str]) -> tuple[str, str] | None:
+def _call_from_object(
+    obj: object, known_tools: set[str], flat: Mapping[str, Collection[str]]
+) -> tuple[str, str] | None:
     if not isinstance(obj, dict):
         return None
     inner = obj.get("function")
@@ -226,7 +238,10 @@ def _call_from_object(obj: object, known_tools: set[str]) -> tuple[str, str] | N
     args = [obj[key] for key in _ARGUMENT_KEYS if key in obj]
     if len(names) != 1 or len(args) > 1 or not isinstance(names[0], str) or names[0] not in known_tools:
         return None
-    if set(obj) - set(_NAME_KEYS) - set(_ARGUMENT_KEYS) - _OTHER_KEYS:
+    rest = {key: value for key, value in obj.items() if key not in _NAME_KEYS and key not in _OTHER_KEYS}
+    if not args and rest and set(rest) <= set(flat.get(names[0], ())):  # {"name": "describe_table", "table": "x"}
+        return names[0], _dump(rest)
+    if set(rest) - set(_ARGUMENT_KEYS):
         return None  # not exactly a call: some other JSON that happens to carry a tool's name
     return names[0], repair_arguments(args[0] if args else None)
 

@@ -90,12 +90,12 @@ class Accuracy:
             database=db.name, databases=databases, schema_context=schema.stable,
             version=facts.version.split(" (")[0] if cfg.server_version else None,  # no distro suffix
             show_clock=cfg.relative_dates,
+            today=f"{facts.now():%Y-%m-%d} (database time zone {facts.tz})" if cfg.relative_dates else "",
             clarify=cfg.clarifying_questions, clarify_tool=clarify_tool,
             migrations=db.settings.migrations_dir is not None, more_tools=more_tools,
             value_hints=hints.stable if hints else "",
         )
         context = build_question_context(
-            now=facts.now_text() if cfg.relative_dates else "", tz=facts.tz,
             dates=dates.prompt_text() if dates else "", schema_detail=schema.question,
             value_hints=hints.question if hints else "",
             shape_hints=shapes, examples=render(examples),

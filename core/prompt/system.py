@@ -2,10 +2,11 @@
 
 Servers reuse the longest prefix a request shares with the previous one (llama.cpp), or discount an identical
 prefix (OpenAI's prompt caching), so what never changes for a database comes first: the rules, the database's
-name and version, its schema and, when they all fit, its value hints (``build_system_prompt``; the tool
-definitions, fixed sets too, come with it). What changes per question (the clock, resolved dates, the detail
-of the tables it needs, value hints otherwise, examples) goes into the question's own user message, after the
-thread's history (``question_message``); nothing before it changes from one question to the next.
+name and version, today's date (it changes once a day), its schema and, when they all fit, its value hints
+(``build_system_prompt``; the tool definitions, fixed sets too, come with it). What changes per question
+(resolved dates with the clock, the detail of the tables it needs, value hints otherwise, examples) goes into
+the question's own user message, after the thread's history (``question_message``); nothing before it changes
+from one question to the next.
 
 Each optional part comes from one accuracy technique (``[accuracy]`` in the config) and is left out, rules
 included, when that technique is switched off, so the benchmark measures exactly what it buys. Everything that
@@ -32,8 +33,8 @@ calling tools; never invent numbers.
 
 MORE_TOOLS_RULE = """- If the request needs a tool you were not offered (a change, backup, migration, diagnosis, index
   or export), call more_tools first."""
-DATES_RULE = """- Relative dates ("last week") are relative to the database's now(), given with the question; say
-  which dates you used."""
+DATES_RULE = """- Relative dates ("last week") are relative to the database's now() (today's date is below; ranges
+  resolved for a question come with it); say which dates you used."""
 MIGRATIONS_RULE = """- This database keeps schema migrations: schema changes (add, alter or drop a column, table, index
   or constraint) go through propose_migration, with a down_sql that undoes the up_sql exactly."""
 CLARIFY_RULE = """- If the request is ambiguous in a way that changes the answer (which measure, period or definition),
@@ -54,6 +55,7 @@ def build_system_prompt(
     schema_context: str,
     version: str | None = None,
     show_clock: bool = True,
+    today: str = "",
     clarify: bool = True,
     clarify_tool: bool = True,
     migrations: bool = False,
@@ -62,8 +64,9 @@ def build_system_prompt(
 ) -> str:
     """The stable part: the same text for every question on this database and role (so no clock here).
 
-    ``version``: the PostgreSQL version to name (None: not named); ``show_clock``: whether questions come
-    with the database's now(); ``clarify_tool``: whether ask_clarification is offered; ``migrations``:
+    ``version``: the PostgreSQL version to name (None: not named); ``show_clock``: whether the rules speak of
+    the database's clock; ``today``: its date and time zone, which change once a day (never the time: that
+    would change the stable part on every call); ``clarify_tool``: whether ask_clarification is offered; ``migrations``:
     whether the database has a migrations folder; ``more_tools``: whether the more_tools tool is offered;
     ``value_hints``: the hints of a schema whose every text column fits (core.prompt.value_hints), after it."""
     rules = [RULES]
@@ -78,6 +81,8 @@ def build_system_prompt(
     parts = ["\n".join(rules), ""]
     named = f" (PostgreSQL {version})" if version else ""
     parts.append(f"Current database: {database}{named}.")
+    if today:
+        parts.append(f"Today is {today}.")
     if len(databases) > 1:
         parts.append(f"Other configured databases (switch with switch_database): {', '.join(databases)}.")
     parts += ["", "Schema (tables you may query):", schema_context or "(no readable tables)"]
@@ -88,8 +93,6 @@ def build_system_prompt(
 
 def build_question_context(
     *,
-    now: str = "",
-    tz: str = "",
     dates: str = "",
     schema_detail: str = "",
     value_hints: str = "",
@@ -98,9 +101,7 @@ def build_question_context(
 ) -> str:
     """The part that changes per question, sent with it (empty parts are left out)."""
     parts = []
-    if now and not dates:  # resolved dates state now() themselves
-        parts.append(f"The database's now() is {now} (time zone {tz or '?'}).")
-    if dates:
+    if dates:  # they state now() themselves; the system message has today's date
         parts.append(dates)
     if schema_detail:
         parts.append(schema_detail)

@@ -58,13 +58,17 @@ def test_arguments_are_repaired_to_json_text_or_left_for_validation() -> None:
     '{"tool_calls": [{"type": "function", "function": {"name": "run_query", "arguments": {"sql": "SELECT 1"}}}]}',
     '{"name": "run_query", "arguments": "{\\"sql\\": \\"SELECT 1\\"}", "id": "x", "index": 0}',
     "<tool_call>\n{'name': 'run_query', 'arguments': {'sql': 'SELECT 1',},}\n</tool_call>",
+    '```json\n{"name": "run_query", "sql": "SELECT 1"}\n```',  # flat: the arguments beside the name (1.5B model)
 ])
 def test_call_variants_are_recovered(content: str) -> None:
-    rest, calls = extract_text_tool_calls(content, KNOWN)
+    rest, calls = extract_text_tool_calls(content, KNOWN, parameters={"run_query": ("sql",)})
     assert rest == "" and [(c.name, json.loads(c.arguments)) for c in calls] == [("run_query", {"sql": "SELECT 1"})]
 
 
 def test_objects_that_are_not_exactly_calls_stay_text() -> None:
+    flat = {"run_query": ("sql",)}
+    assert extract_text_tool_calls('{"name": "run_query", "note": "x"}', KNOWN, parameters=flat)[1] == []
+    assert extract_text_tool_calls('{"name": "run_query", "sql": "SELECT 1"}', KNOWN)[1] == []  # names unknown
     for content in ('{"name": "run_query", "arguments": {}, "note": "x"}', '{"name": "drop_db", "arguments": {}}',
                     '{"name": "run_query", "tool": "list_tables"}'):
         assert extract_text_tool_calls(content, KNOWN)[1] == []

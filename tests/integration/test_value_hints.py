@@ -79,3 +79,16 @@ async def test_big_schemas_only_get_the_tables_in_play(demo_db: PgDatabase) -> N
     # The table, the column and a value ("urgent") named; then employees.role, whose value 'support' is named.
     assert chosen == ["public.support_tickets.priority", "public.employees.role", "public.support_tickets.subject"]
     assert await hints.columns(demo_db, role=None, question="what is the meaning of life") == []
+
+
+async def test_hints_that_all_fit_are_the_same_text_for_every_question(demo_db: PgDatabase) -> None:
+    hints = ValueHints()
+    first = await hints.sections(demo_db, role=None, question="orders by status")
+    second = await hints.sections(demo_db, role=None, question="customers in Germany")
+    assert first.stable and first == second and first.question == ""  # byte-identical: the system message's end
+    assert "public.orders.status: " in first.stable and "'Germany'" in first.stable
+    assert first.stable.index("public.customers.") < first.stable.index("public.orders.")  # catalog order
+    small = ValueHints(max_columns=2)  # more candidate columns than the budget: per question, as before
+    narrow = await small.sections(demo_db, role=None, question="orders by status")
+    assert narrow.stable == "" and "public.orders.status" in narrow.question
+    assert narrow.question == await small.for_question(demo_db, role=None, question="orders by status")

@@ -55,12 +55,13 @@ async def test_consecutive_questions_share_the_prefix_through_the_schema_and_the
     system = messages(first)[0]
     assert system["role"] == "system" and "public.orders(" in system["content"]
     assert "now() is" not in system["content"]  # the clock changes every call: never in the stable part
+    assert "\nToday is 20" in system["content"] and "(database time zone " in system["content"]  # once a day
     for later in (step_two, other, follow_up):
         assert messages(later)[0] == system  # byte for byte: the schema and rules are reused
         assert json.dumps(later["tools"]) == json.dumps(first["tools"])  # the same tools, in the same order
     # The question's own material rides with it, last: the clock, the resolved dates, the question.
     asked = messages(other)[-1]["content"]
-    assert "The database's now() is" in messages(first)[-1]["content"]
+    assert messages(first)[-1]["content"] == "How many orders shipped?"  # nothing of its own to add
     assert "from the database's clock (now() = " in asked and '"last month": from' in asked
     assert asked.endswith("\n\nQuestion: How many orders were placed last month?")
     # Within a turn, each call extends the previous one: everything sent before is sent again unchanged.
