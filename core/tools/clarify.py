@@ -18,13 +18,12 @@ MAX_OPTION_CHARS = 80  # a button label (Discord allows 80 characters, Slack 75 
 
 @tool(kind=ToolKind.READ, always=True)
 async def ask_clarification(ctx: ToolContext, question: str, options: list[str] | None = None) -> ToolOutput:
-    """Ask the user one short clarifying question when the request is ambiguous in a way that changes the
-    answer (which measure, which period, which definition). The turn ends; the user's reply comes back as the
-    next message.
+    """Ask the user one short question when the request is ambiguous in a way that changes the answer. The
+    reply comes back as the next message.
 
     Args:
-        question: one short question for the user, e.g. "Revenue before or after refunds?"
-        options: up to 5 short answers the user can pick with one click, e.g. ["before refunds", "after refunds"]
+        question: e.g. "Revenue before or after refunds?"
+        options: up to 5 short answers to pick, e.g. ["before refunds", "after refunds"]
     """
     return ToolOutput(text="The question was posted in the thread. Stop now and wait for the user's reply.",
                       pause=Clarification(question=clarification_text(question),
