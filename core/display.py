@@ -155,8 +155,8 @@ def display_table(
         count, room = _columns_within(table.columns, formatted, count=count, width=width)
         if room is not None:  # the last kept column is cut to the width left, not dropped
             last = count - 1
-            names[last] = _shorten(names[last], room)
-            formatted[last] = [_shorten(text, room) for text in formatted[last]]
+            names[last] = shorten(names[last], room)
+            formatted[last] = [shorten(text, room) for text in formatted[last]]
             cut_any = True
     kept_kinds = kinds[:count]
     zone = zone_name if any(k == TIMESTAMPTZ for k in kept_kinds) else None
@@ -194,7 +194,8 @@ def _columns_within(
     return count, None
 
 
-def _shorten(text: str, limit: int) -> str:
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, the last one an ellipsis when anything was cut."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

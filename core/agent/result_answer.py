@@ -11,7 +11,7 @@ import re
 
 from core.column_kinds import BOOL, DATE, INTERVAL, NUMBERS, TEXT, TIMESTAMP, TIMESTAMPTZ
 from core.config import AnswerText
-from core.display import MAX_CELL, format_value, rows_text, zone_of
+from core.display import MAX_CELL, format_value, rows_text, shorten, zone_of
 from core.llm.base import Completion
 from core.messages import ResultTable
 
@@ -45,4 +45,4 @@ def result_answer(table: ResultTable) -> str:
 
 def _quoted(text: str) -> str:
     flat = " ".join(text.replace("`", "'").split())
-    return f"`{flat if len(flat) <= MAX_CELL else flat[: MAX_CELL - 1] + '…'}`"
+    return f"`{shorten(flat, MAX_CELL)}`"

@@ -181,7 +181,7 @@ class OpenAIClient:
         if self._settings.temperature is not None:
             body["temperature"] = self._settings.temperature
         body[self._budget_key] = self._settings.max_tokens
-        return self._parse(await self._post(body), tools=tools, stopped_early=mode == "text" and bool(tools))
+        return self._parse(await self._post(body), tools=tools, stopped_early="stop" in body)
 
     async def _post(self, body: JsonDict) -> object:
         try:

@@ -2,8 +2,8 @@
 
 Before the model is called, :meth:`Accuracy.prepare` builds the prompt: a system message that is the same for
 every question (rules, the PostgreSQL version, the schema's stable part, value hints when they all fit) and
-the question's own context (the database's clock, resolved relative dates, value hints for the tables in play
-otherwise, and examples the team marked right), sent with the question (see core.prompt.system for why in that
+the question's own context (resolved relative dates with the database's clock, value hints for the tables in
+play otherwise, and examples the team marked right), sent with the question (see core.prompt.system for why in that
 order). After it answered, :meth:`Accuracy.finish_answer` adds the notes people need to trust it (the dates
 used, or that no query backs the numbers) and :meth:`Accuracy.remember` keeps what was asked and run for a
 later 👍/👎. The optional parts never fail a turn: a problem is logged and the prompt goes without that part.
@@ -89,7 +89,6 @@ class Accuracy:
         system = build_system_prompt(
             database=db.name, databases=databases, schema_context=schema.stable,
             version=facts.version.split(" (")[0] if cfg.server_version else None,  # no distro suffix
-            show_clock=cfg.relative_dates,
             today=f"{facts.now():%Y-%m-%d} (database time zone {facts.tz})" if cfg.relative_dates else "",
             clarify=cfg.clarifying_questions, clarify_tool=clarify_tool,
             migrations=db.settings.migrations_dir is not None, more_tools=more_tools,

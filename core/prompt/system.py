@@ -54,7 +54,6 @@ def build_system_prompt(
     databases: Sequence[str],
     schema_context: str,
     version: str | None = None,
-    show_clock: bool = True,
     today: str = "",
     clarify: bool = True,
     clarify_tool: bool = True,
@@ -64,17 +63,18 @@ def build_system_prompt(
 ) -> str:
     """The stable part: the same text for every question on this database and role (so no clock here).
 
-    ``version``: the PostgreSQL version to name (None: not named); ``show_clock``: whether the rules speak of
-    the database's clock; ``today``: its date and time zone, which change once a day (never the time: that
-    would change the stable part on every call); ``clarify_tool``: whether ask_clarification is offered; ``migrations``:
-    whether the database has a migrations folder; ``more_tools``: whether the more_tools tool is offered;
-    ``value_hints``: the hints of a schema whose every text column fits (core.prompt.value_hints), after it."""
+    ``version``: the PostgreSQL version to name (None: not named); ``today``: the database's date and time
+    zone, which change once a day (never the time: that would change the stable part on every call); with it,
+    the rules say how relative dates are resolved ("" when that technique is off); ``clarify_tool``: whether
+    ask_clarification is offered; ``migrations``: whether the database has a migrations folder;
+    ``more_tools``: whether the more_tools tool is offered; ``value_hints``: the hints of a schema whose every
+    text column fits (core.prompt.value_hints), after it."""
     rules = [RULES]
     if more_tools:
         rules.append(MORE_TOOLS_RULE)
     if migrations:
         rules.append(MIGRATIONS_RULE)
-    if show_clock:
+    if today:
         rules.append(DATES_RULE)
     if clarify:
         rules.append(CLARIFY_RULE if clarify_tool else CLARIFY_RULE_NO_TOOL)
